@@ -1,0 +1,81 @@
+"""The one exception hierarchy of ih5.
+
+Every error carries the path it is about (``path``, may be ``None``) and a
+message that says what to do next. Each concrete error also subclasses the
+builtin a caller would naturally catch, and every error pickles, because
+errors cross process boundaries in multi-process packing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+class Ih5Error(Exception):
+    """Base class of every error ih5 raises on purpose."""
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = os.fspath(path) if path is not None else None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.path))
+
+
+# --- fs floor -------------------------------------------------------------
+
+
+class FileLockError(Ih5Error):
+    """A lock could not be taken or released."""
+
+
+class FileLockTimeoutError(FileLockError, TimeoutError):
+    """The lock stayed busy until the timeout ran out."""
+
+
+class UnserializableDataError(Ih5Error, TypeError):
+    """Data given to a JSON writer cannot be written as strict JSON."""
+
+
+class CorruptDocumentError(Ih5Error, ValueError):
+    """An existing JSON sidecar is not valid JSON; it was left as it was."""
+
+
+class UnreadableDocumentError(Ih5Error, OSError):
+    """An existing JSON sidecar cannot be read (permissions, I/O error)."""
+
+
+class HashsumFormatError(Ih5Error, ValueError):
+    """A hashsum string is not of the form ``ALG:HEX`` with a known algorithm."""
+
+
+# --- metadata floor -------------------------------------------------------
+
+
+class MetadataWriteError(Ih5Error):
+    """A plate metadata update failed; nothing was written."""
+
+
+class MetadataValidationError(Ih5Error, ValueError):
+    """A plate metadata document does not have the expected shape."""
+
+    def __init__(
+        self,
+        message: str,
+        path: str | os.PathLike[str] | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, path)
+        self.problems = problems
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.path, self.problems))
+
+
+class MigrationError(Ih5Error):
+    """A legacy plate metadata document could not be migrated."""

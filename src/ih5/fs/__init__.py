@@ -1,0 +1,48 @@
+"""The ground floor: locks, crash-safe writes, locked JSON updates and hashsums."""
+
+from ih5.fs.atomic import (
+    atomic_write_bytes,
+    fsync_directory,
+    is_temp_name,
+    replace_file,
+    sweep_stale_temp_files,
+    temp_path_for,
+)
+from ih5.fs.hashing import (
+    DEFAULT_ALGORITHM,
+    HASH_ALGORITHMS,
+    hashsum_bytes,
+    hashsum_file,
+    hashsum_stream,
+    parse_hashsum,
+)
+from ih5.fs.jsonfile import (
+    atomic_update_json,
+    atomic_write_json,
+    encode_json,
+    locked_json,
+    read_json,
+)
+from ih5.fs.lock import file_lock, lock_path_for
+
+__all__ = [
+    "DEFAULT_ALGORITHM",
+    "HASH_ALGORITHMS",
+    "atomic_update_json",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "encode_json",
+    "file_lock",
+    "fsync_directory",
+    "hashsum_bytes",
+    "hashsum_file",
+    "hashsum_stream",
+    "is_temp_name",
+    "lock_path_for",
+    "locked_json",
+    "parse_hashsum",
+    "read_json",
+    "replace_file",
+    "sweep_stale_temp_files",
+    "temp_path_for",
+]

@@ -1,0 +1,135 @@
+"""Crash-safe replacement of files: a reader sees the old bytes or the new, never a mix.
+
+Recipe: write a temp file in the target's directory, fsync it, ``os.replace``
+it over the target, fsync the directory. Temp files carry the writer's pid so
+that a later writer can tell leftovers of killed writers from live work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import stat
+import time
+from pathlib import Path
+
+TEMP_SUFFIX = ".ih5tmp"
+_TEMP_NAME = re.compile(
+    r"^\.(?P<target>.+)\.(?P<pid>\d+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$"
+)
+
+STALE_TEMP_AGE = 3600.0
+"""Temp files older than this (seconds) are stale even if their pid is alive (pid reuse)."""
+
+
+def temp_path_for(path: str | os.PathLike[str]) -> Path:
+    """Return a fresh, unique temp path beside ``path`` that names this process."""
+    target = Path(path)
+    token = secrets.token_hex(4)
+    return target.with_name(f".{target.name}.{os.getpid()}-{token}{TEMP_SUFFIX}")
+
+
+def is_temp_name(name: str) -> bool:
+    """Tell whether a file name is one of ih5's temp files."""
+    return _TEMP_NAME.match(name) is not None
+
+
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make a rename or unlink inside ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _existing_mode(path: str | os.PathLike[str]) -> int | None:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _unlink_quietly(path: str | os.PathLike[str]) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def replace_file(temp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Durably move a complete, closed ``temp`` file over ``target`` in the same directory."""
+    fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, target)
+    fsync_directory(Path(target).absolute().parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | memoryview) -> None:
+    """Replace ``path`` with ``data`` atomically and durably.
+
+    The new file keeps the permission bits of the file it replaces; a new
+    file gets 0644 under the umask. On any failure the temp file is removed
+    and ``path`` is unchanged.
+    """
+    target = Path(path)
+    mode = _existing_mode(target)
+    temp = temp_path_for(target)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            view = memoryview(data).cast("B")
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException:
+        _unlink_quietly(temp)
+        raise
+    fsync_directory(target.absolute().parent)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temp_files(
+    path: str | os.PathLike[str], max_age: float = STALE_TEMP_AGE
+) -> list[Path]:
+    """Remove temp files for ``path`` left by writers that died; return what was removed.
+
+    A temp file is stale when its writer process no longer exists or it is
+    older than ``max_age`` seconds. Call it while holding the target's lock.
+    """
+    target = Path(path)
+    directory = target.absolute().parent
+    removed: list[Path] = []
+    now = time.time()
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            match = _TEMP_NAME.match(entry.name)
+            if match is None or match["target"] != target.name:
+                continue
+            try:
+                age = now - entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:
+                continue
+            if age > max_age or not _pid_alive(int(match["pid"])):
+                _unlink_quietly(entry.path)
+                removed.append(Path(entry.path))
+    if removed:
+        fsync_directory(directory)
+    return removed

@@ -1,0 +1,237 @@
+"""Exclusive locks on a sidecar lock file, safe across processes and threads.
+
+The lock for ``target`` lives in ``target + ".lock"``, which is never deleted:
+deleting a lock file after releasing it lets two processes hold "the" lock on
+different inodes, the bug that lost updates in the published implementation.
+
+Waiting hands over at once: a contended acquire blocks in ``flock`` on a
+helper thread (the kernel wakes it the moment the holder unlocks) while the
+caller waits for that thread with a deadline on the monotonic clock.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ih5.errors import FileLockError, FileLockTimeoutError
+
+LOCK_SUFFIX = ".lock"
+
+_UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+
+
+def lock_path_for(path: str | os.PathLike[str]) -> Path:
+    """Return the lock file that guards ``path`` (its name + ``.lock``)."""
+    return Path(os.fspath(path) + LOCK_SUFFIX)
+
+
+def _flock_error(exc: OSError, lock_path: str) -> OSError:
+    """Turn an ``flock`` failure into an OSError of the same kind naming the lock file."""
+    code = exc.errno if exc.errno is not None else errno.EIO
+    reason = os.strerror(code)
+    if code in _UNSUPPORTED:
+        reason += "; this filesystem does not support file locking, keep the file on a local disk"
+    return OSError(code, reason, lock_path)
+
+
+def _open_lock_file(lock_path: str) -> int:
+    # OS errors (permission denied, not a directory, too many open files)
+    # propagate as they are: they are never a sign that the lock is busy.
+    return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def _try_flock(fd: int, lock_path: str) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        raise _flock_error(exc, lock_path) from exc
+    return True
+
+
+def _is_current(fd: int, lock_path: str) -> bool:
+    """Tell whether ``fd`` is still the file at ``lock_path`` (nobody deleted or replaced it)."""
+    try:
+        on_disk = os.stat(lock_path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
+class _FlockWaiter:
+    """Blocks in ``flock`` on a daemon thread so that the caller can give up.
+
+    The waiter owns ``fd`` until :meth:`wait` reports success; a waiter that
+    is abandoned closes ``fd`` itself once ``flock`` returns, which releases
+    the lock it may just have been handed.
+    """
+
+    def __init__(self, fd: int, lock_path: str) -> None:
+        self._fd = fd
+        self._lock_path = lock_path
+        self._mutex = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self._error: OSError | None = None
+        threading.Thread(target=self._run, name=f"ih5-lock-wait:{lock_path}", daemon=True).start()
+
+    def _run(self) -> None:
+        error: OSError | None = None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            error = _flock_error(exc, self._lock_path)
+        with self._mutex:
+            if self._abandoned:
+                os.close(self._fd)
+                return
+            self._error = error
+            self._done.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait for the lock; True hands ``fd`` (locked) back to the caller."""
+        interrupted = True
+        try:
+            self._done.wait(timeout)
+            interrupted = False
+        finally:
+            with self._mutex:
+                taken = self._done.is_set()
+                self._abandoned = not taken
+            if taken and (interrupted or self._error is not None):
+                os.close(self._fd)
+        if self._error is not None:
+            raise self._error
+        return taken
+
+
+def _remaining(deadline: float) -> float | None:
+    return None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
+
+
+def _timeout_error(lock_path: str, timeout: float | None) -> FileLockTimeoutError:
+    return FileLockTimeoutError(
+        f"timed out after {timeout} s waiting for lock {lock_path}; another writer holds it",
+        lock_path,
+    )
+
+
+def _lock_fd(lock_path: str, deadline: float, timeout: float | None) -> int:
+    """Open and lock the lock file; return the locked descriptor."""
+    while True:
+        fd = _open_lock_file(lock_path)
+        try:
+            taken = _try_flock(fd, lock_path)
+        except BaseException:
+            os.close(fd)
+            raise
+        if not taken and not _FlockWaiter(fd, lock_path).wait(_remaining(deadline)):
+            raise _timeout_error(lock_path, timeout)
+        if _is_current(fd, lock_path):
+            return fd
+        # Someone removed or replaced the lock file while we waited (an
+        # older tool that deletes its lock files): our lock guards nothing.
+        os.close(fd)
+
+
+class _PathLock:
+    """One lock path within this process: re-entrant per thread, exclusive across threads."""
+
+    def __init__(self, lock_path: str) -> None:
+        self.lock_path = lock_path
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self.fd = -1
+
+    def acquire(self, timeout: float | None) -> None:
+        deadline = float("inf") if timeout is None else time.monotonic() + timeout
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            while self._owner is not None:
+                remaining = _remaining(deadline)
+                if remaining == 0.0:
+                    raise _timeout_error(self.lock_path, timeout)
+                self._cond.wait(remaining)
+            self._owner = me
+        try:
+            fd = _lock_fd(self.lock_path, deadline, timeout)
+        except BaseException:
+            with self._cond:
+                self._owner = None
+                self._cond.notify()
+            raise
+        self.fd = fd
+        self._depth = 1
+
+    def release(self) -> None:
+        with self._cond:
+            if self._owner != threading.get_ident():
+                raise FileLockError(
+                    f"lock {self.lock_path} is not held by this thread", self.lock_path
+                )
+            self._depth -= 1
+            if self._depth:
+                return
+            fd, self.fd = self.fd, -1
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+                self._owner = None
+                self._cond.notify()
+
+
+_registry: dict[str, _PathLock] = {}
+_registry_mutex = threading.Lock()
+
+
+def _path_lock(lock_path: str) -> _PathLock:
+    key = os.path.realpath(lock_path)
+    with _registry_mutex:
+        entry = _registry.get(key)
+        if entry is None:
+            entry = _registry[key] = _PathLock(key)
+        return entry
+
+
+def _forget_locks_after_fork() -> None:
+    # A forked child holds none of its parent's locks: drop the copies of the
+    # descriptors without unlocking (that would unlock the parent's lock too).
+    global _registry_mutex
+    for entry in _registry.values():
+        if entry.fd >= 0:
+            os.close(entry.fd)
+    _registry.clear()
+    _registry_mutex = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_locks_after_fork)
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0) -> Iterator[Path]:
+    """Hold the exclusive lock guarding ``path`` for the ``with`` block.
+
+    ``timeout`` is in seconds (``None`` waits forever, ``0`` tries once); a
+    timeout raises :class:`FileLockTimeoutError` naming the lock file. The
+    lock is re-entrant within one thread. Yields the lock file's path.
+    """
+    entry = _path_lock(os.fspath(lock_path_for(path)))
+    entry.acquire(timeout)
+    try:
+        yield Path(entry.lock_path)
+    finally:
+        entry.release()
