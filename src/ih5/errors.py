@@ -79,3 +79,57 @@ class MetadataValidationError(Ih5Error, ValueError):
 
 class MigrationError(Ih5Error):
     """A legacy plate metadata document could not be migrated."""
+
+
+# --- format floor ---------------------------------------------------------
+
+
+class NotAnIH5ContainerError(Ih5Error, ValueError):
+    """A file is not an IH5 container (no or damaged user block)."""
+
+
+class UserBlockTooLargeError(Ih5Error, ValueError):
+    """A user block's text does not fit its block; nothing was written."""
+
+
+class IntegrityError(Ih5Error, ValueError):
+    """A container's bytes do not match the hashsum its user block claims."""
+
+
+class ChainError(Ih5Error, ValueError):
+    """The containers do not form one valid chain (links, indices, uuids)."""
+
+
+class MixedRecordsError(ChainError):
+    """The containers given belong to more than one record."""
+
+
+# --- record floor ---------------------------------------------------------
+
+
+class RecordNotFoundError(Ih5Error, FileNotFoundError):
+    """No container of the record exists where it was looked for."""
+
+
+class RecordExistsError(Ih5Error, FileExistsError):
+    """A record was to be created where containers already exist."""
+
+
+class RecordLockedError(FileLockTimeoutError):
+    """Another writer holds the record's lock."""
+
+
+class ConflictError(Ih5Error, RuntimeError):
+    """The record changed on disk since this writer opened it; reopen and retry."""
+
+
+class RecordModeError(Ih5Error, ValueError):
+    """The operation needs another mode or patch state (e.g. writing without a patch)."""
+
+
+class InvalidKeyError(Ih5Error, ValueError):
+    """A group member name or path is not allowed."""
+
+
+class NodeNotFoundError(Ih5Error, KeyError):
+    """No group, dataset or attribute exists at the given path."""
