@@ -81,6 +81,10 @@ class MigrationError(Ih5Error):
     """A legacy plate metadata document could not be migrated."""
 
 
+class MetadataNotFoundError(Ih5Error, FileNotFoundError):
+    """A plate has no metadata sidecar where one was looked for."""
+
+
 # --- format floor ---------------------------------------------------------
 
 
@@ -102,6 +106,10 @@ class ChainError(Ih5Error, ValueError):
 
 class MixedRecordsError(ChainError):
     """The containers given belong to more than one record."""
+
+
+class ReservedValueError(Ih5Error, ValueError):
+    """User data equals an IH5 patch marker (the deletion value) and cannot be stored."""
 
 
 # --- record floor ---------------------------------------------------------
@@ -133,3 +141,7 @@ class InvalidKeyError(Ih5Error, ValueError):
 
 class NodeNotFoundError(Ih5Error, KeyError):
     """No group, dataset or attribute exists at the given path."""
+
+
+class NodeExistsError(Ih5Error, ValueError):
+    """A group or dataset was to be created where one already exists."""

@@ -1,0 +1,14 @@
+"""The record floor: a chain of IH5 containers shown as one h5py-like tree."""
+
+from ih5.record.attrs import IH5AttributeManager
+from ih5.record.overlay import IH5Dataset, IH5Group, IH5Object
+from ih5.record.record import ContainerInfo, IH5Record
+
+__all__ = [
+    "ContainerInfo",
+    "IH5AttributeManager",
+    "IH5Dataset",
+    "IH5Group",
+    "IH5Object",
+    "IH5Record",
+]

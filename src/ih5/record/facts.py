@@ -1,0 +1,102 @@
+"""Per-container facts: which paths a container holds, of what kind, with which attributes.
+
+Facts are read once per committed container and cached by its patch uuid and
+hashsum: a committed container never changes, so nothing needs re-reading when
+a record is reopened or grows by a patch. Reading facts never reads dataset
+values (except 1-byte scalars, to recognise deletion markers).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import h5py
+
+from ih5.format import SUBST_ATTR, is_deletion_marker
+
+
+class NodeKind(enum.Enum):
+    """What a container holds at a path."""
+
+    GROUP = "group"
+    DATASET = "dataset"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFact:
+    """One path of one container: kind, substitution flag, attributes, member names."""
+
+    kind: NodeKind
+    substituting: bool
+    attrs: Mapping[str, bool]
+    """Attribute name -> True when the attribute is a deletion marker."""
+    children: tuple[str, ...]
+
+
+ContainerFacts = Mapping[str, NodeFact]
+"""Absolute path ("/", "/a/b") -> fact, for one container."""
+
+
+def _attr_facts(obj: h5py.HLObject) -> dict[str, bool]:
+    facts: dict[str, bool] = {}
+    for name in obj.attrs:
+        if name == SUBST_ATTR:
+            continue
+        attr_id = obj.attrs.get_id(name)
+        maybe_marker = attr_id.shape == () and attr_id.dtype.kind == "V"
+        facts[name] = maybe_marker and is_deletion_marker(obj.attrs[name])
+    return facts
+
+
+def _child_path(parent: str, name: str) -> str:
+    return parent + name if parent == "/" else f"{parent}/{name}"
+
+
+def read_facts(file: h5py.File) -> dict[str, NodeFact]:
+    """Index every path of an open container without reading dataset values."""
+    nodes: dict[str, NodeFact] = {}
+    pending: list[tuple[str, h5py.Group]] = [("/", file)]
+    while pending:
+        path, group = pending.pop()
+        names = tuple(group.keys())
+        nodes[path] = NodeFact(NodeKind.GROUP, SUBST_ATTR in group.attrs, _attr_facts(group), names)
+        for name in names:
+            child = group[name]
+            child_path = _child_path(path, name)
+            if isinstance(child, h5py.Group):
+                pending.append((child_path, child))
+            elif is_deletion_marker(child):
+                nodes[child_path] = NodeFact(NodeKind.DELETED, False, {}, ())
+            else:
+                nodes[child_path] = NodeFact(NodeKind.DATASET, False, _attr_facts(child), ())
+    return nodes
+
+
+class FactsCache:
+    """A bounded, thread-safe LRU of container facts keyed by (patch uuid, hashsum)."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], ContainerFacts] = OrderedDict()
+        self._mutex = threading.Lock()
+
+    def get(self, key: tuple[str, str], compute: Callable[[], ContainerFacts]) -> ContainerFacts:
+        """Return the cached facts for ``key``, computing them on a miss."""
+        with self._mutex:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        facts = compute()
+        with self._mutex:
+            self._entries[key] = facts
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+        return facts
+
+
+FACTS_CACHE = FactsCache()

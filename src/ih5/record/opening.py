@@ -1,0 +1,86 @@
+"""Finding a record's containers, checking the chain and building its resolved tree."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import h5py
+
+from ih5.errors import RecordNotFoundError
+from ih5.format import (
+    ContainerRef,
+    container_name,
+    discover_containers,
+    load_refs,
+    parse_container_name,
+    split_record_path,
+    split_uncommitted,
+    validate_chain,
+)
+from ih5.fs.hashing import Progress
+from ih5.record.facts import FACTS_CACHE, ContainerFacts, read_facts
+from ih5.record.tree import Node, apply_container
+
+RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+"""A record: ``DIR/NAME`` (containers found by name) or an explicit list of container files."""
+
+PENDING_SUFFIX = ".pending"
+
+
+def open_container(path: Path, mode: str = "r") -> h5py.File:
+    """Open one container's HDF5 payload: the single seam between records and storage."""
+    return h5py.File(path, mode)
+
+
+def locate(source: RecordSource) -> tuple[Path, str | None, list[Path]]:
+    """Return (directory, record name or None, container files) of a record source."""
+    if isinstance(source, (str, os.PathLike)):
+        directory, name = split_record_path(source)
+        return directory, name, discover_containers(directory, name)
+    files = [Path(item) for item in source]
+    if not files:
+        raise RecordNotFoundError("no container files were given; pass at least the base")
+    parsed = parse_container_name(files[0].name)
+    return files[0].parent, parsed[0] if parsed else None, files
+
+
+def pending_path(directory: Path, name: str, index: int) -> Path:
+    """Where our own writer keeps an uncommitted container (hidden from discovery)."""
+    return directory / f".{container_name(name, index)}{PENDING_SUFFIX}"
+
+
+def lock_target(directory: Path, name: str) -> Path:
+    """The file whose lock guards writing to the record (``NAME.ih5.lock`` beside it)."""
+    return directory / container_name(name, 0)
+
+
+def read_chain(
+    files: Sequence[Path], verify: bool, progress: Progress | None = None
+) -> tuple[list[ContainerRef], ContainerRef | None]:
+    """Validate the containers; return the committed chain and a trailing uncommitted one."""
+    refs = validate_chain(load_refs(files), verify_hashsums=verify, progress=progress)
+    return split_uncommitted(refs)
+
+
+def container_facts(ref: ContainerRef) -> ContainerFacts:
+    """Facts of a committed container, read once per process."""
+    assert ref.user_block.hdf5_hashsum is not None
+
+    def compute() -> ContainerFacts:
+        with open_container(ref.path) as file:
+            return read_facts(file)
+
+    key = (str(ref.user_block.patch_uuid), ref.user_block.hdf5_hashsum)
+    return FACTS_CACHE.get(key, compute)
+
+
+def build_tree(chain: Sequence[ContainerRef]) -> Node:
+    """Resolve the overlay of a committed chain (empty group for an empty chain)."""
+    root: Node | None = None
+    for position, ref in enumerate(chain):
+        root = apply_container(
+            root, container_facts(ref), ref.user_block.patch_index, is_base=position == 0
+        )
+    return root if root is not None else Node(0, is_group=True)

@@ -1,0 +1,280 @@
+"""h5py-like views of a record: groups and datasets resolved through the chain.
+
+A view holds only its record and absolute path; every access resolves the
+path in the record's resolved tree, so a view sees changes made through any
+other view and fails cleanly once its object is deleted.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import h5py
+import numpy as np
+
+from ih5.errors import NodeExistsError, NodeNotFoundError
+from ih5.record.attrs import IH5AttributeManager
+from ih5.record.tree import Node, split_path, walk
+
+if TYPE_CHECKING:
+    from ih5.record.record import IH5Record
+
+T = TypeVar("T")
+
+
+class IH5Object:
+    """What groups and datasets share: name, file, parent, attrs."""
+
+    def __init__(self, record: IH5Record, path: str) -> None:
+        self._record = record
+        self._path = path
+
+    @property
+    def name(self) -> str:
+        """Absolute path of this object in the record."""
+        return self._path
+
+    @property
+    def file(self) -> IH5Record:
+        """The record this object belongs to."""
+        return self._record
+
+    @property
+    def parent(self) -> IH5Group:
+        """The group containing this object (the root is its own parent)."""
+        return IH5Group(self._record, posixpath.dirname(self._path) or "/")
+
+    @property
+    def attrs(self) -> IH5AttributeManager:
+        """The attributes of this object."""
+        return IH5AttributeManager(self._record, self._path)
+
+    def _node(self) -> Node:
+        return self._record._resolve(self._path)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and isinstance(other, IH5Object)
+            and other._record is self._record
+            and other._path == self._path
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self._record), self._path))
+
+
+class IH5Dataset(IH5Object):
+    """A dataset of a record; slicing reads only the requested part."""
+
+    def _h5(self) -> h5py.Dataset:
+        dataset = self._record._h5(self._node().created)[self._path]
+        assert isinstance(dataset, h5py.Dataset)
+        return dataset
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape, as in h5py."""
+        return tuple(self._h5().shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Element type, as in h5py."""
+        dtype: np.dtype[Any] = self._h5().dtype
+        return dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape))
+
+    @property
+    def chunks(self) -> tuple[int, ...] | None:
+        """Chunk shape, or None for contiguous storage."""
+        return self._h5().chunks  # type: ignore[no-any-return]
+
+    @property
+    def compression(self) -> str | None:
+        """Compression filter name, or None."""
+        return self._h5().compression  # type: ignore[no-any-return]
+
+    @property
+    def compression_opts(self) -> Any:
+        """Compression options, as in h5py."""
+        return self._h5().compression_opts
+
+    @property
+    def maxshape(self) -> tuple[int | None, ...]:
+        """Maximum shape, as in h5py."""
+        return tuple(self._h5().maxshape)
+
+    @property
+    def fillvalue(self) -> Any:
+        """Fill value, as in h5py."""
+        return self._h5().fillvalue
+
+    def __len__(self) -> int:
+        return len(self._h5())
+
+    def __getitem__(self, selection: Any) -> Any:
+        return self._h5()[selection]
+
+    def __setitem__(self, selection: Any, value: Any) -> None:
+        self._record._require_writer().dataset(self._path)[selection] = value
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        return np.asarray(self._h5()[()], dtype=dtype)
+
+    def asstr(self, encoding: str | None = None, errors: str = "strict") -> Any:
+        """Read string data as ``str`` (h5py's ``asstr`` wrapper)."""
+        return self._h5().asstr(encoding, errors)
+
+    def copy_into_patch(self) -> IH5Dataset:
+        """Copy this dataset (values, storage, attributes) into the open patch so it can change."""
+        writer = self._record._require_writer()
+        values = dict(self.attrs.items())
+        writer.take_dataset(self._path, values, self._h5())
+        return self
+
+    def __repr__(self) -> str:
+        return f'<IH5 dataset "{self._path}": shape {self.shape}, type "{self.dtype.str}">'
+
+
+class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
+    """A group of a record, with h5py's mapping and creation API."""
+
+    def _abs(self, path: str) -> str:
+        parts = split_path(path)
+        if path.startswith("/"):
+            return "/" + "/".join(parts)
+        return "/" + "/".join([*split_path(self._path), *parts])
+
+    def _view(self, path: str, node: Node) -> IH5Group | IH5Dataset:
+        return IH5Group(self._record, path) if node.is_group else IH5Dataset(self._record, path)
+
+    def __getitem__(self, path: str) -> IH5Group | IH5Dataset:
+        target = self._abs(path)
+        return self._view(target, self._record._resolve(target))
+
+    def __setitem__(self, path: str, value: Any) -> None:
+        if isinstance(value, (IH5Group, IH5Dataset)):
+            self.copy(value, path)
+        else:
+            self.create_dataset(path, data=value)
+
+    def __delitem__(self, path: str) -> None:
+        self._record._require_writer().delete(self._abs(path))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._node().members()))
+
+    def __len__(self) -> int:
+        return len(self._node().members())
+
+    def __contains__(self, path: object) -> bool:
+        if not isinstance(path, str):
+            return False
+        try:
+            self._record._resolve(self._abs(path))
+        except NodeNotFoundError:
+            return False
+        return True
+
+    def create_group(self, path: str, track_order: bool | None = None) -> IH5Group:
+        """Create a group (and missing parents); fail if something exists there."""
+        target = self._abs(path)
+        self._record._require_writer().create_group(target)
+        return IH5Group(self._record, target)
+
+    def create_dataset(
+        self, path: str, shape: Any = None, dtype: Any = None, data: Any = None, **kwargs: Any
+    ) -> IH5Dataset:
+        """Create a dataset; accepts h5py's keywords (chunks, compression, fillvalue, ...)."""
+        target = self._abs(path)
+        self._record._require_writer().create_dataset(
+            target, shape=shape, dtype=dtype, data=data, **kwargs
+        )
+        return IH5Dataset(self._record, target)
+
+    def require_group(self, path: str) -> IH5Group:
+        """Return the group at ``path``, creating it if missing."""
+        if path not in self:
+            return self.create_group(path)
+        found = self[path]
+        if not isinstance(found, IH5Group):
+            raise NodeExistsError(f"{found.name!r} exists and is not a group", found.name)
+        return found
+
+    def require_dataset(
+        self, path: str, shape: Any, dtype: Any, exact: bool = False, **kwargs: Any
+    ) -> IH5Dataset:
+        """Return the dataset at ``path`` if shape and dtype fit, else create it (h5py rules)."""
+        if path not in self:
+            return self.create_dataset(path, shape=shape, dtype=dtype, **kwargs)
+        found = self[path]
+        if not isinstance(found, IH5Dataset):
+            raise NodeExistsError(f"{found.name!r} exists and is not a dataset", found.name)
+        wanted_shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if found.shape != wanted_shape:
+            raise TypeError(f"shapes do not match (existing {found.shape} vs new {wanted_shape})")
+        wanted = np.dtype(dtype)
+        fits = found.dtype == wanted if exact else np.can_cast(wanted, found.dtype)
+        if not fits:
+            raise TypeError(f"datatypes do not match (existing {found.dtype} vs new {wanted})")
+        return found
+
+    def copy(
+        self,
+        source: str | IH5Group | IH5Dataset,
+        dest: str | IH5Group,
+        name: str | None = None,
+        without_attrs: bool = False,
+    ) -> None:
+        """Copy a group or dataset (of this or another record) into this record's patch."""
+        src = self[source] if isinstance(source, str) else source
+        if isinstance(dest, IH5Group):
+            target = posixpath.join(dest.name, name or posixpath.basename(src.name))
+        else:
+            target = self._abs(dest)
+        writer = self._record._require_writer()
+        for path, node in list(walk(src._node(), src.name)):
+            relative = posixpath.relpath(path, src.name)
+            destination = target if relative == "." else posixpath.join(target, relative)
+            attrs = {} if without_attrs else dict(src._record[path].attrs.items())
+            if node.is_group:
+                writer.create_group(destination)
+                for key, value in attrs.items():
+                    writer.set_attr(destination, key, value)
+            else:
+                dataset = src._record[path]
+                assert isinstance(dataset, IH5Dataset)
+                writer.copy_dataset(destination, dataset._h5(), attrs)
+
+    def move(self, source: str, dest: str) -> None:
+        """Move an object within the record (a copy into the patch plus a deletion)."""
+        self.copy(source, dest)
+        del self[source]
+
+    def visit(self, func: Callable[[str], T | None]) -> T | None:
+        """Call ``func(name)`` for every member below this group until it returns non-None."""
+        return self.visititems(lambda name, _obj: func(name))
+
+    def visititems(self, func: Callable[[str, IH5Group | IH5Dataset], T | None]) -> T | None:
+        """Call ``func(name, obj)`` depth-first below this group until it returns non-None."""
+        for path, node in walk(self._node(), self._path):
+            if path == self._path:
+                continue
+            result = func(posixpath.relpath(path, self._path), self._view(path, node))
+            if result is not None:
+                return result
+        return None
+
+    def __repr__(self) -> str:
+        return f'<IH5 group "{self._path}" ({len(self)} members)>'

@@ -1,0 +1,178 @@
+"""Writing one change set into the open patch container, and into the resolved tree.
+
+Every change is recorded twice: as HDF5 objects and markers in the patch
+file (FORMAT.md section 4), and in the resolved tree, so that the overlay
+shows the change at once without re-reading anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+import h5py
+
+from ih5.errors import NodeExistsError, NodeNotFoundError, RecordModeError
+from ih5.format import (
+    check_attr_name,
+    check_user_value,
+    mark_substituting,
+    write_attr_deletion_marker,
+    write_deletion_marker,
+)
+from ih5.record.tree import Node, split_path
+
+H5Object: TypeAlias = Any
+"""An h5py Group or Dataset (h5py ships no type hints)."""
+
+
+class PatchWriter:
+    """The open, uncommitted container of a record and the tree it changes."""
+
+    def __init__(self, file: h5py.File, index: int, is_base: bool, root: Node) -> None:
+        self.file = file
+        self.index = index
+        self.is_base = is_base
+        self.root = root
+
+    # --- locating -------------------------------------------------------
+
+    def node(self, path: str) -> Node:
+        """Return the overlay node at ``path`` or raise NodeNotFoundError."""
+        node = self.root
+        for name in split_path(path):
+            child = node.members().get(name)
+            if child is None:
+                raise NodeNotFoundError(f"no object at {path!r} in this record", path)
+            node = child
+        return node
+
+    def _patch_object(self, parts: list[str]) -> H5Object:
+        """Return the patch's object for an existing overlay path, adding virtual groups."""
+        obj: H5Object = self.file
+        for name in parts:
+            assert isinstance(obj, h5py.Group)
+            obj = obj[name] if name in obj else obj.create_group(name)
+        return obj
+
+    def _new_member(self, path: str, is_group: bool) -> tuple[h5py.Group, str, Node]:
+        """Prepare a fresh overlay member: create missing parents, clear old patch entries."""
+        parts = split_path(path)
+        if not parts:
+            raise NodeExistsError("the root group always exists", "/")
+        node = self.root
+        for depth, name in enumerate(parts[:-1]):
+            child = node.members().get(name)
+            if child is None:
+                self._create(parts[: depth + 1], is_group=True)
+                child = node.members()[name]
+            elif not child.is_group:
+                where = "/" + "/".join(parts[: depth + 1])
+                raise NodeExistsError(f"{where!r} is a dataset, not a group", where)
+            node = child
+        name = parts[-1]
+        if name in node.members():
+            raise NodeExistsError(f"an object already exists at {path!r}", path)
+        parent = self._patch_object(parts[:-1])
+        assert isinstance(parent, h5py.Group)
+        if name in parent:
+            del parent[name]
+        created = Node(self.index, is_group)
+        node.members()[name] = created
+        return parent, name, created
+
+    def _create(self, parts: list[str], is_group: bool) -> None:
+        parent, name, _ = self._new_member("/".join(parts), is_group)
+        group = parent.create_group(name)
+        if not self.is_base:
+            mark_substituting(group)
+
+    # --- structure ------------------------------------------------------
+
+    def create_group(self, path: str) -> None:
+        """Create a group (and missing parents) at ``path``."""
+        self._create(split_path(path), is_group=True)
+
+    def create_dataset(self, path: str, **kwargs: Any) -> None:
+        """Create a dataset at ``path`` with h5py's ``create_dataset`` keywords."""
+        if kwargs.get("data") is not None:
+            check_user_value(kwargs["data"])
+        parent, name, _ = self._new_member(path, is_group=False)
+        try:
+            parent.create_dataset(name, **kwargs)
+        except BaseException:
+            self._forget(path)
+            raise
+
+    def copy_dataset(self, path: str, source: h5py.Dataset, attrs: Mapping[str, Any]) -> None:
+        """Copy an HDF5 dataset (storage kept) to ``path`` and give it ``attrs``."""
+        parent, name, node = self._new_member(path, is_group=False)
+        parent.copy(source, name, without_attrs=True)
+        for key, value in attrs.items():
+            parent[name].attrs[key] = value
+            node.attrs[key] = self.index
+
+    def _forget(self, path: str) -> None:
+        parts = split_path(path)
+        parent = self.node("/".join(parts[:-1]))
+        parent.members().pop(parts[-1], None)
+
+    def delete(self, path: str) -> None:
+        """Delete the group or dataset at ``path``."""
+        parts = split_path(path)
+        if not parts:
+            raise RecordModeError("the root group cannot be deleted", "/")
+        self.node(path)
+        parent = self._patch_object(parts[:-1])
+        assert isinstance(parent, h5py.Group)
+        name = parts[-1]
+        if name in parent:
+            del parent[name]
+        if not self.is_base:
+            write_deletion_marker(parent, name)
+        self._forget(path)
+
+    def take_dataset(self, path: str, attrs: Mapping[str, Any], source: h5py.Dataset) -> None:
+        """Replace an older dataset by a copy in this patch, so that it can be written."""
+        parts = split_path(path)
+        parent = self._patch_object(parts[:-1])
+        assert isinstance(parent, h5py.Group)
+        if parts[-1] in parent:
+            del parent[parts[-1]]
+        self._forget(path)
+        self.copy_dataset(path, source, attrs)
+
+    # --- attributes -----------------------------------------------------
+
+    def set_attr(self, path: str, name: str, value: Any) -> None:
+        """Set attribute ``name`` of the object at ``path``."""
+        check_attr_name(name)
+        check_user_value(value)
+        node = self.node(path)
+        self._patch_object(split_path(path)).attrs[name] = value
+        node.attrs[name] = self.index
+
+    def delete_attr(self, path: str, name: str) -> None:
+        """Delete attribute ``name`` of the object at ``path``."""
+        node = self.node(path)
+        if name not in node.attrs:
+            raise NodeNotFoundError(f"no attribute {name!r} at {path!r}", path)
+        attrs = self._patch_object(split_path(path)).attrs
+        if name in attrs:
+            del attrs[name]
+        if not self.is_base and node.created < self.index:
+            write_attr_deletion_marker(attrs, name)
+        del node.attrs[name]
+
+    def dataset(self, path: str) -> h5py.Dataset:
+        """Return the patch's own HDF5 dataset at ``path`` for writing values."""
+        node = self.node(path)
+        if node.is_group or node.created != self.index:
+            raise RecordModeError(
+                f"dataset {path!r} lives in committed patch {node.created} and cannot change; "
+                "call copy_into_patch() on it first",
+                path,
+            )
+        dataset = self.file[path]
+        assert isinstance(dataset, h5py.Dataset)
+        return dataset

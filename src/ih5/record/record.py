@@ -1,0 +1,443 @@
+"""``IH5Record``: a chain of immutable HDF5 containers behaving like one h5py file.
+
+Life cycle: open or create, ``create_patch``, change things through the
+overlay, ``commit_patch`` (or ``discard_patch``), ``close``. Our writer keeps
+an uncommitted container under a hidden pending name and gives it its final
+name only once it is committed, so readers never see uncommitted data and a
+crash leaves the record in its last committed state.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
+
+import h5py
+
+from ih5.errors import (
+    ConflictError,
+    FileLockTimeoutError,
+    IntegrityError,
+    NodeNotFoundError,
+    RecordExistsError,
+    RecordLockedError,
+    RecordModeError,
+    RecordNotFoundError,
+)
+from ih5.format import (
+    USER_BLOCK_SIZE,
+    ContainerRef,
+    IH5UserBlock,
+    container_name,
+    discover_containers,
+    hashsum_container,
+    parse_container_name,
+    read_user_block_with_size,
+    write_user_block,
+)
+from ih5.fs import file_lock, fsync_directory, replace_file
+from ih5.fs.hashing import Progress
+from ih5.record.facts import read_facts
+from ih5.record.opening import (
+    RecordSource,
+    build_tree,
+    locate,
+    lock_target,
+    open_container,
+    pending_path,
+    read_chain,
+)
+from ih5.record.overlay import IH5Group
+from ih5.record.patch import PatchWriter
+from ih5.record.tree import Node, apply_container, split_path
+
+MODES = ("r", "r+", "a", "w", "w-", "x")
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """One committed container in a record's history."""
+
+    index: int
+    patch_uuid: str
+    hashsum: str
+    size: int
+    files: tuple[Path, ...]
+
+
+class _WriterRegistry:
+    """Records open for writing in this process (file locks are re-entrant per thread)."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+        self._mutex = threading.Lock()
+
+    def claim(self, key: str) -> bool:
+        with self._mutex:
+            if key in self._held:
+                return False
+            self._held.add(key)
+            return True
+
+    def release(self, key: str) -> None:
+        with self._mutex:
+            self._held.discard(key)
+
+
+class IH5Record(IH5Group):
+    """An IH5 record opened in one of h5py's modes (r, r+, a, w, w-/x).
+
+    ``record`` is ``DIR/NAME`` or a list of container files. ``verify=False``
+    skips hashsum checks for trusted local data; ``at=K`` opens the state as
+    of patch index K, read-only.
+    """
+
+    _writers: ClassVar[_WriterRegistry] = _WriterRegistry()
+
+    def __init__(
+        self,
+        record: RecordSource,
+        mode: str = "r",
+        *,
+        lock_timeout: float | None = 30.0,
+        verify: bool = True,
+        at: int | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise RecordModeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        if at is not None and mode != "r":
+            raise RecordModeError("a past state (at=...) can only be opened read-only (mode 'r')")
+        super().__init__(self, "/")
+        self._mode = mode
+        self._directory, self._name, files = locate(record)
+        self._stack = ExitStack()
+        self._files: dict[int, h5py.File] = {}
+        self._writer: PatchWriter | None = None
+        self._patch_ref: ContainerRef | None = None
+        self._chain: list[ContainerRef] = []
+        self._closed = False
+        foreign: ContainerRef | None = None
+        try:
+            if mode != "r":
+                self._lock(lock_timeout)
+                files = self._prepare_for_writing(mode, files)
+            if files:
+                self._chain, foreign = read_chain(files, verify, progress)
+                if at is not None:
+                    self._chain = self._chain_until(at)
+            elif mode in ("r", "r+"):
+                raise RecordNotFoundError(
+                    f"no containers of record {self._record_label} found; check the path",
+                    self._record_label,
+                )
+            self._root = build_tree(self._chain)
+            if mode != "r":
+                self._start_writing(foreign)
+        except BaseException:
+            self._release()
+            raise
+
+    # --- opening --------------------------------------------------------------
+
+    @property
+    def _record_label(self) -> str:
+        return str(self._directory / (self._name or "?"))
+
+    def _require_name(self) -> str:
+        if self._name is None:
+            raise RecordModeError(
+                "the container files do not carry a record name (NAME.ih5, NAME.pK.ih5); "
+                "rename them to write patches",
+                self._record_label,
+            )
+        return self._name
+
+    def _lock(self, timeout: float | None) -> None:
+        target = lock_target(self._directory, self._require_name())
+        key = os.path.realpath(target)
+        if not self._writers.claim(key):
+            raise RecordLockedError(
+                f"record {self._record_label} is locked by another writer in this process; "
+                "close it first",
+                target,
+            )
+        self._stack.callback(self._writers.release, key)
+        try:
+            self._stack.enter_context(file_lock(target, timeout))
+        except FileLockTimeoutError as exc:
+            raise RecordLockedError(
+                f"record {self._record_label} is locked by another writer "
+                f"(waited {timeout} s); retry when it is done",
+                target,
+            ) from exc
+
+    def _prepare_for_writing(self, mode: str, files: list[Path]) -> list[Path]:
+        """Apply the create/truncate rules of ``mode``; return the files to open."""
+        if files and mode in ("w-", "x"):
+            raise RecordExistsError(
+                f"record {self._record_label} already exists; open it with mode 'a' or 'r+'",
+                files[0],
+            )
+        if mode == "w":
+            for path in [*files, *self._directory.glob(f".{self._name}.*.ih5.pending")]:
+                path.unlink()
+            fsync_directory(self._directory)
+            return []
+        return files
+
+    def _chain_until(self, at: int) -> list[ContainerRef]:
+        chain = [ref for ref in self._chain if ref.user_block.patch_index <= at]
+        if not chain or chain[-1].user_block.patch_index != at:
+            known = [ref.user_block.patch_index for ref in self._chain]
+            raise RecordNotFoundError(
+                f"record {self._record_label} has no committed state {at}; known: {known}",
+                self._record_label,
+            )
+        return chain
+
+    def _start_writing(self, foreign: ContainerRef | None) -> None:
+        """Resume an uncommitted container (ours or a foreign one) or create the base."""
+        name = self._require_name()
+        newest = self._chain[-1].user_block if self._chain else None
+        index = newest.patch_index + 1 if newest is not None else 0
+        candidates = [foreign.path] if foreign is not None else []
+        candidates.append(pending_path(self._directory, name, index))
+        for path in candidates:
+            if not path.exists():
+                continue
+            ref = self._resumable(path, newest)
+            if ref is not None:
+                self._open_patch(ref)
+                return
+        if newest is None:
+            self._create_container(IH5UserBlock.create())
+
+    def _resumable(self, path: Path, newest: IH5UserBlock | None) -> ContainerRef | None:
+        user_block, size = read_user_block_with_size(path)
+        expected_prev = newest.patch_uuid if newest is not None else None
+        if user_block.hdf5_hashsum is None and user_block.prev_patch == expected_prev:
+            return ContainerRef(path, user_block, size)
+        path.unlink()
+        return None
+
+    # --- the open patch -------------------------------------------------------
+
+    @property
+    def has_patch(self) -> bool:
+        """True while an uncommitted container is open for changes."""
+        return self._writer is not None
+
+    @property
+    def mode(self) -> str:
+        """The mode the record was opened in."""
+        return self._mode
+
+    def _require_writer(self) -> PatchWriter:
+        if self._writer is None:
+            if self._mode == "r":
+                raise RecordModeError(
+                    f"record {self._record_label} is open read-only; open it with mode 'r+'"
+                )
+            raise RecordModeError(
+                f"record {self._record_label} has no open patch; call create_patch() first"
+            )
+        return self._writer
+
+    def _open_patch(self, ref: ContainerRef) -> None:
+        file = open_container(ref.path, "r+")
+        is_base = not self._chain
+        self._root = apply_container(
+            self._root if self._chain else None,
+            read_facts(file),
+            ref.user_block.patch_index,
+            is_base,
+        )
+        self._patch_ref = ref
+        self._writer = PatchWriter(file, ref.user_block.patch_index, is_base, self._root)
+
+    def _create_container(self, user_block: IH5UserBlock) -> None:
+        path = pending_path(self._directory, self._require_name(), user_block.patch_index)
+        path.unlink(missing_ok=True)
+        h5py.File(path, "w-", userblock_size=USER_BLOCK_SIZE).close()
+        write_user_block(path, user_block)
+        self._open_patch(ContainerRef(path, user_block, USER_BLOCK_SIZE))
+
+    def _check_newest_on_disk(self) -> None:
+        """Refuse to fork the chain when the directory holds a newer container than our view."""
+        newest = self._chain[-1].user_block.patch_index if self._chain else -1
+        own = self._patch_ref.path if self._patch_ref is not None else None
+        for path in discover_containers(self._directory, self._require_name()):
+            parsed = parse_container_name(path.name)
+            if parsed is not None and parsed[1] > newest and path != own:
+                raise ConflictError(
+                    f"record {self._record_label} has a newer container {path.name} than this "
+                    "writer has seen; reopen the record and retry",
+                    path,
+                )
+
+    def create_patch(self) -> None:
+        """Start a new change set on top of the newest committed container."""
+        if self._mode == "r":
+            self._require_writer()
+        if self._writer is not None:
+            raise RecordModeError(f"record {self._record_label} already has an open patch")
+        if not self._chain:
+            raise RecordNotFoundError(f"record {self._record_label} has no committed base yet")
+        self._check_newest_on_disk()
+        self._create_container(IH5UserBlock.create(self._chain[-1].user_block))
+
+    def _finalize_user_block(self, user_block: IH5UserBlock, final: Path) -> IH5UserBlock:
+        """Hook run after hashing, before the user block of ``final`` is sealed (for manifests)."""
+        return user_block
+
+    def commit_patch(self) -> None:
+        """Hash the open container, seal its user block and make it visible under its name."""
+        writer = self._require_writer()
+        assert self._patch_ref is not None
+        self._check_newest_on_disk()
+        writer.file.close()
+        path = self._patch_ref.path
+        user_block = self._patch_ref.user_block.model_copy(
+            update={"hdf5_hashsum": hashsum_container(path)}
+        )
+        final = self._directory / container_name(self._require_name(), user_block.patch_index)
+        user_block = self._finalize_user_block(user_block, final)
+        write_user_block(path, user_block)
+        if path != final:
+            if final.exists():
+                raise ConflictError(
+                    f"{final} appeared while committing; reopen the record and retry", final
+                )
+            replace_file(path, final)
+        else:
+            fsync_directory(self._directory)
+        self._chain.append(ContainerRef(final, user_block, self._patch_ref.block_size))
+        self._writer = None
+        self._patch_ref = None
+
+    def discard_patch(self) -> None:
+        """Throw the open container away; the overlay returns to the last committed state."""
+        writer = self._require_writer()
+        assert self._patch_ref is not None
+        writer.file.close()
+        self._patch_ref.path.unlink()
+        fsync_directory(self._directory)
+        self._writer = None
+        self._patch_ref = None
+        self._root = build_tree(self._chain)
+
+    # --- reading --------------------------------------------------------------
+
+    def _resolve(self, path: str) -> Node:
+        node = self._root
+        for name in split_path(path):
+            child = node.members().get(name)
+            if child is None:
+                raise NodeNotFoundError(
+                    f"no object at {path!r} in record {self._record_label}", path
+                )
+            node = child
+        return node
+
+    def _h5(self, index: int) -> h5py.File:
+        if self._writer is not None and index == self._writer.index:
+            return self._writer.file
+        file = self._files.get(index)
+        if file is None:
+            ref = next(r for r in self._chain if r.user_block.patch_index == index)
+            file = self._files[index] = open_container(ref.path)
+        return file
+
+    @property
+    def user_block(self) -> IH5UserBlock:
+        """The user block of the newest committed container."""
+        if not self._chain:
+            raise RecordNotFoundError(f"record {self._record_label} has no committed container")
+        return self._chain[-1].user_block
+
+    @property
+    def containers(self) -> list[Path]:
+        """The committed container files, oldest first."""
+        return [ref.path for ref in self._chain]
+
+    def history(self) -> list[ContainerInfo]:
+        """One entry per committed container: index, uuid, hashsum, size and files."""
+        entries = []
+        for ref in self._chain:
+            manifest = ref.path.with_name(ref.path.name + "mf.json")
+            files = (ref.path, manifest) if manifest.exists() else (ref.path,)
+            assert ref.user_block.hdf5_hashsum is not None
+            entries.append(
+                ContainerInfo(
+                    ref.user_block.patch_index,
+                    str(ref.user_block.patch_uuid),
+                    ref.user_block.hdf5_hashsum,
+                    ref.path.stat().st_size,
+                    files,
+                )
+            )
+        return entries
+
+    def verify(self, progress: Progress | None = None) -> None:
+        """Re-hash every committed container; raise IntegrityError on the first mismatch."""
+        for ref in self._chain:
+            expected = ref.user_block.hdf5_hashsum
+            assert expected is not None
+            algorithm = expected.split(":", 1)[0]
+            actual = hashsum_container(ref.path, algorithm, progress=progress)
+            if actual != expected:
+                raise IntegrityError(
+                    f"{ref.path} is damaged: its bytes hash to {actual}, its user block says "
+                    f"{expected}; restore it from a copy",
+                    ref.path,
+                )
+
+    def merge_files(self, target: str | os.PathLike[str]) -> Path:
+        """Write the current committed state into one new base container at ``target``."""
+        from ih5.record.merge import merge_record
+
+        return merge_record(self, Path(target))
+
+    # --- closing --------------------------------------------------------------
+
+    def _release(self) -> None:
+        for file in self._files.values():
+            file.close()
+        self._files.clear()
+        self._stack.close()
+
+    def close(self, commit: bool = True) -> None:
+        """Commit (or keep uncommitted, ``commit=False``) an open patch, then release all."""
+        if self._closed:
+            return
+        try:
+            if self._writer is not None:
+                if commit:
+                    self.commit_patch()
+                else:
+                    self._writer.file.close()
+                    self._writer = None
+        finally:
+            self._closed = True
+            self._release()
+
+    def __enter__(self) -> IH5Record:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close(commit=exc is None)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"mode {self._mode!r}"
+        return f"<IH5Record {self._record_label} ({len(self._chain)} containers, {state})>"
