@@ -70,6 +70,11 @@ class ContainerInfo:
     files: tuple[Path, ...]
 
 
+def _file_index(user_block: IH5UserBlock) -> int:
+    """The index in a container's file name: 0 for the first of a chain (base or stub)."""
+    return 0 if user_block.prev_patch is None else user_block.patch_index
+
+
 class _WriterRegistry:
     """Records open for writing in this process (file locks are re-entrant per thread)."""
 
@@ -94,7 +99,8 @@ class IH5Record(IH5Group):
 
     ``record`` is ``DIR/NAME`` or a list of container files. ``verify=False``
     skips hashsum checks for trusted local data; ``at=K`` opens the state as
-    of patch index K, read-only.
+    of patch index K, read-only. ``base_user_block`` sets the identity of a
+    base created by this call (default: fresh uuids, index 0).
     """
 
     _writers: ClassVar[_WriterRegistry] = _WriterRegistry()
@@ -108,6 +114,7 @@ class IH5Record(IH5Group):
         verify: bool = True,
         at: int | None = None,
         progress: Progress | None = None,
+        base_user_block: IH5UserBlock | None = None,
     ) -> None:
         if mode not in MODES:
             raise RecordModeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -138,7 +145,7 @@ class IH5Record(IH5Group):
                 )
             self._root = build_tree(self._chain)
             if mode != "r":
-                self._start_writing(foreign)
+                self._start_writing(foreign, base_user_block or IH5UserBlock.create())
         except BaseException:
             self._release()
             raise
@@ -201,7 +208,7 @@ class IH5Record(IH5Group):
             )
         return chain
 
-    def _start_writing(self, foreign: ContainerRef | None) -> None:
+    def _start_writing(self, foreign: ContainerRef | None, base: IH5UserBlock) -> None:
         """Resume an uncommitted container (ours or a foreign one) or create the base."""
         name = self._require_name()
         newest = self._chain[-1].user_block if self._chain else None
@@ -216,7 +223,7 @@ class IH5Record(IH5Group):
                 self._open_patch(ref)
                 return
         if newest is None:
-            self._create_container(IH5UserBlock.create())
+            self._create_container(base)
 
     def _resumable(self, path: Path, newest: IH5UserBlock | None) -> ContainerRef | None:
         user_block, size = read_user_block_with_size(path)
@@ -262,7 +269,7 @@ class IH5Record(IH5Group):
         self._writer = PatchWriter(file, ref.user_block.patch_index, is_base, self._root)
 
     def _create_container(self, user_block: IH5UserBlock) -> None:
-        path = pending_path(self._directory, self._require_name(), user_block.patch_index)
+        path = pending_path(self._directory, self._require_name(), _file_index(user_block))
         path.unlink(missing_ok=True)
         h5py.File(path, "w-", userblock_size=USER_BLOCK_SIZE).close()
         write_user_block(path, user_block)
@@ -306,7 +313,7 @@ class IH5Record(IH5Group):
         user_block = self._patch_ref.user_block.model_copy(
             update={"hdf5_hashsum": hashsum_container(path)}
         )
-        final = self._directory / container_name(self._require_name(), user_block.patch_index)
+        final = self._directory / container_name(self._require_name(), _file_index(user_block))
         user_block = self._finalize_user_block(user_block, final)
         write_user_block(path, user_block)
         if path != final:

@@ -1,0 +1,132 @@
+"""The manifest sidecar (``<container>mf.json``) and its user block extension ``ih5mf_v01``."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ih5.errors import ManifestError
+from ih5.format import IH5UserBlock, manifest_name
+from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
+from ih5.manifest.skeleton import IH5Skeleton
+
+EXT_NAME = "ih5mf_v01"
+
+
+class IH5UBExtManifest(BaseModel):
+    """User block section naming a container's manifest and marking stubs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    is_stub_container: bool
+    manifest_uuid: uuid.UUID
+    manifest_hashsum: str
+
+    @classmethod
+    def get(cls, user_block: IH5UserBlock) -> IH5UBExtManifest | None:
+        """Return the extension of ``user_block``, or None for plain containers."""
+        data = user_block.ub_exts.get(EXT_NAME)
+        return None if data is None else cls.model_validate(data)
+
+    def update(self, user_block: IH5UserBlock) -> IH5UserBlock:
+        """Return a copy of ``user_block`` carrying this extension."""
+        exts = {**user_block.ub_exts, EXT_NAME: self.model_dump(mode="json")}
+        return user_block.model_copy(update={"ub_exts": exts})
+
+
+def without_manifest_ext(user_block: IH5UserBlock) -> IH5UserBlock:
+    """The user block as a manifest embeds it: without the (circular) manifest extension."""
+    exts = {key: value for key, value in user_block.ub_exts.items() if key != EXT_NAME}
+    return user_block.model_copy(update={"ub_exts": exts})
+
+
+class IH5Manifest(BaseModel):
+    """Everything needed to write a patch for a record without its data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    manifest_uuid: uuid.UUID = Field(default_factory=uuid.uuid4)
+    user_block: IH5UserBlock
+    skeleton: IH5Skeleton
+    manifest_exts: dict[str, Any] = Field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """The file's bytes: 2-space indented JSON and one trailing newline (FORMAT.md 5)."""
+        data = {
+            "manifest_uuid": str(self.manifest_uuid),
+            "user_block": json.loads(self.user_block.to_text()),
+            "skeleton": self.skeleton.to_json_data(),
+            "manifest_exts": self.manifest_exts,
+        }
+        return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, name: str | os.PathLike[str]) -> IH5Manifest:
+        """Parse a manifest file's bytes; errors name the file."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}"
+                for err in exc.errors()[:5]
+            )
+            raise ManifestError(
+                f"{os.fspath(name)} is not a valid IH5 manifest ({problems})", name
+            ) from exc
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> IH5Manifest:
+        """Read and parse a manifest file."""
+        try:
+            raw = Path(path).read_bytes()
+        except FileNotFoundError as exc:
+            raise ManifestError(f"manifest {os.fspath(path)} does not exist", path) from exc
+        return cls.from_bytes(raw, path)
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the manifest atomically; return the hashsum of its bytes."""
+        raw = self.to_bytes()
+        atomic_write_bytes(path, raw)
+        return hashsum_bytes(raw)
+
+
+def manifest_path(container: Path) -> Path:
+    """Where the manifest of a container file lives."""
+    return container.with_name(manifest_name(container.name))
+
+
+def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | None:
+    """Load and check the manifest a container's user block names (None if it names none)."""
+    ext = IH5UBExtManifest.get(user_block)
+    if ext is None:
+        return None
+    path = manifest_path(container)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ManifestError(
+            f"{container} names a manifest, but {path} is missing; restore it beside the "
+            "container or open the record as a plain IH5Record",
+            path,
+        ) from exc
+    algorithm, _ = parse_hashsum(ext.manifest_hashsum)
+    actual = hashsum_bytes(raw, algorithm)
+    if actual != ext.manifest_hashsum:
+        raise ManifestError(
+            f"manifest {path} does not match {container} (hashsum {actual}, the container "
+            f"expects {ext.manifest_hashsum}); it was modified or belongs to another container",
+            path,
+        )
+    manifest = IH5Manifest.from_bytes(raw, path)
+    if manifest.manifest_uuid != ext.manifest_uuid:
+        raise ManifestError(
+            f"manifest {path} has uuid {manifest.manifest_uuid}, but {container} expects "
+            f"{ext.manifest_uuid}",
+            path,
+        )
+    return manifest

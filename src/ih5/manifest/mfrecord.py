@@ -1,0 +1,120 @@
+"""``IH5MFRecord``: a record that writes a manifest with every commit, and stubs built from one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from ih5.format import IH5UserBlock
+from ih5.manifest.manifest import (
+    IH5Manifest,
+    IH5UBExtManifest,
+    check_manifest,
+    manifest_path,
+    without_manifest_ext,
+)
+from ih5.manifest.skeleton import IH5Skeleton
+from ih5.record import IH5Record
+from ih5.record.opening import RecordSource
+
+PLACEHOLDER = h5py.Empty("f8")
+"""What a stub holds instead of every dataset value and attribute value."""
+
+
+class IH5MFRecord(IH5Record):
+    """An IH5Record whose every commit writes a manifest sidecar (FORMAT.md section 5).
+
+    Opening checks that the newest container's manifest exists and matches.
+    A plain record opened this way becomes manifest-backed with its next commit.
+    """
+
+    def __init__(self, record: RecordSource, mode: str = "r", **kwargs: Any) -> None:
+        super().__init__(record, mode, **kwargs)
+        self._next_exts: dict[str, Any] | None = None
+        self._committing_stub = False
+        try:
+            newest = self._chain[-1] if self._chain else None
+            self._manifest = (
+                check_manifest(newest.path, newest.user_block) if newest is not None else None
+            )
+        except BaseException:
+            self.close(commit=False)
+            raise
+
+    @property
+    def manifest(self) -> IH5Manifest | None:
+        """The manifest of the newest committed container (None before the first commit)."""
+        return self._manifest
+
+    @property
+    def manifest_exts(self) -> dict[str, Any]:
+        """Extensions the next manifest will carry: set ones, else the newest manifest's."""
+        if self._next_exts is not None:
+            return self._next_exts
+        return dict(self._manifest.manifest_exts) if self._manifest is not None else {}
+
+    @manifest_exts.setter
+    def manifest_exts(self, value: dict[str, Any]) -> None:
+        self._next_exts = dict(value)
+
+    def commit_patch(self, manifest_exts: dict[str, Any] | None = None) -> None:
+        """Commit as IH5Record does, writing the manifest first; ``manifest_exts`` replaces
+        the inherited extensions for this and later manifests."""
+        if manifest_exts is not None:
+            self.manifest_exts = manifest_exts
+        super().commit_patch()
+        self._next_exts = None
+
+    def _finalize_user_block(self, user_block: IH5UserBlock, final: Path) -> IH5UserBlock:
+        # The manifest is durable under its final name before the container becomes
+        # visible: a crash in between leaves an unreferenced manifest, never a record
+        # whose newest container lacks one.
+        manifest = IH5Manifest(
+            user_block=without_manifest_ext(user_block),
+            skeleton=IH5Skeleton.from_tree(self._root),
+            manifest_exts=self.manifest_exts,
+        )
+        hashsum = manifest.save(manifest_path(final))
+        self._manifest = manifest
+        ext = IH5UBExtManifest(
+            is_stub_container=self._committing_stub,
+            manifest_uuid=manifest.manifest_uuid,
+            manifest_hashsum=hashsum,
+        )
+        return ext.update(user_block)
+
+    @classmethod
+    def create_stub(
+        cls, record: str | os.PathLike[str], manifest_file: str | os.PathLike[str]
+    ) -> Path:
+        """Build a stub base container at ``record`` from a manifest alone; return its path.
+
+        The stub has the manifest's structure with placeholders for every value and
+        the manifest's user block (prev_patch null), so a patch committed on it
+        applies to the real record.
+        """
+        manifest = IH5Manifest.load(manifest_file)
+        base = manifest.user_block.model_copy(update={"prev_patch": None, "hdf5_hashsum": None})
+        stub = cls(record, "x", base_user_block=base)
+        try:
+            writer = stub._require_writer()
+            for path, entry in manifest.skeleton.root.items():
+                if path != "/":
+                    if entry.node_type == "group":
+                        writer.create_group(path)
+                    else:
+                        writer.create_dataset(path, data=PLACEHOLDER)
+                for name in entry.attrs:
+                    writer.set_attr(path, name, PLACEHOLDER)
+            stub._committing_stub = True
+            stub.commit_patch(manifest_exts=manifest.manifest_exts)
+        except BaseException:
+            if stub.has_patch:
+                stub.discard_patch()
+            stub.close(commit=False)
+            raise
+        stub.close()
+        return stub.containers[0]

@@ -1,0 +1,54 @@
+"""The skeleton of a record: every path with its node type and where its state comes from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, RootModel
+
+from ih5.record.tree import Node, walk
+
+
+class SkeletonEntry(BaseModel):
+    """One path of a skeleton (FORMAT.md section 5).
+
+    ``patch_index`` is the container that created or last substituted the
+    node (for a dataset: where its data lives); ``attrs`` maps each attribute
+    to the container holding its value. Extra keys are allowed and kept.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    node_type: Literal["group", "dataset"]
+    patch_index: int
+    attrs: dict[str, int]
+
+
+class IH5Skeleton(RootModel[dict[str, SkeletonEntry]]):
+    """Absolute path -> entry, root first, then depth-first in sorted order."""
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        return iter(self.root)
+
+    def __getitem__(self, path: str) -> SkeletonEntry:
+        return self.root[path]
+
+    def __len__(self) -> int:
+        return len(self.root)
+
+    @classmethod
+    def from_tree(cls, root: Node) -> IH5Skeleton:
+        """Build the skeleton of a resolved tree: cost proportional to the number of nodes."""
+        entries: dict[str, SkeletonEntry] = {}
+        for path, node in walk(root):
+            entries[path] = SkeletonEntry(
+                node_type="group" if node.is_group else "dataset",
+                patch_index=node.created,
+                attrs=dict(sorted(node.attrs.items())),
+            )
+        return cls(entries)
+
+    def to_json_data(self) -> dict[str, Any]:
+        """Plain JSON data in the manifest's key order."""
+        return {path: entry.model_dump(mode="json") for path, entry in self.root.items()}
