@@ -145,3 +145,14 @@ class NodeNotFoundError(Ih5Error, KeyError):
 
 class NodeExistsError(Ih5Error, ValueError):
     """A group or dataset was to be created where one already exists."""
+
+
+# --- manifest floor -------------------------------------------------------
+
+
+class ManifestError(Ih5Error, ValueError):
+    """A manifest is missing, invalid, or does not match its container."""
+
+
+class StubError(Ih5Error, ValueError):
+    """An operation needs data that a stub does not have, or a stub is misplaced."""
