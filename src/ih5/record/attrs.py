@@ -27,7 +27,7 @@ class IH5AttributeManager(MutableMapping[str, Any]):
         index = self._sources().get(name)
         if index is None:
             raise NodeNotFoundError(f"no attribute {name!r} at {self._path!r}", self._path)
-        return self._record._h5(index)[self._path].attrs[name]
+        return self._record._data_file(index, self._path)[self._path].attrs[name]
 
     def __setitem__(self, name: str, value: Any) -> None:
         self._record._require_writer().set_attr(self._path, name, value)

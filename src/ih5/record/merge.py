@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 import h5py
 
-from ih5.errors import RecordExistsError, RecordModeError, RecordNotFoundError
+from ih5.errors import RecordExistsError, RecordModeError, RecordNotFoundError, StubError
 from ih5.format import USER_BLOCK_SIZE, hashsum_container, write_user_block
+from ih5.format.extensions import is_stub_container
 from ih5.fs import replace_file, temp_path_for
 from ih5.record.tree import walk
 
@@ -44,6 +45,12 @@ def merge_record(record: IH5Record, target: Path) -> Path:
     if target.exists():
         raise RecordExistsError(f"{target} already exists; choose a new file name", target)
     newest = record.user_block
+    first = record._chain[0]
+    if is_stub_container(first.user_block.ub_exts):
+        raise StubError(
+            f"cannot merge: {first.path} is a stub without data; merge the real record",
+            first.path,
+        )
     if not record.containers:
         raise RecordNotFoundError("an empty record cannot be merged", target)
     temp = temp_path_for(target)

@@ -70,7 +70,7 @@ class IH5Dataset(IH5Object):
     """A dataset of a record; slicing reads only the requested part."""
 
     def _h5(self) -> h5py.Dataset:
-        dataset = self._record._h5(self._node().created)[self._path]
+        dataset = self._record._data_file(self._node().created, self._path)[self._path]
         assert isinstance(dataset, h5py.Dataset)
         return dataset
 

@@ -28,6 +28,7 @@ from ih5.errors import (
     RecordLockedError,
     RecordModeError,
     RecordNotFoundError,
+    StubError,
 )
 from ih5.format import (
     USER_BLOCK_SIZE,
@@ -40,6 +41,7 @@ from ih5.format import (
     read_user_block_with_size,
     write_user_block,
 )
+from ih5.format.extensions import is_stub_container
 from ih5.fs import file_lock, fsync_directory, replace_file
 from ih5.fs.hashing import Progress
 from ih5.record.facts import read_facts
@@ -351,6 +353,21 @@ class IH5Record(IH5Group):
                 )
             node = child
         return node
+
+    def _data_file(self, index: int, path: str) -> h5py.File:
+        """The file holding data written by container ``index``; refuses stub placeholders."""
+        first = self._chain[0] if self._chain else None
+        if (
+            first is not None
+            and index == first.user_block.patch_index
+            and is_stub_container(first.user_block.ub_exts)
+        ):
+            raise StubError(
+                f"{path!r} is a placeholder of the stub {first.path}: its data is "
+                "not here; replace or delete it, or work on the real record",
+                path,
+            )
+        return self._h5(index)
 
     def _h5(self, index: int) -> h5py.File:
         if self._writer is not None and index == self._writer.index:

@@ -1,0 +1,171 @@
+"""Checking that containers form one record's chain (FORMAT.md section 3).
+
+Order comes from the user blocks, never from file names; a broken chain is
+refused with an error naming the files involved.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from uuid import UUID
+
+from ih5.errors import ChainError, IntegrityError, MixedRecordsError, RecordNotFoundError
+from ih5.format.extensions import is_stub_container
+from ih5.format.userblock import IH5UserBlock, read_user_block_with_size
+from ih5.fs import hashsum_file, parse_hashsum
+from ih5.fs.hashing import Progress
+
+
+@dataclass(frozen=True)
+class ContainerRef:
+    """A container file with its parsed user block and that block's size."""
+
+    path: Path
+    user_block: IH5UserBlock
+    block_size: int
+
+
+def load_refs(paths: Iterable[str | os.PathLike[str]]) -> list[ContainerRef]:
+    """Read the user block of each container file (NotAnIH5ContainerError on a bad one)."""
+    refs = []
+    for path in paths:
+        user_block, block_size = read_user_block_with_size(path)
+        refs.append(ContainerRef(Path(path), user_block, block_size))
+    return refs
+
+
+def _check_records(chain: list[ContainerRef]) -> None:
+    base = chain[0]
+    for ref in chain[1:]:
+        if ref.user_block.record_uuid != base.user_block.record_uuid:
+            raise MixedRecordsError(
+                f"{ref.path} belongs to record {ref.user_block.record_uuid}, but {base.path} "
+                f"to record {base.user_block.record_uuid}; pass the containers of one record only",
+                ref.path,
+            )
+
+
+def _check_unique(chain: list[ContainerRef]) -> None:
+    seen: dict[UUID, ContainerRef] = {}
+    for ref in chain:
+        other = seen.setdefault(ref.user_block.patch_uuid, ref)
+        if other is not ref:
+            raise ChainError(
+                f"{other.path} and {ref.path} share patch_uuid {ref.user_block.patch_uuid}; "
+                "one is a copy of the other: keep only one of them",
+                ref.path,
+            )
+    for prev, ref in pairwise(chain):
+        if ref.user_block.patch_index == prev.user_block.patch_index:
+            raise ChainError(
+                f"{prev.path} and {ref.path} both have patch_index {ref.user_block.patch_index}; "
+                "keep only one of them (a merged or stub container replaces the chain it "
+                "was made from)",
+                ref.path,
+            )
+
+
+def _check_links(chain: list[ContainerRef]) -> None:
+    first = chain[0]
+    if first.user_block.prev_patch is not None:
+        raise ChainError(
+            f"{first.path} (patch_index {first.user_block.patch_index}) follows patch "
+            f"{first.user_block.prev_patch}, which was not given; pass the whole chain "
+            "from its base container",
+            first.path,
+        )
+    for prev, ref in pairwise(chain):
+        ub, prev_ub = ref.user_block, prev.user_block
+        if ub.prev_patch is None:
+            raise ChainError(
+                f"{ref.path} is a base container (no prev_patch) but comes after {prev.path}; "
+                "a record has exactly one base: move the extra base away",
+                ref.path,
+            )
+        if ub.patch_index != prev_ub.patch_index + 1:
+            raise ChainError(
+                f"patch_index {prev_ub.patch_index + 1} is missing between {prev.path} and "
+                f"{ref.path}; restore the missing container",
+                ref.path,
+            )
+        if ub.prev_patch != prev_ub.patch_uuid:
+            raise ChainError(
+                f"{ref.path} follows patch {ub.prev_patch}, but its predecessor {prev.path} "
+                f"is patch {prev_ub.patch_uuid}; they belong to different branches of the "
+                "record: keep the containers of one branch only",
+                ref.path,
+            )
+
+
+def _check_committed(chain: list[ContainerRef]) -> None:
+    for ref in chain[:-1]:
+        if ref.user_block.hdf5_hashsum is None:
+            raise ChainError(
+                f"{ref.path} is uncommitted (no hdf5_hashsum) but newer containers follow it; "
+                "only the newest container may be uncommitted: remove the newer ones or "
+                "this one",
+                ref.path,
+            )
+
+
+def _check_stubs(chain: list[ContainerRef]) -> None:
+    for ref in chain[1:]:
+        if is_stub_container(ref.user_block.ub_exts):
+            raise ChainError(
+                f"{ref.path} is a stub but not the first container of the chain; a stub can "
+                "only be a base: remove it from the files given",
+                ref.path,
+            )
+
+
+def _check_hashsums(chain: list[ContainerRef], progress: Progress | None) -> None:
+    for ref in chain:
+        expected = ref.user_block.hdf5_hashsum
+        if expected is None:
+            continue
+        algorithm, _ = parse_hashsum(expected)
+        actual = hashsum_file(ref.path, algorithm, skip=ref.block_size, progress=progress)
+        if actual != expected:
+            raise IntegrityError(
+                f"{ref.path} is damaged: its payload hashes to {actual} but its user block "
+                f"says {expected}; restore the file from a backup or a copy",
+                ref.path,
+            )
+
+
+def validate_chain(
+    refs: Sequence[ContainerRef],
+    *,
+    verify_hashsums: bool = True,
+    progress: Progress | None = None,
+) -> list[ContainerRef]:
+    """Check that ``refs`` form one record's chain; return them ordered by patch_index.
+
+    ``progress`` is called with the number of bytes hashed as hashsums are verified.
+    """
+    if not refs:
+        raise RecordNotFoundError(
+            "no IH5 containers were found or given; check the record's directory and name"
+        )
+    chain = sorted(refs, key=lambda ref: ref.user_block.patch_index)
+    _check_records(chain)
+    _check_unique(chain)
+    _check_links(chain)
+    _check_committed(chain)
+    _check_stubs(chain)
+    if verify_hashsums:
+        _check_hashsums(chain, progress)
+    return chain
+
+
+def split_uncommitted(
+    refs: Sequence[ContainerRef],
+) -> tuple[list[ContainerRef], ContainerRef | None]:
+    """Split a validated chain into its committed containers and a trailing uncommitted one."""
+    if refs and refs[-1].user_block.hdf5_hashsum is None:
+        return list(refs[:-1]), refs[-1]
+    return list(refs), None
