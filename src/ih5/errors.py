@@ -156,3 +156,10 @@ class ManifestError(Ih5Error, ValueError):
 
 class StubError(Ih5Error, ValueError):
     """An operation needs data that a stub does not have, or a stub is misplaced."""
+
+
+# --- pack floor -----------------------------------------------------------
+
+
+class PackError(Ih5Error, ValueError):
+    """A directory cannot be packed or a record cannot be unpacked as asked."""

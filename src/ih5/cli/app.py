@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ih5.cli.meta import meta
 from ih5.errors import Ih5Error
 
 EXIT_OK = 0
@@ -42,3 +43,6 @@ def cli(debug: bool) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="ih5")
+
+
+cli.add_command(meta)

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 TEMP_SUFFIX = ".ih5tmp"
-_TEMP_NAME = re.compile(
-    r"^\.(?P<target>.+)\.(?P<pid>\d+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + "$"
+_TEMP_NAME = re.compile(  # \Z, not $: "$" also matches before a trailing newline
+    r"^\.(?P<target>.+)\.(?P<pid>\d+)-[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + r"\Z"
 )
 
 STALE_TEMP_AGE = 3600.0
@@ -38,6 +38,8 @@ def is_temp_name(name: str) -> bool:
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:
     """Make a rename or unlink inside ``directory`` durable."""
+    if os.name == "nt":  # pragma: no cover - Windows cannot open or fsync a directory
+        return
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)

@@ -17,7 +17,8 @@ DEFAULT_ALGORITHM = "sha256"
 CHUNK_SIZE = 1 << 20
 """Read buffer: large enough that the per-read overhead vanishes next to hashing."""
 
-_HASHSUM = re.compile(r"^(?P<alg>[a-z0-9]+):(?P<hex>[0-9a-f]+)$")
+# \Z, not $: "$" also matches before a trailing newline.
+_HASHSUM = re.compile(r"^(?P<alg>[a-z0-9]+):(?P<hex>[0-9a-f]+)\Z")
 
 
 class Readable(Protocol):

@@ -110,16 +110,19 @@ def locked_json(
 ) -> Iterator[Any]:
     """Hold the lock of a JSON sidecar and yield its document for in-place changes.
 
-    When the block ends normally the document is written back atomically
-    (if it changed); when it raises, nothing is written. A missing file
-    starts from a copy of ``default_data``.
+    When the block ends normally the document is written back atomically if
+    it changed; when it raises, nothing is written. A missing file starts from
+    a copy of ``default_data`` (an empty dict when not given) and is created
+    only if the block changes it. Do not nest updates of the same file: the
+    lock is re-entrant, so the outer block would overwrite the inner one.
     """
     target = Path(path)
+    start = {} if default_data is None else default_data
     with file_lock(target, timeout):
         sweep_stale_temp_files(target)
-        before, document = _load_for_update(target, default_data, backup_corrupt)
+        before, document = _load_for_update(target, start, backup_corrupt)
         yield document
-        _write_if_changed(target, before, document)
+        _write_if_changed(target, before or encode_json(start, target), document)
 
 
 def atomic_update_json(

@@ -12,7 +12,6 @@ caller waits for that thread with a deadline on the monotonic clock.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import threading
 import time
@@ -21,6 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ih5.errors import FileLockError, FileLockTimeoutError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock; importing ih5 must still work
+    fcntl = None  # type: ignore[assignment]
 
 LOCK_SUFFIX = ".lock"
 
@@ -41,6 +45,14 @@ def _flock_error(exc: OSError, lock_path: str) -> OSError:
     return OSError(code, reason, lock_path)
 
 
+def _require_flock(lock_path: str) -> None:
+    if fcntl is None:  # pragma: no cover - only reached on Windows
+        raise FileLockError(
+            f"cannot lock {lock_path}: ih5's file locks need a POSIX system (Linux, macOS)",
+            lock_path,
+        )
+
+
 def _open_lock_file(lock_path: str) -> int:
     # OS errors (permission denied, not a directory, too many open files)
     # propagate as they are: they are never a sign that the lock is busy.
@@ -55,6 +67,19 @@ def _try_flock(fd: int, lock_path: str) -> bool:
     except OSError as exc:
         raise _flock_error(exc, lock_path) from exc
     return True
+
+
+def _close_lock_fd(fd: int, *, locked: bool) -> None:
+    """Close a lock descriptor, unlocking it first if it holds the lock.
+
+    Closing alone does not release a lock whose open file is shared with a
+    child forked meanwhile: the child's copy would keep it locked.
+    """
+    try:
+        if locked:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _is_current(fd: int, lock_path: str) -> bool:
@@ -92,7 +117,7 @@ class _FlockWaiter:
             error = _flock_error(exc, self._lock_path)
         with self._mutex:
             if self._abandoned:
-                os.close(self._fd)
+                _close_lock_fd(self._fd, locked=error is None)
                 return
             self._error = error
             self._done.set()
@@ -108,7 +133,7 @@ class _FlockWaiter:
                 taken = self._done.is_set()
                 self._abandoned = not taken
             if taken and (interrupted or self._error is not None):
-                os.close(self._fd)
+                _close_lock_fd(self._fd, locked=self._error is None)
         if self._error is not None:
             raise self._error
         return taken
@@ -127,20 +152,34 @@ def _timeout_error(lock_path: str, timeout: float | None) -> FileLockTimeoutErro
 
 def _lock_fd(lock_path: str, deadline: float, timeout: float | None) -> int:
     """Open and lock the lock file; return the locked descriptor."""
+    _require_flock(lock_path)
     while True:
         fd = _open_lock_file(lock_path)
+        waiter = None
         try:
             taken = _try_flock(fd, lock_path)
+            remaining = _remaining(deadline)
+            if not taken and remaining == 0.0:
+                # Out of time already (``timeout=0`` tries once): a waiter
+                # thread would only hold a descriptor until the holder unlocks.
+                raise _timeout_error(lock_path, timeout)
+            if not taken:
+                waiter = _FlockWaiter(fd, lock_path)
         except BaseException:
             os.close(fd)
             raise
-        if not taken and not _FlockWaiter(fd, lock_path).wait(_remaining(deadline)):
+        if waiter is not None and not waiter.wait(remaining):
             raise _timeout_error(lock_path, timeout)
-        if _is_current(fd, lock_path):
+        try:
+            current = _is_current(fd, lock_path)
+        except BaseException:
+            _close_lock_fd(fd, locked=True)
+            raise
+        if current:
             return fd
         # Someone removed or replaced the lock file while we waited (an
         # older tool that deletes its lock files): our lock guards nothing.
-        os.close(fd)
+        _close_lock_fd(fd, locked=True)
 
 
 class _PathLock:
@@ -218,7 +257,8 @@ def _forget_locks_after_fork() -> None:
     _registry_mutex = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_locks_after_fork)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_after_fork)
 
 
 @contextmanager

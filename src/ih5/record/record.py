@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import h5py
 
@@ -60,6 +60,8 @@ from ih5.record.tree import Node, apply_container, split_path
 
 MODES = ("r", "r+", "a", "w", "w-", "x")
 
+RecordT = TypeVar("RecordT", bound="IH5Record")
+
 
 @dataclass(frozen=True)
 class ContainerInfo:
@@ -95,6 +97,15 @@ class _WriterRegistry:
         with self._mutex:
             self._held.discard(key)
 
+    def forget_all(self) -> None:
+        """Drop every claim: a forked child holds none of its parent's record locks."""
+        self._held = set()
+        self._mutex = threading.Lock()
+
+
+_WRITERS = _WriterRegistry()
+os.register_at_fork(after_in_child=_WRITERS.forget_all)
+
 
 class IH5Record(IH5Group):
     """An IH5 record opened in one of h5py's modes (r, r+, a, w, w-/x).
@@ -105,7 +116,7 @@ class IH5Record(IH5Group):
     base created by this call (default: fresh uuids, index 0).
     """
 
-    _writers: ClassVar[_WriterRegistry] = _WriterRegistry()
+    _writers: ClassVar[_WriterRegistry] = _WRITERS
 
     def __init__(
         self,
@@ -135,6 +146,9 @@ class IH5Record(IH5Group):
         try:
             if mode != "r":
                 self._lock(lock_timeout)
+                if isinstance(record, (str, os.PathLike)):
+                    # Look again: the record may have grown while we waited for the lock.
+                    files = locate(record)[2]
                 files = self._prepare_for_writing(mode, files)
             if files:
                 self._chain, foreign = read_chain(files, verify, progress)
@@ -194,7 +208,8 @@ class IH5Record(IH5Group):
                 files[0],
             )
         if mode == "w":
-            for path in [*files, *self._directory.glob(f".{self._name}.*.ih5.pending")]:
+            # ".*ih5" matches the base's pending name (.NAME.ih5.pending) and the patches'.
+            for path in [*files, *self._directory.glob(f".{self._name}.*ih5.pending")]:
                 path.unlink()
             fsync_directory(self._directory)
             return []
@@ -451,7 +466,7 @@ class IH5Record(IH5Group):
             self._closed = True
             self._release()
 
-    def __enter__(self) -> IH5Record:
+    def __enter__(self: RecordT) -> RecordT:
         return self
 
     def __exit__(

@@ -1,0 +1,36 @@
+"""The pack floor: directories to records and back, incrementally, from manifests alone."""
+
+from ih5.pack.codecs import (
+    ENTRY_POINT_GROUP,
+    FileCodec,
+    NpyCodec,
+    PackOptions,
+    RawCodec,
+    installed_codecs,
+)
+from ih5.pack.many import CATALOG_NAME, PackOutcome, pack_many, record_name_for
+from ih5.pack.packer import Changes, PackProgress, PackResult, compare_states, pack_directory
+from ih5.pack.tree_state import EntryState, TreeState
+from ih5.pack.unpacker import UnpackResult, unpack_record
+
+__all__ = [
+    "CATALOG_NAME",
+    "ENTRY_POINT_GROUP",
+    "Changes",
+    "EntryState",
+    "FileCodec",
+    "NpyCodec",
+    "PackOptions",
+    "PackOutcome",
+    "PackProgress",
+    "PackResult",
+    "RawCodec",
+    "TreeState",
+    "UnpackResult",
+    "compare_states",
+    "installed_codecs",
+    "pack_directory",
+    "pack_many",
+    "record_name_for",
+    "unpack_record",
+]

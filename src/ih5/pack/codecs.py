@@ -1,0 +1,172 @@
+"""File-type codecs: how a source file becomes a dataset and comes back byte for byte.
+
+Built in: ``.npy`` files as arrays of their own dtype and shape, everything
+else as raw bytes. Labs add codecs for their own types (TIFF, CSV, ...) as
+Python entry points in the group ``ih5.codecs``; each entry point names an
+object with the :class:`FileCodec` interface. Codecs from entry points are
+tried first, in name order; the first that accepts a file packs it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+
+from ih5.record import IH5Dataset, IH5Group
+
+ENTRY_POINT_GROUP = "ih5.codecs"
+CODEC_ATTR = "codec"
+RAW_CHUNK = 1 << 20
+"""Chunk length of raw-byte datasets (and the unit of streaming reads and writes)."""
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    """Storage choices for packed files."""
+
+    compression: str | None = None
+    compression_opts: Any = None
+
+    def storage(self) -> dict[str, Any]:
+        """h5py ``create_dataset`` keywords for these choices."""
+        if self.compression is None:
+            return {}
+        return {"compression": self.compression, "compression_opts": self.compression_opts}
+
+
+class FileCodec(Protocol):
+    """Turns one kind of file into a dataset and back, preserving every byte."""
+
+    name: str
+    """Stored in the dataset's ``codec`` attribute; picks the codec when unpacking."""
+
+    def accepts(self, filename: str, head: bytes, size: int) -> bool:
+        """Tell whether this codec packs the file (``head``: its first bytes, up to 64 KiB)."""
+        ...
+
+    def write(
+        self, group: IH5Group, name: str, source: BinaryIO, size: int, options: PackOptions
+    ) -> IH5Dataset:
+        """Create dataset ``name`` in ``group`` from the file's bytes read from ``source``."""
+        ...
+
+    def read(self, dataset: IH5Dataset, out: BinaryIO) -> None:
+        """Write the original file's bytes to ``out``."""
+        ...
+
+
+class RawCodec:
+    """Any file as a chunked 1-D ``uint8`` dataset of its bytes."""
+
+    name = "raw"
+
+    def accepts(self, filename: str, head: bytes, size: int) -> bool:
+        """Raw bytes fit every file."""
+        return True
+
+    def write(
+        self, group: IH5Group, name: str, source: BinaryIO, size: int, options: PackOptions
+    ) -> IH5Dataset:
+        """Stream the bytes into the dataset one chunk at a time."""
+        chunks = (min(size, RAW_CHUNK),) if size else None
+        storage = options.storage() if size else {}
+        dataset = group.create_dataset(name, shape=(size,), dtype="u1", chunks=chunks, **storage)
+        buffer = bytearray(RAW_CHUNK)
+        offset = 0
+        while offset < size:
+            count = source.readinto(buffer)  # type: ignore[attr-defined]
+            if not count:
+                break
+            dataset[offset : offset + count] = np.frombuffer(buffer, np.uint8, count)
+            offset += count
+        if offset != size:
+            raise OSError(f"{name} changed size while being packed ({size} -> {offset} bytes)")
+        return dataset
+
+    def read(self, dataset: IH5Dataset, out: BinaryIO) -> None:
+        """Write the bytes back one chunk at a time."""
+        size = dataset.shape[0]
+        for start in range(0, size, RAW_CHUNK):
+            out.write(dataset[start : start + RAW_CHUNK].tobytes())
+
+
+NPY_MAGIC = b"\x93NUMPY"
+NPY_HEADER_ATTR = "npy_header"
+_NPY_KINDS = set("biufcS")
+"""dtype kinds h5py stores natively; others (unicode, datetime, objects) go raw."""
+
+
+def _npy_layout(head: bytes) -> tuple[int, tuple[int, ...], bool, np.dtype[Any]]:
+    """Parse an ``.npy`` header: (header length, shape, fortran order, dtype)."""
+    stream = io.BytesIO(head)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    else:
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    return stream.tell(), shape, fortran, dtype
+
+
+class NpyCodec:
+    """``.npy`` files as arrays of their own dtype and shape; the header is kept verbatim."""
+
+    name = "npy"
+
+    def accepts(self, filename: str, head: bytes, size: int) -> bool:
+        """Accept well-formed ``.npy`` files of plain numeric or byte-string dtypes."""
+        if not filename.endswith(".npy") or not head.startswith(NPY_MAGIC):
+            return False
+        try:
+            header_len, shape, _, dtype = _npy_layout(head)
+        except (ValueError, OSError, SyntaxError):
+            return False
+        expected = header_len + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        return dtype.kind in _NPY_KINDS and not dtype.hasobject and expected == size
+
+    def write(
+        self, group: IH5Group, name: str, source: BinaryIO, size: int, options: PackOptions
+    ) -> IH5Dataset:
+        """Store the array with its dtype and shape, and the header bytes as an attribute."""
+        raw = source.read()
+        header_len, shape, fortran, dtype = _npy_layout(raw)
+        array = np.frombuffer(raw, dtype, offset=header_len).reshape(
+            shape, order="F" if fortran else "C"
+        )
+        storage = options.storage() if array.size else {}
+        dataset = group.create_dataset(name, data=array, **storage)
+        dataset.attrs[NPY_HEADER_ATTR] = np.void(raw[:header_len])
+        return dataset
+
+    def read(self, dataset: IH5Dataset, out: BinaryIO) -> None:
+        """Write the header, then the values in the file's own order."""
+        header = dataset.attrs[NPY_HEADER_ATTR].tobytes()
+        _, _, fortran, _ = _npy_layout(header)
+        out.write(header)
+        out.write(np.asarray(dataset[()]).tobytes(order="F" if fortran else "C"))
+
+
+BUILTIN_CODECS: tuple[FileCodec, ...] = (NpyCodec(), RawCodec())
+
+
+def installed_codecs() -> list[FileCodec]:
+    """Codecs from entry points (name order), then the built-in ones."""
+    plugins = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name)
+    return [point.load() for point in plugins] + list(BUILTIN_CODECS)
+
+
+def choose_codec(codecs: Sequence[FileCodec], filename: str, head: bytes, size: int) -> FileCodec:
+    """The first codec that accepts the file (raw bytes accept everything)."""
+    for codec in codecs:
+        if codec.accepts(filename, head, size):
+            return codec
+    return RawCodec()
+
+
+def codec_named(codecs: Sequence[FileCodec], name: str) -> FileCodec | None:
+    """The codec that wrote a dataset, by its stored name."""
+    return next((codec for codec in codecs if codec.name == name), None)

@@ -1,0 +1,56 @@
+"""A file reader that hashes every byte it hands out, so packing reads each file once."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from types import TracebackType
+from typing import IO
+
+from ih5.fs import DEFAULT_ALGORITHM
+
+CHUNK = 1 << 20
+
+
+class HashingReader:
+    """Read a file (``read`` / ``readinto``) while computing its qualified hashsum."""
+
+    def __init__(self, stream: IO[bytes], progress: Callable[[int], None] | None = None) -> None:
+        self._stream = stream
+        self._hasher = hashlib.new(DEFAULT_ALGORITHM)
+        self._progress = progress
+
+    def _seen(self, data: bytes | memoryview) -> None:
+        self._hasher.update(data)
+        if self._progress is not None:
+            self._progress(len(data))
+
+    def read(self, size: int = -1) -> bytes:
+        """Read like a file object."""
+        data = self._stream.read(size)
+        self._seen(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer`` like a raw file object."""
+        count = self._stream.readinto(buffer)  # type: ignore[attr-defined]
+        self._seen(memoryview(buffer)[:count])
+        return int(count)
+
+    def hashsum(self) -> str:
+        """Hash the rest of the file too, and return the hashsum of all its bytes."""
+        buffer = bytearray(CHUNK)
+        while self.readinto(buffer):
+            pass
+        return f"{DEFAULT_ALGORITHM}:{self._hasher.hexdigest()}"
+
+    def __enter__(self) -> HashingReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stream.close()

@@ -1,0 +1,369 @@
+"""``pack_directory``: archive a directory as a record, later as one patch per change set.
+
+The first run creates a manifest-backed record: every directory a group,
+every file a dataset. Later runs compare the directory with the source
+state kept in the newest manifest and write one patch with exactly the
+added, changed and removed paths; when only that manifest is at hand, the
+patch is written on a stub and placed beside the manifest, ready to be
+copied next to the real record.
+"""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Protocol
+
+from ih5.errors import PackError
+from ih5.format import discover_containers, split_record_path, validate_record_name
+from ih5.fs import fsync_directory, hashsum_stream
+from ih5.manifest import IH5Manifest, IH5MFRecord
+from ih5.pack.codecs import (
+    CODEC_ATTR,
+    FileCodec,
+    PackOptions,
+    RawCodec,
+    choose_codec,
+    installed_codecs,
+)
+from ih5.pack.hashing_reader import HashingReader
+from ih5.pack.tree_state import EntryState, TreeState, current_state, scan_directory
+from ih5.record import IH5Dataset, IH5Group
+
+HEAD_SIZE = 1 << 16
+SYMLINK_CODEC = "symlink"
+TARGET_ATTR = "target"
+
+Action = Literal["created", "patched", "patched-on-stub", "unchanged"]
+Listing = dict[str, os.stat_result | str]
+"""Source paths -> stat results (files, directories) or link targets (symlinks)."""
+
+
+class PackProgress(Protocol):
+    """Told how many bytes a phase ("hashing", "packing") will handle, then as they pass."""
+
+    def phase(self, name: str, total_bytes: int) -> None:
+        """A new phase starts."""
+        ...
+
+    def advance(self, nbytes: int) -> None:
+        """``nbytes`` more bytes were handled."""
+        ...
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """What one packing run did."""
+
+    record: Path
+    action: Action
+    record_uuid: str
+    patch_index: int
+    written: tuple[Path, ...] = ()
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    bytes_packed: int = 0
+    file_count: int = 0
+    total_bytes: int = 0
+    manifest_hashsum: str | None = field(default=None)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Paths to add, change and remove, found by comparing two source states."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def compare_states(old: TreeState, new: TreeState) -> Changes:
+    """Added, changed (content or kind) and removed paths, sorted."""
+    added = tuple(path for path in new.entries if path not in old.entries)
+    removed = tuple(path for path in old.entries if path not in new.entries)
+    changed = tuple(
+        path
+        for path, entry in new.entries.items()
+        if path in old.entries and not entry.same_content(old.entries[path])
+    )
+    return Changes(added, changed, removed)
+
+
+def _topmost(paths: Sequence[str]) -> list[str]:
+    """Drop paths below another path of the list (deleting a group deletes its members)."""
+    kept: list[str] = []
+    for path in sorted(paths):
+        if not kept or not path.startswith(kept[-1] + "/"):
+            kept.append(path)
+    return kept
+
+
+def _media_type(relative: str) -> str:
+    return mimetypes.guess_type(relative)[0] or "application/octet-stream"
+
+
+class _Writer:
+    """Writes source paths into the open patch of a record."""
+
+    def __init__(
+        self,
+        root: Path,
+        record: IH5MFRecord,
+        codecs: Sequence[FileCodec],
+        options: PackOptions,
+        progress: PackProgress | None,
+    ) -> None:
+        self.root = root
+        self.record = record
+        self.codecs = codecs
+        self.options = options
+        self.progress = progress
+
+    def _parent(self, relative: str) -> tuple[IH5Group, str]:
+        parent, _, name = relative.rpartition("/")
+        return (self.record.require_group(parent) if parent else self.record), name
+
+    def _advance(self, nbytes: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(nbytes)
+
+    def write_file(self, relative: str) -> EntryState:
+        """Pack one file with the first codec that accepts it; return its state."""
+        path = self.root / relative
+        group, name = self._parent(relative)
+        try:
+            info = path.stat()
+            with path.open("rb") as probe:
+                head = probe.read(HEAD_SIZE)
+            codec = choose_codec(self.codecs, name, head, info.st_size)
+            hashsum = self._write_with(codec, group, name, path, info.st_size)
+        except OSError as exc:
+            raise PackError(f"cannot read {path}: {exc.strerror or exc}", path) from exc
+        dataset = group[name]
+        dataset.attrs["size"] = info.st_size
+        dataset.attrs["hashsum"] = hashsum
+        dataset.attrs["media_type"] = _media_type(relative)
+        return EntryState(
+            kind="file", size=info.st_size, mtime_ns=info.st_mtime_ns, hashsum=hashsum
+        )
+
+    def _write_with(
+        self, codec: FileCodec, group: IH5Group, name: str, path: Path, size: int
+    ) -> str:
+        with HashingReader(path.open("rb", buffering=0), self._advance) as reader:
+            dataset = codec.write(group, name, reader, size, self.options)  # type: ignore[arg-type]
+            hashsum = reader.hashsum()
+        dataset.attrs[CODEC_ATTR] = codec.name
+        if not isinstance(codec, RawCodec) and _decoded_hashsum(codec, dataset) != hashsum:
+            # A codec that cannot give the bytes back exactly must not be trusted with them.
+            del group[name]
+            return self._write_with(RawCodec(), group, name, path, size)
+        return hashsum
+
+    def write_symlink(self, relative: str, target: str) -> EntryState:
+        """Keep an in-tree symlink as an empty dataset naming its target."""
+        group, name = self._parent(relative)
+        dataset = group.create_dataset(name, shape=(0,), dtype="u1")
+        dataset.attrs[CODEC_ATTR] = SYMLINK_CODEC
+        dataset.attrs[TARGET_ATTR] = target
+        return EntryState(kind="symlink", target=target)
+
+
+def _decoded_hashsum(codec: FileCodec, dataset: IH5Dataset) -> str:
+    buffer = io.BytesIO()
+    codec.read(dataset, buffer)
+    buffer.seek(0)
+    return hashsum_stream(buffer)
+
+
+def _newest_manifest(directory: Path, name: str) -> Path | None:
+    """The manifest with the highest patch index among ``NAME*.ih5mf.json`` in ``directory``."""
+    best: tuple[int, Path] | None = None
+    for path in directory.glob(f"{name}*.ih5mf.json"):
+        stem = path.name[: -len("mf.json")]
+        if stem != f"{name}.ih5" and not (
+            stem.startswith(f"{name}.p") and stem[len(name) + 2 : -4].isdigit()
+        ):
+            continue
+        index = IH5Manifest.load(path).user_block.patch_index
+        if best is None or index > best[0]:
+            best = (index, path)
+    return best[1] if best else None
+
+
+def _apply(writer: _Writer, listing: Listing, changes: Changes, previous: TreeState) -> TreeState:
+    """Delete and (re)create what changed; return the source state the patch records."""
+    for path in _topmost([*changes.removed, *changes.changed]):
+        del writer.record[path]
+    entries = {
+        path: entry for path, entry in previous.entries.items() if path not in changes.removed
+    }
+    for path in sorted({*changes.added, *changes.changed}):
+        info = listing[path]
+        if isinstance(info, str):
+            entries[path] = writer.write_symlink(path, info)
+        elif stat.S_ISDIR(info.st_mode):
+            writer.record.require_group(path)
+            entries[path] = EntryState(kind="dir")
+        else:
+            entries[path] = writer.write_file(path)
+    return TreeState(entries=dict(sorted(entries.items())))
+
+
+def _is_file(info: os.stat_result | str) -> bool:
+    return not isinstance(info, str) and stat.S_ISREG(info.st_mode)
+
+
+def _bytes_to_hash(listing: Listing, previous: TreeState, trust_mtime: bool) -> int:
+    total = 0
+    for path, info in listing.items():
+        if not _is_file(info):
+            continue
+        assert not isinstance(info, str)
+        old = previous.entries.get(path)
+        same = old is not None and (old.size, old.mtime_ns) == (info.st_size, info.st_mtime_ns)
+        total += 0 if trust_mtime and same else info.st_size
+    return total
+
+
+def _bytes_to_pack(listing: Listing, paths: Sequence[str]) -> int:
+    return sum(
+        info.st_size
+        for path in paths
+        if not isinstance(info := listing[path], str) and _is_file(info)
+    )
+
+
+def _result(
+    record: IH5MFRecord, where: Path, action: Action, changes: Changes, state: TreeState
+) -> PackResult:
+    files = [entry for entry in state.entries.values() if entry.kind == "file"]
+    user_block = record.user_block
+    ext = user_block.ub_exts.get("ih5mf_v01", {})
+    return PackResult(
+        record=where,
+        action=action,
+        record_uuid=str(user_block.record_uuid),
+        patch_index=user_block.patch_index,
+        written=record.history()[-1].files if action != "unchanged" else (),
+        added=changes.added,
+        changed=changes.changed,
+        removed=changes.removed,
+        bytes_packed=sum(state.entries[path].size for path in (*changes.added, *changes.changed)),
+        file_count=len(files),
+        total_bytes=sum(entry.size for entry in files),
+        manifest_hashsum=ext.get("manifest_hashsum"),
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One packing run's inputs."""
+
+    root: Path
+    listing: Listing
+    options: PackOptions
+    trust_mtime: bool
+    progress: PackProgress | None
+    codecs: Sequence[FileCodec]
+
+
+def pack_directory(
+    source: str | os.PathLike[str],
+    record: str | os.PathLike[str],
+    *,
+    options: PackOptions | None = None,
+    trust_mtime: bool = False,
+    progress: PackProgress | None = None,
+    codecs: Sequence[FileCodec] | None = None,
+) -> PackResult:
+    """Pack ``source`` into the record at ``record`` (``DIR/NAME``): create it or add a patch.
+
+    ``trust_mtime`` treats files whose size and modification time match the
+    newest manifest as unchanged without hashing them.
+    """
+    directory, name = split_record_path(record)
+    validate_record_name(name)
+    root = Path(source)
+    job = _Job(
+        root,
+        scan_directory(root),
+        options or PackOptions(),
+        trust_mtime,
+        progress,
+        list(codecs) if codecs is not None else installed_codecs(),
+    )
+    if any(path.name == f"{name}.ih5" for path in discover_containers(directory, name)):
+        with IH5MFRecord(directory / name, "r+") as rec:
+            return _pack_into(rec, job, "patched")
+    newest_manifest = _newest_manifest(directory, name)
+    if newest_manifest is not None:
+        return _pack_on_stub(newest_manifest, directory / name, job)
+    directory.mkdir(parents=True, exist_ok=True)
+    with IH5MFRecord(directory / name, "x") as rec:
+        return _pack_into(rec, job, "created")
+
+
+def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
+    """Write the changes of ``job`` as the open base or as a new patch of ``rec``."""
+    where = rec._directory / rec._require_name()
+    if rec.containers:
+        previous = TreeState.from_exts(rec.manifest_exts, str(where))
+        if job.progress is not None:
+            job.progress.phase("hashing", _bytes_to_hash(job.listing, previous, job.trust_mtime))
+        advance = job.progress.advance if job.progress is not None else None
+        current = current_state(job.root, job.listing, previous, job.trust_mtime, advance)
+        changes = compare_states(previous, current)
+        if not changes:
+            return _result(rec, where, "unchanged", changes, previous)
+        rec.create_patch()
+    else:
+        previous = TreeState()
+        changes = Changes(tuple(job.listing), (), ())
+    if job.progress is not None:
+        job.progress.phase(
+            "packing", _bytes_to_pack(job.listing, [*changes.added, *changes.changed])
+        )
+    writer = _Writer(job.root, rec, job.codecs, job.options, job.progress)
+    try:
+        state = _apply(writer, job.listing, changes, previous)
+        rec.commit_patch(manifest_exts={**rec.manifest_exts, **state.to_ext()})
+    except BaseException:
+        rec.discard_patch()
+        raise
+    return _result(rec, where, action, changes, state)
+
+
+def _pack_on_stub(manifest: Path, where: Path, job: _Job) -> PackResult:
+    """Write the patch on a stub built from ``manifest`` and put it beside the manifest."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{where.name}.stub-", dir=where.parent))
+    try:
+        IH5MFRecord.create_stub(staging / where.name, manifest)
+        with IH5MFRecord(staging / where.name, "r+") as rec:
+            result = _pack_into(rec, job, "patched-on-stub")
+        moved = []
+        for path in result.written:
+            target = where.parent / path.name
+            if target.exists():
+                raise PackError(
+                    f"{target} already exists: the record moved on since {manifest} was "
+                    "written; copy the newest manifest here and pack again",
+                    target,
+                )
+            os.replace(path, target)
+            moved.append(target)
+        fsync_directory(where.parent)
+        return replace(result, record=where, written=tuple(moved))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""The state of a source directory: what ``ih5 pack`` records in the manifest to find changes.
+
+Each entry is keyed by its POSIX path relative to the source root. Files carry
+size, modification time and content hashsum; symlinks their target; directories
+nothing. The state travels in ``manifest_exts["ih5_pack"]``, so a later run can
+compare a directory with the newest manifest alone.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ih5.errors import PackError
+from ih5.fs import hashsum_file
+
+EXT_KEY = "ih5_pack"
+STATE_VERSION = 1
+
+
+class EntryState(BaseModel):
+    """One path of the source tree."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["file", "dir", "symlink"]
+    size: int = 0
+    mtime_ns: int = 0
+    hashsum: str | None = None
+    target: str | None = None
+
+    def same_content(self, other: EntryState) -> bool:
+        """Equal kind and content (times do not matter)."""
+        return (self.kind, self.hashsum, self.target) == (other.kind, other.hashsum, other.target)
+
+
+class TreeState(BaseModel):
+    """Every path of a source tree (parents before children)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int = STATE_VERSION
+    entries: dict[str, EntryState] = {}
+
+    def to_ext(self) -> dict[str, Any]:
+        """The ``manifest_exts`` section."""
+        return {EXT_KEY: self.model_dump(mode="json", exclude_none=True)}
+
+    @classmethod
+    def from_exts(cls, exts: dict[str, Any], where: str) -> TreeState:
+        """Read the state back from a manifest's extensions."""
+        if EXT_KEY not in exts:
+            raise PackError(
+                f"{where} was not written by 'ih5 pack' (no {EXT_KEY!r} in its manifest); "
+                "pack into a new record instead",
+                where,
+            )
+        return cls.model_validate(exts[EXT_KEY])
+
+
+def _check_link(root: Path, link: Path) -> str:
+    target = os.readlink(link)
+    resolved = (link.parent / target).resolve()
+    if os.path.isabs(target) or not resolved.is_relative_to(root.resolve()):
+        raise PackError(
+            f"symlink {link} points outside {root} (to {target}); replace it with the file "
+            "or remove it before packing",
+            link,
+        )
+    return target
+
+
+def scan_directory(root: Path) -> dict[str, os.stat_result | str]:
+    """List every path below ``root``: stat results for files and dirs, targets for links.
+
+    Links leaving the tree and unreadable files are refused here, before
+    anything is written.
+    """
+    if not root.is_dir():
+        raise PackError(f"{root} is not a directory; pass the directory to pack", root)
+    found: dict[str, os.stat_result | str] = {}
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError as exc:
+            raise PackError(f"cannot list {directory}: {exc.strerror}", directory) from exc
+        for entry in entries:
+            path = Path(entry.path)
+            relative = path.relative_to(root).as_posix()
+            if entry.is_symlink():
+                found[relative] = _check_link(root, path)
+                continue
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                found[relative] = info
+                pending.append(path)
+            elif stat.S_ISREG(info.st_mode):
+                if not os.access(path, os.R_OK):
+                    raise PackError(f"cannot read {path}: permission denied", path)
+                found[relative] = info
+            else:
+                raise PackError(f"{path} is not a regular file, directory or symlink", path)
+    return dict(sorted(found.items()))
+
+
+def current_state(
+    root: Path,
+    listing: dict[str, os.stat_result | str],
+    previous: TreeState,
+    trust_mtime: bool,
+    progress: Callable[[int], None] | None = None,
+) -> TreeState:
+    """Hash what may have changed; with ``trust_mtime`` equal size and mtime mean unchanged."""
+    entries: dict[str, EntryState] = {}
+    for relative, info in listing.items():
+        if isinstance(info, str):
+            entries[relative] = EntryState(kind="symlink", target=info)
+        elif stat.S_ISDIR(info.st_mode):
+            entries[relative] = EntryState(kind="dir")
+        else:
+            old = previous.entries.get(relative)
+            if (
+                trust_mtime
+                and old is not None
+                and old.kind == "file"
+                and (old.size, old.mtime_ns) == (info.st_size, info.st_mtime_ns)
+            ):
+                entries[relative] = old
+                continue
+            try:
+                hashsum = hashsum_file(root / relative, progress=progress)
+            except OSError as exc:
+                raise PackError(f"cannot read {root / relative}: {exc.strerror}", root) from exc
+            entries[relative] = EntryState(
+                kind="file", size=info.st_size, mtime_ns=info.st_mtime_ns, hashsum=hashsum
+            )
+    return TreeState(entries=entries)

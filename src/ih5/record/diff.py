@@ -1,0 +1,136 @@
+"""Comparing two committed states of one record without reading dataset values.
+
+The resolved tree says which container created each node and which holds
+each attribute value. A node whose creating container differs between the
+states was replaced (rewritten, substituted or re-created), so no dataset
+value needs to be read. An attribute whose source container differs is
+compared by value, because patches often write an attribute again with the
+value it already had.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ih5.errors import StubError
+from ih5.record.opening import RecordSource
+from ih5.record.record import IH5Record
+from ih5.record.tree import Node, walk
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    """A path present in both states whose node was replaced or changed kind."""
+
+    path: str
+    before: str
+    """"group" or "dataset" in the older state."""
+    after: str
+    """"group" or "dataset" in the newer state."""
+
+
+@dataclass(frozen=True)
+class AttrChanges:
+    """Attribute names added, removed and changed at one path."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+@dataclass(frozen=True)
+class RecordDiff:
+    """What differs between the states ``from_index`` and ``to_index`` of a record.
+
+    Paths are absolute and in tree order; a path added or removed with a group
+    is listed too. ``attrs`` covers only paths present in both states.
+    """
+
+    from_index: int
+    to_index: int
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[NodeChange, ...] = ()
+    attrs: Mapping[str, AttrChanges] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed or self.attrs)
+
+
+def _kind(node: Node) -> str:
+    return "group" if node.is_group else "dataset"
+
+
+def _same_value(old: Any, new: Any) -> bool:
+    """Equal type, shape and content; NaNs compare by their bits."""
+    old_array, new_array = np.asarray(old), np.asarray(new)
+    if old_array.dtype != new_array.dtype or old_array.shape != new_array.shape:
+        return False
+    if old_array.dtype.hasobject:
+        return bool(np.all(old_array == new_array))
+    return old_array.tobytes() == new_array.tobytes()
+
+
+def _attr_changed(old: IH5Record, new: IH5Record, path: str, name: str) -> bool:
+    try:
+        return not _same_value(old[path].attrs[name], new[path].attrs[name])
+    except StubError:
+        # A stub holds placeholders only: the values cannot be compared, so report a change.
+        return True
+
+
+def _attr_changes(old: IH5Record, new: IH5Record, path: str, before: Node, after: Node) -> AttrChanges:
+    changed = tuple(
+        name
+        for name, index in sorted(after.attrs.items())
+        if name in before.attrs
+        and before.attrs[name] != index
+        and _attr_changed(old, new, path, name)
+    )
+    return AttrChanges(
+        added=tuple(sorted(after.attrs.keys() - before.attrs.keys())),
+        removed=tuple(sorted(before.attrs.keys() - after.attrs.keys())),
+        changed=changed,
+    )
+
+
+def diff_states(
+    record: RecordSource, from_index: int, to_index: int, *, verify: bool = True
+) -> RecordDiff:
+    """Compare the committed states ``from_index`` and ``to_index`` of ``record``.
+
+    Both states are opened read-only (``IH5Record(record, "r", at=K)``);
+    ``verify`` checks every container's hashsum once, on the first opening.
+    """
+    with (
+        IH5Record(record, "r", at=from_index, verify=verify) as old,
+        IH5Record(record, "r", at=to_index, verify=False) as new,
+    ):
+        before = dict(walk(old._root))
+        after = dict(walk(new._root))
+        attrs: dict[str, AttrChanges] = {}
+        for path, node in after.items():
+            if path in before:
+                changes = _attr_changes(old, new, path, before[path], node)
+                if changes:
+                    attrs[path] = changes
+    return RecordDiff(
+        from_index=from_index,
+        to_index=to_index,
+        added=tuple(path for path in after if path not in before),
+        removed=tuple(path for path in before if path not in after),
+        changed=tuple(
+            NodeChange(path, _kind(before[path]), _kind(node))
+            for path, node in after.items()
+            if path in before
+            and (before[path].created != node.created or before[path].is_group != node.is_group)
+        ),
+        attrs=attrs,
+    )

@@ -1,0 +1,1 @@
+"""Tests of the metadata floor: the plate metadata sidecar."""
