@@ -78,6 +78,8 @@ from ih5.record import (
     IH5Dataset,
     IH5Group,
     IH5Record,
+    RecordDiff,
+    diff_states,
 )
 
 __version__ = "0.1.0"
@@ -119,6 +121,7 @@ __all__ = [
     "PackOptions",
     "PackResult",
     "PlateMetadata",
+    "RecordDiff",
     "RecordExistsError",
     "RecordLockedError",
     "RecordModeError",
@@ -135,6 +138,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "detect_legacy",
+    "diff_states",
     "file_lock",
     "get_metadata_path",
     "hashsum_bytes",

@@ -7,6 +7,8 @@ from typing import Any
 import click
 
 from ih5.cli.meta import meta
+from ih5.cli.pack import pack_command, pack_many_command, unpack_command
+from ih5.cli.records import register as register_records
 from ih5.errors import Ih5Error
 
 EXIT_OK = 0
@@ -46,3 +48,7 @@ def main() -> None:
 
 
 cli.add_command(meta)
+cli.add_command(pack_command)
+cli.add_command(unpack_command)
+cli.add_command(pack_many_command)
+register_records(cli)

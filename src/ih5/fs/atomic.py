@@ -108,6 +108,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def temp_files_for(path: str | os.PathLike[str]) -> list[Path]:
+    """ih5 temp files of ``path`` that exist right now (of live or dead writers)."""
+    target = Path(path)
+    directory = target.absolute().parent
+    with os.scandir(directory) as entries:
+        return [
+            Path(entry.path)
+            for entry in entries
+            if (match := _TEMP_NAME.match(entry.name)) and match["target"] == target.name
+        ]
+
+
 def sweep_stale_temp_files(
     path: str | os.PathLike[str], max_age: float = STALE_TEMP_AGE
 ) -> list[Path]:

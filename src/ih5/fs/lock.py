@@ -96,8 +96,8 @@ class _FlockWaiter:
     """Blocks in ``flock`` on a daemon thread so that the caller can give up.
 
     The waiter owns ``fd`` until :meth:`wait` reports success; a waiter that
-    is abandoned closes ``fd`` itself once ``flock`` returns, which releases
-    the lock it may just have been handed.
+    is abandoned unlocks and closes ``fd`` itself once ``flock`` returns,
+    releasing the lock it may just have been handed.
     """
 
     def __init__(self, fd: int, lock_path: str) -> None:
@@ -232,17 +232,31 @@ class _PathLock:
                 self._owner = None
                 self._cond.notify()
 
+    def held_fd(self) -> int:
+        """The locked descriptor, for the thread that holds the lock."""
+        if self._owner != threading.get_ident() or self.fd < 0:
+            raise FileLockError(f"lock {self.lock_path} is not held by this thread", self.lock_path)
+        return self.fd
+
 
 _registry: dict[str, _PathLock] = {}
+"""One entry per lock file (by its real path)."""
+_by_spelling: dict[str, _PathLock] = {}
+"""Absolute path as the caller spelled it -> entry."""
 _registry_mutex = threading.Lock()
 
 
 def _path_lock(lock_path: str) -> _PathLock:
-    key = os.path.realpath(lock_path)
+    # realpath costs an lstat per path component: resolve each spelling only once.
+    spelling = os.path.abspath(lock_path)
     with _registry_mutex:
-        entry = _registry.get(key)
+        entry = _by_spelling.get(spelling)
         if entry is None:
-            entry = _registry[key] = _PathLock(key)
+            key = os.path.realpath(spelling)
+            entry = _registry.get(key)
+            if entry is None:
+                entry = _registry[key] = _PathLock(key)
+            _by_spelling[spelling] = entry
         return entry
 
 
@@ -254,11 +268,21 @@ def _forget_locks_after_fork() -> None:
         if entry.fd >= 0:
             os.close(entry.fd)
     _registry.clear()
+    _by_spelling.clear()
     _registry_mutex = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_locks_after_fork)
+
+
+def held_lock_fd(path: str | os.PathLike[str]) -> int:
+    """The open descriptor of the lock on ``path`` that this thread holds.
+
+    The lock file is ours alone, so writers may keep a small note in it
+    (see ``ih5.fs.jsonfile``: "a write was in flight").
+    """
+    return _path_lock(os.fspath(lock_path_for(path))).held_fd()
 
 
 @contextmanager

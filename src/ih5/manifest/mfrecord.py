@@ -8,7 +8,8 @@ from typing import Any
 
 import h5py
 
-from ih5.format import IH5UserBlock
+from ih5.format import USER_BLOCK_SIZE, IH5UserBlock, encode_user_block
+from ih5.fs import atomic_write_bytes, hashsum_bytes
 from ih5.manifest.manifest import (
     IH5Manifest,
     IH5UBExtManifest,
@@ -34,6 +35,7 @@ class IH5MFRecord(IH5Record):
     def __init__(self, record: RecordSource, mode: str = "r", **kwargs: Any) -> None:
         super().__init__(record, mode, **kwargs)
         self._next_exts: dict[str, Any] | None = None
+        self._written: IH5Manifest | None = None
         self._committing_stub = False
         try:
             newest = self._chain[-1] if self._chain else None
@@ -66,6 +68,8 @@ class IH5MFRecord(IH5Record):
         if manifest_exts is not None:
             self.manifest_exts = manifest_exts
         super().commit_patch()
+        # Only a commit that went through changes the record's manifest (a merge does not).
+        self._manifest = self._written
         self._next_exts = None
 
     def _finalize_user_block(self, user_block: IH5UserBlock, final: Path) -> IH5UserBlock:
@@ -77,14 +81,19 @@ class IH5MFRecord(IH5Record):
             skeleton=IH5Skeleton.from_tree(self._root),
             manifest_exts=self.manifest_exts,
         )
-        hashsum = manifest.save(manifest_path(final))
-        self._manifest = manifest
+        raw = manifest.to_bytes()
         ext = IH5UBExtManifest(
             is_stub_container=self._committing_stub,
             manifest_uuid=manifest.manifest_uuid,
-            manifest_hashsum=hashsum,
+            manifest_hashsum=hashsum_bytes(raw),
         )
-        return ext.update(user_block)
+        sealed = ext.update(user_block)
+        # The extension lengthens the block: refuse an oversized one before writing anything.
+        block_size = self._patch_ref.block_size if self._patch_ref is not None else USER_BLOCK_SIZE
+        encode_user_block(sealed, block_size)
+        atomic_write_bytes(manifest_path(final), raw)
+        self._written = manifest
+        return sealed
 
     @classmethod
     def create_stub(

@@ -90,7 +90,7 @@ class RawCodec:
 
     def read(self, dataset: IH5Dataset, out: BinaryIO) -> None:
         """Write the bytes back one chunk at a time."""
-        size = dataset.shape[0]
+        size = len(dataset)
         for start in range(0, size, RAW_CHUNK):
             out.write(dataset[start : start + RAW_CHUNK].tobytes())
 
@@ -137,7 +137,8 @@ class NpyCodec:
         array = np.frombuffer(raw, dtype, offset=header_len).reshape(
             shape, order="F" if fortran else "C"
         )
-        storage = options.storage() if array.size else {}
+        # HDF5 filters need chunks, which empty and scalar (0-d) datasets cannot have.
+        storage = options.storage() if array.size and array.ndim else {}
         dataset = group.create_dataset(name, data=array, **storage)
         dataset.attrs[NPY_HEADER_ATTR] = np.void(raw[:header_len])
         return dataset
@@ -153,10 +154,16 @@ class NpyCodec:
 BUILTIN_CODECS: tuple[FileCodec, ...] = (NpyCodec(), RawCodec())
 
 
+def _instance(loaded: Any) -> FileCodec:
+    """An entry point may name a codec class or a ready codec object."""
+    codec: FileCodec = loaded() if isinstance(loaded, type) else loaded
+    return codec
+
+
 def installed_codecs() -> list[FileCodec]:
     """Codecs from entry points (name order), then the built-in ones."""
     plugins = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name)
-    return [point.load() for point in plugins] + list(BUILTIN_CODECS)
+    return [_instance(point.load()) for point in plugins] + list(BUILTIN_CODECS)
 
 
 def choose_codec(codecs: Sequence[FileCodec], filename: str, head: bytes, size: int) -> FileCodec:

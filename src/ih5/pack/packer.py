@@ -24,7 +24,7 @@ from typing import Literal, Protocol
 from ih5.errors import PackError
 from ih5.format import discover_containers, split_record_path, validate_record_name
 from ih5.fs import fsync_directory, hashsum_stream
-from ih5.manifest import IH5Manifest, IH5MFRecord
+from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
 from ih5.pack.codecs import (
     CODEC_ATTR,
     FileCodec,
@@ -36,6 +36,7 @@ from ih5.pack.codecs import (
 from ih5.pack.hashing_reader import HashingReader
 from ih5.pack.tree_state import EntryState, TreeState, current_state, scan_directory
 from ih5.record import IH5Dataset, IH5Group
+from ih5.record.opening import pending_path
 
 HEAD_SIZE = 1 << 16
 SYMLINK_CODEC = "symlink"
@@ -305,10 +306,15 @@ def pack_directory(
         list(codecs) if codecs is not None else installed_codecs(),
     )
     if any(path.name == f"{name}.ih5" for path in discover_containers(directory, name)):
-        with IH5MFRecord(directory / name, "r+") as rec:
+        # A patch needs the newest manifest (still checked against its container), never
+        # older data: re-hashing every container would make a small re-pack cost the
+        # whole record.
+        with IH5MFRecord(directory / name, "r+", verify=False) as rec:
             return _pack_into(rec, job, "patched")
     newest_manifest = _newest_manifest(directory, name)
-    if newest_manifest is not None:
+    # Beside an unfinished base, a manifest is the orphan of a run killed while
+    # committing that base (manifests are saved first), not a lone copy to patch.
+    if newest_manifest is not None and not pending_path(directory, name, 0).exists():
         return _pack_on_stub(newest_manifest, directory / name, job)
     directory.mkdir(parents=True, exist_ok=True)
     with IH5MFRecord(directory / name, "x") as rec:
@@ -318,6 +324,13 @@ def pack_directory(
 def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
     """Write the changes of ``job`` as the open base or as a new patch of ``rec``."""
     where = rec._directory / rec._require_name()
+    # Opening resumes an uncommitted container a killed run left behind (the lock says
+    # its writer is gone); what it holds is unknown, so this run starts it afresh.
+    if rec.containers and rec.has_patch:
+        rec.discard_patch()
+    elif not rec.containers:
+        for name in list(rec):
+            del rec[name]
     if rec.containers:
         previous = TreeState.from_exts(rec.manifest_exts, str(where))
         if job.progress is not None:
@@ -341,6 +354,10 @@ def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
         rec.commit_patch(manifest_exts={**rec.manifest_exts, **state.to_ext()})
     except BaseException:
         rec.discard_patch()
+        if not rec.containers:
+            # The base's manifest may be saved already; left alone it would pass for
+            # a lone manifest and send the next run to a stub of a record never made.
+            manifest_path(where.with_name(f"{where.name}.ih5")).unlink(missing_ok=True)
         raise
     return _result(rec, where, action, changes, state)
 

@@ -137,7 +137,8 @@ def current_state(
             try:
                 hashsum = hashsum_file(root / relative, progress=progress)
             except OSError as exc:
-                raise PackError(f"cannot read {root / relative}: {exc.strerror}", root) from exc
+                path = root / relative
+                raise PackError(f"cannot read {path}: {exc.strerror}", path) from exc
             entries[relative] = EntryState(
                 kind="file", size=info.st_size, mtime_ns=info.st_mtime_ns, hashsum=hashsum
             )

@@ -46,12 +46,17 @@ class _HashingFile:
 
     def finish(self) -> str:
         os.fsync(self._fd)
-        os.close(self._fd)
+        fd, self._fd = self._fd, -1
+        os.close(fd)
         return f"sha256:{self._hasher.hexdigest()}"
 
     def abandon(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        # Close only once: after finish() the number may already belong to another file
+        # (HDF5 opens containers lazily while the hashsum attribute is read).
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
 
 
 def _restore_file(dataset: IH5Dataset, target: Path, codecs: Sequence[FileCodec]) -> int:

@@ -1,6 +1,7 @@
 """The record floor: a chain of IH5 containers shown as one h5py-like tree."""
 
 from ih5.record.attrs import IH5AttributeManager
+from ih5.record.diff import RecordDiff, diff_states
 from ih5.record.overlay import IH5Dataset, IH5Group, IH5Object
 from ih5.record.record import ContainerInfo, IH5Record
 
@@ -11,4 +12,6 @@ __all__ = [
     "IH5Group",
     "IH5Object",
     "IH5Record",
+    "RecordDiff",
+    "diff_states",
 ]

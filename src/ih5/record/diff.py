@@ -28,9 +28,9 @@ class NodeChange:
 
     path: str
     before: str
-    """"group" or "dataset" in the older state."""
+    """Kind in the older state: "group" or "dataset"."""
     after: str
-    """"group" or "dataset" in the newer state."""
+    """Kind in the newer state: "group" or "dataset"."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,9 @@ def _attr_changed(old: IH5Record, new: IH5Record, path: str, name: str) -> bool:
         return True
 
 
-def _attr_changes(old: IH5Record, new: IH5Record, path: str, before: Node, after: Node) -> AttrChanges:
+def _attr_changes(
+    old: IH5Record, new: IH5Record, path: str, before: Node, after: Node
+) -> AttrChanges:
     changed = tuple(
         name
         for name, index in sorted(after.attrs.items())

@@ -78,10 +78,16 @@ def read_facts(file: h5py.File) -> dict[str, NodeFact]:
 
 
 class FactsCache:
-    """A bounded, thread-safe LRU of container facts keyed by (patch uuid, hashsum)."""
+    """A bounded, thread-safe LRU of container facts keyed by (patch uuid, hashsum).
 
-    def __init__(self, capacity: int = 512) -> None:
-        self._capacity = capacity
+    The bound counts paths (about 350 bytes each), not containers: opening a chain
+    scans its containers in order, and an LRU holding fewer containers than the chain
+    would never hit, while a count of containers alone would not bound the memory.
+    """
+
+    def __init__(self, max_paths: int = 250_000) -> None:
+        self._max_paths = max_paths
+        self._paths = 0
         self._entries: OrderedDict[tuple[str, str], ContainerFacts] = OrderedDict()
         self._mutex = threading.Lock()
 
@@ -93,9 +99,11 @@ class FactsCache:
                 return self._entries[key]
         facts = compute()
         with self._mutex:
-            self._entries[key] = facts
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
+            if key not in self._entries:
+                self._entries[key] = facts
+                self._paths += len(facts)
+            while self._paths > self._max_paths and len(self._entries) > 1:
+                self._paths -= len(self._entries.popitem(last=False)[1])
         return facts
 
 

@@ -44,6 +44,10 @@ def merge_record(record: IH5Record, target: Path) -> Path:
         raise RecordModeError("commit or discard the open patch before merging", target)
     if target.exists():
         raise RecordExistsError(f"{target} already exists; choose a new file name", target)
+    if not target.parent.is_dir():
+        raise RecordNotFoundError(
+            f"directory {target.parent} does not exist; create it first", target.parent
+        )
     newest = record.user_block
     first = record._chain[0]
     if is_stub_container(first.user_block.ub_exts):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import h5py
 
-from ih5.errors import RecordNotFoundError
+from ih5.errors import IntegrityError, RecordNotFoundError
 from ih5.format import (
     ContainerRef,
     container_name,
@@ -29,9 +29,22 @@ RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 PENDING_SUFFIX = ".pending"
 
 
+def _damaged(path: Path, exc: Exception) -> IntegrityError:
+    return IntegrityError(
+        f"cannot read the HDF5 payload of {path} ({exc}); the file is damaged: "
+        "check it with 'ih5 verify' and restore it from a copy",
+        path,
+    )
+
+
 def open_container(path: Path, mode: str = "r") -> h5py.File:
     """Open one container's HDF5 payload: the single seam between records and storage."""
-    return h5py.File(path, mode)
+    try:
+        return h5py.File(path, mode)
+    except FileNotFoundError as exc:
+        raise RecordNotFoundError(f"container {path} does not exist", path) from exc
+    except OSError as exc:
+        raise _damaged(path, exc) from exc
 
 
 def locate(source: RecordSource) -> tuple[Path, str | None, list[Path]]:
@@ -70,7 +83,10 @@ def container_facts(ref: ContainerRef) -> ContainerFacts:
 
     def compute() -> ContainerFacts:
         with open_container(ref.path) as file:
-            return read_facts(file)
+            try:
+                return read_facts(file)
+            except (OSError, KeyError, RuntimeError, ValueError) as exc:
+                raise _damaged(ref.path, exc) from exc
 
     key = (str(ref.user_block.patch_uuid), ref.user_block.hdf5_hashsum)
     return FACTS_CACHE.get(key, compute)

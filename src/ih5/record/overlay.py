@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import h5py
 import numpy as np
 
-from ih5.errors import NodeExistsError, NodeNotFoundError
+from ih5.errors import NodeNotFoundError
 from ih5.record.attrs import IH5AttributeManager
 from ih5.record.tree import Node, split_path, walk
 
@@ -75,9 +75,10 @@ class IH5Dataset(IH5Object):
         return dataset
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        """Shape, as in h5py."""
-        return tuple(self._h5().shape)
+    def shape(self) -> tuple[int, ...] | None:
+        """Shape, as in h5py (None for an empty, NULL-dataspace dataset)."""
+        shape = self._h5().shape
+        return None if shape is None else tuple(shape)
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -88,12 +89,13 @@ class IH5Dataset(IH5Object):
     @property
     def ndim(self) -> int:
         """Number of dimensions."""
-        return len(self.shape)
+        return int(self._h5().ndim)
 
     @property
-    def size(self) -> int:
-        """Number of elements."""
-        return int(np.prod(self.shape))
+    def size(self) -> int | None:
+        """Number of elements (None for an empty, NULL-dataspace dataset)."""
+        size = self._h5().size
+        return None if size is None else int(size)
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
@@ -111,9 +113,10 @@ class IH5Dataset(IH5Object):
         return self._h5().compression_opts
 
     @property
-    def maxshape(self) -> tuple[int | None, ...]:
-        """Maximum shape, as in h5py."""
-        return tuple(self._h5().maxshape)
+    def maxshape(self) -> tuple[int | None, ...] | None:
+        """Maximum shape, as in h5py (None for an empty, NULL-dataspace dataset)."""
+        maxshape = self._h5().maxshape
+        return None if maxshape is None else tuple(maxshape)
 
     @property
     def fillvalue(self) -> Any:
@@ -127,7 +130,12 @@ class IH5Dataset(IH5Object):
         return self._h5()[selection]
 
     def __setitem__(self, selection: Any, value: Any) -> None:
-        self._record._require_writer().dataset(self._path)[selection] = value
+        writer = self._record._require_writer()
+        created = self._node().created
+        if created != writer.index:
+            # A stub placeholder cannot be copied in either: raise StubError, not "copy it first".
+            self._record._data_file(created, self._path)
+        writer.write(self._path, selection, value)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
         return np.asarray(self._h5()[()], dtype=dtype)
@@ -209,7 +217,8 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
             return self.create_group(path)
         found = self[path]
         if not isinstance(found, IH5Group):
-            raise NodeExistsError(f"{found.name!r} exists and is not a group", found.name)
+            # TypeError, as h5py raises for an incompatible object.
+            raise TypeError(f"{found.name!r} exists and is a dataset, not a group")
         return found
 
     def require_dataset(
@@ -220,7 +229,8 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
             return self.create_dataset(path, shape=shape, dtype=dtype, **kwargs)
         found = self[path]
         if not isinstance(found, IH5Dataset):
-            raise NodeExistsError(f"{found.name!r} exists and is not a dataset", found.name)
+            # TypeError, as h5py raises for an incompatible object.
+            raise TypeError(f"{found.name!r} exists and is a group, not a dataset")
         wanted_shape = (shape,) if isinstance(shape, int) else tuple(shape)
         if found.shape != wanted_shape:
             raise TypeError(f"shapes do not match (existing {found.shape} vs new {wanted_shape})")

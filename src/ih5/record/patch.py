@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import h5py
+import numpy as np
 
 from ih5.errors import NodeExistsError, NodeNotFoundError, RecordModeError
 from ih5.format import (
     check_attr_name,
     check_user_value,
+    is_deletion_marker,
     mark_substituting,
     write_attr_deletion_marker,
     write_deletion_marker,
@@ -97,11 +99,20 @@ class PatchWriter:
         """Create a dataset at ``path`` with h5py's ``create_dataset`` keywords."""
         if kwargs.get("data") is not None:
             check_user_value(kwargs["data"])
+        # _new_member drops a deletion marker this patch holds at ``path``: if creating
+        # fails, put it back, or the object deleted earlier returns from an older container.
+        was_deleted = is_deletion_marker(self.file.get("/" + "/".join(split_path(path))))
         parent, name, _ = self._new_member(path, is_group=False)
         try:
             parent.create_dataset(name, **kwargs)
+            # The stored value may still be the marker (a fill value, bytes given as V1 data).
+            check_user_value(parent[name], path=path)
         except BaseException:
             self._forget(path)
+            if name in parent:
+                del parent[name]
+            if was_deleted:
+                write_deletion_marker(parent, name)
             raise
 
     def copy_dataset(self, path: str, source: h5py.Dataset, attrs: Mapping[str, Any]) -> None:
@@ -176,3 +187,11 @@ class PatchWriter:
         dataset = self.file[path]
         assert isinstance(dataset, h5py.Dataset)
         return dataset
+
+    def write(self, path: str, selection: Any, value: Any) -> None:
+        """Write ``value`` into the patch's own dataset at ``path``."""
+        dataset = self.dataset(path)
+        if dataset.shape == () and dataset.dtype.kind == "V" and dataset.dtype.itemsize == 1:
+            # A scalar opaque byte can become the deletion marker.
+            check_user_value(np.asarray(value, dtype=dataset.dtype), path=path)
+        dataset[selection] = value

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from ih5.errors import (
     FileLockTimeoutError,
     IntegrityError,
     NodeNotFoundError,
+    NotAnIH5ContainerError,
     RecordExistsError,
     RecordLockedError,
     RecordModeError,
@@ -84,23 +86,25 @@ class _WriterRegistry:
 
     def __init__(self) -> None:
         self._held: set[str] = set()
-        self._mutex = threading.Lock()
+        self._released = threading.Condition()
 
-    def claim(self, key: str) -> bool:
-        with self._mutex:
-            if key in self._held:
+    def claim(self, key: str, timeout: float | None) -> bool:
+        """Claim ``key``, waiting up to ``timeout`` seconds for its holder to release it."""
+        with self._released:
+            if not self._released.wait_for(lambda: key not in self._held, timeout):
                 return False
             self._held.add(key)
             return True
 
     def release(self, key: str) -> None:
-        with self._mutex:
+        with self._released:
             self._held.discard(key)
+            self._released.notify_all()
 
     def forget_all(self) -> None:
         """Drop every claim: a forked child holds none of its parent's record locks."""
         self._held = set()
-        self._mutex = threading.Lock()
+        self._released = threading.Condition()
 
 
 _WRITERS = _WriterRegistry()
@@ -136,6 +140,10 @@ class IH5Record(IH5Group):
         super().__init__(self, "/")
         self._mode = mode
         self._directory, self._name, files = locate(record)
+        if mode != "r" and not self._directory.is_dir():
+            raise RecordNotFoundError(
+                f"directory {self._directory} does not exist; create it first", self._directory
+            )
         self._stack = ExitStack()
         self._files: dict[int, h5py.File] = {}
         self._writer: PatchWriter | None = None
@@ -184,15 +192,17 @@ class IH5Record(IH5Group):
     def _lock(self, timeout: float | None) -> None:
         target = lock_target(self._directory, self._require_name())
         key = os.path.realpath(target)
-        if not self._writers.claim(key):
+        start = time.monotonic()
+        if not self._writers.claim(key, timeout):
             raise RecordLockedError(
-                f"record {self._record_label} is locked by another writer in this process; "
-                "close it first",
+                f"record {self._record_label} is locked by another writer in this process "
+                f"(waited {timeout} s); close it first",
                 target,
             )
         self._stack.callback(self._writers.release, key)
+        remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
         try:
-            self._stack.enter_context(file_lock(target, timeout))
+            self._stack.enter_context(file_lock(target, remaining))
         except FileLockTimeoutError as exc:
             raise RecordLockedError(
                 f"record {self._record_label} is locked by another writer "
@@ -236,14 +246,27 @@ class IH5Record(IH5Group):
             if not path.exists():
                 continue
             ref = self._resumable(path, newest)
-            if ref is not None:
+            if ref is None:
+                continue
+            try:
                 self._open_patch(ref)
-                return
+            except (OSError, IntegrityError):
+                if foreign is not None and path == foreign.path:
+                    raise
+                # Our writer was killed before closing it, so HDF5 never wrote its metadata.
+                path.unlink()
+                continue
+            return
         if newest is None:
             self._create_container(base)
 
     def _resumable(self, path: Path, newest: IH5UserBlock | None) -> ContainerRef | None:
-        user_block, size = read_user_block_with_size(path)
+        try:
+            user_block, size = read_user_block_with_size(path)
+        except NotAnIH5ContainerError:
+            # A writer died between creating the file and writing its user block.
+            path.unlink()
+            return None
         expected_prev = newest.patch_uuid if newest is not None else None
         if user_block.hdf5_hashsum is None and user_block.prev_patch == expected_prev:
             return ContainerRef(path, user_block, size)
@@ -275,10 +298,15 @@ class IH5Record(IH5Group):
 
     def _open_patch(self, ref: ContainerRef) -> None:
         file = open_container(ref.path, "r+")
+        try:
+            facts = read_facts(file)
+        except BaseException:
+            file.close()
+            raise
         is_base = not self._chain
         self._root = apply_container(
             self._root if self._chain else None,
-            read_facts(file),
+            facts,
             ref.user_block.patch_index,
             is_base,
         )

@@ -1,0 +1,344 @@
+"""Locked JSON read-modify-write under contention: ih5's lock against filelock and no lock.
+
+N processes update one JSON document through ``ih5.atomic_update_json`` (or
+through ``filelock.FileLock`` around the same read / modify / atomic write);
+each update increments the worker's own counter, and the worker acknowledges
+it in a side file only after the call returned. The table shows aggregate
+updates/s, its ratio to a baseline measured in the same run (one process,
+no lock: read file + write temp + fsync + os.replace + fsync dir, same
+document, same change), per-update latency measured inside the workers, and
+how many acknowledged updates are missing from the final document.
+
+    .venv/bin/python benchmarks/bench_atomic.py            # full run
+    .venv/bin/python benchmarks/bench_atomic.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+import filelock
+from rich.console import Console
+from rich.table import Table
+
+from ih5 import atomic_update_json, atomic_write_json, read_json
+from ih5.fs import encode_json
+
+LOCKS = ("ih5", "filelock")
+TARGET_RATIO_AT_8 = 0.9
+TARGET_P99_AT_16_MS = 50.0
+
+Document = dict[str, Any]
+
+
+def make_document(size_kb: int) -> Document:
+    """A plate-metadata-like document of about ``size_kb`` KiB (wells with a few fields)."""
+    wells: list[dict[str, Any]] = []
+    while len(encode_json(wells, "doc")) < size_kb * 1024:
+        index = len(wells)
+        wells.append(
+            {
+                "well": f"{'ABCDEFGH'[index % 8]}{index // 8 + 1:02d}",
+                "sites": 9,
+                "channels": ["DAPI", "GFP", "RFP"],
+                "z_index": index % 5,
+            }
+        )
+    return {"wells": wells, "counters": {}}
+
+
+def make_rundir(workdir: Path, prefix: str, dir_files: int) -> Path:
+    """A fresh directory holding ``dir_files`` empty image files, like a plate directory."""
+    rundir = Path(tempfile.mkdtemp(prefix=prefix, dir=workdir))
+    for index in range(dir_files):
+        (rundir / f"A{index:06d}_s1_w1.tif").touch()
+    return rundir
+
+
+def increment(key: str) -> Callable[[Document], Document]:
+    def update(document: Document) -> Document:
+        counters = document["counters"]
+        counters[key] = counters.get(key, 0) + 1
+        return document
+
+    return update
+
+
+def update_with_filelock(path: Path, update: Callable[[Document], Document]) -> None:
+    """The same read-modify-write as ``atomic_update_json``, guarded by filelock instead."""
+    with filelock.FileLock(f"{path}.lock", timeout=30):
+        atomic_write_json(path, update(read_json(path)))
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    start: float
+    end: float
+    latencies: list[float]
+
+
+def worker(
+    lock: str, path: Path, key: str, updates: int, barrier: Barrier, results: Connection
+) -> None:
+    """Run ``updates`` updates after the barrier; acknowledge each in ``<key>.acks``."""
+    update = increment(key)
+    latencies: list[float] = []
+    ack_fd = os.open(path.parent / f"{key}.acks", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    barrier.wait()
+    start = time.monotonic()
+    for number in range(1, updates + 1):
+        began = time.perf_counter()
+        if lock == "ih5":
+            atomic_update_json(path, update)
+        else:
+            update_with_filelock(path, update)
+        latencies.append(time.perf_counter() - began)
+        os.write(ack_fd, b"%d\n" % number)
+    end = time.monotonic()
+    os.close(ack_fd)
+    results.send(WorkerReport(start, end, latencies))
+    results.close()
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured run: per-update latencies, wall time, lost updates."""
+
+    latencies: list[float]
+    elapsed: float
+    lost: int
+
+
+@dataclass(frozen=True)
+class Row:
+    lock: str
+    procs: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    lost: int
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def count_lost(path: Path, keys: Sequence[str]) -> int:
+    """Acknowledged updates whose increment is missing from the final document."""
+    counters = read_json(path)["counters"]
+    lost = 0
+    for key in keys:
+        acked = len((path.parent / f"{key}.acks").read_bytes().splitlines())
+        lost += max(0, acked - counters.get(key, 0))
+    return lost
+
+
+def run_contended(
+    lock: str,
+    procs: int,
+    updates: int,
+    workdir: Path,
+    document: Document,
+    timeout: float,
+    dir_files: int,
+) -> Sample:
+    rundir = make_rundir(workdir, f"{lock}-{procs}-", dir_files)
+    path = rundir / "openhcs_metadata.json"
+    atomic_write_json(path, document)
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(procs)
+    keys = [f"w{index}" for index in range(procs)]
+    pipes = [context.Pipe(duplex=False) for _ in keys]
+    workers = [
+        context.Process(target=worker, args=(lock, path, key, updates, barrier, sender))
+        for key, (_, sender) in zip(keys, pipes, strict=True)
+    ]
+    try:
+        for process in workers:
+            process.start()
+        reports: list[WorkerReport] = []
+        for receiver, _ in pipes:
+            if not receiver.poll(timeout):
+                raise TimeoutError(f"{lock} N={procs}: a worker did not finish in {timeout} s")
+            reports.append(receiver.recv())
+        for process in workers:
+            process.join(timeout)
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.kill()
+                process.join()
+    sample = Sample(
+        latencies=[value for report in reports for value in report.latencies],
+        elapsed=max(report.end for report in reports) - min(report.start for report in reports),
+        lost=count_lost(path, keys),
+    )
+    shutil.rmtree(rundir)
+    return sample
+
+
+def run_baseline(updates: int, workdir: Path, document: Document, dir_files: int) -> Sample:
+    """One process, no lock: read + write temp + fsync + os.replace + fsync dir; latencies."""
+    rundir = make_rundir(workdir, "baseline-", dir_files)
+    path = rundir / "openhcs_metadata.json"
+    temp = rundir / ".openhcs_metadata.json.baseline.tmp"
+    atomic_write_json(path, document)
+    update = increment("w0")
+    latencies = []
+    for _ in range(updates):
+        began = time.perf_counter()
+        data = encode_json(update(read_json(path)), path)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+        dir_fd = os.open(rundir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        latencies.append(time.perf_counter() - began)
+    shutil.rmtree(rundir)
+    return Sample(latencies, sum(latencies), lost=0)
+
+
+def summarise(lock: str, procs: int, samples: Sequence[Sample]) -> Row:
+    """Pool the rounds of one configuration into a table row."""
+    latencies = [value for sample in samples for value in sample.latencies]
+    return Row(
+        lock=lock,
+        procs=procs,
+        rate=len(latencies) / sum(sample.elapsed for sample in samples),
+        p50_ms=percentile(latencies, 0.50) * 1e3,
+        p99_ms=percentile(latencies, 0.99) * 1e3,
+        lost=sum(sample.lost for sample in samples),
+    )
+
+
+FULL = {"updates_per_proc": 200, "procs": [1, 2, 4, 8, 16], "baseline_updates": 1000, "rounds": 4}
+QUICK = {"updates_per_proc": 50, "procs": [1, 2, 4, 8], "baseline_updates": 200, "rounds": 1}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates-per-proc", type=int, metavar="U", help="default: 200")
+    parser.add_argument("--procs", type=int, nargs="+", metavar="N", help="default: 1 2 4 8 16")
+    parser.add_argument(
+        "--lock", choices=LOCKS, action="append", help="lock to measure (repeatable; default: all)"
+    )
+    parser.add_argument("--baseline-updates", type=int, metavar="U", help="default: 1000")
+    parser.add_argument("--doc-kb", type=int, default=4, help="document size in KiB (default: 4)")
+    parser.add_argument(
+        "--dir-files", type=int, default=0, help="other files in the document's directory"
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=Path.cwd(), help="where to make the temp dir (default: cwd)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, metavar="R", help="split each run into R interleaved rounds (4)"
+    )
+    parser.add_argument("--timeout", type=float, default=600.0, help="give up on a run after s")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 50 updates, N = 1 2 4 8, short baseline"
+    )
+    args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.lock = args.lock or list(LOCKS)
+    return args
+
+
+def render(rows: Sequence[Row], baseline: Row, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("lock", "N", "updates/s", "ratio to baseline", "p50 ms", "p99 ms", "lost"):
+        table.add_column(column, justify="left" if column == "lock" else "right")
+    for row in (baseline, *rows):
+        table.add_row(
+            row.lock,
+            str(row.procs),
+            f"{row.rate:,.0f}",
+            f"{row.rate / baseline.rate:.2f}",
+            f"{row.p50_ms:.2f}",
+            f"{row.p99_ms:.2f}",
+            str(row.lost),
+        )
+    return table
+
+
+def verdicts(rows: Sequence[Row], baseline: Row) -> list[str]:
+    """The issue's targets: 0 lost; N=8 throughput >= 0.9 x baseline; N=16 p99 < 50 ms."""
+    lines = []
+    for lock in dict.fromkeys(row.lock for row in rows):
+        mine = {row.procs: row for row in rows if row.lock == lock}
+        lost = sum(row.lost for row in mine.values())
+        checks = [(f"lost updates {lost} (target 0)", lost == 0)]
+        if 8 in mine:
+            ratio = mine[8].rate / baseline.rate
+            checks.append((f"N=8 ratio {ratio:.2f} (target >= 0.9)", ratio >= TARGET_RATIO_AT_8))
+        if 16 in mine:
+            p99 = mine[16].p99_ms
+            checks.append((f"N=16 p99 {p99:.1f} ms (target < 50)", p99 < TARGET_P99_AT_16_MS))
+        lines += [f"{lock}: {text}: {'PASS' if ok else 'FAIL'}" for text, ok in checks]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    talk = Console(stderr=True)
+    document = make_document(args.doc_kb)
+    runs = [(lock, procs) for lock in args.lock for procs in args.procs]
+    # The disk's fsync latency drifts (other tenants, journal commits), so every
+    # configuration runs in rounds interleaved with the others, and the baseline
+    # is measured in slices before every run; each is pooled over its rounds.
+    per_round = -(-args.updates_per_proc // args.rounds)
+    slice_updates = max(20, args.baseline_updates // (args.rounds * len(runs) + 1))
+    samples: dict[tuple[str, int], list[Sample]] = {run: [] for run in runs}
+    baseline_samples: list[Sample] = []
+    workdir = Path(tempfile.mkdtemp(prefix="ih5-bench-atomic-", dir=args.dir))
+    try:
+        run_baseline(slice_updates, workdir, document, 0)  # warm up the disk and the caches
+        for round_number in range(1, args.rounds + 1):
+            for lock, procs in runs:
+                baseline_samples.append(
+                    run_baseline(slice_updates, workdir, document, args.dir_files)
+                )
+                sample = run_contended(
+                    lock, procs, per_round, workdir, document, args.timeout, args.dir_files
+                )
+                samples[lock, procs].append(sample)
+                rate = len(sample.latencies) / sample.elapsed
+                talk.log(f"round {round_number}: {lock} N={procs}: {rate:,.0f} updates/s")
+        baseline_samples.append(run_baseline(slice_updates, workdir, document, args.dir_files))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    baseline = summarise("none (baseline)", 1, baseline_samples)
+    rows = [summarise(lock, procs, samples[lock, procs]) for lock, procs in runs]
+    title = (
+        f"locked JSON read-modify-write: {per_round * args.rounds} updates per process "
+        f"in {args.rounds} round(s), {args.doc_kb} KiB document, "
+        f"{args.dir_files} other files in its directory, {os.cpu_count()} CPUs"
+    )
+    console = Console()
+    console.print(render(rows, baseline, title))
+    for line in verdicts(rows, baseline):
+        console.print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Packing directories into records: ih5's pack floor against tar, re-packs and pack_many.
+
+The source is N files of random (incompressible) bytes spread over 8
+subdirectories. The table compares, in one run on the same data:
+
+(a) ``pack_directory`` (first pack, fsyncs its container) with ``tar -cf`` of the
+    same directory, with and without an fsync of the archive; and
+    ``unpack_record`` (fsyncs every file) with ``tar -xf``;
+(b) re-packing after 1% of the files changed, hashing every file (default) and
+    with ``trust_mtime=True``, against the first pack; unchanged re-packs too;
+(c) ``pack_many`` over the 8 subdirectories with 1, 2 and 4 worker processes.
+
+Caches cannot be dropped here, so every figure is warm-cache: the source was
+written just before and stays in the page cache; reading it costs memory
+bandwidth, not disk. Each case starts after ``sync`` so that no case pays for
+writing back an earlier one's dirty pages.
+
+    .venv/bin/python benchmarks/bench_pack.py            # 1,000 files of 1 MiB
+    .venv/bin/python benchmarks/bench_pack.py --quick    # 64 files of 1 MiB
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from ih5.pack import pack_directory, pack_many, unpack_record
+
+SUBDIRS = 8
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured case: its time, the bytes it handled, and what it is compared with."""
+
+    section: str
+    case: str
+    seconds: float
+    nbytes: int
+    baselines: tuple[str, ...] = ()
+    note: str = ""
+
+
+def make_source(root: Path, files: int, file_size: int, seed: int = 0) -> int:
+    """Write ``files`` random files spread over SUBDIRS subdirectories; return total bytes."""
+    rng = np.random.default_rng(seed)
+    for index in range(files):
+        directory = root / f"plate_{index % SUBDIRS}"
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / f"img_{index:05d}.bin").write_bytes(rng.bytes(file_size))
+    return files * file_size
+
+
+def change_files(root: Path, count: int, offset: int, seed: int) -> int:
+    """Rewrite ``count`` files (same size, new bytes), starting at the ``offset``-th file."""
+    rng = np.random.default_rng(seed)
+    paths = sorted(root.rglob("*.bin"))
+    changed = 0
+    for path in paths[offset : offset + count]:
+        size = path.stat().st_size
+        path.write_bytes(rng.bytes(size))
+        changed += size
+    return changed
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Wall time of ``action``, started with no dirty pages from earlier cases pending."""
+    os.sync()
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def best_of(repeat: int, prepare: Callable[[], None], action: Callable[[], object]) -> float:
+    """The fastest of ``repeat`` runs, each after ``prepare`` (not timed)."""
+    times = []
+    for _ in range(repeat):
+        prepare()
+        times.append(timed(action))
+    return min(times)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def clear(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+@contextmanager
+def workdir(parent: str | None, keep: bool) -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="bench_pack-", dir=parent))
+    try:
+        yield base
+    finally:
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def bench_against_tar(work: Path, source: Path, total: int, repeat: int) -> list[Row]:
+    """(a): first pack vs tar -cf, unpack vs tar -xf."""
+    tar = work / "source.tar"
+    record = work / "a" / "rec"
+    back = work / "a-back"
+    tar_back = work / "tar-back"
+    tar_create = ["tar", "-cf", str(tar), "-C", str(source.parent), source.name]
+    tar_time = best_of(repeat, lambda: clear(tar), lambda: subprocess.run(tar_create, check=True))
+
+    def tar_and_fsync() -> None:
+        subprocess.run(tar_create, check=True)
+        fsync_file(tar)
+
+    tar_sync_time = best_of(repeat, lambda: clear(tar), tar_and_fsync)
+    pack_time = best_of(
+        repeat, lambda: clear(record.parent), lambda: pack_directory(source, record)
+    )
+
+    def prepare_untar() -> None:
+        clear(tar_back)
+        tar_back.mkdir()
+
+    untar = ["tar", "-xf", str(tar), "-C", str(tar_back)]
+    untar_time = best_of(repeat, prepare_untar, lambda: subprocess.run(untar, check=True))
+    unpack_time = best_of(repeat, lambda: clear(back), lambda: unpack_record(record, back))
+    clear(tar_back)
+    clear(back)
+    clear(tar)
+    section = "(a) pack and unpack vs tar"
+    return [
+        Row(section, "tar -cf", tar_time, total, note="no fsync"),
+        Row(section, "tar -cf + fsync", tar_sync_time, total),
+        Row(section, "pack_directory", pack_time, total, ("tar -cf", "tar -cf + fsync")),
+        Row(section, "tar -xf", untar_time, total, note="no fsync"),
+        Row(section, "unpack_record", unpack_time, total, ("tar -xf",), "fsyncs each file"),
+    ]
+
+
+def bench_repack(work: Path, source: Path, total: int, files: int, first: float) -> list[Row]:
+    """(b): re-pack after 1% of the files changed, hashing all vs trusting mtime."""
+    record = work / "b" / "rec"
+    clear(record.parent)
+    pack_directory(source, record)
+    count = max(1, files // 100)
+    section = f"(b) re-pack, {count} of {files} files changed"
+    rows = [Row(section, "first pack", first, total, note="from (a)")]
+    modes = [("hash all", False), ("trust_mtime", True)]
+    for offset, (label, trust) in enumerate(modes):
+        changed = change_files(source, count, offset * count, seed=100 + offset)
+        seconds = timed(partial(pack_directory, source, record, trust_mtime=trust))
+        note = f"{changed / total:.1%} of bytes"
+        rows.append(Row(section, f"changed, {label}", seconds, 0, ("first pack",), note))
+    for label, trust in modes:
+        seconds = timed(partial(pack_directory, source, record, trust_mtime=trust))
+        rows.append(Row(section, f"unchanged, {label}", seconds, 0, ("first pack",)))
+    clear(record.parent)
+    return rows
+
+
+def bench_many(
+    work: Path, source: Path, total: int, jobs_list: Sequence[int], repeat: int
+) -> list[Row]:
+    """(c): pack_many over the subdirectories with 1, 2, 4 workers."""
+    out = work / "c"
+    section = f"(c) pack_many, {SUBDIRS} subdirs"
+    rows = []
+    for jobs in jobs_list:
+        seconds = best_of(repeat, partial(clear, out), partial(pack_many, source, out, jobs=jobs))
+        baselines = (f"jobs={jobs_list[0]}",) if jobs != jobs_list[0] else ()
+        rows.append(Row(section, f"jobs={jobs}", seconds, total, baselines))
+    clear(out)
+    return rows
+
+
+def ratio(row: Row, base: Row) -> str:
+    """Time ratio to a baseline; for pack_many the speed-up over fewer workers."""
+    if row.section.startswith("(c)"):
+        return f"{base.seconds / row.seconds:.2f}x speed-up vs {base.case}"
+    return f"{row.seconds / base.seconds:.2f}x {base.case}"
+
+
+def render(rows: Sequence[Row], title: str, caption: str) -> Table:
+    table = Table(title=title, caption=caption)
+    table.add_column("case")
+    table.add_column("time s", justify="right")
+    table.add_column("MB/s", justify="right")
+    table.add_column("ratio (time)")
+    table.add_column("note")
+    by_case = {row.case: row for row in rows}
+    section = None
+    for row in rows:
+        if row.section != section:
+            if section is not None:
+                table.add_section()
+            table.add_row(f"[bold]{row.section}[/bold]")
+            section = row.section
+        rate = f"{row.nbytes / row.seconds / 1e6:,.0f}" if row.nbytes else ""
+        ratios = "\n".join(ratio(row, by_case[name]) for name in row.baselines)
+        table.add_row(f"  {row.case}", f"{row.seconds:.3f}", rate, ratios, row.note)
+    return table
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="64 files of 1 MiB instead of 1,000")
+    parser.add_argument("--files", type=int, help="number of files (default 1000, quick 64)")
+    parser.add_argument("--file-size", type=int, default=MIB, help="bytes per file (1 MiB)")
+    parser.add_argument("--dir", help="where to work (default: the system temp directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="best of N for (a) and (c) (default 1)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, nargs="+", default=[1, 2, 4], help="pack_many workers (1 2 4)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    files = args.files or (64 if args.quick else 1000)
+    talk = Console(stderr=True)
+    with workdir(args.dir, args.keep) as work:
+        source = work / "source"
+        talk.print(f"writing {files} files of {args.file_size:,} bytes to {source}")
+        total = make_source(source, files, args.file_size)
+        talk.print("(a) pack and unpack vs tar")
+        rows = bench_against_tar(work, source, total, args.repeat)
+        first = next(row for row in rows if row.case == "pack_directory")
+        talk.print("(b) re-packs")
+        rows += bench_repack(work, source, total, files, first.seconds)
+        talk.print("(c) pack_many")
+        rows += bench_many(work, source, total, args.jobs, args.repeat)
+    title = f"ih5 pack: {files} files x {args.file_size / MIB:g} MiB = {total / MIB:,.0f} MiB"
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    caption = (
+        f"{os.cpu_count()} CPUs, load average {load} at the end; warm page cache (caches "
+        "cannot be dropped; sync before each case); pack fsyncs its container and manifest; "
+        "MB/s over the whole tree"
+    )
+    console = Console()
+    console.width = max(console.width, 100)  # rows stay on one line when piped
+    console.print(render(rows, title, caption))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""``ih5 tree``, ``ih5 cat`` and ``ih5 diff``: what a record holds, and what changed."""
+
+from __future__ import annotations
+
+import posixpath
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from types import EllipsisType
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
+
+from ih5.cli.output import echo_json, echo_table, json_option, say
+from ih5.cli.values import as_text, decoded, dtype_name, to_json
+from ih5.errors import StubError
+from ih5.record import IH5Dataset, IH5Group, IH5Record
+from ih5.record.diff import RecordDiff, diff_states
+
+T = TypeVar("T")
+Selection = tuple[int | slice | EllipsisType, ...]
+
+record_argument = click.argument("record", type=click.Path(path_type=Path))
+
+
+def _unless_stub(read: Callable[[], T]) -> T | None:
+    """``read()``, or None where a stub holds only a placeholder instead of the data."""
+    try:
+        return read()
+    except StubError:
+        return None
+
+
+def _attrs(obj: IH5Group | IH5Dataset) -> dict[str, Any]:
+    return {name: _unless_stub(partial(obj.attrs.__getitem__, name)) for name in obj.attrs}
+
+
+def _describe(obj: IH5Group | IH5Dataset, with_attrs: bool) -> dict[str, Any]:
+    """One node as {path, type, shape, dtype[, attrs]}; shape and dtype are null for groups."""
+    entry: dict[str, Any] = {"path": obj.name, "type": "group", "shape": None, "dtype": None}
+    if isinstance(obj, IH5Dataset):
+        shape = _unless_stub(lambda: obj.shape)
+        dtype = _unless_stub(lambda: obj.dtype)
+        entry["type"] = "dataset"
+        entry["shape"] = None if shape is None else list(shape)
+        entry["dtype"] = None if dtype is None else dtype_name(dtype)
+    if with_attrs:
+        entry["attrs"] = _attrs(obj)
+    return entry
+
+
+def _label(entry: dict[str, Any]) -> str:
+    name = posixpath.basename(entry["path"]) or "/"
+    if entry["type"] == "group":
+        return name if name == "/" else name + "/"
+    if entry["dtype"] is None:
+        return f"{name}  (stub placeholder)"
+    return f"{name}  {tuple(entry['shape'])} {entry['dtype']}"
+
+
+def _attr_lines(entry: dict[str, Any]) -> list[str]:
+    return [
+        f"@{name} = {'(stub placeholder)' if value is None else as_text(value)}"
+        for name, value in entry.get("attrs", {}).items()
+    ]
+
+
+def _print_tree(entries: list[dict[str, Any]]) -> None:
+    """A rich tree in a terminal, plain text indented by depth when piped."""
+    if not sys.stdout.isatty():
+        for entry in entries:
+            depth = entry["path"].count("/") if entry["path"] != "/" else 0
+            for line in [_label(entry), *(f"  {line}" for line in _attr_lines(entry))]:
+                click.echo("  " * depth + line)
+        return
+    branches: dict[str, Tree] = {}
+    for entry in entries:
+        label = Text(_label(entry), style="bold" if entry["type"] == "group" else "")
+        parent = branches.get(posixpath.dirname(entry["path"]))
+        branch = branches[entry["path"]] = Tree(label) if parent is None else parent.add(label)
+        for line in _attr_lines(entry):
+            branch.add(Text(line, style="dim"))
+    Console().print(branches["/"])
+
+
+@click.command()
+@record_argument
+@click.option("--at", type=click.IntRange(min=0), help="Show the state as of patch index K.")
+@click.option("--attrs", "with_attrs", is_flag=True, help="Show attributes and their values.")
+@json_option
+def tree(record: Path, at: int | None, with_attrs: bool, as_json: bool) -> None:
+    """Show the groups and datasets of RECORD.
+
+    Datasets show shape and dtype; no values are read. --json prints a list
+    of {path, type, shape, dtype} objects (with attrs under --attrs); values
+    a stub does not hold show as null.
+
+    \b
+    Examples:
+      ih5 tree data/rec
+      ih5 tree data/rec --at 0 --attrs
+      ih5 tree data/rec --json | jq -r '.[] | select(.type == "dataset") | .path'
+    """
+    with IH5Record(record, at=at) as rec:
+        objects: list[IH5Group | IH5Dataset] = [rec]
+        rec.visititems(lambda _name, obj: objects.append(obj))
+        entries = [_describe(obj, with_attrs) for obj in objects]
+    if as_json:
+        echo_json(to_json(entries))
+    else:
+        _print_tree(entries)
+
+
+def _parse_slice(ctx: click.Context, param: click.Parameter, value: str | None) -> Selection | None:
+    """Turn "0:10,::2" into a numpy selection; a malformed one is a usage error."""
+    if value is None:
+        return None
+    items: list[int | slice | EllipsisType] = []
+    for part in (part.strip() for part in value.split(",")):
+        try:
+            if part == "...":
+                items.append(...)
+            elif ":" in part:
+                bounds = [int(bound) if bound.strip() else None for bound in part.split(":")]
+                if len(bounds) > 3 or (len(bounds) == 3 and (bounds[2] or 1) < 1):
+                    raise ValueError(part)
+                items.append(slice(*bounds))
+            else:
+                items.append(int(part))
+        except ValueError:
+            raise click.BadParameter(
+                f"{part!r} is not an index, a START:STOP[:STEP] slice (STEP >= 1) or ...",
+                ctx,
+                param,
+            ) from None
+    return tuple(items)
+
+
+def _read(dataset: IH5Dataset, selection: Selection | None) -> Any:
+    try:
+        return dataset[() if selection is None else selection]
+    except (ValueError, IndexError) as exc:
+        raise click.BadParameter(f"{exc} (shape {dataset.shape})", param_hint="'--slice'") from exc
+
+
+@click.command()
+@record_argument
+@click.argument("path")
+@click.option("--slice", "selection", callback=_parse_slice, help='Part to read, e.g. "0:10,::2".')
+@click.option("--attrs", "with_attrs", is_flag=True, help="Show the attributes too.")
+@json_option
+def cat(
+    record: Path, path: str, selection: Selection | None, with_attrs: bool, as_json: bool
+) -> None:
+    """Print the values and/or attributes of PATH in RECORD.
+
+    Strings are decoded; a group has no values, so its attributes are shown. --json gives {path,
+    type, shape, dtype, value[, attrs]} with bytes as UTF-8 text or
+    {"base64": ...}.
+
+    \b
+    Examples:
+      ih5 cat data/rec /images/dapi --slice "0:10,::2"
+      ih5 cat data/rec /images --attrs
+      ih5 cat data/rec /images/dapi --json | jq .shape
+    """
+    with IH5Record(record) as rec:
+        obj = rec[path]
+        if selection is not None and not isinstance(obj, IH5Dataset):
+            raise click.BadParameter(f"{path} is a group, it has no values", param_hint="'--slice'")
+        entry = _describe(obj, with_attrs or not isinstance(obj, IH5Dataset))
+        if isinstance(obj, IH5Dataset):
+            entry["value"] = decoded(_read(obj, selection))
+    if as_json:
+        echo_json(to_json(entry))
+        return
+    if "value" in entry:
+        click.echo(as_text(entry["value"]))
+    for line in _attr_lines(entry):
+        click.echo(line)
+
+
+def _diff_rows(changes: RecordDiff) -> list[tuple[str, str, str]]:
+    rows = [("added", path, "") for path in changes.added]
+    rows += [("removed", path, "") for path in changes.removed]
+    rows += [
+        (
+            "changed",
+            change.path,
+            "replaced" if change.before == change.after else f"{change.before} -> {change.after}",
+        )
+        for change in changes.changed
+    ]
+    for path, attrs in changes.attrs.items():
+        for kind, names in (
+            ("added", attrs.added),
+            ("removed", attrs.removed),
+            ("changed", attrs.changed),
+        ):
+            rows += [(f"attr {kind}", path, f"@{name}") for name in names]
+    return rows
+
+
+@click.command()
+@record_argument
+@click.option(
+    "--from",
+    "from_index",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Patch index of the state to compare from.",
+)
+@click.option(
+    "--to",
+    "to_index",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Patch index of the state to compare to.",
+)
+@json_option
+def diff(record: Path, from_index: int, to_index: int, as_json: bool) -> None:
+    """List what differs between two states of RECORD.
+
+    A path is "changed" when its node was replaced (rewritten, substituted) or
+    changed kind; dataset values are not read. Attributes are compared where
+    they were written again.
+
+    \b
+    Examples:
+      ih5 diff data/rec --from 0 --to 2
+      ih5 diff data/rec --from 1 --to 2 --json | jq .added
+    """
+    changes = diff_states(record, from_index, to_index)
+    if as_json:
+        echo_json(
+            {
+                "from": changes.from_index,
+                "to": changes.to_index,
+                "added": list(changes.added),
+                "removed": list(changes.removed),
+                "changed": [asdict(change) for change in changes.changed],
+                "attrs": {path: asdict(attrs) for path, attrs in changes.attrs.items()},
+            }
+        )
+    elif changes:
+        echo_table(
+            f"{record}: {from_index} -> {to_index}",
+            ("change", "path", "detail"),
+            _diff_rows(changes),
+        )
+    else:
+        say(f"no differences between states {from_index} and {to_index} of {record}")

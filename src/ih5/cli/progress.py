@@ -1,0 +1,51 @@
+"""Progress bars on stderr for long work (hashing, packing, unpacking, verifying)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+
+class BarProgress:
+    """A byte-counting bar with named phases; silent when stderr is not a terminal."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task: TaskID | None = None
+
+    def phase(self, name: str, total_bytes: int) -> None:
+        """Start a new bar for ``name``."""
+        if self._task is not None:
+            self._progress.update(self._task, visible=False)
+        self._task = self._progress.add_task(name, total=total_bytes)
+
+    def advance(self, nbytes: int) -> None:
+        """Move the current bar by ``nbytes``."""
+        if self._task is not None:
+            self._progress.advance(self._task, nbytes)
+
+
+@contextmanager
+def byte_progress() -> Iterator[BarProgress]:
+    """A live progress display on stderr for the ``with`` block."""
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
+        yield BarProgress(progress)

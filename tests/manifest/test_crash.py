@@ -1,0 +1,192 @@
+"""An IH5MFRecord commit killed at any step leaves the old or the new state, each with its manifest.
+
+A forked child opens the record, writes a patch and commits it; during the
+commit it SIGKILLs itself before its n-th call of a step the commit takes
+(hashing, writing the manifest, sealing the user block, renaming, fsyncs),
+for n = 1, 2, ... until a commit completes. After every kill the record must
+open as IH5MFRecord and as IH5Record in the old or the new state with the
+manifest of that state, and a new writer must be able to commit on top.
+"""
+
+from __future__ import annotations
+
+import builtins
+import multiprocessing
+import os
+import shutil
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+
+import ih5.manifest.mfrecord
+import ih5.record.record
+from ih5.manifest import IH5MFRecord, IH5Skeleton
+from ih5.record import IH5Record
+
+from .helpers import MY_EXTS, build_mf_record, content
+
+FORK = multiprocessing.get_context("fork")
+CHILD_TIMEOUT = 30.0
+MAX_KILL_POINTS = 200
+NEW_EXTS = {"state": "new"}
+
+KILL_POINTS: list[tuple[Any, str]] = [
+    # The steps of IH5Record.commit_patch / IH5MFRecord._finalize_user_block, patched
+    # where those modules look them up ...
+    (ih5.record.record, "hashsum_container"),
+    (ih5.record.record, "write_user_block"),
+    (ih5.record.record, "replace_file"),
+    (ih5.record.record, "fsync_directory"),
+    (ih5.manifest.mfrecord, "atomic_write_bytes"),
+    (ih5.manifest.mfrecord, "encode_user_block"),
+    (h5py.File, "close"),
+    # ... and the system calls inside them.
+    (builtins, "open"),
+    (os, "open"),
+    (os, "write"),
+    (os, "close"),
+    (os, "fsync"),
+    (os, "replace"),
+]
+
+
+def change(rec: IH5Record, extra_groups: int = 0) -> None:
+    """The killed writer's patch."""
+    for index in range(extra_groups):
+        rec.create_group(f"g{index}").attrs["i"] = index
+    rec["new/data"] = np.arange(100)
+    rec["new/data"].attrs["unit"] = "s"
+    del rec["grp/sub"]
+    rec["data"].attrs["unit"] = "km"
+    rec.attrs["title"] = "new"
+
+
+def arm_kill(n: int) -> Callable[[], None]:
+    """SIGKILL this process before its n-th call of a kill point; return a function to disarm."""
+    count = 0
+    originals = [(owner, name, getattr(owner, name)) for owner, name in KILL_POINTS]
+
+    def hook(original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            nonlocal count
+            count += 1
+            if count == n:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(*args, **kwargs)
+
+        return call
+
+    for owner, name, original in originals:
+        setattr(owner, name, hook(original))
+
+    def disarm() -> None:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+    return disarm
+
+
+def commit_killed_at(record: Path, n: int, extra_groups: int) -> None:
+    """Child process: write the patch, then commit it with the n-th step armed to kill."""
+    with IH5MFRecord(record, "r+", lock_timeout=5) as rec:
+        rec.create_patch()
+        change(rec, extra_groups)
+        disarm = arm_kill(n)
+        rec.commit_patch(manifest_exts=NEW_EXTS)
+        disarm()
+    os._exit(0)
+
+
+def run_killed_at(record: Path, n: int, extra_groups: int = 0) -> int | None:
+    process = FORK.Process(target=commit_killed_at, args=(record, n, extra_groups), daemon=True)
+    process.start()
+    process.join(CHILD_TIMEOUT)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        pytest.fail(f"the writer killed at step {n} did not end within {CHILD_TIMEOUT} s")
+    return process.exitcode
+
+
+def checked_state(record: Path) -> dict[str, Any]:
+    """Open the record both ways; check the manifest describes the state; return the state."""
+    with IH5MFRecord(record) as rec:
+        manifest = rec.manifest
+        assert manifest is not None
+        assert manifest.user_block.patch_uuid == rec.user_block.patch_uuid
+        assert manifest.skeleton == IH5Skeleton.from_tree(rec._root)
+        seen = content(rec)
+        assert manifest.manifest_exts == (NEW_EXTS if seen["/"][1]["title"] == "new" else MY_EXTS)
+    with IH5Record(record) as plain:
+        assert content(plain) == seen
+    return seen
+
+
+def continue_writing(record: Path, seen: dict[str, Any]) -> None:
+    """A new writer commits on top of what the killed one left."""
+    with IH5MFRecord(record, "r+", lock_timeout=5) as rec:
+        if rec.has_patch:
+            # The killed writer's uncommitted container was resumed: drop its changes.
+            rec.discard_patch()
+        assert content(rec) == seen
+        rec.create_patch()
+        rec.attrs["continued"] = 1
+    after = checked_state(record)
+    assert after.pop("/") == ("group", {**seen["/"][1], "continued": 1})
+    assert after == {key: value for key, value in seen.items() if key != "/"}
+    assert not [path.name for path in record.parent.iterdir() if path.name.endswith(".pending")]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """The record every trial copies, its state, and the state a completed commit leaves."""
+    record = build_mf_record(tmp_path / "start")
+    shutil.copytree(tmp_path / "start", tmp_path / "expected")
+    with IH5MFRecord(tmp_path / "expected" / "rec", "r+") as rec:
+        rec.create_patch()
+        change(rec)
+        rec.commit_patch(manifest_exts=NEW_EXTS)
+    return record, checked_state(record), checked_state(tmp_path / "expected" / "rec")
+
+
+def test_mfrecord_commit_killed_at_any_step_leaves_old_or_new_state(
+    tmp_path: Path, start: tuple[Path, dict[str, Any], dict[str, Any]]
+) -> None:
+    record, old, new = start
+    assert old != new
+    outcomes: list[str] = []
+    for n in range(1, MAX_KILL_POINTS + 1):
+        trial = Path(shutil.copytree(record.parent, tmp_path / f"kill{n}")) / record.name
+        exitcode = run_killed_at(trial, n)
+        seen = checked_state(trial)
+        assert seen in (old, new), f"killed at step {n}"
+        outcome = "new" if seen == new else "old"
+        continue_writing(trial, seen)
+        shutil.rmtree(trial.parent)
+        if exitcode == 0:
+            assert outcome == "new"
+            break
+        assert exitcode == -signal.SIGKILL, f"the writer failed at step {n} (exit {exitcode})"
+        outcomes.append(outcome)
+    else:
+        pytest.fail(f"the commit did not complete within {MAX_KILL_POINTS} steps")
+    assert len(outcomes) >= 15
+    assert outcomes[0] == "old"
+    assert outcomes[-1] == "new"
+    assert outcomes == sorted(outcomes, key=["old", "new"].index)
+
+
+def test_mfrecord_commit_killed_before_hdf5_close_of_a_large_patch_lets_writers_continue(
+    start: tuple[Path, dict[str, Any], dict[str, Any]],
+) -> None:
+    record, old, _ = start
+    # Step 1 is closing the patch's HDF5 file: killed there, a large patch leaves a pending
+    # file whose metadata HDF5 never wrote, and which it may refuse to open again.
+    assert run_killed_at(record, 1, extra_groups=3000) == -signal.SIGKILL
+    assert checked_state(record) == old
+    continue_writing(record, old)
