@@ -127,19 +127,26 @@ def checked_state(record: Path) -> dict[str, Any]:
     return seen
 
 
-def continue_writing(record: Path, seen: dict[str, Any]) -> None:
-    """A new writer commits on top of what the killed one left."""
+def continue_writing(record: Path, seen: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A new writer commits on top of what the killed one left; return the state it found.
+
+    A sealed container that only missed its rename is rolled forward (old -> new);
+    an unsealed one is dropped, never resumed.
+    """
     with IH5MFRecord(record, "r+", lock_timeout=5) as rec:
-        if rec.has_patch:
-            # The killed writer's uncommitted container was resumed: drop its changes.
-            rec.discard_patch()
-        assert content(rec) == seen
+        assert not rec.has_patch
+        current = content(rec)
+        assert current in (seen, new)
         rec.create_patch()
         rec.attrs["continued"] = 1
     after = checked_state(record)
-    assert after.pop("/") == ("group", {**seen["/"][1], "continued": 1})
-    assert after == {key: value for key, value in seen.items() if key != "/"}
-    assert not [path.name for path in record.parent.iterdir() if path.name.endswith(".pending")]
+    assert after.pop("/") == ("group", {**current["/"][1], "continued": 1})
+    assert after == {key: value for key, value in current.items() if key != "/"}
+    leftovers = [
+        p.name for p in record.parent.iterdir() if p.name.endswith((".pending", ".writing"))
+    ]
+    assert not leftovers
+    return current
 
 
 @pytest.fixture
@@ -166,7 +173,7 @@ def test_mfrecord_commit_killed_at_any_step_leaves_old_or_new_state(
         seen = checked_state(trial)
         assert seen in (old, new), f"killed at step {n}"
         outcome = "new" if seen == new else "old"
-        continue_writing(trial, seen)
+        continue_writing(trial, seen, new)
         shutil.rmtree(trial.parent)
         if exitcode == 0:
             assert outcome == "new"
@@ -184,9 +191,9 @@ def test_mfrecord_commit_killed_at_any_step_leaves_old_or_new_state(
 def test_mfrecord_commit_killed_before_hdf5_close_of_a_large_patch_lets_writers_continue(
     start: tuple[Path, dict[str, Any], dict[str, Any]],
 ) -> None:
-    record, old, _ = start
+    record, old, new = start
     # Step 1 is closing the patch's HDF5 file: killed there, a large patch leaves a pending
     # file whose metadata HDF5 never wrote, and which it may refuse to open again.
     assert run_killed_at(record, 1, extra_groups=3000) == -signal.SIGKILL
     assert checked_state(record) == old
-    continue_writing(record, old)
+    assert continue_writing(record, old, new) == old

@@ -676,3 +676,23 @@ def test_merge_files_refuses_open_patch(tmp_path: Path) -> None:
         with pytest.raises(RecordModeError):
             rec.merge_files(tmp_path / "merged.ih5")
     assert not (tmp_path / "merged.ih5").exists()
+
+
+def test_exception_in_with_leaves_the_patch_pending_under_a_hidden_name(tmp_path: Path) -> None:
+    path = build(tmp_path)
+    with pytest.raises(RuntimeError), IH5Record(path, "r+") as rec:
+        rec.create_patch()
+        rec["suspended"] = 1
+        raise RuntimeError("stop here")
+    assert [p.name for p in tmp_path.glob(".rec.*")] == [".rec.p3.ih5.pending"]
+
+
+def test_writer_sweeps_temp_files_of_dead_writers_beside_the_record(tmp_path: Path) -> None:
+    path = build(tmp_path)
+    stale = tmp_path / ".rec.p3.ih5mf.json.999999999-0123abcd.ih5tmp"
+    other = tmp_path / ".other.ih5mf.json.999999999-0123abcd.ih5tmp"
+    stale.write_bytes(b"{")
+    other.write_bytes(b"{")
+    IH5Record(path, "r+").close()
+    assert not stale.exists()
+    assert other.exists()

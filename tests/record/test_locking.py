@@ -180,8 +180,8 @@ def test_lock_released_when_writer_process_dies(tmp_path: Path) -> None:
     with pytest.raises(EOFError):
         Child(die_holding_lock).result()
     with IH5Record(path, "r+", lock_timeout=5) as rec:
-        assert rec.has_patch
-        rec.discard_patch()
+        assert not rec.has_patch, "a dead writer's half-written patch is never resumed"
+        rec.create_patch()
 
 
 def test_lock_released_after_failed_open(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import re
 import secrets
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 TEMP_SUFFIX = ".ih5tmp"
@@ -129,13 +130,21 @@ def sweep_stale_temp_files(
     older than ``max_age`` seconds. Call it while holding the target's lock.
     """
     target = Path(path)
-    directory = target.absolute().parent
+    return sweep_stale_temps_in(target.absolute().parent, target.name.__eq__, max_age)
+
+
+def sweep_stale_temps_in(
+    directory: str | os.PathLike[str],
+    for_target: Callable[[str], bool],
+    max_age: float = STALE_TEMP_AGE,
+) -> list[Path]:
+    """Remove stale temp files in ``directory`` whose target name ``for_target`` accepts."""
     removed: list[Path] = []
     now = time.time()
     with os.scandir(directory) as entries:
         for entry in entries:
             match = _TEMP_NAME.match(entry.name)
-            if match is None or match["target"] != target.name:
+            if match is None or not for_target(match["target"]):
                 continue
             try:
                 age = now - entry.stat(follow_symlinks=False).st_mtime

@@ -36,7 +36,7 @@ from ih5.pack.codecs import (
 from ih5.pack.hashing_reader import HashingReader
 from ih5.pack.tree_state import EntryState, TreeState, current_state, scan_directory
 from ih5.record import IH5Dataset, IH5Group
-from ih5.record.opening import pending_path
+from ih5.record.opening import pending_path, writing_path
 
 HEAD_SIZE = 1 << 16
 SYMLINK_CODEC = "symlink"
@@ -314,7 +314,8 @@ def pack_directory(
     newest_manifest = _newest_manifest(directory, name)
     # Beside an unfinished base, a manifest is the orphan of a run killed while
     # committing that base (manifests are saved first), not a lone copy to patch.
-    if newest_manifest is not None and not pending_path(directory, name, 0).exists():
+    unfinished_base = (pending_path(directory, name, 0), writing_path(directory, name, 0))
+    if newest_manifest is not None and not any(path.exists() for path in unfinished_base):
         return _pack_on_stub(newest_manifest, directory / name, job)
     directory.mkdir(parents=True, exist_ok=True)
     with IH5MFRecord(directory / name, "x") as rec:

@@ -27,6 +27,9 @@ RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A record: ``DIR/NAME`` (containers found by name) or an explicit list of container files."""
 
 PENDING_SUFFIX = ".pending"
+"""An uncommitted container its writer closed on purpose: the next writer resumes it."""
+WRITING_SUFFIX = ".writing"
+"""An uncommitted container a writer has open; left over, its writer died mid-change."""
 
 
 def _damaged(path: Path, exc: Exception) -> IntegrityError:
@@ -60,8 +63,13 @@ def locate(source: RecordSource) -> tuple[Path, str | None, list[Path]]:
 
 
 def pending_path(directory: Path, name: str, index: int) -> Path:
-    """Where our own writer keeps an uncommitted container (hidden from discovery)."""
+    """Where an uncommitted container waits to be resumed (hidden from discovery)."""
     return directory / f".{container_name(name, index)}{PENDING_SUFFIX}"
+
+
+def writing_path(directory: Path, name: str, index: int) -> Path:
+    """Where our writer keeps the container it is changing (hidden from discovery)."""
+    return directory / f".{container_name(name, index)}{WRITING_SUFFIX}"
 
 
 def lock_target(directory: Path, name: str) -> Path:

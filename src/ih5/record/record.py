@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TypeVar
@@ -45,16 +45,21 @@ from ih5.format import (
 )
 from ih5.format.extensions import is_stub_container
 from ih5.fs import file_lock, fsync_directory, replace_file
+from ih5.fs.atomic import sweep_stale_temps_in
 from ih5.fs.hashing import Progress
 from ih5.record.facts import read_facts
 from ih5.record.opening import (
+    PENDING_SUFFIX,
+    WRITING_SUFFIX,
     RecordSource,
     build_tree,
+    container_facts,
     locate,
     lock_target,
     open_container,
     pending_path,
     read_chain,
+    writing_path,
 )
 from ih5.record.overlay import IH5Group
 from ih5.record.patch import PatchWriter
@@ -209,6 +214,9 @@ class IH5Record(IH5Group):
                 f"(waited {timeout} s); retry when it is done",
                 target,
             ) from exc
+        # Temp files of the record's containers and sidecars left by killed writers.
+        prefix = f"{self._require_name()}."
+        sweep_stale_temps_in(self._directory, lambda name: name.startswith(prefix))
 
     def _prepare_for_writing(self, mode: str, files: list[Path]) -> list[Path]:
         """Apply the create/truncate rules of ``mode``; return the files to open."""
@@ -218,8 +226,12 @@ class IH5Record(IH5Group):
                 files[0],
             )
         if mode == "w":
-            # ".*ih5" matches the base's pending name (.NAME.ih5.pending) and the patches'.
-            for path in [*files, *self._directory.glob(f".{self._name}.*ih5.pending")]:
+            # ".*ih5" matches the base's names (.NAME.ih5.pending) and the patches'.
+            uncommitted = [
+                *self._directory.glob(f".{self._name}.*ih5{PENDING_SUFFIX}"),
+                *self._directory.glob(f".{self._name}.*ih5{WRITING_SUFFIX}"),
+            ]
+            for path in [*files, *uncommitted]:
                 path.unlink()
             fsync_directory(self._directory)
             return []
@@ -238,8 +250,10 @@ class IH5Record(IH5Group):
     def _start_writing(self, foreign: ContainerRef | None, base: IH5UserBlock) -> None:
         """Resume an uncommitted container (ours or a foreign one) or create the base."""
         name = self._require_name()
+        while self._roll_forward(writing_path(self._directory, name, self._next_file_index())):
+            pass
         newest = self._chain[-1].user_block if self._chain else None
-        index = newest.patch_index + 1 if newest is not None else 0
+        index = self._next_file_index()
         candidates = [foreign.path] if foreign is not None else []
         candidates.append(pending_path(self._directory, name, index))
         for path in candidates:
@@ -248,6 +262,10 @@ class IH5Record(IH5Group):
             ref = self._resumable(path, newest)
             if ref is None:
                 continue
+            if path.name.endswith(PENDING_SUFFIX):
+                ref = replace(ref, path=writing_path(self._directory, name, index))
+                os.replace(path, ref.path)
+                path = ref.path
             try:
                 self._open_patch(ref)
             except (OSError, IntegrityError):
@@ -259,6 +277,45 @@ class IH5Record(IH5Group):
             return
         if newest is None:
             self._create_container(base)
+
+    def _next_file_index(self) -> int:
+        return self._chain[-1].user_block.patch_index + 1 if self._chain else 0
+
+    def _roll_forward(self, path: Path) -> bool:
+        """Finish the commit of a writer that died after sealing ``path``; drop anything else.
+
+        A container a dead writer still had open holds an unknown part of its
+        change set, so it is never resumed. One whose user block was sealed
+        (hashsum written, matching the bytes) only missed its rename.
+        """
+        if not path.exists():
+            return False
+        newest = self._chain[-1].user_block.patch_uuid if self._chain else None
+        try:
+            user_block, size = read_user_block_with_size(path)
+            sealed = (
+                user_block.hdf5_hashsum is not None
+                and user_block.prev_patch == newest
+                and hashsum_container(path, user_block.hdf5_hashsum.split(":")[0])
+                == user_block.hdf5_hashsum
+            )
+        except NotAnIH5ContainerError:
+            sealed = False
+        final = self._directory / container_name(self._require_name(), self._next_file_index())
+        if not sealed or final.exists():
+            path.unlink()
+            fsync_directory(self._directory)
+            return False
+        replace_file(path, final)
+        ref = ContainerRef(final, user_block, size)
+        self._root = apply_container(
+            self._root if self._chain else None,
+            container_facts(ref),
+            user_block.patch_index,
+            is_base=not self._chain,
+        )
+        self._chain.append(ref)
+        return True
 
     def _resumable(self, path: Path, newest: IH5UserBlock | None) -> ContainerRef | None:
         try:
@@ -314,7 +371,7 @@ class IH5Record(IH5Group):
         self._writer = PatchWriter(file, ref.user_block.patch_index, is_base, self._root)
 
     def _create_container(self, user_block: IH5UserBlock) -> None:
-        path = pending_path(self._directory, self._require_name(), _file_index(user_block))
+        path = writing_path(self._directory, self._require_name(), _file_index(user_block))
         path.unlink(missing_ok=True)
         h5py.File(path, "w-", userblock_size=USER_BLOCK_SIZE).close()
         write_user_block(path, user_block)
@@ -370,6 +427,17 @@ class IH5Record(IH5Group):
         else:
             fsync_directory(self._directory)
         self._chain.append(ContainerRef(final, user_block, self._patch_ref.block_size))
+        self._writer = None
+        self._patch_ref = None
+
+    def _suspend_patch(self) -> None:
+        """Close the open container uncommitted, for a later writer to resume."""
+        assert self._writer is not None and self._patch_ref is not None
+        self._writer.file.close()
+        path = self._patch_ref.path
+        if path.name.endswith(WRITING_SUFFIX):
+            os.replace(path, path.with_name(path.name[: -len(WRITING_SUFFIX)] + PENDING_SUFFIX))
+            fsync_directory(self._directory)
         self._writer = None
         self._patch_ref = None
 
@@ -488,8 +556,7 @@ class IH5Record(IH5Group):
                 if commit:
                     self.commit_patch()
                 else:
-                    self._writer.file.close()
-                    self._writer = None
+                    self._suspend_patch()
         finally:
             self._closed = True
             self._release()
