@@ -104,7 +104,8 @@ def pack_many(
     target.mkdir(parents=True, exist_ok=True)
     options = options or PackOptions()
     outcomes: list[PackOutcome] = []
-    context = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
+    # Not "fork": a child must not inherit HDF5 state of files its parent has open.
+    context = multiprocessing.get_context("spawn" if os.name == "nt" else "forkserver")
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context) as pool:
         futures = [
             pool.submit(_pack_one, source, target, name, options, trust_mtime)
