@@ -17,16 +17,30 @@ EXIT_USAGE = 2
 
 
 class Ih5Group(click.Group):
-    """A command group that turns ih5 errors into one line on stderr and an exit code."""
+    """A command group that turns errors into one line on stderr and exit code 1.
+
+    ih5's own errors say what to do; OS errors name the file; anything else is
+    a bug, reported in one line that points at ``--debug`` for the traceback.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except Ih5Error as exc:
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {_one_line(exc)}", err=True)
             ctx.exit(EXIT_FAILURE)
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, Ih5Error):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    return f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
 
 
 @click.group(cls=Ih5Group, context_settings={"help_option_names": ["-h", "--help"]})
