@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -12,6 +13,24 @@ from ih5.cli.progress import byte_progress
 from ih5.pack import PackOptions, PackOutcome, PackResult, pack_directory, pack_many, unpack_record
 
 COMPRESSION = click.Choice(["gzip", "lzf"])
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def storage_options(func: F) -> F:
+    """Add the options shared by the packing commands: compression and the mtime fast path."""
+    for option in reversed(
+        [
+            click.option("--compression", type=COMPRESSION, help="Compress file datasets."),
+            click.option("--level", type=int, help="Compression level (gzip: 0-9)."),
+            click.option(
+                "--trust-mtime",
+                is_flag=True,
+                help="Treat files with unchanged size and mtime as unchanged.",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
 
 
 def _options(compression: str | None, level: int | None) -> PackOptions:
@@ -53,11 +72,7 @@ def _summary(result: PackResult) -> str:
 @click.command("pack")
 @click.argument("source", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("record", type=click.Path(path_type=Path))
-@click.option("--compression", type=COMPRESSION, help="Compress file datasets.")
-@click.option("--level", type=int, help="Compression level (gzip: 0-9).")
-@click.option(
-    "--trust-mtime", is_flag=True, help="Treat files with unchanged size and mtime as unchanged."
-)
+@storage_options
 @json_option
 def pack_command(
     source: Path,
@@ -129,11 +144,7 @@ def unpack_command(record: Path, destination: Path, as_json: bool) -> None:
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--compression", type=COMPRESSION, help="Compress file datasets.")
-@click.option("--level", type=int, help="Compression level (gzip: 0-9).")
-@click.option(
-    "--trust-mtime", is_flag=True, help="Treat files with unchanged size and mtime as unchanged."
-)
+@storage_options
 @json_option
 def pack_many_command(
     root: Path,
