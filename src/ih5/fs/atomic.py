@@ -71,12 +71,18 @@ def replace_file(temp: str | os.PathLike[str], target: str | os.PathLike[str]) -
     fsync_directory(Path(target).absolute().parent)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | memoryview) -> None:
+def atomic_write_bytes(
+    path: str | os.PathLike[str],
+    data: bytes | bytearray | memoryview,
+    *,
+    sync_directory: bool = True,
+) -> None:
     """Replace ``path`` with ``data`` atomically and durably.
 
     The new file keeps the permission bits of the file it replaces; a new
     file gets 0644 under the umask. On any failure the temp file is removed
-    and ``path`` is unchanged.
+    and ``path`` is unchanged. ``sync_directory=False`` leaves the final
+    directory fsync (which makes the rename durable) to the caller.
     """
     target = Path(path)
     mode = _existing_mode(target)
@@ -96,7 +102,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | m
     except BaseException:
         _unlink_quietly(temp)
         raise
-    fsync_directory(target.absolute().parent)
+    if sync_directory:
+        fsync_directory(target.absolute().parent)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -120,14 +120,22 @@ def _sweep_if_interrupted(target: Path) -> bool:
     return False
 
 
-def _write_if_changed(path: Path, before: bytes, document: Any, keep_note: bool) -> None:
+def _write_if_changed(path: Path, before: bytes, document: Any, keep_note: bool) -> bool:
+    """Replace the document if its bytes change; True when the directory still needs its fsync.
+
+    The directory fsync that makes the rename durable runs after the lock is
+    released: the next writer may go on meanwhile, because its own rename
+    (of a document containing ours) is only acknowledged after its own fsync.
+    """
     encoded = encode_json(document, path)
-    if encoded != before:
-        lock_fd = held_lock_fd(path)
-        os.pwrite(lock_fd, b"1", 0)
-        atomic_write_bytes(path, encoded)
-        if not keep_note:
-            os.ftruncate(lock_fd, 0)
+    if encoded == before:
+        return False
+    lock_fd = held_lock_fd(path)
+    os.pwrite(lock_fd, b"1", 0)
+    atomic_write_bytes(path, encoded, sync_directory=False)
+    if not keep_note:
+        os.ftruncate(lock_fd, 0)
+    return True
 
 
 @contextmanager
@@ -152,7 +160,10 @@ def locked_json(
         leftovers = _sweep_if_interrupted(target)
         before, document = _load_for_update(target, start, backup_corrupt)
         yield document
-        _write_if_changed(target, before or encode_json(start, target), document, leftovers)
+        before = before or encode_json(start, target)
+        wrote = _write_if_changed(target, before, document, leftovers)
+    if wrote:
+        fsync_directory(target.absolute().parent)
 
 
 def atomic_update_json(
@@ -180,5 +191,7 @@ def atomic_update_json(
                 f"update function for {target} returned None; return the new document",
                 target,
             )
-        _write_if_changed(target, before, document, leftovers)
-        return document
+        wrote = _write_if_changed(target, before, document, leftovers)
+    if wrote:
+        fsync_directory(target.absolute().parent)
+    return document
