@@ -14,6 +14,7 @@ import pytest
 
 from ih5 import (
     CorruptDocumentError,
+    FileLockError,
     Ih5Error,
     UnreadableDocumentError,
     UnserializableDataError,
@@ -23,6 +24,7 @@ from ih5 import (
     read_json,
 )
 from ih5.fs import lock_path_for, temp_path_for
+from ih5.fs.lock import held_lock_fd
 
 Document = Any
 Updater = Callable[..., Document]
@@ -346,3 +348,22 @@ def test_update_skips_the_directory_scan_when_no_write_was_interrupted(
     updater(target, add_run, default_data={})
     assert stale.exists()
     assert lock_path_for(target).read_bytes() == b""
+
+
+@UPDATERS
+def test_update_makes_the_rename_durable_after_releasing_the_lock_and_before_returning(
+    target: Path, updater: Updater, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[bool] = []
+
+    def fsync_directory(directory: object) -> None:
+        try:
+            held_lock_fd(target)
+        except FileLockError:
+            calls.append(False)
+        else:
+            calls.append(True)
+
+    monkeypatch.setattr("ih5.fs.jsonfile.fsync_directory", fsync_directory)
+    updater(target, add_run, default_data={})
+    assert calls == [False]
