@@ -21,7 +21,9 @@ def storage_options(func: F) -> F:
     for option in reversed(
         [
             click.option("--compression", type=COMPRESSION, help="Compress file datasets."),
-            click.option("--level", type=int, help="Compression level (gzip: 0-9)."),
+            click.option(
+                "--level", type=click.IntRange(0, 9), help="Compression level (gzip only)."
+            ),
             click.option(
                 "--trust-mtime",
                 is_flag=True,
@@ -34,6 +36,10 @@ def storage_options(func: F) -> F:
 
 
 def _options(compression: str | None, level: int | None) -> PackOptions:
+    if level is not None and compression != "gzip":
+        # Without gzip the level would be dropped silently (none) or refused by h5py (lzf),
+        # and only after the record directory was made; refuse it before any work.
+        raise click.BadParameter("applies to --compression gzip only", param_hint="'--level'")
     return PackOptions(compression=compression, compression_opts=level)
 
 
@@ -169,7 +175,9 @@ def pack_many_command(
     def report(outcome: PackOutcome) -> None:
         if not as_json:
             say(
-                _summary(outcome.result) if outcome.result else f"{outcome.source}: {outcome.error}"
+                _summary(outcome.result)
+                if outcome.result
+                else f"Error: {outcome.source}: {outcome.error}"
             )
 
     outcomes = pack_many(

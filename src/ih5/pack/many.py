@@ -75,6 +75,9 @@ def _pack_one(
         register(out_dir / CATALOG_NAME, source, result)
     except Ih5Error as exc:
         return PackOutcome(source, name, error=str(exc))
+    except OSError as exc:
+        # One unreadable or full disk must not hide what the other workers did.
+        return PackOutcome(source, name, error=f"{exc.strerror or exc}: {exc.filename or source}")
     return PackOutcome(source, name, result=result)
 
 
