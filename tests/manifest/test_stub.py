@@ -309,3 +309,12 @@ def test_real_record_merge_after_stub_patch_writes_checked_manifest(
     assert manifest.manifest_exts == MY_EXTS
     with IH5MFRecord([target]) as merged:
         assert content(merged) == EXPECTED
+
+
+def test_repr_of_a_stub_placeholder_names_it(tmp_path: Path) -> None:
+    with IH5MFRecord(tmp_path / "real", "w") as rec:
+        rec["data"] = [1, 2, 3]
+    (tmp_path / "stub").mkdir()
+    IH5MFRecord.create_stub(tmp_path / "stub" / "real", tmp_path / "real.ih5mf.json")
+    with IH5MFRecord(tmp_path / "stub" / "real") as rec:
+        assert repr(rec["data"]) == '<IH5 dataset "/data": stub placeholder>'

@@ -782,3 +782,14 @@ def test_key_validation_refuses_names(
 def test_key_validation_refuses_non_strings(rec: IH5Record, key: Any) -> None:
     with pytest.raises(InvalidKeyError):
         rec[key]
+
+
+def test_repr_of_a_deleted_object_says_so(tmp_path: Path) -> None:
+    with IH5Record(tmp_path / "rec", "w") as rec:
+        rec["gone"] = 1
+        view = rec["gone"]
+        group = rec.create_group("grp")
+        del rec["gone"]
+        del rec["grp"]
+        assert repr(view) == '<IH5 dataset "/gone": deleted>'
+        assert repr(group) == '<IH5 group "/grp": deleted>'

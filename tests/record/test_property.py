@@ -444,7 +444,7 @@ TestRecordMachine.settings = DEFAULT
 @pytest.mark.slow
 def test_record_random_changes_match_model_long(request: pytest.FixtureRequest) -> None:
     wanted = os.environ.get("IH5_LONG") == "1" or os.environ.get("IH5_SLOW") == "1"
-    if not wanted and "slow" not in request.config.getoption("markexpr", ""):
+    if not wanted and "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("long profile: set IH5_LONG=1 or run with -m slow")
     run_state_machine_as_test(RecordMachine, settings=LONG)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ih5.errors import NodeNotFoundError
+from ih5.record.opening import payload_errors
 
 if TYPE_CHECKING:
     from ih5.record.record import IH5Record
@@ -27,7 +28,9 @@ class IH5AttributeManager(MutableMapping[str, Any]):
         index = self._sources().get(name)
         if index is None:
             raise NodeNotFoundError(f"no attribute {name!r} at {self._path!r}", self._path)
-        return self._record._data_file(index, self._path)[self._path].attrs[name]
+        file = self._record._data_file(index, self._path)
+        with payload_errors(file):
+            return file[self._path].attrs[name]
 
     def __setitem__(self, name: str, value: Any) -> None:
         self._record._require_writer().set_attr(self._path, name, value)

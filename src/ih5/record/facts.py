@@ -45,6 +45,9 @@ ContainerFacts = Mapping[str, NodeFact]
 def _attr_facts(obj: h5py.HLObject) -> dict[str, bool]:
     facts: dict[str, bool] = {}
     for name in obj.attrs:
+        if not isinstance(name, str):
+            # h5py hands out names that are not UTF-8 as bytes; ih5 and metador never write them.
+            raise ValueError(f"attribute name {name!r} of {obj.name} is not UTF-8")
         if name == SUBST_ATTR:
             continue
         attr_id = obj.attrs.get_id(name)
@@ -57,18 +60,36 @@ def _child_path(parent: str, name: str) -> str:
     return parent + name if parent == "/" else f"{parent}/{name}"
 
 
+def _check_member(group: h5py.Group, path: str, name: object) -> None:
+    """Refuse member names ih5 cannot address and links leaving the container."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\x00" in name:
+        raise ValueError(f"member {name!r} of {path} has a name that is not a valid path part")
+    if not isinstance(group.get(name, getlink=True), (h5py.HardLink, h5py.SoftLink)):
+        raise ValueError(f"member {name!r} of {path} is a link to another file")
+
+
 def read_facts(file: h5py.File) -> dict[str, NodeFact]:
-    """Index every path of an open container without reading dataset values."""
+    """Index every path of an open container without reading dataset values.
+
+    Damage or crafted content (names that are no path parts, external links, a group
+    reached twice, e.g. through a link loop) raises ValueError.
+    """
     nodes: dict[str, NodeFact] = {}
     pending: list[tuple[str, h5py.Group]] = [("/", file)]
+    seen = {file["/"].id}
     while pending:
         path, group = pending.pop()
         names = tuple(group.keys())
         nodes[path] = NodeFact(NodeKind.GROUP, SUBST_ATTR in group.attrs, _attr_facts(group), names)
         for name in names:
+            _check_member(group, path, name)
             child = group[name]
             child_path = _child_path(path, name)
             if isinstance(child, h5py.Group):
+                if child.id in seen:
+                    # Without this a link loop would be walked forever.
+                    raise ValueError(f"group {child_path} is linked at two paths (a link loop?)")
+                seen.add(child.id)
                 pending.append((child_path, child))
             elif is_deletion_marker(child):
                 nodes[child_path] = NodeFact(NodeKind.DELETED, False, {}, ())

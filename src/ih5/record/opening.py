@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import h5py
 
@@ -38,6 +40,19 @@ def _damaged(path: Path, exc: Exception) -> IntegrityError:
         "check it with 'ih5 verify' and restore it from a copy",
         path,
     )
+
+
+@contextmanager
+def payload_errors(obj: Any) -> Iterator[None]:
+    """Raise h5py's errors on damaged bytes of ``obj``'s file, met by lazy reads, as IntegrityError.
+
+    Opening reads only the structure; values are read later, and with verify=False
+    (or a file changed since) they may be damaged.
+    """
+    try:
+        yield
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise _damaged(Path(obj.file.filename), exc) from exc
 
 
 def open_container(path: Path, mode: str = "r") -> h5py.File:
@@ -93,7 +108,7 @@ def container_facts(ref: ContainerRef) -> ContainerFacts:
         with open_container(ref.path) as file:
             try:
                 return read_facts(file)
-            except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:
                 raise _damaged(ref.path, exc) from exc
 
     key = (str(ref.user_block.patch_uuid), ref.user_block.hdf5_hashsum)

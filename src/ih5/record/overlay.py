@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import h5py
 import numpy as np
 
-from ih5.errors import NodeNotFoundError
+from ih5.errors import NodeNotFoundError, StubError
 from ih5.record.attrs import IH5AttributeManager
+from ih5.record.opening import payload_errors
 from ih5.record.tree import Node, split_path, walk
 
 if TYPE_CHECKING:
@@ -70,8 +71,12 @@ class IH5Dataset(IH5Object):
     """A dataset of a record; slicing reads only the requested part."""
 
     def _h5(self) -> h5py.Dataset:
-        dataset = self._record._data_file(self._node().created, self._path)[self._path]
-        assert isinstance(dataset, h5py.Dataset)
+        file = self._record._data_file(self._node().created, self._path)
+        with payload_errors(file):
+            dataset = file[self._path]
+            if not isinstance(dataset, h5py.Dataset):
+                # The facts said dataset: the container is not the one they were read from.
+                raise KeyError(f"{self._path} is not a dataset in {file.filename}")
         return dataset
 
     @property
@@ -127,7 +132,9 @@ class IH5Dataset(IH5Object):
         return len(self._h5())
 
     def __getitem__(self, selection: Any) -> Any:
-        return self._h5()[selection]
+        dataset = self._h5()
+        with payload_errors(dataset):
+            return dataset[selection]
 
     def __setitem__(self, selection: Any, value: Any) -> None:
         writer = self._record._require_writer()
@@ -138,7 +145,7 @@ class IH5Dataset(IH5Object):
         writer.write(self._path, selection, value)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
-        return np.asarray(self._h5()[()], dtype=dtype)
+        return np.asarray(self[()], dtype=dtype)
 
     def asstr(self, encoding: str | None = None, errors: str = "strict") -> Any:
         """Read string data as ``str`` (h5py's ``asstr`` wrapper)."""
@@ -152,7 +159,12 @@ class IH5Dataset(IH5Object):
         return self
 
     def __repr__(self) -> str:
-        return f'<IH5 dataset "{self._path}": shape {self.shape}, type "{self.dtype.str}">'
+        try:
+            return f'<IH5 dataset "{self._path}": shape {self.shape}, type "{self.dtype.str}">'
+        except StubError:
+            return f'<IH5 dataset "{self._path}": stub placeholder>'
+        except NodeNotFoundError:
+            return f'<IH5 dataset "{self._path}": deleted>'
 
 
 class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
@@ -287,4 +299,7 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
         return None
 
     def __repr__(self) -> str:
-        return f'<IH5 group "{self._path}" ({len(self)} members)>'
+        try:
+            return f'<IH5 group "{self._path}" ({len(self)} members)>'
+        except NodeNotFoundError:
+            return f'<IH5 group "{self._path}": deleted>'

@@ -445,12 +445,18 @@ class IH5Record(IH5Group):
         """Throw the open container away; the overlay returns to the last committed state."""
         writer = self._require_writer()
         assert self._patch_ref is not None
-        writer.file.close()
-        self._patch_ref.path.unlink()
-        fsync_directory(self._directory)
+        path = self._patch_ref.path
+        # Forget the patch first: should closing or removing its file fail, closing the
+        # record must not suspend the discarded changes for the next writer to resume.
+        # A ".writing" file left behind is dropped by the next writer.
         self._writer = None
         self._patch_ref = None
         self._root = build_tree(self._chain)
+        try:
+            writer.file.close()
+        finally:
+            path.unlink()
+        fsync_directory(self._directory)
 
     # --- reading --------------------------------------------------------------
 
