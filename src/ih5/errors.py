@@ -100,6 +100,13 @@ class IntegrityError(Ih5Error, ValueError):
     """A container's bytes do not match the hashsum its user block claims."""
 
 
+class DamagedPayloadError(IntegrityError, OSError):
+    """Reading values hit damaged HDF5 bytes (possible when opened with verify=False).
+
+    Also an OSError, which is what h5py raises for the same failure.
+    """
+
+
 class ChainError(Ih5Error, ValueError):
     """The containers do not form one valid chain (links, indices, uuids)."""
 

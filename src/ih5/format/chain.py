@@ -13,7 +13,13 @@ from itertools import pairwise
 from pathlib import Path
 from uuid import UUID
 
-from ih5.errors import ChainError, IntegrityError, MixedRecordsError, RecordNotFoundError
+from ih5.errors import (
+    ChainError,
+    IntegrityError,
+    MixedRecordsError,
+    NotAnIH5ContainerError,
+    RecordNotFoundError,
+)
 from ih5.format.extensions import is_stub_container
 from ih5.format.userblock import IH5UserBlock, read_user_block_with_size
 from ih5.fs import hashsum_file, parse_hashsum
@@ -33,7 +39,14 @@ def load_refs(paths: Iterable[str | os.PathLike[str]]) -> list[ContainerRef]:
     """Read the user block of each container file (NotAnIH5ContainerError on a bad one)."""
     refs = []
     for path in paths:
-        user_block, block_size = read_user_block_with_size(path)
+        try:
+            user_block, block_size = read_user_block_with_size(path)
+        except FileNotFoundError as exc:
+            raise RecordNotFoundError(f"container {path} does not exist", path) from exc
+        except IsADirectoryError as exc:
+            raise NotAnIH5ContainerError(
+                f"{path} is a directory, not an IH5 container; pass container files", path
+            ) from exc
         refs.append(ContainerRef(Path(path), user_block, block_size))
     return refs
 

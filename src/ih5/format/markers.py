@@ -71,7 +71,15 @@ def check_user_value(value: object, *, path: str | None = None) -> None:
 
 
 def check_attr_name(name: str, *, path: str | None = None) -> None:
-    """Refuse the attribute name ``"\\x1a"``, reserved for marking substituting groups."""
+    """Refuse the attribute name ``"\\x1a"``, reserved for marking substituting groups,
+    and names with a NUL character, which HDF5 would silently cut there."""
+    if isinstance(name, str) and "\x00" in name:
+        where = f" on {path}" if path is not None else ""
+        raise InvalidKeyError(
+            f"attribute name {name!r}{where} is not allowed: HDF5 cuts names at a NUL "
+            "character; choose a name without one",
+            path,
+        )
     if name == SUBST_ATTR:
         where = f" on {path}" if path is not None else ""
         raise InvalidKeyError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -31,7 +32,7 @@ def encode_json(data: Any, path: str | os.PathLike[str]) -> bytes:
     """
     try:
         text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise UnserializableDataError(
             f"cannot write {os.fspath(path)}: {exc}; pass only dicts, lists, strings, "
             "finite numbers, booleans and None",
@@ -60,7 +61,8 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes:
 def _decode(raw: bytes, path: str | os.PathLike[str]) -> Any:
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    # ValueError: also integers beyond Python's digit limit; RecursionError: deep nesting.
+    except (ValueError, RecursionError) as exc:
         raise CorruptDocumentError(
             f"{os.fspath(path)} is not valid JSON ({exc}); repair it, or allow moving it "
             "aside to a backup (backup_corrupt=True) to start from an empty document",
@@ -134,7 +136,11 @@ def _write_if_changed(path: Path, before: bytes, document: Any, keep_note: bool)
     os.pwrite(lock_fd, b"1", 0)
     atomic_write_bytes(path, encoded, sync_directory=False)
     if not keep_note:
-        os.ftruncate(lock_fd, 0)
+        # The document is replaced already: a note that cannot be cleared must not fail
+        # the update (the caller would think nothing was written); it costs the next
+        # holder one needless sweep.
+        with contextlib.suppress(OSError):
+            os.ftruncate(lock_fd, 0)
     return True
 
 

@@ -86,6 +86,8 @@ class IH5Manifest(BaseModel):
             raw = Path(path).read_bytes()
         except FileNotFoundError as exc:
             raise ManifestError(f"manifest {os.fspath(path)} does not exist", path) from exc
+        except IsADirectoryError as exc:
+            raise ManifestError(f"manifest {os.fspath(path)} is a directory", path) from exc
         return cls.from_bytes(raw, path)
 
     def save(self, path: str | os.PathLike[str]) -> str:
@@ -102,7 +104,14 @@ def manifest_path(container: Path) -> Path:
 
 def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | None:
     """Load and check the manifest a container's user block names (None if it names none)."""
-    ext = IH5UBExtManifest.get(user_block)
+    try:
+        ext = IH5UBExtManifest.get(user_block)
+    except ValidationError as exc:
+        raise ManifestError(
+            f"{container} has a damaged {EXT_NAME!r} section in its user block "
+            f"({exc.error_count()} problems); restore the container from a copy",
+            container,
+        ) from exc
     if ext is None:
         return None
     path = manifest_path(container)

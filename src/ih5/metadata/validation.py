@@ -117,10 +117,45 @@ def check_backends(backends: Any, path: str | os.PathLike[str]) -> dict[str, boo
     return dict(backends)
 
 
+MAX_NESTING = 100
+"""Deepest nesting a document may have: pydantic cannot dump one nested past 255 levels
+(so it could be read but not shown or written back); real documents nest 5 deep."""
+
+
+def _nests_deeper(doc: Any, limit: int) -> bool:
+    """Tell whether objects and arrays in ``doc`` nest deeper than ``limit``, level by level."""
+    level = [doc]
+    for _ in range(limit + 1):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
+
+
+def _check_nesting(document: PlateMetadata, path: str | os.PathLike[str]) -> PlateMetadata:
+    """Refuse deep nesting where the models allow any JSON (unknown fields, objectives)."""
+    free = [document.model_extra] + [
+        part
+        for record in document.subdirectories.values()
+        for part in (record.model_extra, record.objectives)
+    ]
+    if any(part and _nests_deeper(part, MAX_NESTING) for part in free):
+        problem = f"(document): nests deeper than {MAX_NESTING} levels"
+        raise MetadataValidationError(
+            f"{os.fspath(path)} is not valid plate metadata: {problem}", path, (problem,)
+        )
+    return document
+
+
 def parse_document(doc: Any, path: str | os.PathLike[str]) -> PlateMetadata:
     """Validate a whole document read from ``path``; every problem is listed in the error."""
     try:
-        return PlateMetadata.model_validate(doc)
+        return _check_nesting(PlateMetadata.model_validate(doc), path)
     except ValidationError as exc:
         problems = problems_from(exc)
     if detect_legacy(doc):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import mimetypes
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -22,9 +23,15 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from ih5.errors import PackError
-from ih5.format import discover_containers, split_record_path, validate_record_name
-from ih5.fs import fsync_directory, hashsum_stream
-from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
+from ih5.format import (
+    discover_containers,
+    read_user_block,
+    split_record_path,
+    validate_record_name,
+)
+from ih5.fs import fsync_directory, hashsum_bytes, hashsum_stream
+from ih5.fs.atomic import _pid_alive
+from ih5.manifest import IH5Manifest, IH5MFRecord, IH5UBExtManifest, manifest_path
 from ih5.pack.codecs import (
     CODEC_ATTR,
     FileCodec,
@@ -311,6 +318,7 @@ def pack_directory(
         # whole record.
         with IH5MFRecord(directory / name, "r+", verify=False) as rec:
             return _pack_into(rec, job, "patched")
+    _recover_stub_runs(directory / name)
     newest_manifest = _newest_manifest(directory, name)
     # Beside an unfinished base, a manifest is the orphan of a run killed while
     # committing that base (manifests are saved first), not a lone copy to patch.
@@ -318,8 +326,9 @@ def pack_directory(
     if newest_manifest is not None and not any(path.exists() for path in unfinished_base):
         return _pack_on_stub(newest_manifest, directory / name, job)
     directory.mkdir(parents=True, exist_ok=True)
-    with IH5MFRecord(directory / name, "x") as rec:
-        return _pack_into(rec, job, "created")
+    # Not "x": opening may roll forward a base that a killed run sealed, and then patches it.
+    with IH5MFRecord(directory / name, "a") as rec:
+        return _pack_into(rec, job, "patched" if rec.containers else "created")
 
 
 def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
@@ -363,25 +372,65 @@ def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
     return _result(rec, where, action, changes, state)
 
 
+_STAGING = re.compile(r"\.(?P<name>[A-Za-z0-9-]+)\.stub-(?P<pid>[0-9]+)-.+")
+"""The staging directory of a run packing on a stub: ``.NAME.stub-PID-RANDOM``."""
+
+
+def _names_manifest(container: Path, manifest: Path) -> bool:
+    """Tell whether ``manifest`` is the one that the user block of ``container`` names."""
+    ext = IH5UBExtManifest.get(read_user_block(container))
+    if ext is None:
+        return False
+    algorithm = ext.manifest_hashsum.split(":", 1)[0]
+    return hashsum_bytes(manifest.read_bytes(), algorithm) == ext.manifest_hashsum
+
+
+def _recover_stub_runs(where: Path) -> None:
+    """Finish what runs killed while packing on a stub left beside ``where``; drop their staging.
+
+    A run killed between moving its patch's manifest here and moving the patch
+    left the patch in its staging directory: it follows its manifest now.
+    """
+    for staging in where.parent.glob(f".{where.name}.stub-*"):
+        match = _STAGING.fullmatch(staging.name)
+        if match is None or match["name"] != where.name or _pid_alive(int(match["pid"])):
+            continue
+        for container in staging.glob("*.ih5"):
+            target = where.parent / container.name
+            manifest = manifest_path(target)
+            if not target.exists() and manifest.exists() and _names_manifest(container, manifest):
+                os.replace(container, target)
+                fsync_directory(where.parent)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _pack_on_stub(manifest: Path, where: Path, job: _Job) -> PackResult:
     """Write the patch on a stub built from ``manifest`` and put it beside the manifest."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{where.name}.stub-", dir=where.parent))
+    prefix = f".{where.name}.stub-{os.getpid()}-"
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=where.parent))
     try:
         IH5MFRecord.create_stub(staging / where.name, manifest)
         with IH5MFRecord(staging / where.name, "r+") as rec:
             result = _pack_into(rec, job, "patched-on-stub")
-        moved = []
-        for path in result.written:
-            target = where.parent / path.name
+        written = tuple(where.parent / path.name for path in result.written)
+        for target in written:
             if target.exists():
                 raise PackError(
                     f"{target} already exists: the record moved on since {manifest} was "
                     "written; copy the newest manifest here and pack again",
                     target,
                 )
-            os.replace(path, target)
-            moved.append(target)
+        moved: list[Path] = []
+        try:
+            # The manifest first, as a commit does: the patch appears complete or not at all.
+            for path in sorted(result.written, key=lambda path: path.suffix == ".ih5"):
+                os.replace(path, where.parent / path.name)
+                moved.append(where.parent / path.name)
+        except BaseException:
+            for target in moved:
+                target.unlink(missing_ok=True)
+            raise
         fsync_directory(where.parent)
-        return replace(result, record=where, written=tuple(moved))
+        return replace(result, record=where, written=written)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ih5.errors import PackError
 from ih5.fs import hashsum_file
@@ -60,12 +60,25 @@ class TreeState(BaseModel):
                 "pack into a new record instead",
                 where,
             )
-        return cls.model_validate(exts[EXT_KEY])
+        try:
+            return cls.model_validate(exts[EXT_KEY])
+        except ValidationError as exc:
+            raise PackError(
+                f"the {EXT_KEY!r} section in the manifest of {where} is damaged "
+                f"({exc.error_count()} problems); pack into a new record instead",
+                where,
+            ) from exc
 
 
 def _check_link(root: Path, link: Path) -> str:
     target = os.readlink(link)
-    resolved = (link.parent / target).resolve()
+    try:
+        resolved = (link.parent / target).resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop (RuntimeError up to Python 3.12)
+        raise PackError(
+            f"symlink {link} cannot be resolved ({exc}); remove the link loop before packing",
+            link,
+        ) from exc
     if os.path.isabs(target) or not resolved.is_relative_to(root.resolve()):
         raise PackError(
             f"symlink {link} points outside {root} (to {target}); replace it with the file "

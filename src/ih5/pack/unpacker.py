@@ -90,6 +90,34 @@ def _restore_file(dataset: IH5Dataset, target: Path, codecs: Sequence[FileCodec]
     return out.size
 
 
+def _link_stays_inside(root: Path, link: Path, target: str) -> bool:
+    """Tell whether a link at ``link`` to ``target`` stays inside ``root``, as packing requires."""
+    if not target or os.path.isabs(target):
+        return False
+    try:
+        return (link.parent / target).resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a link loop (RuntimeError up to Python 3.12)
+        return False
+
+
+def _check_links(root: Path, links: list[tuple[str, Path]]) -> None:
+    """Refuse the record if a link leaves ``root`` now that all exist, removing every link.
+
+    Each link was checked when made, but a later link can redirect an earlier one
+    (``a -> b/../x`` made before ``b -> .``).
+    """
+    for path, link in links:
+        target = os.readlink(link)
+        if not _link_stays_inside(root, link, target):
+            for _, made in links:
+                made.unlink()
+            raise PackError(
+                f"{path!r} links to {target!r}, which leaves the destination or loops; "
+                "refusing (the record was not made by 'ih5 pack'); no link was kept",
+                path,
+            )
+
+
 def unpack_record(
     record: RecordSource,
     destination: str | os.PathLike[str],
@@ -110,22 +138,34 @@ def unpack_record(
             progress.phase("unpacking", sum(int(obj.attrs.get("size", 0)) for obj in datasets))
         dest.mkdir(parents=True, exist_ok=True)
         root = dest.resolve()
-        written = symlinks = 0
-        for path, obj in items:
-            target = dest / path
-            if not target.parent.resolve().is_relative_to(root):
-                raise PackError(f"{path!r} would be written outside {dest}; refusing", path)
-            if isinstance(obj, IH5Group):
-                target.mkdir()
-            elif obj.attrs.get(CODEC_ATTR) == SYMLINK_CODEC:
-                os.symlink(str(obj.attrs[TARGET_ATTR]), target)
-                symlinks += 1
-            else:
-                size = _restore_file(obj, target, codecs)
-                written += size
-                if progress is not None:
-                    progress.advance(size)
+        written = 0
+        links: list[tuple[str, Path]] = []
+        try:
+            for path, obj in items:
+                target = dest / path
+                if not target.parent.resolve().is_relative_to(root):
+                    raise PackError(f"{path!r} would be written outside {dest}; refusing", path)
+                if isinstance(obj, IH5Group):
+                    target.mkdir()
+                elif obj.attrs.get(CODEC_ATTR) == SYMLINK_CODEC:
+                    link_target = str(obj.attrs[TARGET_ATTR])
+                    if not _link_stays_inside(root, target, link_target):
+                        raise PackError(
+                            f"{path!r} links to {link_target!r}, which leaves {dest} or loops; "
+                            "refusing",
+                            path,
+                        )
+                    os.symlink(link_target, target)
+                    links.append((path, target))
+                else:
+                    size = _restore_file(obj, target, codecs)
+                    written += size
+                    if progress is not None:
+                        progress.advance(size)
+        finally:
+            # Also after a failure half-way: no link may be left pointing outside.
+            _check_links(root, links)
         groups = [dest / path for path, obj in items if isinstance(obj, IH5Group)]
         for directory in [dest, *groups]:
             fsync_directory(directory)
-    return UnpackResult(dest, len(datasets) - symlinks, len(groups), symlinks, written)
+    return UnpackResult(dest, len(datasets) - len(links), len(groups), len(links), written)

@@ -12,7 +12,7 @@ import h5py
 from ih5.errors import RecordExistsError, RecordModeError, RecordNotFoundError, StubError
 from ih5.format import USER_BLOCK_SIZE, hashsum_container, write_user_block
 from ih5.format.extensions import is_stub_container
-from ih5.fs import replace_file, temp_path_for
+from ih5.fs import replace_file, sweep_stale_temp_files, temp_path_for
 from ih5.record.tree import walk
 
 if TYPE_CHECKING:
@@ -57,6 +57,8 @@ def merge_record(record: IH5Record, target: Path) -> Path:
         )
     if not record.containers:
         raise RecordNotFoundError("an empty record cannot be merged", target)
+    # A merge killed before left its temp copy, as big as the record: nobody else drops it.
+    sweep_stale_temp_files(target)
     temp = temp_path_for(target)
     try:
         with h5py.File(temp, "w-", userblock_size=USER_BLOCK_SIZE) as out:

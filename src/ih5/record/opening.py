@@ -10,7 +10,12 @@ from typing import Any
 
 import h5py
 
-from ih5.errors import IntegrityError, RecordNotFoundError
+from ih5.errors import (
+    DamagedPayloadError,
+    IntegrityError,
+    InvalidKeyError,
+    RecordNotFoundError,
+)
 from ih5.format import (
     ContainerRef,
     container_name,
@@ -44,7 +49,7 @@ def _damaged(path: Path, exc: Exception) -> IntegrityError:
 
 @contextmanager
 def payload_errors(obj: Any) -> Iterator[None]:
-    """Raise h5py's errors on damaged bytes of ``obj``'s file, met by lazy reads, as IntegrityError.
+    """Raise h5py's errors on damaged bytes of ``obj``'s file (met by lazy reads) typed.
 
     Opening reads only the structure; values are read later, and with verify=False
     (or a file changed since) they may be damaged.
@@ -52,7 +57,12 @@ def payload_errors(obj: Any) -> Iterator[None]:
     try:
         yield
     except (OSError, KeyError, RuntimeError) as exc:
-        raise _damaged(Path(obj.file.filename), exc) from exc
+        path = obj.file.filename
+        raise DamagedPayloadError(
+            f"cannot read values from {path} ({exc}); the file is damaged: check it with "
+            "'ih5 verify' and restore it from a copy",
+            path,
+        ) from exc
 
 
 def open_container(path: Path, mode: str = "r") -> h5py.File:
@@ -65,8 +75,15 @@ def open_container(path: Path, mode: str = "r") -> h5py.File:
         raise _damaged(path, exc) from exc
 
 
+def _check_no_nul(path: str | os.PathLike[str]) -> None:
+    if "\x00" in str(os.fspath(path)):
+        raise InvalidKeyError(f"path {path!r} contains a NUL character; no file has such a name")
+
+
 def locate(source: RecordSource) -> tuple[Path, str | None, list[Path]]:
     """Return (directory, record name or None, container files) of a record source."""
+    for path in [source] if isinstance(source, (str, os.PathLike)) else source:
+        _check_no_nul(path)
     if isinstance(source, (str, os.PathLike)):
         directory, name = split_record_path(source)
         return directory, name, discover_containers(directory, name)

@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import h5py
 import numpy as np
 
-from ih5.errors import NodeExistsError, NodeNotFoundError, RecordModeError
+from ih5.errors import InvalidKeyError, NodeExistsError, NodeNotFoundError, RecordModeError
 from ih5.format import (
     check_attr_name,
     check_user_value,
@@ -158,6 +158,8 @@ class PatchWriter:
     def set_attr(self, path: str, name: str, value: Any) -> None:
         """Set attribute ``name`` of the object at ``path``."""
         check_attr_name(name)
+        if name == "":
+            raise InvalidKeyError("attribute names cannot be empty: HDF5 refuses them", path)
         check_user_value(value)
         node = self.node(path)
         self._patch_object(split_path(path)).attrs[name] = value

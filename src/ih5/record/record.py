@@ -120,7 +120,9 @@ class IH5Record(IH5Group):
     """An IH5 record opened in one of h5py's modes (r, r+, a, w, w-/x).
 
     ``record`` is ``DIR/NAME`` or a list of container files. ``verify=False``
-    skips hashsum checks for trusted local data; ``at=K`` opens the state as
+    skips hashsum checks for trusted local data (on damaged bytes, reading values
+    may then raise DamagedPayloadError, return wrong values, or crash or hang
+    inside libhdf5, which no Python code can prevent); ``at=K`` opens the state as
     of patch index K, read-only. ``base_user_block`` sets the identity of a
     base created by this call (default: fresh uuids, index 0).
     """
@@ -252,6 +254,12 @@ class IH5Record(IH5Group):
         name = self._require_name()
         while self._roll_forward(writing_path(self._directory, name, self._next_file_index())):
             pass
+        if self._chain and self._mode in ("w-", "x"):
+            raise RecordExistsError(
+                f"record {self._record_label} already exists: a writer that died while "
+                "creating it had sealed it, so it was completed; open it with mode 'a' or 'r+'",
+                self._chain[0].path,
+            )
         newest = self._chain[-1].user_block if self._chain else None
         index = self._next_file_index()
         candidates = [foreign.path] if foreign is not None else []
@@ -418,17 +426,23 @@ class IH5Record(IH5Group):
         final = self._directory / container_name(self._require_name(), _file_index(user_block))
         user_block = self._finalize_user_block(user_block, final)
         write_user_block(path, user_block)
-        if path != final:
-            if final.exists():
-                raise ConflictError(
-                    f"{final} appeared while committing; reopen the record and retry", final
-                )
-            replace_file(path, final)
-        else:
-            fsync_directory(self._directory)
-        self._chain.append(ContainerRef(final, user_block, self._patch_ref.block_size))
-        self._writer = None
-        self._patch_ref = None
+        try:
+            if path != final:
+                if final.exists():
+                    raise ConflictError(
+                        f"{final} appeared while committing; reopen the record and retry", final
+                    )
+                replace_file(path, final)
+            else:
+                fsync_directory(self._directory)
+        finally:
+            # Renamed means committed, even if making the rename durable failed: the
+            # record goes on from it (closing must not suspend a file that is gone),
+            # and that error still reaches the caller.
+            if path == final or not path.exists():
+                self._chain.append(ContainerRef(final, user_block, self._patch_ref.block_size))
+                self._writer = None
+                self._patch_ref = None
 
     def _suspend_patch(self) -> None:
         """Close the open container uncommitted, for a later writer to resume."""
