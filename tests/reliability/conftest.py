@@ -1,14 +1,14 @@
 """Options and reporting of the reliability suites: ``--long`` and the closing summary.
 
 The CI-sized run samples injection points and runs short stress tests; the
-full sweep needs the option, which pytest knows only when this directory is
-named on the command line::
+full sweep runs with ``--long`` (registered in tests/conftest.py)::
 
     .venv/bin/python -m pytest tests/reliability --long
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -18,19 +18,9 @@ from .stats import REPORT
 _started = time.monotonic()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--long",
-        action="store_true",
-        default=False,
-        help="reliability suites: fault every injection point, run more trials and processes",
-    )
-
-
 def is_long(config: pytest.Config) -> bool:
-    # The option exists only when pytest loaded this conftest at startup (its directory
-    # was named on the command line); a whole-suite run gets the CI-sized default.
-    return bool(config.getoption("--long", default=False))
+    """True for ``--long`` or ``IH5_LONG=1`` (the option is registered in tests/conftest.py)."""
+    return bool(config.getoption("--long")) or os.environ.get("IH5_LONG") == "1"
 
 
 def pytest_configure(config: pytest.Config) -> None:
