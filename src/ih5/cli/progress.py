@@ -49,3 +49,14 @@ def byte_progress() -> Iterator[BarProgress]:
     )
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         yield BarProgress(progress)
+
+
+@contextmanager
+def activity(message: str) -> Iterator[None]:
+    """A spinner on stderr for work without a byte count (e.g. merging)."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(message):
+        yield

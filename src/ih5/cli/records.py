@@ -8,7 +8,7 @@ import click
 
 from ih5.cli.contents import cat, diff, record_argument, tree
 from ih5.cli.output import echo_json, echo_table, json_option, say
-from ih5.cli.progress import byte_progress
+from ih5.cli.progress import activity, byte_progress
 from ih5.errors import Ih5Error
 from ih5.format import IH5UserBlock, split_record_path
 from ih5.format.extensions import MANIFEST_EXT
@@ -176,7 +176,8 @@ def merge(record: Path, target: Path, as_json: bool) -> None:
         record_class = IH5MFRecord if _manifest_backed(rec.user_block) else IH5Record
     with record_class(record, verify=False) as rec:
         say(f"merging {len(rec.containers)} containers of {record} into {target} ...")
-        written = rec.merge_files(target)
+        with activity("merging"):
+            written = rec.merge_files(target)
     with IH5Record([written], verify=False) as merged:
         (entry,) = merged.history()
     say(f"wrote {written} ({entry.size} bytes, patch index {entry.index})")
