@@ -33,10 +33,13 @@ from ih5.format import hashsum_container, write_user_block
 
 FIXTURES = Path(os.environ.get("IH5_FIXTURES", "/work/shared/fixtures")) / "metador-0.1.1"
 
-CASE_TIMEOUT = 5.0
+CASE_TIMEOUT = 10.0
 """Seconds one open-and-read may take before the case counts as a hang (cases take
 milliseconds; a worker's first case, which imports h5py, gets ``START_TIMEOUT``)."""
 START_TIMEOUT = 60.0
+WORKER_MEMORY = 3 << 30
+"""Address-space cap of the worker: a damaged length makes libhdf5 allocate gigabytes,
+which then fails at once (a typed error) instead of swapping for seconds."""
 
 # --- options and inputs ----------------------------------------------------------
 
@@ -366,9 +369,13 @@ def offsets(size: int, stride: int, dense_until: int = 0, dense_stride: int = 1)
 
 def _worker_main() -> None:  # pragma: no cover - runs in the worker process
     """Serve open-and-read requests, one JSON line each, until stdin closes."""
+    import resource
+
     from ih5.manifest import IH5MFRecord
     from ih5.record import opening
     from ih5.record.facts import FactsCache
+
+    resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
 
     # C libraries may print to fd 1: keep the protocol on a private copy of it.
     channel = os.fdopen(os.dup(1), "w")

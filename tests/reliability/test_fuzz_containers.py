@@ -301,7 +301,7 @@ def test_regression_record_open_refuses_member_names_that_are_no_path_parts(
 def test_regression_record_open_refuses_a_damaged_datatype(tmp_path: Path) -> None:
     """Was a bare TypeError ('Unknown string encoding') from h5py while reading facts."""
     files = fixture_copy(tmp_path, "plain.ih5", "plain.p1.ih5")
-    Damage("plain.ih5", 9178).apply(tmp_path)
+    Damage("plain.ih5", 9178).apply(tmp_path)  # found by the sweep: in a string datatype
     with pytest.raises(ih5.IntegrityError, match="encoding"):
         IH5Record(files, verify=False)
 

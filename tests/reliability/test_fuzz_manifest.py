@@ -37,12 +37,14 @@ def manifests() -> dict[str, bytes]:
 
 
 def count(tally: Tally, raw: bytes) -> None:
-    """Parse ``raw``; count a ManifestError or a round-tripping manifest, fail otherwise."""
+    """Parse ``raw``; count a ManifestError or a manifest whose bytes parse back to the same
+    bytes; fail otherwise."""
     typed, result = typed_or_result(lambda: IH5Manifest.from_bytes(raw, "fuzz.ih5mf.json"))
     if typed:
         assert isinstance(result, ih5.ManifestError), result
         tally.count("typed")
-    elif IH5Manifest.from_bytes(result.to_bytes(), "again") == result:
+    # Compared as bytes: NaN, which Python's json writes and pydantic reads, is not == NaN.
+    elif IH5Manifest.from_bytes(result.to_bytes(), "again").to_bytes() == result.to_bytes():
         tally.count("correct")
     else:
         tally.count("failure", f"{raw[:200]!r} parsed but does not round-trip")
