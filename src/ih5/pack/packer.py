@@ -25,6 +25,7 @@ from typing import Literal, Protocol
 from ih5.errors import PackError
 from ih5.format import (
     discover_containers,
+    parse_container_name,
     read_user_block,
     split_record_path,
     validate_record_name,
@@ -196,18 +197,26 @@ def _decoded_hashsum(codec: FileCodec, dataset: IH5Dataset) -> str:
 
 
 def _newest_manifest(directory: Path, name: str) -> Path | None:
-    """The manifest with the highest patch index among ``NAME*.ih5mf.json`` in ``directory``."""
-    best: tuple[int, Path] | None = None
+    """The manifest with the highest patch index among ``NAME*.ih5mf.json`` in ``directory``.
+
+    A patch's file name carries its index (FORMAT.md section 1), so only the
+    newest patch manifest and the base's (whose index may be above 0 for a
+    stub or merged base) are read, not every manifest a packer ever wrote.
+    """
+    patches: list[tuple[int, Path]] = []
+    base: Path | None = None
     for path in directory.glob(f"{name}*.ih5mf.json"):
-        stem = path.name[: -len("mf.json")]
-        if stem != f"{name}.ih5" and not (
-            stem.startswith(f"{name}.p") and stem[len(name) + 2 : -4].isdigit()
-        ):
+        parsed = parse_container_name(path.name[: -len("mf.json")])
+        if parsed is None or parsed[0] != name:
             continue
-        index = IH5Manifest.load(path).user_block.patch_index
-        if best is None or index > best[0]:
-            best = (index, path)
-    return best[1] if best else None
+        if parsed[1] == 0:
+            base = path
+        else:
+            patches.append((parsed[1], path))
+    candidates = [max(patches)] if patches else []
+    if base is not None:
+        candidates.append((IH5Manifest.load(base).user_block.patch_index, base))
+    return max(candidates)[1] if candidates else None
 
 
 def _apply(writer: _Writer, listing: Listing, changes: Changes, previous: TreeState) -> TreeState:
