@@ -1,6 +1,12 @@
 """The IH5 bytes: user blocks, patch markers, file names and chain rules (no HDF5 views)."""
 
-from ih5.format.chain import ContainerRef, load_refs, split_uncommitted, validate_chain
+from ih5.format.chain import (
+    ContainerRef,
+    check_hashsums,
+    load_refs,
+    split_uncommitted,
+    validate_chain,
+)
 from ih5.format.markers import (
     DEL_VALUE,
     SUBST_ATTR,
@@ -50,6 +56,7 @@ __all__ = [
     "ContainerRef",
     "IH5UserBlock",
     "check_attr_name",
+    "check_hashsums",
     "check_user_value",
     "container_name",
     "discover_containers",

@@ -135,7 +135,8 @@ def _check_stubs(chain: list[ContainerRef]) -> None:
             )
 
 
-def _check_hashsums(chain: list[ContainerRef], progress: Progress | None) -> None:
+def check_hashsums(chain: Sequence[ContainerRef], progress: Progress | None = None) -> None:
+    """Re-hash every committed container; raise IntegrityError on the first mismatch."""
     for ref in chain:
         expected = ref.user_block.hdf5_hashsum
         if expected is None:
@@ -171,7 +172,7 @@ def validate_chain(
     _check_committed(chain)
     _check_stubs(chain)
     if verify_hashsums:
-        _check_hashsums(chain, progress)
+        check_hashsums(chain, progress)
     return chain
 
 

@@ -36,6 +36,7 @@ from ih5.format import (
     USER_BLOCK_SIZE,
     ContainerRef,
     IH5UserBlock,
+    check_hashsums,
     container_name,
     discover_containers,
     hashsum_container,
@@ -541,17 +542,7 @@ class IH5Record(IH5Group):
 
     def verify(self, progress: Progress | None = None) -> None:
         """Re-hash every committed container; raise IntegrityError on the first mismatch."""
-        for ref in self._chain:
-            expected = ref.user_block.hdf5_hashsum
-            assert expected is not None
-            algorithm = expected.split(":", 1)[0]
-            actual = hashsum_container(ref.path, algorithm, progress=progress)
-            if actual != expected:
-                raise IntegrityError(
-                    f"{ref.path} is damaged: its bytes hash to {actual}, its user block says "
-                    f"{expected}; restore it from a copy",
-                    ref.path,
-                )
+        check_hashsums(self._chain, progress)
 
     def merge_files(self, target: str | os.PathLike[str]) -> Path:
         """Write the current committed state into one new base container at ``target``."""
