@@ -119,7 +119,22 @@ class ReservedValueError(Ih5Error, ValueError):
     """User data equals an IH5 patch marker (the deletion value) and cannot be stored."""
 
 
+# --- store floor ----------------------------------------------------------
+
+
+class StoreWarning(UserWarning):
+    """A store works with weaker guarantees than usual (e.g. no create-if-absent)."""
+
+
 # --- record floor ---------------------------------------------------------
+
+
+class RecordClosedError(Ih5Error, ValueError):
+    """The record (or the record of a view) was closed; reopen it to go on."""
+
+
+class StrayFileWarning(UserWarning):
+    """A file looks like one of the record's but does not fit its chain."""
 
 
 class RecordNotFoundError(Ih5Error, FileNotFoundError):

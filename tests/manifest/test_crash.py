@@ -23,8 +23,8 @@ import h5py
 import numpy as np
 import pytest
 
-import ih5.manifest.mfrecord
-import ih5.record.record
+import ih5.record.commit
+import ih5.store
 from ih5.manifest import IH5MFRecord, IH5Skeleton
 from ih5.record import IH5Record
 
@@ -36,14 +36,14 @@ MAX_KILL_POINTS = 200
 NEW_EXTS = {"state": "new"}
 
 KILL_POINTS: list[tuple[Any, str]] = [
-    # The steps of IH5Record.commit_patch / IH5MFRecord._finalize_user_block, patched
-    # where those modules look them up ...
-    (ih5.record.record, "hashsum_container"),
-    (ih5.record.record, "write_user_block"),
-    (ih5.record.record, "replace_file"),
-    (ih5.record.record, "fsync_directory"),
-    (ih5.manifest.mfrecord, "atomic_write_bytes"),
-    (ih5.manifest.mfrecord, "encode_user_block"),
+    # The steps of the commit protocol (seal, stage the manifest, publish both), patched
+    # where the protocol looks them up ...
+    (ih5.record.commit, "hashsum_container"),
+    (ih5.record.commit, "write_user_block"),
+    (ih5.record.commit, "encode_user_block"),
+    (ih5.record.commit, "_write_new_file"),
+    (ih5.store.LocalStore, "publish"),
+    (ih5.store.LocalStore, "sync"),
     (h5py.File, "close"),
     # ... and the system calls inside them.
     (builtins, "open"),
@@ -52,6 +52,8 @@ KILL_POINTS: list[tuple[Any, str]] = [
     (os, "close"),
     (os, "fsync"),
     (os, "replace"),
+    (os, "link"),
+    (os, "unlink"),
 ]
 
 
@@ -119,7 +121,7 @@ def checked_state(record: Path) -> dict[str, Any]:
         manifest = rec.manifest
         assert manifest is not None
         assert manifest.user_block.patch_uuid == rec.user_block.patch_uuid
-        assert manifest.skeleton == IH5Skeleton.from_tree(rec._root)
+        assert manifest.skeleton == IH5Skeleton.from_tree(rec.chain.root)
         seen = content(rec)
         assert manifest.manifest_exts == (NEW_EXTS if seen["/"][1]["title"] == "new" else MY_EXTS)
     with IH5Record(record) as plain:

@@ -78,7 +78,7 @@ def test_skeleton_written_at_commit_equals_a_fresh_readers_skeleton(tmp_path: Pa
         assert rec.manifest is not None
         # The commit built its skeleton from the writer's in-memory tree; a reader
         # rebuilds the tree from the containers: both must agree.
-        assert IH5Skeleton.from_tree(rec._root) == rec.manifest.skeleton
+        assert IH5Skeleton.from_tree(rec.chain.root) == rec.manifest.skeleton
 
 
 def test_skeleton_of_each_state_matches_its_manifest(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_skeleton_of_each_state_matches_its_manifest(tmp_path: Path) -> None:
         with IH5MFRecord(record, at=index) as rec:
             assert rec.manifest is not None
             assert rec.manifest.user_block.patch_index == index
-            assert IH5Skeleton.from_tree(rec._root) == rec.manifest.skeleton
+            assert IH5Skeleton.from_tree(rec.chain.root) == rec.manifest.skeleton
 
 
 def test_skeleton_order_is_root_first_then_depth_first_sorted(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_skeleton_from_tree_reads_no_dataset_values(tmp_path: Path) -> None:
     with IH5MFRecord(history(tmp_path)) as rec:
         expected = rec.manifest
         with refusing_dataset_reads():
-            skeleton = IH5Skeleton.from_tree(rec._root)
+            skeleton = IH5Skeleton.from_tree(rec.chain.root)
         assert expected is not None
         assert skeleton == expected.skeleton
 

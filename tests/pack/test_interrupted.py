@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
-import ih5.record.record
+import ih5.store
 from ih5.format import read_user_block, write_user_block
 from ih5.manifest import IH5MFRecord
 from ih5.pack import pack_directory
@@ -61,20 +62,28 @@ def test_pack_directory_restarts_a_base_left_by_a_killed_run(tmp_path: Path, sou
 
 
 @pytest.mark.parametrize("sealed", [False, True])
-def test_pack_directory_creates_the_record_when_a_kill_orphaned_its_base_manifest(
+def test_pack_directory_after_a_kill_between_sealing_and_publishing_the_base(
     tmp_path: Path, source: Path, sealed: bool
 ) -> None:
-    """Killed after the base's manifest was saved, before the base got its name."""
+    """Killed after sealing the base and staging its manifest, before publishing either:
+    a sealed base is rolled forward (then patched), an unsealed one is started afresh."""
     record = tmp_path / "out" / "rec"
     pack_directory(source, record)
-    left = record.parent / ".rec.ih5.pending"
+    dead = f"{socket.gethostname()}-999999999-0123abcd"
+    left = record.parent / f".rec.ih5.{dead}.writing"
     os.rename(record.parent / "rec.ih5", left)
+    os.rename(record.parent / "rec.ih5mf.json", record.parent / f".rec.ih5mf.json.{dead}.staged")
     if not sealed:
         write_user_block(left, read_user_block(left).model_copy(update={"hdf5_hashsum": None}))
     (source / "new.txt").write_bytes(b"new")
     result = pack_directory(source, record)
-    assert (result.action, result.patch_index) == ("created", 0)
-    assert container_names(record.parent) == {"rec.ih5"}
+    if sealed:
+        assert (result.action, result.patch_index) == ("patched", 1)
+        assert container_names(record.parent) == {"rec.ih5", "rec.p1.ih5"}
+    else:
+        assert (result.action, result.patch_index) == ("created", 0)
+        assert container_names(record.parent) == {"rec.ih5"}
+    assert not [name for name in os.listdir(record.parent) if dead in name]
     assert unpacked(record, tmp_path / "back") == snapshot(source)
 
 
@@ -86,7 +95,7 @@ def test_pack_directory_creates_the_record_after_a_failed_first_commit(
 
     record = tmp_path / "out" / "rec"
     with monkeypatch.context() as patched:
-        patched.setattr(ih5.record.record, "replace_file", disk_full)
+        patched.setattr(ih5.store.LocalStore, "publish", disk_full)
         with pytest.raises(OSError, match="No space"):
             pack_directory(source, record)
     assert container_names(record.parent) == set()
@@ -106,7 +115,7 @@ def test_pack_directory_patches_again_after_a_failed_patch_commit(
     pack_directory(source, record)
     (source / "top.txt").write_bytes(b"changed\n")
     with monkeypatch.context() as patched:
-        patched.setattr(ih5.record.record, "replace_file", disk_full)
+        patched.setattr(ih5.store.LocalStore, "publish", disk_full)
         with pytest.raises(OSError, match="No space"):
             pack_directory(source, record)
     assert container_names(record.parent) == {"rec.ih5"}

@@ -407,15 +407,15 @@ class RecordMachine(RuleBasedStateMachine):
         # The overlay updates its resolved tree in memory as it writes; the files must say
         # the same, or the difference only shows once the patch is committed and reread.
         record = self.record
-        writer = record._writer
+        writer = record.chain.writer
         assert writer is not None
         on_disk = apply_container(
-            build_tree(record._chain) if record._chain else None,
+            build_tree(record.chain.refs) if record.chain.refs else None,
             read_facts(writer.file),
             writer.index,
             writer.is_base,
         )
-        assert resolved(on_disk) == resolved(record._root)
+        assert resolved(on_disk) == resolved(record.chain.root)
 
     def teardown(self) -> None:
         try:

@@ -83,7 +83,7 @@ def check_manifest(rec: IH5MFRecord) -> None:
     assert manifest is not None, f"{rec.containers[-1]} has no manifest"
     assert manifest.user_block.patch_uuid == rec.user_block.patch_uuid
     # Structure only: a merged file's manifest keeps the chain's patch indices.
-    assert _structure(manifest.skeleton) == _structure(IH5Skeleton.from_tree(rec._root))
+    assert _structure(manifest.skeleton) == _structure(IH5Skeleton.from_tree(rec.chain.root))
 
 
 def _structure(skeleton: IH5Skeleton) -> dict[str, tuple[str, list[str]]]:
@@ -151,7 +151,7 @@ def garbage(directory: Path, *, manifests_need_containers: bool = True) -> list[
 
 
 def _is_garbage(directory: Path, name: str, manifests_need_containers: bool) -> bool:
-    if is_temp_name(name) or name.endswith((".writing", ".pending")):
+    if is_temp_name(name) or name.endswith((".writing", ".pending", ".staged")):
         return True
     if name.startswith(".") or ".stub-" in name or ".corrupt-" in name:
         return True

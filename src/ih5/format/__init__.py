@@ -19,6 +19,8 @@ from ih5.format.markers import (
     write_deletion_marker,
 )
 from ih5.format.naming import (
+    CONTAINER_SUFFIX,
+    MANIFEST_SUFFIX,
     RECORD_NAME,
     container_name,
     discover_containers,
@@ -44,9 +46,11 @@ from ih5.format.userblock import (
 )
 
 __all__ = [
+    "CONTAINER_SUFFIX",
     "DEL_VALUE",
     "HDF5_SIGNATURE",
     "MAGIC",
+    "MANIFEST_SUFFIX",
     "MAX_USER_BLOCK_SIZE",
     "MIN_USER_BLOCK_SIZE",
     "RECORD_NAME",

@@ -21,3 +21,9 @@ def is_stub_container(ub_exts: dict[str, Any]) -> bool:
 def inheritable_exts(ub_exts: dict[str, Any]) -> dict[str, Any]:
     """The extensions a new patch inherits: all but those describing one container."""
     return {key: value for key, value in ub_exts.items() if key != MANIFEST_EXT}
+
+
+def named_manifest_hashsum(ub_exts: dict[str, Any]) -> str | None:
+    """The hashsum of the manifest a container's user block names (None if it names none)."""
+    value = _manifest_section(ub_exts).get("manifest_hashsum")
+    return value if isinstance(value, str) else None

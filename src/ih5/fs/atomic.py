@@ -106,7 +106,8 @@ def atomic_write_bytes(
         fsync_directory(target.absolute().parent)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Tell whether a process ``pid`` exists on this host (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -157,7 +158,7 @@ def sweep_stale_temps_in(
                 age = now - entry.stat(follow_symlinks=False).st_mtime
             except FileNotFoundError:
                 continue
-            if age > max_age or not _pid_alive(int(match["pid"])):
+            if age > max_age or not pid_alive(int(match["pid"])):
                 _unlink_quietly(entry.path)
                 removed.append(Path(entry.path))
     if removed:

@@ -8,17 +8,17 @@ from typing import Any
 
 import h5py
 
-from ih5.format import USER_BLOCK_SIZE, IH5UserBlock, encode_user_block
-from ih5.fs import atomic_write_bytes, hashsum_bytes
+from ih5.format import IH5UserBlock
+from ih5.fs import hashsum_bytes
 from ih5.manifest.manifest import (
     IH5Manifest,
     IH5UBExtManifest,
     check_manifest,
-    manifest_path,
     without_manifest_ext,
 )
 from ih5.manifest.skeleton import IH5Skeleton
 from ih5.record import IH5Record
+from ih5.record.commit import Sidecar
 from ih5.record.opening import RecordSource
 
 PLACEHOLDER = h5py.Empty("f8")
@@ -38,7 +38,7 @@ class IH5MFRecord(IH5Record):
         self._written: IH5Manifest | None = None
         self._committing_stub = False
         try:
-            newest = self._chain[-1] if self._chain else None
+            newest = self.chain.refs[-1] if self.chain.refs else None
             self._manifest = (
                 check_manifest(newest.path, newest.user_block) if newest is not None else None
             )
@@ -72,28 +72,30 @@ class IH5MFRecord(IH5Record):
         self._manifest = self._written
         self._next_exts = None
 
-    def _finalize_user_block(self, user_block: IH5UserBlock, final: Path) -> IH5UserBlock:
-        # The manifest is durable under its final name before the container becomes
-        # visible: a crash in between leaves an unreferenced manifest, never a record
-        # whose newest container lacks one.
-        manifest = IH5Manifest(
-            user_block=without_manifest_ext(user_block),
-            skeleton=IH5Skeleton.from_tree(self._root),
-            manifest_exts=self.manifest_exts,
-        )
-        raw = manifest.to_bytes()
-        ext = IH5UBExtManifest(
-            is_stub_container=self._committing_stub,
-            manifest_uuid=manifest.manifest_uuid,
-            manifest_hashsum=hashsum_bytes(raw),
-        )
-        sealed = ext.update(user_block)
-        # The extension lengthens the block: refuse an oversized one before writing anything.
-        block_size = self._patch_ref.block_size if self._patch_ref is not None else USER_BLOCK_SIZE
-        encode_user_block(sealed, block_size)
-        atomic_write_bytes(manifest_path(final), raw)
-        self._written = manifest
-        return sealed
+    def _sidecar(self) -> Sidecar:
+        """The manifest of the state being committed (or merged), published after its container.
+
+        The commit protocol stages it before sealing the container, so a container
+        published without its manifest is completed from the staged one.
+        """
+        stub = self._committing_stub
+
+        def manifest_for(user_block: IH5UserBlock) -> tuple[IH5UserBlock, bytes]:
+            manifest = IH5Manifest(
+                user_block=without_manifest_ext(user_block),
+                skeleton=IH5Skeleton.from_tree(self.chain.root),
+                manifest_exts=self.manifest_exts,
+            )
+            raw = manifest.to_bytes()
+            ext = IH5UBExtManifest(
+                is_stub_container=stub,
+                manifest_uuid=manifest.manifest_uuid,
+                manifest_hashsum=hashsum_bytes(raw),
+            )
+            self._written = manifest
+            return ext.update(user_block), raw
+
+        return manifest_for
 
     @classmethod
     def create_stub(
@@ -109,7 +111,7 @@ class IH5MFRecord(IH5Record):
         base = manifest.user_block.model_copy(update={"prev_patch": None, "hdf5_hashsum": None})
         stub = cls(record, "x", base_user_block=base)
         try:
-            writer = stub._require_writer()
+            writer = stub.chain.require_writer()
             for path, entry in manifest.skeleton.root.items():
                 if path != "/":
                     if entry.node_type == "group":
@@ -125,5 +127,6 @@ class IH5MFRecord(IH5Record):
                 stub.discard_patch()
             stub.close(commit=False)
             raise
+        created = stub.containers[0]
         stub.close()
-        return stub.containers[0]
+        return created

@@ -22,17 +22,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ih5.errors import PackError
+from ih5.errors import ConflictError, PackError
 from ih5.format import (
+    MANIFEST_SUFFIX,
     discover_containers,
+    load_refs,
+    manifest_name,
     parse_container_name,
-    read_user_block,
     split_record_path,
     validate_record_name,
 )
-from ih5.fs import fsync_directory, hashsum_bytes, hashsum_stream
-from ih5.fs.atomic import _pid_alive
-from ih5.manifest import IH5Manifest, IH5MFRecord, IH5UBExtManifest, manifest_path
+from ih5.fs import hashsum_stream, pid_alive
+from ih5.manifest import IH5Manifest, IH5MFRecord
 from ih5.pack.codecs import (
     CODEC_ATTR,
     FileCodec,
@@ -44,7 +45,8 @@ from ih5.pack.codecs import (
 from ih5.pack.hashing_reader import HashingReader
 from ih5.pack.tree_state import EntryState, TreeState, current_state, scan_directory
 from ih5.record import IH5Dataset, IH5Group
-from ih5.record.opening import pending_path, writing_path
+from ih5.record.commit import CommitProtocol, Sealed, publish_container
+from ih5.store import LocalStore
 
 HEAD_SIZE = 1 << 16
 SYMLINK_CODEC = "symlink"
@@ -205,8 +207,8 @@ def _newest_manifest(directory: Path, name: str) -> Path | None:
     """
     patches: list[tuple[int, Path]] = []
     base: Path | None = None
-    for path in directory.glob(f"{name}*.ih5mf.json"):
-        parsed = parse_container_name(path.name[: -len("mf.json")])
+    for path in directory.glob(manifest_name(f"{name}*.ih5")):
+        parsed = parse_container_name(path.name.removesuffix(MANIFEST_SUFFIX))
         if parsed is None or parsed[0] != name:
             continue
         if parsed[1] == 0:
@@ -328,11 +330,10 @@ def pack_directory(
         with IH5MFRecord(directory / name, "r+", verify=False) as rec:
             return _pack_into(rec, job, "patched")
     _recover_stub_runs(directory / name)
+    # A manifest is published only after its container, so a manifest here without a
+    # base is a copy of the real record's newest one: patch on a stub built from it.
     newest_manifest = _newest_manifest(directory, name)
-    # Beside an unfinished base, a manifest is the orphan of a run killed while
-    # committing that base (manifests are saved first), not a lone copy to patch.
-    unfinished_base = (pending_path(directory, name, 0), writing_path(directory, name, 0))
-    if newest_manifest is not None and not any(path.exists() for path in unfinished_base):
+    if newest_manifest is not None:
         return _pack_on_stub(newest_manifest, directory / name, job)
     directory.mkdir(parents=True, exist_ok=True)
     # Not "x": opening may roll forward a base that a killed run sealed, and then patches it.
@@ -342,7 +343,7 @@ def pack_directory(
 
 def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
     """Write the changes of ``job`` as the open base or as a new patch of ``rec``."""
-    where = rec._directory / rec._require_name()
+    where = rec.location
     # Opening resumes an uncommitted container a killed run left behind (the lock says
     # its writer is gone); what it holds is unknown, so this run starts it afresh.
     if rec.containers and rec.has_patch:
@@ -372,11 +373,9 @@ def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
         state = _apply(writer, job.listing, changes, previous)
         rec.commit_patch(manifest_exts={**rec.manifest_exts, **state.to_ext()})
     except BaseException:
-        rec.discard_patch()
-        if not rec.containers:
-            # The base's manifest may be saved already; left alone it would pass for
-            # a lone manifest and send the next run to a stub of a record never made.
-            manifest_path(where.with_name(f"{where.name}.ih5")).unlink(missing_ok=True)
+        # Nothing of a failed run is published (a manifest only follows its container).
+        if rec.has_patch:
+            rec.discard_patch()
         raise
     return _result(rec, where, action, changes, state)
 
@@ -385,61 +384,69 @@ _STAGING = re.compile(r"\.(?P<name>[A-Za-z0-9-]+)\.stub-(?P<pid>[0-9]+)-.+")
 """The staging directory of a run packing on a stub: ``.NAME.stub-PID-RANDOM``."""
 
 
-def _names_manifest(container: Path, manifest: Path) -> bool:
-    """Tell whether ``manifest`` is the one that the user block of ``container`` names."""
-    ext = IH5UBExtManifest.get(read_user_block(container))
-    if ext is None:
-        return False
-    algorithm = ext.manifest_hashsum.split(":", 1)[0]
-    return hashsum_bytes(manifest.read_bytes(), algorithm) == ext.manifest_hashsum
-
-
 def _recover_stub_runs(where: Path) -> None:
-    """Finish what runs killed while packing on a stub left beside ``where``; drop their staging.
+    """Complete what runs killed while publishing a patch made on a stub left; drop their staging.
 
-    A run killed between moving its patch's manifest here and moving the patch
-    left the patch in its staging directory: it follows its manifest now.
+    A run killed between publishing its patch and publishing the patch's manifest
+    left the manifest staged: it is published now (containers first, always).
     """
+    protocol = CommitProtocol(LocalStore(where.parent), where.name)
+    containers = discover_containers(where.parent, where.name)
+    for ref in load_refs(path for path in containers if not manifest_path_of(path).exists()):
+        protocol.complete_manifest(ref)
     for staging in where.parent.glob(f".{where.name}.stub-*"):
         match = _STAGING.fullmatch(staging.name)
-        if match is None or match["name"] != where.name or _pid_alive(int(match["pid"])):
+        if match is None or match["name"] != where.name or pid_alive(int(match["pid"])):
             continue
-        for container in staging.glob("*.ih5"):
-            target = where.parent / container.name
-            manifest = manifest_path(target)
-            if not target.exists() and manifest.exists() and _names_manifest(container, manifest):
-                os.replace(container, target)
-                fsync_directory(where.parent)
         shutil.rmtree(staging, ignore_errors=True)
+    protocol.drop_dead_staged_manifests(holding_lock=False)
+
+
+def manifest_path_of(container: Path) -> Path:
+    """The manifest file of a container file."""
+    return container.with_name(manifest_name(container.name))
+
+
+def _publish_beside(written: Sequence[Path], where: Path, manifest: Path) -> tuple[Path, ...]:
+    """Publish a patch made on a stub, and its manifest, beside ``manifest`` (create-if-absent)."""
+    (container,) = [path for path in written if path.name.endswith(".ih5")]
+    store = LocalStore(where.parent)
+    protocol = CommitProtocol(store, where.name)
+    try:
+        protocol.check_free(container.name)
+    except ConflictError as exc:
+        raise ConflictError(
+            f"{exc} (the record moved on since {manifest} was written; copy the newest "
+            "manifest here and pack again)",
+            exc.path,
+        ) from exc
+    (ref,) = load_refs([container])
+    staged = protocol.staged_manifest_path(container.name)
+    # The manifest waits under the protocol's staging name, so that a run killed after
+    # publishing the container is completed by the next one.
+    os.link(manifest_path_of(container), staged)
+    try:
+        publish_container(
+            store, Sealed(container, ref.user_block, ref.block_size, container.name, staged)
+        )
+    except BaseException:
+        if not store.exists(container.name):
+            staged.unlink(missing_ok=True)
+        raise
+    return (where.parent / container.name, where.parent / manifest_name(container.name))
 
 
 def _pack_on_stub(manifest: Path, where: Path, job: _Job) -> PackResult:
-    """Write the patch on a stub built from ``manifest`` and put it beside the manifest."""
+    """Write the patch on a stub built from ``manifest`` and publish it beside the manifest."""
     prefix = f".{where.name}.stub-{os.getpid()}-"
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=where.parent))
     try:
         IH5MFRecord.create_stub(staging / where.name, manifest)
         with IH5MFRecord(staging / where.name, "r+") as rec:
             result = _pack_into(rec, job, "patched-on-stub")
-        written = tuple(where.parent / path.name for path in result.written)
-        for target in written:
-            if target.exists():
-                raise PackError(
-                    f"{target} already exists: the record moved on since {manifest} was "
-                    "written; copy the newest manifest here and pack again",
-                    target,
-                )
-        moved: list[Path] = []
-        try:
-            # The manifest first, as a commit does: the patch appears complete or not at all.
-            for path in sorted(result.written, key=lambda path: path.suffix == ".ih5"):
-                os.replace(path, where.parent / path.name)
-                moved.append(where.parent / path.name)
-        except BaseException:
-            for target in moved:
-                target.unlink(missing_ok=True)
-            raise
-        fsync_directory(where.parent)
+        if result.action == "unchanged":
+            return replace(result, record=where)
+        written = _publish_beside(result.written, where, manifest)
         return replace(result, record=where, written=written)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

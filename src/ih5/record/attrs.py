@@ -3,40 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ih5.errors import NodeNotFoundError
+from ih5.record.chain import Chain
 from ih5.record.opening import payload_errors
-
-if TYPE_CHECKING:
-    from ih5.record.record import IH5Record
 
 
 class IH5AttributeManager(MutableMapping[str, Any]):
     """The h5py-like attribute mapping of one group or dataset of a record."""
 
-    def __init__(self, record: IH5Record, path: str) -> None:
-        self._record = record
+    def __init__(self, chain: Chain, path: str) -> None:
+        self._chain = chain
         self._path = path
 
     def _sources(self) -> dict[str, int]:
-        return self._record._resolve(self._path).attrs
+        return self._chain.resolve(self._path).attrs
 
     def __getitem__(self, name: str) -> Any:
         index = self._sources().get(name)
         if index is None:
             raise NodeNotFoundError(f"no attribute {name!r} at {self._path!r}", self._path)
-        file = self._record._data_file(index, self._path)
+        file = self._chain.data_file(index, self._path)
         with payload_errors(file):
             return file[self._path].attrs[name]
 
     def __setitem__(self, name: str, value: Any) -> None:
-        self._record._require_writer().set_attr(self._path, name, value)
+        self._chain.require_writer().set_attr(self._path, name, value)
 
     def __delitem__(self, name: str) -> None:
-        self._record._require_writer().delete_attr(self._path, name)
+        self._chain.require_writer().delete_attr(self._path, name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._sources()))

@@ -115,8 +115,8 @@ def diff_states(
         IH5Record(record, "r", at=from_index, verify=verify) as old,
         IH5Record(record, "r", at=to_index, verify=False) as new,
     ):
-        before = dict(walk(old._root))
-        after = dict(walk(new._root))
+        before = dict(walk(old.chain.root))
+        after = dict(walk(new.chain.root))
         attrs: dict[str, AttrChanges] = {}
         for path, node in after.items():
             if path in before:

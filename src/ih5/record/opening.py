@@ -33,11 +33,6 @@ from ih5.record.tree import Node, apply_container
 RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A record: ``DIR/NAME`` (containers found by name) or an explicit list of container files."""
 
-PENDING_SUFFIX = ".pending"
-"""An uncommitted container its writer closed on purpose: the next writer resumes it."""
-WRITING_SUFFIX = ".writing"
-"""An uncommitted container a writer has open; left over, its writer died mid-change."""
-
 
 def _damaged(path: Path, exc: Exception) -> IntegrityError:
     return IntegrityError(
@@ -92,16 +87,6 @@ def locate(source: RecordSource) -> tuple[Path, str | None, list[Path]]:
         raise RecordNotFoundError("no container files were given; pass at least the base")
     parsed = parse_container_name(files[0].name)
     return files[0].parent, parsed[0] if parsed else None, files
-
-
-def pending_path(directory: Path, name: str, index: int) -> Path:
-    """Where an uncommitted container waits to be resumed (hidden from discovery)."""
-    return directory / f".{container_name(name, index)}{PENDING_SUFFIX}"
-
-
-def writing_path(directory: Path, name: str, index: int) -> Path:
-    """Where our writer keeps the container it is changing (hidden from discovery)."""
-    return directory / f".{container_name(name, index)}{WRITING_SUFFIX}"
 
 
 def lock_target(directory: Path, name: str) -> Path:

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
 
-from ih5.errors import NodeNotFoundError, StubError
+from ih5.errors import NodeNotFoundError, RecordClosedError, StubError
 from ih5.record.attrs import IH5AttributeManager
+from ih5.record.chain import Chain
 from ih5.record.opening import payload_errors
 from ih5.record.tree import Node, split_path, walk
-
-if TYPE_CHECKING:
-    from ih5.record.record import IH5Record
 
 T = TypeVar("T")
 
@@ -28,9 +26,10 @@ T = TypeVar("T")
 class IH5Object:
     """What groups and datasets share: name, file, parent, attrs."""
 
-    def __init__(self, record: IH5Record, path: str) -> None:
-        self._record = record
+    def __init__(self, chain: Chain, path: str, file: IH5Group | None = None) -> None:
+        self._chain = chain
         self._path = path
+        self._file = file
 
     @property
     def name(self) -> str:
@@ -38,40 +37,43 @@ class IH5Object:
         return self._path
 
     @property
-    def file(self) -> IH5Record:
-        """The record this object belongs to."""
-        return self._record
+    def file(self) -> IH5Group:
+        """The record this object belongs to (its root group, as h5py's ``File``)."""
+        if self._file is not None:
+            return self._file
+        assert isinstance(self, IH5Group)
+        return self
 
     @property
     def parent(self) -> IH5Group:
         """The group containing this object (the root is its own parent)."""
-        return IH5Group(self._record, posixpath.dirname(self._path) or "/")
+        return IH5Group(self._chain, posixpath.dirname(self._path) or "/", self.file)
 
     @property
     def attrs(self) -> IH5AttributeManager:
         """The attributes of this object."""
-        return IH5AttributeManager(self._record, self._path)
+        return IH5AttributeManager(self._chain, self._path)
 
     def _node(self) -> Node:
-        return self._record._resolve(self._path)
+        return self._chain.resolve(self._path)
 
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is type(self)
             and isinstance(other, IH5Object)
-            and other._record is self._record
+            and other._chain is self._chain
             and other._path == self._path
         )
 
     def __hash__(self) -> int:
-        return hash((id(self._record), self._path))
+        return hash((id(self._chain), self._path))
 
 
 class IH5Dataset(IH5Object):
     """A dataset of a record; slicing reads only the requested part."""
 
     def _h5(self) -> h5py.Dataset:
-        file = self._record._data_file(self._node().created, self._path)
+        file = self._chain.data_file(self._node().created, self._path)
         with payload_errors(file):
             dataset = file[self._path]
             if not isinstance(dataset, h5py.Dataset):
@@ -137,11 +139,11 @@ class IH5Dataset(IH5Object):
             return dataset[selection]
 
     def __setitem__(self, selection: Any, value: Any) -> None:
-        writer = self._record._require_writer()
+        writer = self._chain.require_writer()
         created = self._node().created
         if created != writer.index:
             # A stub placeholder cannot be copied in either: raise StubError, not "copy it first".
-            self._record._data_file(created, self._path)
+            self._chain.data_file(created, self._path)
         writer.write(self._path, selection, value)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
@@ -153,7 +155,7 @@ class IH5Dataset(IH5Object):
 
     def copy_into_patch(self) -> IH5Dataset:
         """Copy this dataset (values, storage, attributes) into the open patch so it can change."""
-        writer = self._record._require_writer()
+        writer = self._chain.require_writer()
         values = dict(self.attrs.items())
         writer.take_dataset(self._path, values, self._h5())
         return self
@@ -165,6 +167,8 @@ class IH5Dataset(IH5Object):
             return f'<IH5 dataset "{self._path}": stub placeholder>'
         except NodeNotFoundError:
             return f'<IH5 dataset "{self._path}": deleted>'
+        except RecordClosedError:
+            return f'<IH5 dataset "{self._path}": closed record>'
 
 
 class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
@@ -177,11 +181,13 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
         return "/" + "/".join([*split_path(self._path), *parts])
 
     def _view(self, path: str, node: Node) -> IH5Group | IH5Dataset:
-        return IH5Group(self._record, path) if node.is_group else IH5Dataset(self._record, path)
+        if node.is_group:
+            return IH5Group(self._chain, path, self.file)
+        return IH5Dataset(self._chain, path, self.file)
 
     def __getitem__(self, path: str) -> IH5Group | IH5Dataset:
         target = self._abs(path)
-        return self._view(target, self._record._resolve(target))
+        return self._view(target, self._chain.resolve(target))
 
     def __setitem__(self, path: str, value: Any) -> None:
         if isinstance(value, (IH5Group, IH5Dataset)):
@@ -190,7 +196,7 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
             self.create_dataset(path, data=value)
 
     def __delitem__(self, path: str) -> None:
-        self._record._require_writer().delete(self._abs(path))
+        self._chain.require_writer().delete(self._abs(path))
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._node().members()))
@@ -202,7 +208,7 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
         if not isinstance(path, str):
             return False
         try:
-            self._record._resolve(self._abs(path))
+            self._chain.resolve(self._abs(path))
         except NodeNotFoundError:
             return False
         return True
@@ -210,18 +216,18 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
     def create_group(self, path: str, track_order: bool | None = None) -> IH5Group:
         """Create a group (and missing parents); fail if something exists there."""
         target = self._abs(path)
-        self._record._require_writer().create_group(target)
-        return IH5Group(self._record, target)
+        self._chain.require_writer().create_group(target)
+        return IH5Group(self._chain, target, self.file)
 
     def create_dataset(
         self, path: str, shape: Any = None, dtype: Any = None, data: Any = None, **kwargs: Any
     ) -> IH5Dataset:
         """Create a dataset; accepts h5py's keywords (chunks, compression, fillvalue, ...)."""
         target = self._abs(path)
-        self._record._require_writer().create_dataset(
+        self._chain.require_writer().create_dataset(
             target, shape=shape, dtype=dtype, data=data, **kwargs
         )
-        return IH5Dataset(self._record, target)
+        return IH5Dataset(self._chain, target, self.file)
 
     def require_group(self, path: str) -> IH5Group:
         """Return the group at ``path``, creating it if missing."""
@@ -265,18 +271,17 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
             target = posixpath.join(dest.name, name or posixpath.basename(src.name))
         else:
             target = self._abs(dest)
-        writer = self._record._require_writer()
+        writer = self._chain.require_writer()
         for path, node in list(walk(src._node(), src.name)):
             relative = posixpath.relpath(path, src.name)
             destination = target if relative == "." else posixpath.join(target, relative)
-            attrs = {} if without_attrs else dict(src._record[path].attrs.items())
+            attrs = {} if without_attrs else dict(IH5AttributeManager(src._chain, path).items())
             if node.is_group:
                 writer.create_group(destination)
                 for key, value in attrs.items():
                     writer.set_attr(destination, key, value)
             else:
-                dataset = src._record[path]
-                assert isinstance(dataset, IH5Dataset)
+                dataset = IH5Dataset(src._chain, path, src.file)
                 writer.copy_dataset(destination, dataset._h5(), attrs)
 
     def move(self, source: str, dest: str) -> None:
@@ -303,3 +308,5 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
             return f'<IH5 group "{self._path}" ({len(self)} members)>'
         except NodeNotFoundError:
             return f'<IH5 group "{self._path}": deleted>'
+        except RecordClosedError:
+            return f'<IH5 group "{self._path}": closed record>'

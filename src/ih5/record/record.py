@@ -1,19 +1,24 @@
 """``IH5Record``: a chain of immutable HDF5 containers behaving like one h5py file.
 
 Life cycle: open or create, ``create_patch``, change things through the
-overlay, ``commit_patch`` (or ``discard_patch``), ``close``. Our writer keeps
-an uncommitted container under a hidden pending name and gives it its final
-name only once it is committed, so readers never see uncommitted data and a
-crash leaves the record in its last committed state.
+overlay, ``commit_patch`` (or ``discard_patch``), ``close``. The handle is
+thin: the committed containers, their resolved tree and the open files live
+in a :class:`~ih5.record.chain.Chain`; staging, sealing and publishing go
+through the one commit protocol (:mod:`ih5.record.commit`).
 """
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
+import socket
 import threading
 import time
+import warnings
+import weakref
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, TypeVar
@@ -24,51 +29,51 @@ from ih5.errors import (
     ConflictError,
     FileLockTimeoutError,
     IntegrityError,
-    NodeNotFoundError,
     NotAnIH5ContainerError,
+    RecordClosedError,
     RecordExistsError,
     RecordLockedError,
     RecordModeError,
     RecordNotFoundError,
-    StubError,
+    StrayFileWarning,
 )
 from ih5.format import (
     USER_BLOCK_SIZE,
     ContainerRef,
     IH5UserBlock,
     check_hashsums,
-    container_name,
     discover_containers,
-    hashsum_container,
+    manifest_name,
     parse_container_name,
     read_user_block_with_size,
     write_user_block,
 )
-from ih5.format.extensions import is_stub_container
-from ih5.fs import file_lock, fsync_directory, replace_file
+from ih5.fs import file_lock, lock_path_for
 from ih5.fs.atomic import sweep_stale_temps_in
 from ih5.fs.hashing import Progress
+from ih5.record.chain import Chain
+from ih5.record.commit import CommitProtocol, Sealed, Sidecar
 from ih5.record.facts import read_facts
+from ih5.record.merge import merge_record
 from ih5.record.opening import (
-    PENDING_SUFFIX,
-    WRITING_SUFFIX,
     RecordSource,
-    build_tree,
-    container_facts,
     locate,
     lock_target,
     open_container,
-    pending_path,
     read_chain,
-    writing_path,
 )
 from ih5.record.overlay import IH5Group
 from ih5.record.patch import PatchWriter
-from ih5.record.tree import Node, apply_container, split_path
+from ih5.record.strays import Stray, find_strays
+from ih5.record.tree import apply_container
+from ih5.store import LocalStore
 
 MODES = ("r", "r+", "a", "w", "w-", "x")
+WAIT_NOTICE_AFTER = 1.0
+"""Seconds a writer waits for the lock before saying who holds it."""
 
 RecordT = TypeVar("RecordT", bound="IH5Record")
+_log = logging.getLogger("ih5")
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,12 @@ class _WriterRegistry:
     def claim(self, key: str, timeout: float | None) -> bool:
         """Claim ``key``, waiting up to ``timeout`` seconds for its holder to release it."""
         with self._released:
+            if key not in self._held:
+                self._held.add(key)
+                return True
+        # The holder may be a dropped handle not yet collected: collecting releases it.
+        gc.collect()
+        with self._released:
             if not self._released.wait_for(lambda: key not in self._held, timeout):
                 return False
             self._held.add(key)
@@ -117,6 +128,42 @@ _WRITERS = _WriterRegistry()
 os.register_at_fork(after_in_child=_WRITERS.forget_all)
 
 
+class _OpenPatch:
+    """The staging file of the open patch (shared with the handle's finalizer)."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.user_block: IH5UserBlock | None = None
+        self.block_size = USER_BLOCK_SIZE
+
+
+def _abandon(chain: Chain, patch: _OpenPatch, stack: ExitStack) -> None:
+    """Finalizer of a handle dropped without close(): its change set is discarded."""
+    try:
+        chain.close()
+        if patch.path is not None:
+            patch.path.unlink(missing_ok=True)
+            patch.path = None
+    finally:
+        stack.close()
+
+
+def _describe_owner(target: Path) -> str:
+    """Who holds the lock guarding ``target``, as the kernel lists flock holders (Linux)."""
+    try:
+        info = os.stat(lock_path_for(target))
+        with open("/proc/locks") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return "another process"
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in lines:
+        fields = line.split()
+        if "->" not in fields and len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device:
+            return f"pid {fields[4]} on {socket.gethostname()}"
+    return "another process"
+
+
 class IH5Record(IH5Group):
     """An IH5 record opened in one of h5py's modes (r, r+, a, w, w-/x).
 
@@ -126,6 +173,10 @@ class IH5Record(IH5Group):
     inside libhdf5, which no Python code can prevent); ``at=K`` opens the state as
     of patch index K, read-only. ``base_user_block`` sets the identity of a
     base created by this call (default: fresh uuids, index 0).
+
+    An exception inside ``with`` discards the open patch; ``close(commit=False)``
+    keeps it for the next writer to resume. A closed record, and every view of
+    it, raises RecordClosedError.
     """
 
     _writers: ClassVar[_WriterRegistry] = _WRITERS
@@ -145,57 +196,106 @@ class IH5Record(IH5Group):
             raise RecordModeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         if at is not None and mode != "r":
             raise RecordModeError("a past state (at=...) can only be opened read-only (mode 'r')")
-        super().__init__(self, "/")
         self._mode = mode
         self._directory, self._name, files = locate(record)
+        self._label = str(self._directory / (self._name or "?"))
+        super().__init__(Chain(self._label, read_only=mode == "r"), "/")
         if mode != "r" and not self._directory.is_dir():
             raise RecordNotFoundError(
                 f"directory {self._directory} does not exist; create it first", self._directory
             )
+        self._store = LocalStore(self._directory)
+        self._protocol = CommitProtocol(self._store, self._name) if self._name else None
         self._stack = ExitStack()
-        self._files: dict[int, h5py.File] = {}
-        self._writer: PatchWriter | None = None
-        self._patch_ref: ContainerRef | None = None
-        self._chain: list[ContainerRef] = []
+        self._patch = _OpenPatch()
+        self._truncating: list[str] | None = None
         self._closed = False
-        foreign: ContainerRef | None = None
+        self._lock_timeout = lock_timeout
+        self._finalizer = weakref.finalize(self, _abandon, self._chain, self._patch, self._stack)
         try:
-            if mode != "r":
-                self._lock(lock_timeout)
-                if isinstance(record, (str, os.PathLike)):
-                    # Look again: the record may have grown while we waited for the lock.
-                    files = locate(record)[2]
-                files = self._prepare_for_writing(mode, files)
-            if files:
-                self._chain, foreign = read_chain(files, verify, progress)
-                if at is not None:
-                    self._chain = self._chain_until(at)
-            elif mode in ("r", "r+"):
-                raise RecordNotFoundError(
-                    f"no containers of record {self._record_label} found; check the path",
-                    self._record_label,
-                )
-            self._root = build_tree(self._chain)
+            refs, foreign = self._open(record, mode, files, verify, progress, at)
+            self._chain.reset(refs)
+            self._report_strays()
             if mode != "r":
                 self._start_writing(foreign, base_user_block or IH5UserBlock.create())
         except BaseException:
-            self._release()
+            self._finalizer.detach()
+            self._chain.close()
+            self._stack.close()
             raise
 
     # --- opening --------------------------------------------------------------
 
-    @property
-    def _record_label(self) -> str:
-        return str(self._directory / (self._name or "?"))
+    def _open(
+        self,
+        record: RecordSource,
+        mode: str,
+        files: list[Path],
+        verify: bool,
+        progress: Progress | None,
+        at: int | None,
+    ) -> tuple[list[ContainerRef], ContainerRef | None]:
+        """Lock (writers), recover, and read the committed chain and a trailing foreign one."""
+        if mode != "r":
+            self._lock(self._lock_timeout)
+        refs: list[ContainerRef] = []
+        foreign: ContainerRef | None = None
+        while True:
+            if mode != "r" and isinstance(record, (str, os.PathLike)):
+                # Look again: the record may have grown while we waited for the lock.
+                files = locate(record)[2]
+            if files:
+                refs, foreign = read_chain(files, verify, progress)
+            if mode == "r" or self._protocol is None:
+                break
+            newest = refs[-1].user_block if refs else None
+            if self._protocol.roll_forward(newest, holding_lock=True) is None:
+                break
+            verify = False  # the rolled-forward container was checked before publishing
+        if refs and self._protocol is not None:
+            self._complete_manifest(refs[-1])
+        if mode in ("w-", "x") and refs:
+            raise RecordExistsError(
+                f"record {self._label} already exists; open it with mode 'a' or 'r+'",
+                refs[0].path,
+            )
+        if mode == "w":
+            # The old record stays until the new base is committed (then it is replaced).
+            self._truncating = []
+            for suspended in self._protocol.suspended(0) if self._protocol else []:
+                suspended.unlink(missing_ok=True)
+            return [], None
+        if not refs and foreign is None and mode in ("r", "r+"):
+            raise RecordNotFoundError(
+                f"no containers of record {self._label} found; check the path", self._label
+            )
+        if at is not None:
+            refs = self._chain_until(refs, at)
+        return refs, foreign
+
+    def _complete_manifest(self, ref: ContainerRef) -> None:
+        """Publish the staged manifest of a newest container a killed writer left without it."""
+        assert self._protocol is not None
+        try:
+            self._protocol.complete_manifest(ref)
+        except OSError:
+            # A reader of a read-only directory cannot complete it; opening says what is missing.
+            if self._mode != "r":
+                raise
 
     def _require_name(self) -> str:
         if self._name is None:
             raise RecordModeError(
                 "the container files do not carry a record name (NAME.ih5, NAME.pK.ih5); "
                 "rename them to write patches",
-                self._record_label,
+                self._label,
             )
         return self._name
+
+    def _require_protocol(self) -> CommitProtocol:
+        self._require_name()
+        assert self._protocol is not None
+        return self._protocol
 
     def _lock(self, timeout: float | None) -> None:
         target = lock_target(self._directory, self._require_name())
@@ -203,330 +303,286 @@ class IH5Record(IH5Group):
         start = time.monotonic()
         if not self._writers.claim(key, timeout):
             raise RecordLockedError(
-                f"record {self._record_label} is locked by another writer in this process "
+                f"record {self._label} is locked by another writer in this process "
                 f"(waited {timeout} s); close it first",
                 target,
             )
         self._stack.callback(self._writers.release, key)
         remaining = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
+        first = WAIT_NOTICE_AFTER if remaining is None else min(remaining, WAIT_NOTICE_AFTER)
         try:
-            self._stack.enter_context(file_lock(target, remaining))
+            try:
+                self._stack.enter_context(file_lock(target, first))
+            except FileLockTimeoutError:
+                if remaining is not None and remaining <= first:
+                    raise
+                _log.warning(
+                    "waiting for the writer of record %s (%s) to finish",
+                    self._label,
+                    _describe_owner(target),
+                )
+                rest = None if remaining is None else remaining - first
+                self._stack.enter_context(file_lock(target, rest))
         except FileLockTimeoutError as exc:
             raise RecordLockedError(
-                f"record {self._record_label} is locked by another writer "
-                f"(waited {timeout} s); retry when it is done",
+                f"record {self._label} is locked by another writer ({_describe_owner(target)}; "
+                f"waited {timeout} s); retry when it is done",
                 target,
             ) from exc
         # Temp files of the record's containers and sidecars left by killed writers.
         prefix = f"{self._require_name()}."
         sweep_stale_temps_in(self._directory, lambda name: name.startswith(prefix))
 
-    def _prepare_for_writing(self, mode: str, files: list[Path]) -> list[Path]:
-        """Apply the create/truncate rules of ``mode``; return the files to open."""
-        if files and mode in ("w-", "x"):
-            raise RecordExistsError(
-                f"record {self._record_label} already exists; open it with mode 'a' or 'r+'",
-                files[0],
-            )
-        if mode == "w":
-            # ".*ih5" matches the base's names (.NAME.ih5.pending) and the patches'.
-            uncommitted = [
-                *self._directory.glob(f".{self._name}.*ih5{PENDING_SUFFIX}"),
-                *self._directory.glob(f".{self._name}.*ih5{WRITING_SUFFIX}"),
-            ]
-            for path in [*files, *uncommitted]:
-                path.unlink()
-            fsync_directory(self._directory)
-            return []
-        return files
-
-    def _chain_until(self, at: int) -> list[ContainerRef]:
-        chain = [ref for ref in self._chain if ref.user_block.patch_index <= at]
+    def _chain_until(self, refs: list[ContainerRef], at: int) -> list[ContainerRef]:
+        chain = [ref for ref in refs if ref.user_block.patch_index <= at]
         if not chain or chain[-1].user_block.patch_index != at:
-            known = [ref.user_block.patch_index for ref in self._chain]
+            known = [ref.user_block.patch_index for ref in refs]
             raise RecordNotFoundError(
-                f"record {self._record_label} has no committed state {at}; known: {known}",
-                self._record_label,
+                f"record {self._label} has no committed state {at}; known: {known}",
+                self._label,
             )
         return chain
 
-    def _start_writing(self, foreign: ContainerRef | None, base: IH5UserBlock) -> None:
-        """Resume an uncommitted container (ours or a foreign one) or create the base."""
-        name = self._require_name()
-        while self._roll_forward(writing_path(self._directory, name, self._next_file_index())):
-            pass
-        if self._chain and self._mode in ("w-", "x"):
-            raise RecordExistsError(
-                f"record {self._record_label} already exists: a writer that died while "
-                "creating it had sealed it, so it was completed; open it with mode 'a' or 'r+'",
-                self._chain[0].path,
+    def _report_strays(self) -> None:
+        for stray in self.strays():
+            warnings.warn(
+                f"{stray.path}: {stray.reason}; it is not part of record {self._label}",
+                StrayFileWarning,
+                stacklevel=4,
             )
-        newest = self._chain[-1].user_block if self._chain else None
+
+    def strays(self) -> list[Stray]:
+        """Files that look like this record's but do not fit its chain (copies, orphans)."""
+        if self._name is None or not self._chain.refs:
+            return []
+        return find_strays(self._store, self._name, self._chain.refs)
+
+    def _start_writing(self, foreign: ContainerRef | None, base: IH5UserBlock) -> None:
+        """Resume an uncommitted container (a suspended or foreign one) or create the base."""
+        protocol = self._require_protocol()
+        newest = self._chain.newest
         index = self._next_file_index()
         candidates = [foreign.path] if foreign is not None else []
-        candidates.append(pending_path(self._directory, name, index))
+        candidates += protocol.suspended(index) if self._truncating is None else []
         for path in candidates:
-            if not path.exists():
+            if self._resumable(path, newest) is None:
                 continue
-            ref = self._resumable(path, newest)
-            if ref is None:
+            taken = protocol.take(path, index)
+            if taken is None:
                 continue
-            if path.name.endswith(PENDING_SUFFIX):
-                ref = replace(ref, path=writing_path(self._directory, name, index))
-                os.replace(path, ref.path)
-                path = ref.path
             try:
-                self._open_patch(ref)
-            except (OSError, IntegrityError):
+                user_block, size = read_user_block_with_size(taken)
+                self._open_patch(taken, user_block, size)
+            except (OSError, IntegrityError, NotAnIH5ContainerError):
                 if foreign is not None and path == foreign.path:
                     raise
-                # Our writer was killed before closing it, so HDF5 never wrote its metadata.
-                path.unlink()
+                # Its writer was killed before closing it, so HDF5 never wrote its metadata.
+                taken.unlink(missing_ok=True)
                 continue
             return
         if newest is None:
             self._create_container(base)
 
     def _next_file_index(self) -> int:
-        return self._chain[-1].user_block.patch_index + 1 if self._chain else 0
+        newest = self._chain.newest
+        return newest.patch_index + 1 if newest is not None else 0
 
-    def _roll_forward(self, path: Path) -> bool:
-        """Finish the commit of a writer that died after sealing ``path``; drop anything else.
-
-        A container a dead writer still had open holds an unknown part of its
-        change set, so it is never resumed. One whose user block was sealed
-        (hashsum written, matching the bytes) only missed its rename.
-        """
-        if not path.exists():
-            return False
-        newest = self._chain[-1].user_block.patch_uuid if self._chain else None
+    def _resumable(self, path: Path, newest: IH5UserBlock | None) -> IH5UserBlock | None:
         try:
-            user_block, size = read_user_block_with_size(path)
-            sealed = (
-                user_block.hdf5_hashsum is not None
-                and user_block.prev_patch == newest
-                and hashsum_container(path, user_block.hdf5_hashsum.split(":")[0])
-                == user_block.hdf5_hashsum
-            )
-        except NotAnIH5ContainerError:
-            sealed = False
-        final = self._directory / container_name(self._require_name(), self._next_file_index())
-        if not sealed or final.exists():
-            path.unlink()
-            fsync_directory(self._directory)
-            return False
-        replace_file(path, final)
-        ref = ContainerRef(final, user_block, size)
-        self._root = apply_container(
-            self._root if self._chain else None,
-            container_facts(ref),
-            user_block.patch_index,
-            is_base=not self._chain,
-        )
-        self._chain.append(ref)
-        return True
-
-    def _resumable(self, path: Path, newest: IH5UserBlock | None) -> ContainerRef | None:
-        try:
-            user_block, size = read_user_block_with_size(path)
-        except NotAnIH5ContainerError:
-            # A writer died between creating the file and writing its user block.
-            path.unlink()
+            user_block, _ = read_user_block_with_size(path)
+        except (NotAnIH5ContainerError, FileNotFoundError):
             return None
         expected_prev = newest.patch_uuid if newest is not None else None
         if user_block.hdf5_hashsum is None and user_block.prev_patch == expected_prev:
-            return ContainerRef(path, user_block, size)
-        path.unlink()
+            return user_block
         return None
 
     # --- the open patch -------------------------------------------------------
 
     @property
+    def chain(self) -> Chain:
+        """The committed containers, resolved tree and open files this handle shows."""
+        return self._chain
+
+    @property
+    def location(self) -> Path:
+        """``DIR/NAME`` of the record."""
+        return self._directory / self._require_name()
+
+    @property
     def has_patch(self) -> bool:
         """True while an uncommitted container is open for changes."""
-        return self._writer is not None
+        return self._chain.writer is not None
 
     @property
     def mode(self) -> str:
         """The mode the record was opened in."""
         return self._mode
 
-    def _require_writer(self) -> PatchWriter:
-        if self._writer is None:
-            if self._mode == "r":
-                raise RecordModeError(
-                    f"record {self._record_label} is open read-only; open it with mode 'r+'"
-                )
-            raise RecordModeError(
-                f"record {self._record_label} has no open patch; call create_patch() first"
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RecordClosedError(
+                f"record {self._label} is closed; open it again to go on", self._label
             )
-        return self._writer
 
-    def _open_patch(self, ref: ContainerRef) -> None:
-        file = open_container(ref.path, "r+")
+    def _open_patch(self, path: Path, user_block: IH5UserBlock, block_size: int) -> None:
+        file = open_container(path, "r+")
         try:
             facts = read_facts(file)
         except BaseException:
             file.close()
             raise
-        is_base = not self._chain
-        self._root = apply_container(
-            self._root if self._chain else None,
-            facts,
-            ref.user_block.patch_index,
-            is_base,
+        chain = self._chain
+        is_base = not chain.refs
+        chain.root = apply_container(
+            chain.root if chain.refs else None, facts, user_block.patch_index, is_base
         )
-        self._patch_ref = ref
-        self._writer = PatchWriter(file, ref.user_block.patch_index, is_base, self._root)
+        self._patch.path = path
+        self._patch.user_block = user_block
+        self._patch.block_size = block_size
+        chain.writer = PatchWriter(file, user_block.patch_index, is_base, chain.root)
 
     def _create_container(self, user_block: IH5UserBlock) -> None:
-        path = writing_path(self._directory, self._require_name(), _file_index(user_block))
-        path.unlink(missing_ok=True)
+        path = self._require_protocol().staging_path(_file_index(user_block))
         h5py.File(path, "w-", userblock_size=USER_BLOCK_SIZE).close()
-        write_user_block(path, user_block)
-        self._open_patch(ContainerRef(path, user_block, USER_BLOCK_SIZE))
+        try:
+            write_user_block(path, user_block)
+            self._open_patch(path, user_block, USER_BLOCK_SIZE)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
 
     def _check_newest_on_disk(self) -> None:
         """Refuse to fork the chain when the directory holds a newer container than our view."""
-        newest = self._chain[-1].user_block.patch_index if self._chain else -1
-        own = self._patch_ref.path if self._patch_ref is not None else None
+        if self._truncating is not None:
+            return
+        newest = self._chain.newest
+        newest_index = newest.patch_index if newest is not None else -1
         for path in discover_containers(self._directory, self._require_name()):
             parsed = parse_container_name(path.name)
-            if parsed is not None and parsed[1] > newest and path != own:
+            if parsed is not None and parsed[1] > newest_index:
                 raise ConflictError(
-                    f"record {self._record_label} has a newer container {path.name} than this "
+                    f"record {self._label} has a newer container {path.name} than this "
                     "writer has seen; reopen the record and retry",
                     path,
+                )
+        index = self._next_file_index()
+        for stray in self.strays():
+            if stray.claims == index:
+                raise ConflictError(
+                    f"{stray.path} claims patch index {index} ({stray.reason}); nothing is "
+                    "published over it: move it away and retry",
+                    stray.path,
                 )
 
     def create_patch(self) -> None:
         """Start a new change set on top of the newest committed container."""
+        self._check_open()
         if self._mode == "r":
-            self._require_writer()
-        if self._writer is not None:
-            raise RecordModeError(f"record {self._record_label} already has an open patch")
-        if not self._chain:
-            raise RecordNotFoundError(f"record {self._record_label} has no committed base yet")
+            self._chain.require_writer()
+        if self._chain.writer is not None:
+            raise RecordModeError(f"record {self._label} already has an open patch")
+        newest = self._chain.newest
+        if newest is None:
+            raise RecordNotFoundError(f"record {self._label} has no committed base yet")
         self._check_newest_on_disk()
-        self._create_container(IH5UserBlock.create(self._chain[-1].user_block))
+        self._create_container(IH5UserBlock.create(newest))
 
-    def _finalize_user_block(self, user_block: IH5UserBlock, final: Path) -> IH5UserBlock:
-        """Hook run after hashing, before the user block of ``final`` is sealed (for manifests)."""
-        return user_block
+    def _sidecar(self) -> Sidecar | None:
+        """What a commit publishes beside its container (a manifest); none for plain records."""
+        return None
 
     def commit_patch(self) -> None:
-        """Hash the open container, seal its user block and make it visible under its name."""
-        writer = self._require_writer()
-        assert self._patch_ref is not None
+        """Hash the open container, seal its user block and publish it under its final name."""
+        self._check_open()
+        writer = self._chain.require_writer()
+        protocol = self._require_protocol()
+        patch = self._patch
+        assert patch.path is not None and patch.user_block is not None
         self._check_newest_on_disk()
         writer.file.close()
-        path = self._patch_ref.path
-        user_block = self._patch_ref.user_block.model_copy(
-            update={"hdf5_hashsum": hashsum_container(path)}
+        unsealed = patch.user_block
+        sealed = protocol.seal(
+            patch.path, unsealed, patch.block_size, _file_index(unsealed), self._sidecar()
         )
-        final = self._directory / container_name(self._require_name(), _file_index(user_block))
-        user_block = self._finalize_user_block(user_block, final)
-        write_user_block(path, user_block)
         try:
-            if path != final:
-                if final.exists():
-                    raise ConflictError(
-                        f"{final} appeared while committing; reopen the record and retry", final
-                    )
-                replace_file(path, final)
-            else:
-                fsync_directory(self._directory)
-        finally:
-            # Renamed means committed, even if making the rename durable failed: the
-            # record goes on from it (closing must not suspend a file that is gone),
-            # and that error still reaches the caller.
-            if path == final or not path.exists():
-                self._chain.append(ContainerRef(final, user_block, self._patch_ref.block_size))
-                self._writer = None
-                self._patch_ref = None
+            ref = self._publish(protocol, sealed)
+        except BaseException:
+            if not os.path.lexists(sealed.path):
+                # Published; only making it durable or publishing the manifest failed.
+                self._committed(ref_of(sealed, self._directory))
+                raise
+            self._chain.writer = None
+            # Nothing was published: the change set stays open for its writer (to retry
+            # or discard). Should that fail too, the sealed file is rolled forward later.
+            protocol.unseal(sealed, unsealed)
+            self._open_patch(patch.path, unsealed, patch.block_size)
+            raise
+        self._committed(ref)
+
+    def _publish(self, protocol: CommitProtocol, sealed: Sealed) -> ContainerRef:
+        if self._truncating is not None:
+            names = set(self._store.names())
+            old = [path.name for path in discover_containers(self._directory, protocol.name)]
+            old += [manifest_name(name) for name in old if manifest_name(name) in names]
+            ref = protocol.replace_published(sealed, old)
+            self._truncating = None
+            return ref
+        return protocol.publish(sealed)
+
+    def _committed(self, ref: ContainerRef) -> None:
+        self._chain.append(ref)
+        self._chain.writer = None
+        self._patch.path = None
+        self._patch.user_block = None
 
     def _suspend_patch(self) -> None:
         """Close the open container uncommitted, for a later writer to resume."""
-        assert self._writer is not None and self._patch_ref is not None
-        self._writer.file.close()
-        path = self._patch_ref.path
-        if path.name.endswith(WRITING_SUFFIX):
-            os.replace(path, path.with_name(path.name[: -len(WRITING_SUFFIX)] + PENDING_SUFFIX))
-            fsync_directory(self._directory)
-        self._writer = None
-        self._patch_ref = None
+        writer = self._chain.require_writer()
+        assert self._patch.path is not None
+        self._chain.writer = None
+        path, self._patch.path = self._patch.path, None
+        writer.file.close()
+        self._require_protocol().suspend(path)
 
     def discard_patch(self) -> None:
         """Throw the open container away; the overlay returns to the last committed state."""
-        writer = self._require_writer()
-        assert self._patch_ref is not None
-        path = self._patch_ref.path
+        self._check_open()
+        writer = self._chain.require_writer()
+        path, self._patch.path = self._patch.path, None
         # Forget the patch first: should closing or removing its file fail, closing the
         # record must not suspend the discarded changes for the next writer to resume.
-        # A ".writing" file left behind is dropped by the next writer.
-        self._writer = None
-        self._patch_ref = None
-        self._root = build_tree(self._chain)
+        self._chain.writer = None
+        self._chain.rebuild()
         try:
             writer.file.close()
         finally:
-            path.unlink()
-        fsync_directory(self._directory)
+            if path is not None:
+                self._require_protocol().drop(path)
 
     # --- reading --------------------------------------------------------------
-
-    def _resolve(self, path: str) -> Node:
-        node = self._root
-        for name in split_path(path):
-            child = node.members().get(name)
-            if child is None:
-                raise NodeNotFoundError(
-                    f"no object at {path!r} in record {self._record_label}", path
-                )
-            node = child
-        return node
-
-    def _data_file(self, index: int, path: str) -> h5py.File:
-        """The file holding data written by container ``index``; refuses stub placeholders."""
-        first = self._chain[0] if self._chain else None
-        if (
-            first is not None
-            and index == first.user_block.patch_index
-            and is_stub_container(first.user_block.ub_exts)
-        ):
-            raise StubError(
-                f"{path!r} is a placeholder of the stub {first.path}: its data is "
-                "not here; replace or delete it, or work on the real record",
-                path,
-            )
-        return self._h5(index)
-
-    def _h5(self, index: int) -> h5py.File:
-        if self._writer is not None and index == self._writer.index:
-            return self._writer.file
-        file = self._files.get(index)
-        if file is None:
-            ref = next(r for r in self._chain if r.user_block.patch_index == index)
-            file = self._files[index] = open_container(ref.path)
-        return file
 
     @property
     def user_block(self) -> IH5UserBlock:
         """The user block of the newest committed container."""
-        if not self._chain:
-            raise RecordNotFoundError(f"record {self._record_label} has no committed container")
-        return self._chain[-1].user_block
+        self._check_open()
+        newest = self._chain.newest
+        if newest is None:
+            raise RecordNotFoundError(f"record {self._label} has no committed container")
+        return newest
 
     @property
     def containers(self) -> list[Path]:
         """The committed container files, oldest first."""
-        return [ref.path for ref in self._chain]
+        self._check_open()
+        return [ref.path for ref in self._chain.refs]
 
     def history(self) -> list[ContainerInfo]:
         """One entry per committed container: index, uuid, hashsum, size and files."""
+        self._check_open()
         entries = []
-        for ref in self._chain:
-            manifest = ref.path.with_name(ref.path.name + "mf.json")
+        for ref in self._chain.refs:
+            manifest = ref.path.with_name(manifest_name(ref.path.name))
             files = (ref.path, manifest) if manifest.exists() else (ref.path,)
             assert ref.user_block.hdf5_hashsum is not None
             entries.append(
@@ -542,35 +598,29 @@ class IH5Record(IH5Group):
 
     def verify(self, progress: Progress | None = None) -> None:
         """Re-hash every committed container; raise IntegrityError on the first mismatch."""
-        check_hashsums(self._chain, progress)
+        self._check_open()
+        check_hashsums(self._chain.refs, progress)
 
     def merge_files(self, target: str | os.PathLike[str]) -> Path:
         """Write the current committed state into one new base container at ``target``."""
-        from ih5.record.merge import merge_record
-
-        return merge_record(self, Path(target))
+        self._check_open()
+        return merge_record(self._chain, Path(target), self._sidecar())
 
     # --- closing --------------------------------------------------------------
-
-    def _release(self) -> None:
-        for file in self._files.values():
-            file.close()
-        self._files.clear()
-        self._stack.close()
 
     def close(self, commit: bool = True) -> None:
         """Commit (or keep uncommitted, ``commit=False``) an open patch, then release all."""
         if self._closed:
             return
         try:
-            if self._writer is not None:
+            if self._chain.writer is not None:
                 if commit:
                     self.commit_patch()
                 else:
                     self._suspend_patch()
         finally:
             self._closed = True
-            self._release()
+            self._finalizer()
 
     def __enter__(self: RecordT) -> RecordT:
         return self
@@ -581,8 +631,20 @@ class IH5Record(IH5Group):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if exc is not None and self._chain.writer is not None and not self._closed:
+            # An exception inside ``with`` abandons the change set: it is never published.
+            try:
+                self.discard_patch()
+            finally:
+                self.close()
+            return
         self.close(commit=exc is None)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"mode {self._mode!r}"
-        return f"<IH5Record {self._record_label} ({len(self._chain)} containers, {state})>"
+        return f"<IH5Record {self._label} ({len(self._chain.refs)} containers, {state})>"
+
+
+def ref_of(sealed: Sealed, directory: Path) -> ContainerRef:
+    """The committed container a published ``sealed`` became."""
+    return ContainerRef(directory / sealed.final, sealed.user_block, sealed.block_size)

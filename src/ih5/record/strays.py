@@ -1,0 +1,87 @@
+"""Files that look like a record's but do not fit its chain: copies, renamed files, orphans.
+
+Discovery goes by exact names, so a patch renamed to ``rec.p1 (copy).ih5`` or
+``rec.p02.ih5`` would silently drop out of the record. Such files are reported
+instead (a warning on opening, a line in ``ih5 verify`` and ``ih5 log``), and
+writers refuse to publish over the index they claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ih5.errors import NotAnIH5ContainerError
+from ih5.format import (
+    CONTAINER_SUFFIX,
+    MANIFEST_SUFFIX,
+    ContainerRef,
+    container_name,
+    parse_container_name,
+    read_user_block,
+)
+from ih5.store import Store
+
+
+@dataclass(frozen=True)
+class Stray:
+    """A file beside the record that is not part of its chain."""
+
+    path: Path
+    reason: str
+    claims: int | None
+    """The file index it claims (where a writer must not publish), if any."""
+
+
+def find_strays(store: Store, name: str, chain: Sequence[ContainerRef]) -> list[Stray]:
+    """Report the files of ``store`` that claim to belong to record ``name`` but are not in
+    ``chain``: containers under other names that carry its record uuid, and manifests
+    whose container is missing."""
+    record_uuid = chain[0].user_block.record_uuid
+    members = {ref.path.name for ref in chain}
+    names = store.names()
+    present = set(names)
+    found: list[Stray] = []
+    for entry in sorted(names):
+        if not entry.startswith(name) or entry.startswith("."):
+            continue
+        if entry.endswith(CONTAINER_SUFFIX) and entry not in members:
+            parsed = parse_container_name(entry)
+            if parsed is not None:
+                # Another record's file, or this record's trailing uncommitted container.
+                continue
+            stray = _stray_container(store, name, entry, record_uuid)
+            if stray is not None:
+                found.append(stray)
+        elif entry.endswith(CONTAINER_SUFFIX + MANIFEST_SUFFIX):
+            container = entry.removesuffix(MANIFEST_SUFFIX)
+            parsed = parse_container_name(container)
+            if parsed is None or parsed[0] != name or container in present:
+                continue
+            found.append(
+                Stray(
+                    store.local_path(entry),
+                    f"a manifest without its container {container}",
+                    parsed[1],
+                )
+            )
+    return found
+
+
+def _stray_container(store: Store, name: str, entry: str, record_uuid: object) -> Stray | None:
+    path = store.local_path(entry)
+    try:
+        user_block = read_user_block(path)
+    except (NotAnIH5ContainerError, OSError):
+        return None
+    if user_block.record_uuid != record_uuid:
+        return None
+    index = 0 if user_block.prev_patch is None else user_block.patch_index
+    return Stray(
+        path,
+        f"a container of this record (patch_index {user_block.patch_index}) under a name "
+        f"discovery does not use; rename it to {container_name(name, index)} if it belongs "
+        "to the chain",
+        index,
+    )
