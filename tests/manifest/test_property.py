@@ -153,4 +153,6 @@ def test_stub_patch_equals_direct_patch_on_real_record(
                 path.lstrip("/") or "/": (entry.node_type, sorted(entry.attrs))
                 for path, entry in via_stub.manifest.skeleton.root.items()
             }
-            assert list(IH5Skeleton.from_tree(via_stub.chain.root)) == list(via_stub.manifest.skeleton)
+            assert list(IH5Skeleton.from_tree(via_stub.chain.root)) == list(
+                via_stub.manifest.skeleton
+            )

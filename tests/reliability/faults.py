@@ -49,6 +49,7 @@ OS_POINTS = (
     "fsync",
     "replace",
     "rename",
+    "link",
     "unlink",
     "remove",
     "mkdir",
@@ -122,7 +123,7 @@ class Injector:
         original = getattr(os, name)
 
         # Only arguments naming files: os.open's flags and os.write's data are left out.
-        shown = 2 if name in ("replace", "rename") else 1
+        shown = 2 if name in ("replace", "rename", "link") else 1
 
         def call(*args: Any, **kwargs: Any) -> Any:
             target = "".join(f" {_name(arg, self.descriptors)}" for arg in args[:shown])

@@ -65,15 +65,15 @@ def kind_of(label: str) -> str:
 
 
 def commit_index(labels: Sequence[str], name: str | None) -> int | None:
-    """1-based number of the last rename onto ``name`` (the commit point), if any."""
+    """1-based number of the last publish (link or rename) onto ``name`` (the commit point)."""
     if name is None:
         return None
     hits = [
         number
         for number, label in enumerate(labels, 1)
-        if kind_of(label) in ("os.replace", "os.rename") and label.split()[-1] == name
+        if kind_of(label) in ("os.replace", "os.rename", "os.link") and label.split()[-1] == name
     ]
-    assert hits, f"the dry run never renamed anything onto {name}: {labels}"
+    assert hits, f"the dry run never published anything onto {name}: {labels}"
     return hits[-1]
 
 

@@ -40,11 +40,13 @@ def commit_own_patches(record: Path, writer: int, count: int, acks: Path) -> Non
                     rec.create_patch()
                     rec[f"w{writer}/k{k}"] = np.array([writer, k])
                     rec.attrs["last"] = f"{writer}:{k}"
+                    rec.commit_patch()
+                    index = rec.user_block.patch_index
                 break
             except (RecordLockedError, ConflictError):
                 retries += 1
                 time.sleep(rng.uniform(0, 0.005))
-        acknowledge(acks, f"commit {writer} {k} {rec.user_block.patch_index}")
+        acknowledge(acks, f"commit {writer} {k} {index}")
     acknowledge(acks, f"retries {writer} {retries}")
 
 

@@ -79,8 +79,8 @@ def pack_remote(remote: Path) -> None:
 
 
 PATCH_FILES = ["rec.ih5mf.json", "rec.p1.ih5", "rec.p1.ih5mf.json"]
-MOVE_PATCH = "os.replace rec.p1.ih5 rec.p1.ih5"
-"""Moving the patch out of the staging directory, after its manifest."""
+MOVE_PATCH = "os.link rec.p1.ih5 rec.p1.ih5"
+"""Publishing the patch from the staging directory, before its manifest."""
 
 
 def test_pack_directory_on_a_stub_that_fails_to_place_the_patch_leaves_no_part_of_it(
@@ -123,7 +123,7 @@ def test_record_create_over_a_sealed_base_of_a_killed_writer_refuses_as_existing
         with IH5Record(record, "w") as rec:
             rec["data"] = np.arange(3)
 
-    killed = Fault("kill", match="os.replace .rec.ih5.writing rec.ih5")
+    killed = Fault("kill", match="os.link .rec.ih5.")
     assert run_trial(create, killed).killed
     with pytest.raises(RecordExistsError):
         IH5Record(record, mode)
@@ -151,7 +151,7 @@ def test_merge_files_removes_the_temp_file_of_a_merge_killed_before(record: Path
         with IH5Record(record) as rec:
             rec.merge_files(target)
 
-    assert run_trial(merge, Fault("kill", match="os.replace")).killed
+    assert run_trial(merge, Fault("kill", match="os.link")).killed
     assert [path for path in record.parent.iterdir() if is_temp_name(path.name)]
     merge()
     assert not [path for path in record.parent.iterdir() if is_temp_name(path.name)]

@@ -24,6 +24,7 @@ publish index K, whatever the lock does: the loser gets ConflictError.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import secrets
@@ -63,12 +64,25 @@ _STAGED_NAME = re.compile(
 )
 """Staged file names; names without the writer part are those of ih5 0.1's writers."""
 
+_log = logging.getLogger("ih5")
+
 Sidecar = Callable[[IH5UserBlock], tuple[IH5UserBlock, bytes]]
 """Given the hashed user block, return the sealed one and the manifest bytes it names."""
 
 
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+_LIVE: set[str] = set()
+"""Names of the staging files this process's writers are using right now."""
+
+
+def _forget_live_after_fork() -> None:
+    _LIVE.clear()
+
+
+os.register_at_fork(after_in_child=_forget_live_after_fork)
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,8 @@ class StagedFile:
             return not holding_lock
         if self.host != _host():
             return True
+        if self.pid == os.getpid():
+            return self.name in _LIVE
         return pid_alive(self.pid)
 
 
@@ -144,6 +160,22 @@ class CommitProtocol:
     def staging_path(self, index: int, state: str = WRITING) -> Path:
         """This writer's staging file for the container with file index ``index``."""
         return self.store.staging_dir / f".{self.final_name(index)}.{self.writer}.{state}"
+
+    def claim(self, path: Path) -> None:
+        """Mark our staging file ``path`` as in use (a finished writer calls ``release``)."""
+        _LIVE.add(path.name)
+        if path.name.endswith(f".{WRITING}"):
+            final = path.name.removesuffix(f".{WRITING}").removeprefix(".")
+            target = final.removesuffix(f".{self.writer}")
+            _LIVE.add(f".{manifest_name(target)}.{self.writer}.{STAGED}")
+
+    def release(self, path: Path) -> None:
+        """Our staging file ``path`` is published, suspended or dropped."""
+        _LIVE.discard(path.name)
+        if path.name.endswith(f".{WRITING}"):
+            final = path.name.removesuffix(f".{WRITING}").removeprefix(".")
+            target = final.removesuffix(f".{self.writer}")
+            _LIVE.discard(f".{manifest_name(target)}.{self.writer}.{STAGED}")
 
     def staged_manifest_path(self, final: str) -> Path:
         """This writer's staging name for the manifest of container ``final``."""
@@ -240,24 +272,31 @@ class CommitProtocol:
         """Truncate (mode ``w``): remove the ``old`` published files, then put ``sealed`` there.
 
         Patches go newest first, each container before its manifest, so that at any
-        crash the location holds a prefix of the old record or the new one; the base
-        is replaced in one atomic step, then its manifest.
+        crash the location holds a prefix of the old record or the new one; then the
+        base is replaced in one atomic step, then its manifest (a new plain base drops
+        the old manifest first: the old base alone still opens as a plain record).
         """
+        manifest = manifest_name(sealed.final)
         for name in sorted(old, key=_newest_first):
-            if name not in (sealed.final, manifest_name(sealed.final)):
+            if name not in (sealed.final, manifest):
                 self.store.remove(name)
+        if sealed.manifest is None:
+            self.store.remove(manifest)
         self.store.sync()
         os.replace(sealed.path, self.store.local_path(sealed.final))
         self.store.sync()
-        manifest = manifest_name(sealed.final)
         if sealed.manifest is not None:
-            os.replace(sealed.manifest, self.store.local_path(manifest))
-        else:
-            self.store.remove(manifest)
-        self.store.sync()
-        return ContainerRef(
-            self.store.local_path(sealed.final), sealed.user_block, sealed.block_size
-        )
+            try:
+                os.replace(sealed.manifest, self.store.local_path(manifest))
+                self.store.sync()
+            except OSError as exc:
+                _log.warning(
+                    "replaced %s, but not yet its manifest (%s); the next opening completes it",
+                    self.store.describe(sealed.final),
+                    exc,
+                )
+        path = self.store.local_path(sealed.final)
+        return ContainerRef(path, sealed.user_block, sealed.block_size)
 
     # --- recovery -------------------------------------------------------------
 
@@ -317,7 +356,8 @@ class CommitProtocol:
         return published
 
     def drop_dead_staged_manifests(self, holding_lock: bool) -> None:
-        """Remove staged manifests of dead writers whose container was never published."""
+        """Remove dead writers' staged manifests that nothing needs any more: their container
+        was never published, or their manifest is published already (a leftover link)."""
         removed = False
         files = self.staged_files()
         sealing = {(f.target, f.writer) for f in files if f.state == WRITING}
@@ -327,11 +367,26 @@ class CommitProtocol:
             container = staged.target.removesuffix(MANIFEST_SUFFIX)
             if (container, staged.writer) in sealing:
                 continue  # its container may still be rolled forward
-            if not self.store.exists(container):
-                (self.store.staging_dir / staged.name).unlink(missing_ok=True)
-                removed = True
+            path = self.store.staging_dir / staged.name
+            if self._still_needed(container, staged.target, path):
+                continue  # to be completed by the next opening of its record
+            path.unlink(missing_ok=True)
+            removed = True
         if removed:
             self.store.sync()
+
+    def _still_needed(self, container: str, name: str, staged: Path) -> bool:
+        """Tell whether ``staged`` is the manifest a published ``container`` names but lacks."""
+        try:
+            user_block, _ = read_user_block_with_size(self.store.local_path(container))
+        except (NotAnIH5ContainerError, OSError):
+            return False
+        expected = named_manifest_hashsum(user_block.ub_exts)
+        raw = _read_path_or_none(staged)
+        if expected is None or raw is None or not _matches(raw, expected):
+            return False
+        published = _read_or_none(self.store, name)
+        return published is None or not _matches(published, expected)
 
     def _dead_writers_manifest(
         self, staged: StagedFile, final: str, user_block: IH5UserBlock
@@ -394,14 +449,23 @@ def publish_container(store: Store, sealed: Sealed) -> ContainerRef:
         )
     store.sync()
     if sealed.manifest is not None:
-        _publish_manifest(store, sealed.manifest, manifest_name(sealed.final))
+        try:
+            _publish_manifest(store, sealed.manifest, manifest_name(sealed.final))
+        except OSError as exc:
+            # The commit is published: its staged manifest completes it on the next opening.
+            _log.warning(
+                "published %s, but not yet its manifest (%s); the next opening completes it",
+                store.describe(sealed.final),
+                exc,
+            )
     return ContainerRef(store.local_path(sealed.final), sealed.user_block, sealed.block_size)
 
 
 def _publish_manifest(store: Store, staged: Path, name: str) -> None:
     if not store.publish(staged, name):
         # Another reader or writer completed it from our staged file (same bytes).
-        staged.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            staged.unlink()
     store.sync()
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import h5py
 
 from ih5.errors import RecordExistsError, RecordModeError, RecordNotFoundError, StubError
-from ih5.format import USER_BLOCK_SIZE, manifest_name, write_user_block
+from ih5.format import USER_BLOCK_SIZE, manifest_name, parse_container_name, write_user_block
 from ih5.format.extensions import is_stub_container
 from ih5.fs import sweep_stale_temp_files, temp_path_for
 from ih5.record.chain import Chain
-from ih5.record.commit import Sidecar, publish_container, seal_container
+from ih5.record.commit import CommitProtocol, Sidecar, publish_container, seal_container
 from ih5.record.tree import walk
 from ih5.store import LocalStore
 
@@ -63,7 +63,14 @@ def merge_record(chain: Chain, target: Path, sidecar: Sidecar | None = None) -> 
     sweep_stale_temp_files(target)
     sweep_stale_temp_files(target.with_name(manifest_name(target.name)))
     temp = temp_path_for(target)
-    manifest_temp = temp_path_for(target.with_name(manifest_name(target.name)))
+    parsed = parse_container_name(target.name)
+    # A merged record's manifest waits under the commit protocol's staging name, so that
+    # the first opening completes a merge killed between publishing the two files.
+    manifest_temp = (
+        CommitProtocol(store, parsed[0]).staged_manifest_path(target.name)
+        if parsed is not None
+        else temp_path_for(target.with_name(manifest_name(target.name)))
+    )
     try:
         with h5py.File(temp, "w-", userblock_size=USER_BLOCK_SIZE) as out:
             _write_tree(chain, out)
@@ -74,7 +81,8 @@ def merge_record(chain: Chain, target: Path, sidecar: Sidecar | None = None) -> 
         )
         publish_container(store, sealed)
     except BaseException:
-        for path in (temp, manifest_temp):
+        published = not os.path.lexists(temp)
+        for path in (temp,) if published else (temp, manifest_temp):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
         raise

@@ -440,6 +440,7 @@ class IH5Record(IH5Group):
         self._patch.path = path
         self._patch.user_block = user_block
         self._patch.block_size = block_size
+        self._require_protocol().claim(path)
         chain.writer = PatchWriter(file, user_block.patch_index, is_base, chain.root)
 
     def _create_container(self, user_block: IH5UserBlock) -> None:
@@ -513,6 +514,7 @@ class IH5Record(IH5Group):
                 self._committed(ref_of(sealed, self._directory))
                 raise
             self._chain.writer = None
+            self._require_protocol().release(patch.path)
             # Nothing was published: the change set stays open for its writer (to retry
             # or discard). Should that fail too, the sealed file is rolled forward later.
             protocol.unseal(sealed, unsealed)
@@ -525,14 +527,18 @@ class IH5Record(IH5Group):
             names = set(self._store.names())
             old = [path.name for path in discover_containers(self._directory, protocol.name)]
             old += [manifest_name(name) for name in old if manifest_name(name) in names]
-            ref = protocol.replace_published(sealed, old)
+            if old or manifest_name(sealed.final) in names:
+                ref = protocol.replace_published(sealed, old)
+                self._truncating = None
+                return ref
             self._truncating = None
-            return ref
         return protocol.publish(sealed)
 
     def _committed(self, ref: ContainerRef) -> None:
         self._chain.append(ref)
         self._chain.writer = None
+        if self._patch.path is not None:
+            self._require_protocol().release(self._patch.path)
         self._patch.path = None
         self._patch.user_block = None
 
@@ -542,6 +548,7 @@ class IH5Record(IH5Group):
         assert self._patch.path is not None
         self._chain.writer = None
         path, self._patch.path = self._patch.path, None
+        self._require_protocol().release(path)
         writer.file.close()
         self._require_protocol().suspend(path)
 
@@ -558,6 +565,7 @@ class IH5Record(IH5Group):
             writer.file.close()
         finally:
             if path is not None:
+                self._require_protocol().release(path)
                 self._require_protocol().drop(path)
 
     # --- reading --------------------------------------------------------------

@@ -97,7 +97,9 @@ class LocalStore:
                 return False
             os.rename(staged, final)
             return True
-        with contextlib.suppress(FileNotFoundError):
+        # Published: a staged name left behind is only a second link to the same bytes,
+        # which its writer's successors drop.
+        with contextlib.suppress(OSError):
             os.unlink(staged)
         return True
 
