@@ -117,10 +117,18 @@ def scan_directory(root: Path) -> dict[str, os.stat_result | str]:
             path = Path(entry.path)
             relative = path.relative_to(root).as_posix()
             _check_name(root, relative)
-            if entry.is_symlink():
-                found[relative] = _check_link(root, path)
-                continue
-            info = entry.stat(follow_symlinks=False)
+            try:
+                if entry.is_symlink():
+                    found[relative] = _check_link(root, path)
+                    continue
+                info = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                # Listed a moment ago, gone or replaced now: someone is changing the tree.
+                raise PackError(
+                    f"{path} changed while the source was scanned ({exc.strerror or exc}); "
+                    "nothing was published; retry when it is quiet",
+                    path,
+                ) from exc
             if stat.S_ISDIR(info.st_mode):
                 found[relative] = info
                 pending.append(path)
