@@ -38,12 +38,34 @@ class FileLockTimeoutError(FileLockError, TimeoutError):
     """The lock stayed busy until the timeout ran out."""
 
 
+class FileLockSymlinkError(FileLockError):
+    """A lock file is a symlink; it is refused rather than followed (or created through)."""
+
+
 class UnserializableDataError(Ih5Error, TypeError):
     """Data given to a JSON writer cannot be written as strict JSON."""
 
 
 class CorruptDocumentError(Ih5Error, ValueError):
     """An existing JSON sidecar is not valid JSON; it was left as it was."""
+
+
+class LossyDocumentError(CorruptDocumentError):
+    """A JSON sidecar is valid JSON that cannot be written back unchanged; it was left as it was.
+
+    Duplicate keys (a rewrite would keep only one) and lone surrogate escapes
+    (``"\\ud800"``, not encodable as UTF-8). ``json_path`` names where, e.g.
+    ``$["subdirectories"]["images"]``.
+    """
+
+    def __init__(
+        self, message: str, path: str | os.PathLike[str] | None = None, json_path: str = "$"
+    ) -> None:
+        super().__init__(message, path)
+        self.json_path = json_path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.path, self.json_path))
 
 
 class UnreadableDocumentError(Ih5Error, OSError):

@@ -24,6 +24,7 @@ from ih5 import (
     read_json,
 )
 from ih5.fs import lock_path_for, temp_path_for
+from ih5.fs.jsonfile import in_flight_marker
 from ih5.fs.lock import held_lock_fd
 
 Document = Any
@@ -66,8 +67,8 @@ def snapshot(path: Path) -> tuple[bytes, int, int]:
 
 
 def other_files(path: Path) -> list[str]:
-    """Files beside ``path`` other than it and its lock file."""
-    skip = {path.name, lock_path_for(path).name}
+    """Files beside ``path`` other than it, its lock file and its in-flight marker."""
+    skip = {path.name, lock_path_for(path).name, in_flight_marker(path).name}
     return sorted(p.name for p in path.parent.iterdir() if p.name not in skip)
 
 
@@ -309,7 +310,7 @@ def _exit_at_once() -> None:
 
 
 def _leave_temp_files(target: Path) -> tuple[Path, Path]:
-    """A dead writer's temp file (its note left in the lock file) and a live one's."""
+    """A dead writer's temp file and a live one's."""
     child = multiprocessing.get_context("fork").Process(target=_exit_at_once)
     child.start()
     child.join()
@@ -325,7 +326,7 @@ def test_update_sweeps_temp_files_of_dead_writers_and_keeps_live_ones(
     target: Path, updater: Updater
 ) -> None:
     _, live = _leave_temp_files(target)
-    lock_path_for(target).write_bytes(b"1")
+    in_flight_marker(target).touch()
     updater(target, add_run, default_data={})
     assert other_files(target) == [live.name]
 
@@ -335,9 +336,10 @@ def test_update_keeps_the_in_flight_note_while_a_temp_file_remains(
     target: Path, updater: Updater
 ) -> None:
     _leave_temp_files(target)
-    lock_path_for(target).write_bytes(b"1")
+    in_flight_marker(target).touch()
     updater(target, add_run, default_data={})
-    assert lock_path_for(target).read_bytes() == b"1"
+    assert in_flight_marker(target).exists()
+    assert lock_path_for(target).read_bytes() == b""
 
 
 @UPDATERS
@@ -347,6 +349,7 @@ def test_update_skips_the_directory_scan_when_no_write_was_interrupted(
     stale, _ = _leave_temp_files(target)
     updater(target, add_run, default_data={})
     assert stale.exists()
+    assert not in_flight_marker(target).exists()
     assert lock_path_for(target).read_bytes() == b""
 
 

@@ -411,15 +411,15 @@ def test_file_lock_leaks_no_held_lock_when_checking_the_lock_file_fails(
     is_locked: Callable[[Path], bool],
 ) -> None:
     lock_path = os.path.realpath(lock_path_for(target))
-    real_stat = os.stat
+    real_lstat = os.lstat
 
-    def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+    def lstat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
         if os.fspath(path) == lock_path:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), lock_path)
-        return real_stat(path, *args, **kwargs)
+        return real_lstat(path, *args, **kwargs)
 
     before = fd_count()
-    monkeypatch.setattr(os, "stat", stat)
+    monkeypatch.setattr(os, "lstat", lstat)
     error, _ = attempt_lock(target, timeout=5)
     monkeypatch.undo()
     assert isinstance(error, PermissionError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,7 @@ def test_pack_directory_stores_npy_bytes_without_the_suffix_as_raw(tmp_path: Pat
 def test_pack_directory_sets_file_attributes(tmp_path: Path, name: str, media_type: str) -> None:
     data = f"content of {name}\n".encode()
     record = pack(tmp_path, {f"d/{name}": data})
+    source = (tmp_path / "src" / "d" / name).stat()
     with IH5Record(record) as rec:
         attrs = dict(rec[f"d/{name}"].attrs)
     assert attrs == {
@@ -167,6 +169,8 @@ def test_pack_directory_sets_file_attributes(tmp_path: Path, name: str, media_ty
         "hashsum": "sha256:" + hashlib.sha256(data).hexdigest(),
         "media_type": media_type,
         "codec": "raw",
+        "mode": stat.S_IMODE(source.st_mode),
+        "mtime_ns": source.st_mtime_ns,
     }
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+import ih5.fs.beneath
+import ih5.pack.packer
 import ih5.pack.tree_state
 from ih5 import PackError
 from ih5.pack import pack_directory
@@ -144,24 +145,15 @@ def test_pack_directory_refuses_special_files(tmp_path: Path) -> None:
 
 def fail_reading(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Make reading ``path`` fail as if its permissions changed after the directory scan."""
-    real_open = Path.open
-    real_hashsum = ih5.pack.tree_state.hashsum_file
+    real_open = ih5.fs.beneath.open_file_beneath
 
-    def denied() -> PermissionError:
-        return PermissionError(13, "Permission denied", str(path))
+    def guarded_open(root_fd: int, relative: str) -> int:
+        if path.as_posix().endswith("/" + relative):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(root_fd, relative)
 
-    def guarded_open(self: Path, *args: Any, **kwargs: Any) -> Any:
-        if self == path:
-            raise denied()
-        return real_open(self, *args, **kwargs)
-
-    def guarded_hashsum(target: str | os.PathLike[str], *args: Any, **kwargs: Any) -> str:
-        if Path(target) == path:
-            raise denied()
-        return real_hashsum(target, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", guarded_open)
-    monkeypatch.setattr(ih5.pack.tree_state, "hashsum_file", guarded_hashsum)
+    monkeypatch.setattr(ih5.pack.packer, "open_file_beneath", guarded_open)
+    monkeypatch.setattr(ih5.pack.tree_state, "open_file_beneath", guarded_open)
 
 
 @pytest.mark.parametrize("first_run", [True, False])

@@ -182,13 +182,13 @@ def test_pack_directory_chains_patches_run_after_run(tmp_path: Path) -> None:
 def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the files the source state hashes (packing itself hashes while reading)."""
     calls: list[str] = []
-    real = ih5.pack.tree_state.hashsum_file
+    real = ih5.pack.tree_state._hash_source
 
-    def counting(path: str | os.PathLike[str], *args: object, **kwargs: object) -> str:
-        calls.append(Path(path).name)
-        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+    def counting(root: Path, relative: str, *args: Any) -> str:
+        calls.append(Path(relative).name)
+        return real(root, relative, *args)
 
-    monkeypatch.setattr(ih5.pack.tree_state, "hashsum_file", counting)
+    monkeypatch.setattr(ih5.pack.tree_state, "_hash_source", counting)
     return calls
 
 

@@ -14,6 +14,13 @@ from ih5.errors import Ih5Error
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, what shells report for a command stopped by Ctrl-C."""
+
+INTERRUPTED = (
+    "interrupted by Ctrl-C; nothing half-written was published "
+    "(records and sidecars change whole or not at all)"
+)
 
 
 class Ih5Group(click.Group):
@@ -26,6 +33,13 @@ class Ih5Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Not click's "Aborted!" and exit 1: say what an interrupted command leaves.
+            command = " ".join(
+                ["ih5", *([ctx.invoked_subcommand] if ctx.invoked_subcommand else [])]
+            )
+            click.echo(f"{command}: {INTERRUPTED}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:

@@ -6,39 +6,99 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ih5.errors import CorruptDocumentError, UnreadableDocumentError, UnserializableDataError
+from ih5.errors import (
+    CorruptDocumentError,
+    LossyDocumentError,
+    UnreadableDocumentError,
+    UnserializableDataError,
+)
 from ih5.fs.atomic import (
     atomic_write_bytes,
     fsync_directory,
     sweep_stale_temp_files,
     temp_files_for,
 )
-from ih5.fs.lock import file_lock, held_lock_fd
+from ih5.fs.lock import file_lock
 
 logger = logging.getLogger(__name__)
+
+
+class ReadNonFinite(float):
+    """A ``NaN`` or infinity read from an existing sidecar, which may be written back as is.
+
+    The original OpenHCS writer writes these (Python's ``json`` default). They are
+    not JSON, so new data must not contain them; but a document that holds them
+    must stay updatable, so a value read from the file keeps its spelling.
+    """
+
+
+_NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _json_path(steps: tuple[str | int, ...]) -> str:
+    return "$" + "".join(
+        f"[{step}]" if isinstance(step, int) else f"[{json.dumps(step)}]" for step in steps
+    )
+
+
+def _new_non_finite(node: Any, steps: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """The path of the first non-finite number in ``node`` that was not read from a file."""
+    if isinstance(node, float):
+        finite = math.isfinite(node) or isinstance(node, ReadNonFinite)
+        return None if finite else steps
+    if isinstance(node, dict):
+        items: Any = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = enumerate(node)
+    else:
+        return None
+    for key, value in items:
+        found = _new_non_finite(value, (*steps, key))
+        if found is not None:
+            return found
+    return None
+
+
+def _unserializable(path: str | os.PathLike[str], reason: object) -> UnserializableDataError:
+    return UnserializableDataError(
+        f"cannot write {os.fspath(path)}: {reason}; pass only dicts, lists, strings, "
+        "finite numbers, booleans and None",
+        path,
+    )
 
 
 def encode_json(data: Any, path: str | os.PathLike[str]) -> bytes:
     """Encode ``data`` as 2-space indented UTF-8 JSON with a trailing newline.
 
     NaN and infinities are refused: they are not JSON and strict readers choke.
+    Only those read from an existing sidecar (:class:`ReadNonFinite`) are
+    written back as they were.
     """
     try:
-        text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+        try:
+            text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False)
+        except ValueError as exc:
+            if "Out of range float" not in str(exc):
+                raise
+            where = _new_non_finite(data)
+            if where is not None:
+                raise _unserializable(path, f"{_json_path(where)} is not a finite number") from exc
+            text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=True)
+        return (text + "\n").encode("utf-8")
+    except UnserializableDataError:
+        raise
+    # UnicodeEncodeError (a lone surrogate in a string) is a ValueError too.
     except (TypeError, ValueError, RecursionError) as exc:
-        raise UnserializableDataError(
-            f"cannot write {os.fspath(path)}: {exc}; pass only dicts, lists, strings, "
-            "finite numbers, booleans and None",
-            path,
-        ) from exc
-    return (text + "\n").encode("utf-8")
+        raise _unserializable(path, exc) from exc
 
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
@@ -58,9 +118,71 @@ def _read_bytes(path: str | os.PathLike[str]) -> bytes:
         ) from exc
 
 
+class _Duplicated(dict):  # type: ignore[type-arg]
+    """An object that had a key twice; ``duplicate`` names the first such key."""
+
+    duplicate: str = ""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result
+    marked = _Duplicated(result)
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            marked.duplicate = key
+            break
+        seen.add(key)
+    return marked
+
+
+def _lossy_step(
+    node: Any, steps: tuple[str | int, ...]
+) -> tuple[tuple[str | int, ...], str] | None:
+    """Where ``node`` holds something a rewrite would change, and what."""
+    if isinstance(node, str):
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError:
+            return steps, "a string with a lone surrogate escape (not encodable as UTF-8)"
+        return None
+    if isinstance(node, _Duplicated):
+        return (*steps, node.duplicate), "a duplicate key (a rewrite would keep only one value)"
+    if isinstance(node, dict):
+        items: Any = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return None
+    for key, value in items:
+        if isinstance(key, str) and (found := _lossy_step(key, (*steps, key))) is not None:
+            return found
+        if (found := _lossy_step(value, (*steps, key))) is not None:
+            return found
+    return None
+
+
+# Lone surrogates can only come from \uD800-\uDFFF escapes: UTF-8 bytes cannot encode them.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _decode(raw: bytes, path: str | os.PathLike[str]) -> Any:
+    duplicates = False
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal duplicates
+        result = _object(pairs)
+        duplicates = duplicates or isinstance(result, _Duplicated)
+        return result
+
     try:
-        return json.loads(raw.decode("utf-8"))
+        document = json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=pairs_hook,
+            parse_constant=lambda name: ReadNonFinite(_NON_FINITE[name]),
+        )
     # ValueError: also integers beyond Python's digit limit; RecursionError: deep nesting.
     except (ValueError, RecursionError) as exc:
         raise CorruptDocumentError(
@@ -68,6 +190,18 @@ def _decode(raw: bytes, path: str | os.PathLike[str]) -> Any:
             "aside to a backup (backup_corrupt=True) to start from an empty document",
             path,
         ) from exc
+    if duplicates or _SURROGATE_ESCAPE.search(raw):
+        found = _lossy_step(document, ())
+        if found is not None:
+            steps, what = found
+            where = _json_path(steps)
+            raise LossyDocumentError(
+                f"{os.fspath(path)} holds {what} at {where}; ih5 cannot write it back "
+                "unchanged, so it left the file as it was; repair that value and retry",
+                path,
+                where,
+            )
+    return document
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
@@ -94,6 +228,8 @@ def _load_for_update(path: Path, default_data: Any, backup_corrupt: bool) -> tup
         return raw, _decode(raw, path)
     except FileNotFoundError:
         pass
+    except LossyDocumentError:
+        raise  # valid JSON: moving it aside would lose good data for one bad value
     except CorruptDocumentError:
         if not backup_corrupt:
             raise
@@ -102,23 +238,46 @@ def _load_for_update(path: Path, default_data: Any, backup_corrupt: bool) -> tup
 
 
 # Sweeping for temp files costs a directory scan, which grows with the directory
-# (77 ms at 50,000 entries), so locked writers note "a write is in flight" in
-# their lock file and sweep only when a previous holder died before clearing it.
+# (77 ms at 50,000 entries), so locked writers leave a marker file ("a write is in
+# flight") beside the document while they write, and sweep only when a previous
+# holder died before removing it. The marker is never opened for writing and never
+# followed: creating it with O_EXCL fails on any existing name, links included, and
+# unlinking a link removes the link. (The lock file itself is never written to.)
+
+IN_FLIGHT_SUFFIX = ".ih5-in-flight"
+
+
+def in_flight_marker(path: str | os.PathLike[str]) -> Path:
+    """The marker a locked writer of ``path`` keeps beside it while a write is in flight."""
+    target = Path(path)
+    return target.with_name(f".{target.name}{IN_FLIGHT_SUFFIX}")
+
+
+def _set_marker(marker: Path) -> None:
+    flags = os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    # An existing marker (left before) says the same.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(marker, flags, 0o644))
+
+
+def _clear_marker(marker: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(marker)
 
 
 def _sweep_if_interrupted(target: Path) -> bool:
     """Under the lock: remove temp files of writers that died mid-write, if any did.
 
     Returns True while some remain (a killed writer that is not reaped yet
-    still looks alive): the note then stays for the next holder.
+    still looks alive): the marker then stays for the next holder.
     """
-    lock_fd = held_lock_fd(target)
-    if os.fstat(lock_fd).st_size == 0:
+    marker = in_flight_marker(target)
+    if not os.path.lexists(marker):
         return False
     sweep_stale_temp_files(target)
     if temp_files_for(target):
         return True
-    os.ftruncate(lock_fd, 0)
+    _clear_marker(marker)
     return False
 
 
@@ -132,15 +291,15 @@ def _write_if_changed(path: Path, before: bytes, document: Any, keep_note: bool)
     encoded = encode_json(document, path)
     if encoded == before:
         return False
-    lock_fd = held_lock_fd(path)
-    os.pwrite(lock_fd, b"1", 0)
+    marker = in_flight_marker(path)
+    _set_marker(marker)
     atomic_write_bytes(path, encoded, sync_directory=False)
     if not keep_note:
-        # The document is replaced already: a note that cannot be cleared must not fail
-        # the update (the caller would think nothing was written); it costs the next
-        # holder one needless sweep.
+        # The document is replaced already: a marker that cannot be removed must not
+        # fail the update (the caller would think nothing was written); it costs the
+        # next holder one needless sweep.
         with contextlib.suppress(OSError):
-            os.ftruncate(lock_fd, 0)
+            _clear_marker(marker)
     return True
 
 

@@ -4,6 +4,11 @@ The lock for ``target`` lives in ``target + ".lock"``, which is never deleted:
 deleting a lock file after releasing it lets two processes hold "the" lock on
 different inodes, the bug that lost updates in the published implementation.
 
+Lock files are never written: they are opened read-only (``flock`` needs no
+write access, so a lock file another user created still works) and never
+through a symlink (``O_NOFOLLOW``), because a writer running as root must not
+create, truncate or lock a file that someone pointed the lock name at.
+
 Waiting hands over at once: a contended acquire blocks in ``flock`` on a
 helper thread (the kernel wakes it the moment the holder unlocks) while the
 caller waits for that thread with a deadline on the monotonic clock.
@@ -13,13 +18,14 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ih5.errors import FileLockError, FileLockTimeoutError
+from ih5.errors import FileLockError, FileLockSymlinkError, FileLockTimeoutError
 
 try:
     import fcntl
@@ -53,10 +59,52 @@ def _require_flock(lock_path: str) -> None:
         )
 
 
+# O_NONBLOCK: opening a FIFO put in the lock file's place must not hang (files ignore it).
+_OPEN_FLAGS = (
+    os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+)
+
+
+def _symlink_error(lock_path: str) -> FileLockSymlinkError:
+    return FileLockSymlinkError(
+        f"lock file {lock_path} is a symlink; refusing to follow it (it could point at "
+        "any file); remove the link, ih5 creates a plain lock file in its place",
+        lock_path,
+    )
+
+
 def _open_lock_file(lock_path: str) -> int:
-    # OS errors (permission denied, not a directory, too many open files)
-    # propagate as they are: they are never a sign that the lock is busy.
-    return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    """Open the lock file read-only, creating it if missing; never through a symlink.
+
+    Opening an existing file without ``O_CREAT`` first lets a lock file owned by
+    another user be used even where the kernel protects files in sticky
+    directories against ``O_CREAT`` opens. Other OS errors (permission denied,
+    not a directory, too many open files) propagate as they are: they are never
+    a sign that the lock is busy.
+    """
+    while True:
+        try:
+            fd = os.open(lock_path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            try:
+                fd = os.open(lock_path, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue  # someone else created it (or a link) meanwhile: open that
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _symlink_error(lock_path) from exc
+            raise
+        try:
+            mode = os.fstat(fd).st_mode
+        except BaseException:
+            os.close(fd)
+            raise
+        if stat.S_ISREG(mode):
+            return fd
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), lock_path)
+        raise FileLockError(f"lock file {lock_path} is not a regular file; remove it", lock_path)
 
 
 def _try_flock(fd: int, lock_path: str) -> bool:
@@ -85,7 +133,7 @@ def _close_lock_fd(fd: int, *, locked: bool) -> None:
 def _is_current(fd: int, lock_path: str) -> bool:
     """Tell whether ``fd`` is still the file at ``lock_path`` (nobody deleted or replaced it)."""
     try:
-        on_disk = os.stat(lock_path)
+        on_disk = os.lstat(lock_path)
     except FileNotFoundError:
         return False
     held = os.fstat(fd)
@@ -248,11 +296,14 @@ _registry_mutex = threading.Lock()
 
 def _path_lock(lock_path: str) -> _PathLock:
     # realpath costs an lstat per path component: resolve each spelling only once.
+    # Only the directory is resolved: a lock file that is a symlink must stay one
+    # here, so that opening it is refused instead of locking what it points at.
     spelling = os.path.abspath(lock_path)
     with _registry_mutex:
         entry = _by_spelling.get(spelling)
         if entry is None:
-            key = os.path.realpath(spelling)
+            directory, name = os.path.split(spelling)
+            key = os.path.join(os.path.realpath(directory), name)
             entry = _registry.get(key)
             if entry is None:
                 entry = _registry[key] = _PathLock(key)
@@ -277,11 +328,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def held_lock_fd(path: str | os.PathLike[str]) -> int:
-    """The open descriptor of the lock on ``path`` that this thread holds.
-
-    The lock file is ours alone, so writers may keep a small note in it
-    (see ``ih5.fs.jsonfile``: "a write was in flight").
-    """
+    """The open (read-only) descriptor of the lock on ``path`` that this thread holds."""
     return _path_lock(os.fspath(lock_path_for(path))).held_fd()
 
 

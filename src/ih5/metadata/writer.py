@@ -17,6 +17,7 @@ from typing import Any
 from ih5.errors import (
     CorruptDocumentError,
     Ih5Error,
+    LossyDocumentError,
     MetadataValidationError,
     MetadataWriteError,
 )
@@ -136,6 +137,8 @@ class AtomicMetadataWriter:
             atomic_update_json(path, guarded, self.timeout, default)
         except MetadataWriteError:
             raise
+        except LossyDocumentError as exc:
+            raise MetadataWriteError(f"cannot update {path}: {exc}", path) from exc
         except CorruptDocumentError as exc:
             raise MetadataWriteError(
                 f"cannot update {path}: it is not valid JSON and was left as it was; "

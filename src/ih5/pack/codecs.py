@@ -10,6 +10,7 @@ tried first, in name order; the first that accepts a file packs it.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -123,9 +124,12 @@ class NpyCodec:
             return False
         try:
             header_len, shape, _, dtype = _npy_layout(head)
-        except (ValueError, OSError, SyntaxError):
+        except (ValueError, OSError, SyntaxError, TypeError):
             return False
-        expected = header_len + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if not all(isinstance(dim, int) and dim >= 0 for dim in shape):
+            return False  # a crafted header (numpy reads negative dimensions); stored raw
+        # Python integers: an int64 product of crafted dimensions can wrap to the file size.
+        expected = header_len + math.prod(shape) * dtype.itemsize
         return dtype.kind in _NPY_KINDS and not dtype.hasobject and expected == size
 
     def write(

@@ -13,29 +13,50 @@ CHUNK = 1 << 20
 
 
 class HashingReader:
-    """Read a file (``read`` / ``readinto``) while computing its qualified hashsum."""
+    """Read a file (``read`` / ``readinto``) while computing its qualified hashsum.
 
-    def __init__(self, stream: IO[bytes], progress: Callable[[int], None] | None = None) -> None:
+    With ``limit`` it hands out at most that many bytes: the size taken when
+    the file was opened, so bytes appended while packing are never hashed
+    (the archive then holds exactly the bytes its hashsum covers).
+    """
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        progress: Callable[[int], None] | None = None,
+        limit: int | None = None,
+    ) -> None:
         self._stream = stream
         self._hasher = hashlib.new(DEFAULT_ALGORITHM)
         self._progress = progress
+        self._left = limit
+        self.count = 0
+        """Bytes handed out so far."""
 
     def _seen(self, data: bytes | memoryview) -> None:
         self._hasher.update(data)
+        self.count += len(data)
+        if self._left is not None:
+            self._left -= len(data)
         if self._progress is not None:
             self._progress(len(data))
 
     def read(self, size: int = -1) -> bytes:
         """Read like a file object."""
+        if self._left is not None:
+            size = self._left if size < 0 else min(size, self._left)
         data = self._stream.read(size)
         self._seen(data)
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fill ``buffer`` like a raw file object."""
-        count = self._stream.readinto(buffer)  # type: ignore[attr-defined]
-        self._seen(memoryview(buffer)[:count])
-        return int(count)
+        view = memoryview(buffer).cast("B")
+        if self._left is not None:
+            view = view[: self._left]
+        count = int(self._stream.readinto(view) or 0)  # type: ignore[attr-defined]
+        self._seen(view[:count])
+        return count
 
     def hashsum(self) -> str:
         """Hash the rest of the file too, and return the hashsum of all its bytes."""

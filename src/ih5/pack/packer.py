@@ -10,6 +10,7 @@ copied next to the real record.
 
 from __future__ import annotations
 
+import errno
 import io
 import mimetypes
 import os
@@ -33,6 +34,7 @@ from ih5.format import (
     validate_record_name,
 )
 from ih5.fs import hashsum_stream, pid_alive
+from ih5.fs.beneath import open_file_beneath, open_root
 from ih5.manifest import IH5Manifest, IH5MFRecord
 from ih5.pack.codecs import (
     CODEC_ATTR,
@@ -124,8 +126,41 @@ def _media_type(relative: str) -> str:
     return mimetypes.guess_type(relative)[0] or "application/octet-stream"
 
 
+MODE_ATTR = "mode"
+"""Permission bits of a packed file or directory (``stat.S_IMODE``)."""
+MTIME_ATTR = "mtime_ns"
+"""Modification time of a packed file or directory, in nanoseconds."""
+
+_QUIET = "nothing was published; retry when it is quiet"
+
+
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    """What must not change while a file is packed: which file, its size and its times."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _changed(path: Path, what: str = "changed") -> PackError:
+    return PackError(f"{path} {what} while it was being packed; {_QUIET}", path)
+
+
+def _open_error(path: Path, exc: OSError) -> PackError:
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT, errno.ENXIO):
+        # Scanned as a file below plain directories: a link, a file or nothing is
+        # there now, so something was swapped in (never followed).
+        return _changed(path, "or a directory above it was replaced")
+    if exc.errno == errno.ENAMETOOLONG:
+        return PackError(f"{path}: name too long for this system; rename it and pack again", path)
+    return PackError(f"cannot read {path}: {exc.strerror or exc}", path)
+
+
 class _Writer:
-    """Writes source paths into the open patch of a record."""
+    """Writes source paths into the open patch of a record.
+
+    Every source file is opened below the source root without following any
+    link (``ih5.fs.beneath``), read for exactly the size ``fstat`` gives, and
+    refused if it is not the file the scan saw or changed while it was read:
+    nothing acknowledged may fail to unpack byte for byte.
+    """
 
     def __init__(
         self,
@@ -149,38 +184,107 @@ class _Writer:
         if self.progress is not None:
             self.progress.advance(nbytes)
 
-    def write_file(self, relative: str) -> EntryState:
-        """Pack one file with the first codec that accepts it; return its state."""
+    def _open_source(self, relative: str) -> int:
+        root_fd = open_root(self.root)
+        try:
+            return open_file_beneath(root_fd, relative)
+        finally:
+            os.close(root_fd)
+
+    def write_file(self, relative: str, scanned: os.stat_result | None = None) -> EntryState:
+        """Pack one file with the first codec that accepts it; return its state.
+
+        ``scanned`` is what the scan saw; a different file or size or time now is refused.
+        """
         path = self.root / relative
         group, name = self._parent(relative)
         try:
-            info = path.stat()
-            with path.open("rb") as probe:
-                head = probe.read(HEAD_SIZE)
-            codec = choose_codec(self.codecs, name, head, info.st_size)
-            hashsum = self._write_with(codec, group, name, path, info.st_size)
+            fd = self._open_source(relative)
         except OSError as exc:
-            raise PackError(f"cannot read {path}: {exc.strerror or exc}", path) from exc
+            raise _open_error(path, exc) from exc
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or (
+                scanned is not None and _identity(info) != _identity(scanned)
+            ):
+                raise _changed(path, "was replaced or changed")
+            hashsum = self._read_into(fd, info, group, name, path)
+        finally:
+            os.close(fd)
         dataset = group[name]
         dataset.attrs["size"] = info.st_size
         dataset.attrs["hashsum"] = hashsum
         dataset.attrs["media_type"] = _media_type(relative)
+        dataset.attrs[MODE_ATTR] = stat.S_IMODE(info.st_mode)
+        dataset.attrs[MTIME_ATTR] = info.st_mtime_ns
         return EntryState(
-            kind="file", size=info.st_size, mtime_ns=info.st_mtime_ns, hashsum=hashsum
+            kind="file",
+            size=info.st_size,
+            mtime_ns=info.st_mtime_ns,
+            hashsum=hashsum,
+            mode=stat.S_IMODE(info.st_mode),
         )
 
-    def _write_with(
-        self, codec: FileCodec, group: IH5Group, name: str, path: Path, size: int
+    def _read_into(
+        self, fd: int, before: os.stat_result, group: IH5Group, name: str, path: Path
     ) -> str:
-        with HashingReader(path.open("rb", buffering=0), self._advance) as reader:
+        """Write the file's ``before.st_size`` bytes as dataset ``name``; refuse if it changes."""
+        size = before.st_size
+        try:
+            head = os.pread(fd, min(HEAD_SIZE, size), 0)
+            codec = choose_codec(self.codecs, name, head, size)
+            with open(fd, "rb", buffering=0, closefd=False) as stream:
+                hashsum = self._write_with(codec, group, name, stream, size, path)
+            after = os.fstat(fd)
+        except OSError as exc:
+            if _identity(os.fstat(fd)) != _identity(before):
+                raise _changed(path) from exc
+            raise PackError(f"cannot read {path}: {exc.strerror or exc}", path) from exc
+        if _identity(after) != _identity(before):
+            raise _changed(path)
+        return hashsum
+
+    def _write_with(
+        self,
+        codec: FileCodec,
+        group: IH5Group,
+        name: str,
+        stream: io.RawIOBase,
+        size: int,
+        path: Path,
+    ) -> str:
+        stream.seek(0)
+        reader = HashingReader(stream, self._advance, limit=size)  # type: ignore[arg-type]
+        try:
             dataset = codec.write(group, name, reader, size, self.options)  # type: ignore[arg-type]
-            hashsum = reader.hashsum()
+        except (OSError, PackError):
+            raise
+        except Exception as exc:
+            if name in group:
+                del group[name]
+            raise PackError(
+                f"codec {codec.name!r} failed on {path} ({type(exc).__name__}: {exc}); "
+                "fix or uninstall the plug-in that provides it, or rename the file so "
+                "that the codec does not take it",
+                path,
+            ) from exc
+        hashsum = reader.hashsum()
+        if reader.count != size:
+            raise OSError(errno.EIO, f"read {reader.count} of {size} bytes", str(path))
         dataset.attrs[CODEC_ATTR] = codec.name
         if not isinstance(codec, RawCodec) and _decoded_hashsum(codec, dataset) != hashsum:
             # A codec that cannot give the bytes back exactly must not be trusted with them.
             del group[name]
-            return self._write_with(RawCodec(), group, name, path, size)
+            return self._write_with(RawCodec(), group, name, stream, size, path)
         return hashsum
+
+    def write_dir(self, relative: str, scanned: os.stat_result | None = None) -> EntryState:
+        """Create the group of a directory, with its mode and time as the scan saw them."""
+        group = self.record.require_group(relative)
+        if scanned is not None:
+            group.attrs[MODE_ATTR] = stat.S_IMODE(scanned.st_mode)
+            group.attrs[MTIME_ATTR] = scanned.st_mtime_ns
+        return EntryState(kind="dir")
 
     def write_symlink(self, relative: str, target: str) -> EntryState:
         """Keep an in-tree symlink as an empty dataset naming its target."""
@@ -233,10 +337,9 @@ def _apply(writer: _Writer, listing: Listing, changes: Changes, previous: TreeSt
         if isinstance(info, str):
             entries[path] = writer.write_symlink(path, info)
         elif stat.S_ISDIR(info.st_mode):
-            writer.record.require_group(path)
-            entries[path] = EntryState(kind="dir")
+            entries[path] = writer.write_dir(path, info)
         else:
-            entries[path] = writer.write_file(path)
+            entries[path] = writer.write_file(path, info)
     return TreeState(entries=dict(sorted(entries.items())))
 
 

@@ -8,6 +8,7 @@ compare a directory with the newest manifest alone.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ih5.errors import PackError
-from ih5.fs import hashsum_file
+from ih5.fs.beneath import open_file_beneath, open_root
+from ih5.pack.hashing_reader import HashingReader
 
 EXT_KEY = "ih5_pack"
 STATE_VERSION = 1
@@ -33,10 +35,17 @@ class EntryState(BaseModel):
     mtime_ns: int = 0
     hashsum: str | None = None
     target: str | None = None
+    mode: int | None = None
+    """Permission bits of a file (absent in states written before modes were kept)."""
 
     def same_content(self, other: EntryState) -> bool:
-        """Equal kind and content (times do not matter)."""
-        return (self.kind, self.hashsum, self.target) == (other.kind, other.hashsum, other.target)
+        """Equal kind and content, and equal file modes where both are known (times do not matter).
+
+        A changed mode makes a file changed, so the archive restores the new one.
+        """
+        if (self.kind, self.hashsum, self.target) != (other.kind, other.hashsum, other.target):
+            return False
+        return self.mode is None or other.mode is None or self.mode == other.mode
 
 
 class TreeState(BaseModel):
@@ -107,10 +116,19 @@ def scan_directory(root: Path) -> dict[str, os.stat_result | str]:
         for entry in entries:
             path = Path(entry.path)
             relative = path.relative_to(root).as_posix()
-            if entry.is_symlink():
-                found[relative] = _check_link(root, path)
-                continue
-            info = entry.stat(follow_symlinks=False)
+            _check_name(root, relative)
+            try:
+                if entry.is_symlink():
+                    found[relative] = _check_link(root, path)
+                    continue
+                info = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                # Listed a moment ago, gone or replaced now: someone is changing the tree.
+                raise PackError(
+                    f"{path} changed while the source was scanned ({exc.strerror or exc}); "
+                    "nothing was published; retry when it is quiet",
+                    path,
+                ) from exc
             if stat.S_ISDIR(info.st_mode):
                 found[relative] = info
                 pending.append(path)
@@ -121,6 +139,53 @@ def scan_directory(root: Path) -> dict[str, os.stat_result | str]:
             else:
                 raise PackError(f"{path} is not a regular file, directory or symlink", path)
     return dict(sorted(found.items()))
+
+
+def _hash_source(
+    root: Path, relative: str, scanned: os.stat_result, progress: Callable[[int], None] | None
+) -> str:
+    """Hash the scanned file without following links; refuse it if it is another file now."""
+    path = root / relative
+    try:
+        root_fd = open_root(root)
+        try:
+            fd = open_file_beneath(root_fd, relative)
+        finally:
+            os.close(root_fd)
+        try:
+            before = os.fstat(fd)
+            if _identity(before) == _identity(scanned):
+                with open(fd, "rb", buffering=0, closefd=False) as stream:
+                    reader = HashingReader(stream, progress, limit=before.st_size)
+                    hashsum = reader.hashsum()
+                if reader.count == before.st_size and _identity(os.fstat(fd)) == _identity(before):
+                    return hashsum
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT, errno.ENXIO):
+            raise PackError(f"cannot read {path}: {exc.strerror or exc}", path) from exc
+    raise PackError(
+        f"{path} changed while it was being packed; nothing was published; retry when it is quiet",
+        path,
+    )
+
+
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _check_name(root: Path, relative: str) -> None:
+    """Refuse names HDF5 cannot store: member names are UTF-8."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        shown = os.fsencode(relative).decode("utf-8", "backslashreplace")
+        raise PackError(
+            f"the name of {root}/{shown} is not valid UTF-8, which HDF5 names must be; "
+            "rename it (e.g. `convmv -f latin1 -t utf8 --notest`) and pack again",
+            root / relative,
+        ) from exc
 
 
 def current_state(
@@ -147,12 +212,11 @@ def current_state(
             ):
                 entries[relative] = old
                 continue
-            try:
-                hashsum = hashsum_file(root / relative, progress=progress)
-            except OSError as exc:
-                path = root / relative
-                raise PackError(f"cannot read {path}: {exc.strerror}", path) from exc
             entries[relative] = EntryState(
-                kind="file", size=info.st_size, mtime_ns=info.st_mtime_ns, hashsum=hashsum
+                kind="file",
+                size=info.st_size,
+                mtime_ns=info.st_mtime_ns,
+                hashsum=_hash_source(root, relative, info, progress),
+                mode=stat.S_IMODE(info.st_mode),
             )
     return TreeState(entries=entries)

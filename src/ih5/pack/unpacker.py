@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
+import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ih5.errors import IntegrityError, PackError
-from ih5.fs import fsync_directory, temp_path_for
+from ih5.fs.atomic import TEMP_SUFFIX
+from ih5.fs.beneath import DirectoryWalker, open_directory_beneath, open_root
 from ih5.pack.codecs import CODEC_ATTR, FileCodec, codec_named, installed_codecs
-from ih5.pack.packer import SYMLINK_CODEC, TARGET_ATTR, PackProgress
+from ih5.pack.packer import MODE_ATTR, MTIME_ATTR, SYMLINK_CODEC, TARGET_ATTR, PackProgress
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 from ih5.record.opening import RecordSource
 
@@ -28,11 +31,18 @@ class UnpackResult:
     bytes_written: int
 
 
+DEFAULT_FILE_MODE = 0o644
+DEFAULT_DIR_MODE = 0o755
+"""Modes of files and directories packed before modes were kept (what unpacking made then)."""
+_SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
 class _HashingFile:
     """A write-only file that hashes what passes through it."""
 
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
         self._hasher = hashlib.new("sha256")
         self.size = 0
 
@@ -44,7 +54,11 @@ class _HashingFile:
             view = view[os.write(self._fd, view) :]
         return len(data)
 
-    def finish(self) -> str:
+    def finish(self, mode: int, mtime_ns: int | None) -> str:
+        # Mode after the last write: a write by a non-root user clears setuid bits.
+        os.fchmod(self._fd, mode)
+        if mtime_ns is not None:
+            os.utime(self._fd, ns=(mtime_ns, mtime_ns))
         os.fsync(self._fd)
         fd, self._fd = self._fd, -1
         os.close(fd)
@@ -59,21 +73,45 @@ class _HashingFile:
             self._fd = -1
 
 
-def _restore_file(dataset: IH5Dataset, target: Path, codecs: Sequence[FileCodec]) -> int:
-    """Write one file through a temp name; refuse it unless its hashsum matches."""
-    name = str(dataset.attrs.get(CODEC_ATTR, "raw"))
-    codec = codec_named(codecs, name)
+def _mode(obj: IH5Group | IH5Dataset, default: int, special: bool) -> int:
+    value = obj.attrs.get(MODE_ATTR)
+    if value is None:
+        return default
+    return int(value) & (0o7777 if special else 0o7777 & ~_SPECIAL_BITS)
+
+
+def _mtime(obj: IH5Group | IH5Dataset) -> int | None:
+    value = obj.attrs.get(MTIME_ATTR)
+    return None if value is None else int(value)
+
+
+def _temp_name() -> str:
+    # Short, whatever the target's name: a temp name derived from a 250-byte name
+    # would not fit NAME_MAX.
+    return f".ih5-unpack.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
+def _restore_file(
+    dataset: IH5Dataset,
+    parent_fd: int,
+    name: str,
+    codecs: Sequence[FileCodec],
+    special: bool,
+) -> int:
+    """Write one file through a temp name in ``parent_fd``; refuse it unless its hashsum matches."""
+    codec_name = str(dataset.attrs.get(CODEC_ATTR, "raw"))
+    codec = codec_named(codecs, codec_name)
     if codec is None:
         raise PackError(
-            f"{dataset.name} was packed with codec {name!r}, which is not installed; "
+            f"{dataset.name} was packed with codec {codec_name!r}, which is not installed; "
             "install the plug-in that provides it",
             dataset.name,
         )
-    temp = temp_path_for(target)
-    out = _HashingFile(temp)
+    temp = _temp_name()
+    out = _HashingFile(os.open(temp, _CREATE, 0o600, dir_fd=parent_fd))
     try:
         codec.read(dataset, out)  # type: ignore[arg-type]
-        actual = out.finish()
+        actual = out.finish(_mode(dataset, DEFAULT_FILE_MODE, special), _mtime(dataset))
         expected = str(dataset.attrs["hashsum"])
         if actual != expected:
             raise IntegrityError(
@@ -81,11 +119,11 @@ def _restore_file(dataset: IH5Dataset, target: Path, codecs: Sequence[FileCodec]
                 "the record is damaged or the codec is broken",
                 dataset.name,
             )
-        os.replace(temp, target)
+        os.rename(temp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
     except BaseException:
         out.abandon()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+            os.unlink(temp, dir_fd=parent_fd)
         raise
     return out.size
 
@@ -100,7 +138,7 @@ def _link_stays_inside(root: Path, link: Path, target: str) -> bool:
         return False
 
 
-def _check_links(root: Path, links: list[tuple[str, Path]]) -> None:
+def _check_links(root: Path, root_fd: int, links: list[tuple[str, Path]]) -> None:
     """Refuse the record if a link leaves ``root`` now that all exist, removing every link.
 
     Each link was checked when made, but a later link can redirect an earlier one
@@ -109,13 +147,100 @@ def _check_links(root: Path, links: list[tuple[str, Path]]) -> None:
     for path, link in links:
         target = os.readlink(link)
         if not _link_stays_inside(root, link, target):
-            for _, made in links:
-                made.unlink()
+            with DirectoryWalker(root_fd) as walker:
+                for made, _ in links:
+                    *parents, name = made.split("/")
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=walker.fd(parents))
             raise PackError(
                 f"{path!r} links to {target!r}, which leaves the destination or loops; "
                 "refusing (the record was not made by 'ih5 pack'); no link was kept",
                 path,
             )
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):  # pragma: no cover - every POSIX system answers
+        return 255
+
+
+def _check_names(items: Sequence[tuple[str, object]], dest: Path) -> None:
+    """Refuse member names that cannot become one plain file name each, before writing."""
+    name_max = _name_max(dest)
+    for path, _ in items:
+        for part in path.split("/"):
+            if part in ("", ".", "..") or "\x00" in part:
+                raise PackError(f"{path!r} would be written outside {dest}; refusing", path)
+            if len(os.fsencode(part)) > name_max:
+                raise PackError(
+                    f"{path!r}: the name {part[:40]!r}... is {len(os.fsencode(part))} bytes, "
+                    f"longer than {dest}'s filesystem allows ({name_max}); unpack with "
+                    "ih5's Python API and rename it, or choose another filesystem",
+                    path,
+                )
+
+
+def _swapped(path: str, dest: Path, exc: OSError) -> PackError:
+    return PackError(
+        f"cannot create {path!r} in {dest}: {exc.strerror or exc}; something else changed "
+        "the destination while unpacking (nothing was written outside it); unpack into a "
+        "directory nobody else writes to",
+        path,
+    )
+
+
+@dataclass
+class _Unpacking:
+    """One run's state: where it writes and what it made."""
+
+    dest: Path
+    root: Path
+    root_fd: int
+    codecs: Sequence[FileCodec]
+    special: bool
+    progress: PackProgress | None
+    written: int = 0
+    links: list[tuple[str, Path]] = field(default_factory=list)
+    directories: list[tuple[list[str], int, int | None]] = field(default_factory=list)
+
+    def make(self, walker: DirectoryWalker, path: str, obj: IH5Group | IH5Dataset) -> None:
+        *parents, name = path.split("/")
+        parent = walker.fd(parents)
+        if isinstance(obj, IH5Group):
+            # Owner-only while filling it; its own mode and time come after its content.
+            os.mkdir(name, 0o700, dir_fd=parent)
+            mode = _mode(obj, DEFAULT_DIR_MODE, self.special)
+            self.directories.append(([*parents, name], mode, _mtime(obj)))
+        elif obj.attrs.get(CODEC_ATTR) == SYMLINK_CODEC:
+            link_target = str(obj.attrs[TARGET_ATTR])
+            if not _link_stays_inside(self.root, self.root / path, link_target):
+                raise PackError(
+                    f"{path!r} links to {link_target!r}, which leaves {self.dest} or loops; "
+                    "refusing",
+                    path,
+                )
+            os.symlink(link_target, name, dir_fd=parent)
+            self.links.append((path, self.root / path))
+        else:
+            size = _restore_file(obj, parent, name, self.codecs, self.special)
+            self.written += size
+            if self.progress is not None:
+                self.progress.advance(size)
+
+    def finish_directories(self) -> None:
+        """Set each directory's mode and time, deepest first, and make its entries durable."""
+        for parts, mode, mtime_ns in sorted(self.directories, key=lambda d: -len(d[0])):
+            fd = open_directory_beneath(self.root_fd, parts)
+            try:
+                os.fsync(fd)
+                os.fchmod(fd, mode)
+                if mtime_ns is not None:
+                    os.utime(fd, ns=(mtime_ns, mtime_ns))
+            finally:
+                os.close(fd)
+        os.fsync(self.root_fd)
 
 
 def unpack_record(
@@ -124,8 +249,17 @@ def unpack_record(
     *,
     progress: PackProgress | None = None,
     codecs: Sequence[FileCodec] | None = None,
+    preserve_special_bits: bool = False,
 ) -> UnpackResult:
-    """Restore the directory packed into ``record`` at ``destination`` (new or empty)."""
+    """Restore the directory packed into ``record`` at ``destination`` (new or empty).
+
+    Files and directories get their packed modes and modification times back
+    (as ``tar -x`` does), without setuid and setgid bits unless
+    ``preserve_special_bits``; records packed before modes were kept give
+    0644 files and 0755 directories. Everything is created relative to
+    directory descriptors without following links, so nothing that changes
+    the destination meanwhile can redirect a write outside it.
+    """
     dest = Path(destination)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise PackError(f"{dest} exists and is not an empty directory; choose a new one", dest)
@@ -137,35 +271,28 @@ def unpack_record(
         if progress is not None:
             progress.phase("unpacking", sum(int(obj.attrs.get("size", 0)) for obj in datasets))
         dest.mkdir(parents=True, exist_ok=True)
-        root = dest.resolve()
-        written = 0
-        links: list[tuple[str, Path]] = []
+        _check_names(items, dest)
+        root_fd = open_root(dest)
         try:
-            for path, obj in items:
-                target = dest / path
-                if not target.parent.resolve().is_relative_to(root):
-                    raise PackError(f"{path!r} would be written outside {dest}; refusing", path)
-                if isinstance(obj, IH5Group):
-                    target.mkdir()
-                elif obj.attrs.get(CODEC_ATTR) == SYMLINK_CODEC:
-                    link_target = str(obj.attrs[TARGET_ATTR])
-                    if not _link_stays_inside(root, target, link_target):
-                        raise PackError(
-                            f"{path!r} links to {link_target!r}, which leaves {dest} or loops; "
-                            "refusing",
-                            path,
-                        )
-                    os.symlink(link_target, target)
-                    links.append((path, target))
-                else:
-                    size = _restore_file(obj, target, codecs)
-                    written += size
-                    if progress is not None:
-                        progress.advance(size)
+            run = _Unpacking(dest, dest.resolve(), root_fd, codecs, preserve_special_bits, progress)
+            try:
+                with DirectoryWalker(root_fd) as walker:
+                    for path, obj in items:
+                        try:
+                            run.make(walker, path, obj)
+                        except (PackError, IntegrityError):
+                            raise
+                        except OSError as exc:
+                            raise _swapped(path, dest, exc) from exc
+            finally:
+                # Also after a failure half-way: no link may be left pointing outside.
+                _check_links(run.root, root_fd, run.links)
+            try:
+                run.finish_directories()
+            except OSError as exc:
+                raise _swapped(str(exc.filename or dest), dest, exc) from exc
         finally:
-            # Also after a failure half-way: no link may be left pointing outside.
-            _check_links(root, links)
-        groups = [dest / path for path, obj in items if isinstance(obj, IH5Group)]
-        for directory in [dest, *groups]:
-            fsync_directory(directory)
-    return UnpackResult(dest, len(datasets) - len(links), len(groups), len(links), written)
+            os.close(root_fd)
+    return UnpackResult(
+        dest, len(datasets) - len(run.links), len(run.directories), len(run.links), run.written
+    )

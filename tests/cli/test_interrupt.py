@@ -1,0 +1,73 @@
+"""Ctrl-C in any command: exit code 130 and one line on stderr saying what happened."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ih5 import IH5Record
+from ih5.cli import cli
+from ih5.pack import pack_directory
+
+MIB = 1 << 20
+
+
+def test_cli_reports_ctrl_c_in_one_line_with_exit_code_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KeyboardInterrupt is neither swallowed nor shown as click's bare 'Aborted!'."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ih5.cli.pack.pack_directory", interrupted)
+    (tmp_path / "src").mkdir()
+    result = CliRunner().invoke(cli, ["pack", str(tmp_path / "src"), str(tmp_path / "rec")])
+    assert result.exit_code == 130
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("ih5 pack: interrupted by Ctrl-C; nothing half-written")
+    assert result.stdout == ""
+
+
+def _ih5() -> list[str]:
+    return [sys.executable, "-c", "from ih5.cli import main; main()"]
+
+
+def test_regression_ctrl_c_during_pack_exits_130_and_leaves_the_record_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """SIGINT while a patch is written: exit 130, one line, the record opens in its old state."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for index in range(24):
+        (source / f"f{index:02d}.bin").write_bytes(b"old")
+    record = tmp_path / "out" / "rec"
+    pack_directory(source, record)
+    for index in range(24):
+        with open(source / f"f{index:02d}.bin", "wb") as handle:
+            handle.write(os.urandom(4 * MIB))
+    with subprocess.Popen(
+        [*_ih5(), "pack", str(source), str(record)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        deadline = time.monotonic() + 60
+        while not list(record.parent.glob(".rec.p1.ih5*")) and process.poll() is None:
+            assert time.monotonic() < deadline, "the patch never started"
+            time.sleep(0.002)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stderr.count("\n") == 1 and "interrupted by Ctrl-C" in stderr
+    assert stdout == ""
+    with IH5Record(record) as rec:
+        assert [entry.index for entry in rec.history()] == [0]
+        assert bytes(rec["f00.bin"][()]) == b"old"
