@@ -41,7 +41,7 @@ KILL_POINTS: list[tuple[Any, str]] = [
     (ih5.record.commit, "hashsum_container"),
     (ih5.record.commit, "write_user_block"),
     (ih5.record.commit, "encode_user_block"),
-    (ih5.record.commit, "_write_new_file"),
+    (ih5.record.commit, "write_new_file"),
     (ih5.store.LocalStore, "publish"),
     (ih5.store.LocalStore, "sync"),
     (h5py.File, "close"),

@@ -296,6 +296,21 @@ def _interrupt_on_call(monkeypatch: pytest.MonkeyPatch, call: int) -> list[str]:
     return seen
 
 
+def _commit_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at_publish: int
+) -> tuple[Path, IH5MFRecord, list[str]]:
+    """Commit a patch on a manifest record with Ctrl-C at its ``at_publish``-th publish step."""
+    path = build(tmp_path, kind=IH5MFRecord)
+    rec = IH5MFRecord(path, "r+")
+    rec.create_patch()
+    rec["new"] = 1
+    seen = _interrupt_on_call(monkeypatch, at_publish)
+    with pytest.raises(KeyboardInterrupt):
+        rec.commit_patch()
+    monkeypatch.undo()
+    return path, rec, seen
+
+
 def _orphan_manifests(directory: Path) -> list[str]:
     return sorted(
         p.name
@@ -309,14 +324,7 @@ def test_ctrl_c_after_container_published_leaves_no_manifest_without_container(
 ) -> None:
     """KeyboardInterrupt right after the container is published (at the manifest step):
     no manifest is visible without its container."""
-    path = build(tmp_path, kind=IH5MFRecord)
-    rec = IH5MFRecord(path, "r+")
-    rec.create_patch()
-    rec["new"] = 1
-    seen = _interrupt_on_call(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        rec.commit_patch()
-    monkeypatch.undo()
+    _, rec, seen = _commit_interrupted(tmp_path, monkeypatch, at_publish=2)
     rec.close()
     assert seen == ["rec.p1.ih5", "rec.p1.ih5mf.json"]
     assert (tmp_path / "rec.p1.ih5").exists()
@@ -328,14 +336,7 @@ def test_ctrl_c_after_container_published_next_open_completes_manifest(
 ) -> None:
     """After a Ctrl-C between the container and its manifest, the next opener publishes
     the staged manifest: the record opens as IH5MFRecord and verifies."""
-    path = build(tmp_path, kind=IH5MFRecord)
-    rec = IH5MFRecord(path, "r+")
-    rec.create_patch()
-    rec["new"] = 1
-    _interrupt_on_call(monkeypatch, 2)
-    with pytest.raises(KeyboardInterrupt):
-        rec.commit_patch()
-    monkeypatch.undo()
+    path, rec, _ = _commit_interrupted(tmp_path, monkeypatch, at_publish=2)
     rec.close()
     assert not (tmp_path / "rec.p1.ih5mf.json").exists()
     with IH5MFRecord(path) as reopened:
@@ -351,14 +352,7 @@ def test_ctrl_c_before_container_published_publishes_nothing(
 ) -> None:
     """KeyboardInterrupt at the container's publishing step: nothing is published and the
     change set stays open for its writer."""
-    path = build(tmp_path, kind=IH5MFRecord)
-    rec = IH5MFRecord(path, "r+")
-    rec.create_patch()
-    rec["new"] = 1
-    _interrupt_on_call(monkeypatch, 1)
-    with pytest.raises(KeyboardInterrupt):
-        rec.commit_patch()
-    monkeypatch.undo()
+    path, rec, _ = _commit_interrupted(tmp_path, monkeypatch, at_publish=1)
     assert rec.has_patch
     rec.discard_patch()
     rec.close()

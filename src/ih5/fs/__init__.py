@@ -8,6 +8,7 @@ from ih5.fs.atomic import (
     replace_file,
     sweep_stale_temp_files,
     temp_path_for,
+    write_new_file,
 )
 from ih5.fs.hashing import (
     DEFAULT_ALGORITHM,
@@ -24,7 +25,7 @@ from ih5.fs.jsonfile import (
     locked_json,
     read_json,
 )
-from ih5.fs.lock import file_lock, lock_path_for
+from ih5.fs.lock import file_lock, lock_holder, lock_path_for
 
 __all__ = [
     "DEFAULT_ALGORITHM",
@@ -39,6 +40,7 @@ __all__ = [
     "hashsum_file",
     "hashsum_stream",
     "is_temp_name",
+    "lock_holder",
     "lock_path_for",
     "locked_json",
     "parse_hashsum",
@@ -47,4 +49,5 @@ __all__ = [
     "replace_file",
     "sweep_stale_temp_files",
     "temp_path_for",
+    "write_new_file",
 ]

@@ -71,6 +71,29 @@ def replace_file(temp: str | os.PathLike[str], target: str | os.PathLike[str]) -
     fsync_directory(Path(target).absolute().parent)
 
 
+def write_new_file(
+    path: str | os.PathLike[str], data: bytes | bytearray | memoryview, mode: int | None = None
+) -> None:
+    """Create ``path`` (it must not exist), write ``data``, fsync; remove it on any failure.
+
+    ``mode`` sets the permission bits (default 0644 under the umask).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            view = memoryview(data).cast("B")
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _unlink_quietly(path)
+        raise
+
+
 def atomic_write_bytes(
     path: str | os.PathLike[str],
     data: bytes | bytearray | memoryview,
@@ -85,19 +108,9 @@ def atomic_write_bytes(
     directory fsync (which makes the rename durable) to the caller.
     """
     target = Path(path)
-    mode = _existing_mode(target)
     temp = temp_path_for(target)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    write_new_file(temp, data, _existing_mode(target))
     try:
-        try:
-            if mode is not None:
-                os.fchmod(fd, mode)
-            view = memoryview(data).cast("B")
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.replace(temp, target)
     except BaseException:
         _unlink_quietly(temp)

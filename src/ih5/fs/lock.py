@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import stat
 import threading
 import time
@@ -346,3 +347,19 @@ def file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0) -> Ite
         yield Path(entry.lock_path)
     finally:
         entry.release()
+
+
+def lock_holder(path: str | os.PathLike[str]) -> str:
+    """Who holds the lock guarding ``path``, as the kernel lists flock holders (Linux)."""
+    try:
+        info = os.stat(lock_path_for(path))
+        with open("/proc/locks") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return "another process"
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in lines:
+        fields = line.split()
+        if "->" not in fields and len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device:
+            return f"pid {fields[4]} on {socket.gethostname()}"
+    return "another process"

@@ -25,6 +25,7 @@ from typing import Literal, Protocol
 
 from ih5.errors import ConflictError, PackError
 from ih5.format import (
+    CONTAINER_SUFFIX,
     MANIFEST_SUFFIX,
     discover_containers,
     load_refs,
@@ -35,7 +36,7 @@ from ih5.format import (
 )
 from ih5.fs import hashsum_stream, pid_alive
 from ih5.fs.beneath import open_file_beneath, open_root
-from ih5.manifest import IH5Manifest, IH5MFRecord
+from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
 from ih5.pack.codecs import (
     CODEC_ATTR,
     FileCodec,
@@ -495,7 +496,7 @@ def _recover_stub_runs(where: Path) -> None:
     """
     protocol = CommitProtocol(LocalStore(where.parent), where.name)
     containers = discover_containers(where.parent, where.name)
-    for ref in load_refs(path for path in containers if not manifest_path_of(path).exists()):
+    for ref in load_refs(path for path in containers if not manifest_path(path).exists()):
         protocol.complete_manifest(ref)
     for staging in where.parent.glob(f".{where.name}.stub-*"):
         match = _STAGING.fullmatch(staging.name)
@@ -505,14 +506,9 @@ def _recover_stub_runs(where: Path) -> None:
     protocol.drop_dead_staged_manifests(holding_lock=False)
 
 
-def manifest_path_of(container: Path) -> Path:
-    """The manifest file of a container file."""
-    return container.with_name(manifest_name(container.name))
-
-
 def _publish_beside(written: Sequence[Path], where: Path, manifest: Path) -> tuple[Path, ...]:
     """Publish a patch made on a stub, and its manifest, beside ``manifest`` (create-if-absent)."""
-    (container,) = [path for path in written if path.name.endswith(".ih5")]
+    (container,) = [path for path in written if path.name.endswith(CONTAINER_SUFFIX)]
     store = LocalStore(where.parent)
     protocol = CommitProtocol(store, where.name)
     try:
@@ -527,7 +523,7 @@ def _publish_beside(written: Sequence[Path], where: Path, manifest: Path) -> tup
     staged = protocol.staged_manifest_path(container.name)
     # The manifest waits under the protocol's staging name, so that a run killed after
     # publishing the container is completed by the next one.
-    os.link(manifest_path_of(container), staged)
+    os.link(manifest_path(container), staged)
     try:
         publish_container(
             store, Sealed(container, ref.user_block, ref.block_size, container.name, staged)

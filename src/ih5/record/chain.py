@@ -15,9 +15,9 @@ import h5py
 from ih5.errors import NodeNotFoundError, RecordClosedError, RecordModeError, StubError
 from ih5.format import ContainerRef, IH5UserBlock
 from ih5.format.extensions import is_stub_container
-from ih5.record.opening import build_tree, container_facts, open_container
+from ih5.record.opening import build_tree, open_container
 from ih5.record.patch import PatchWriter
-from ih5.record.tree import Node, apply_container, split_path
+from ih5.record.tree import Node, lookup
 
 
 class Chain:
@@ -36,7 +36,8 @@ class Chain:
 
     # --- the committed containers ---------------------------------------------
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Raise RecordClosedError once the chain (its record) is closed."""
         if self.closed:
             raise RecordClosedError(
                 f"record {self.label} is closed; open it again to go on", self.label
@@ -53,16 +54,8 @@ class Chain:
         self.refs = list(refs)
         self.root = build_tree(self.refs)
 
-    def append(self, ref: ContainerRef, facts_from_tree: bool = True) -> None:
-        """Add a newly committed container; its changes are already in the tree when
-        ``facts_from_tree`` (our own patch), else they are read from the container."""
-        if not facts_from_tree:
-            self.root = apply_container(
-                self.root if self.refs else None,
-                container_facts(ref),
-                ref.user_block.patch_index,
-                is_base=not self.refs,
-            )
+    def append(self, ref: ContainerRef) -> None:
+        """Add our newly committed container (its changes are in the tree already)."""
         self.refs.append(ref)
 
     def rebuild(self) -> None:
@@ -73,18 +66,15 @@ class Chain:
 
     def resolve(self, path: str) -> Node:
         """The node at ``path``; NodeNotFoundError if there is none."""
-        self._check_open()
-        node = self.root
-        for name in split_path(path):
-            child = node.members().get(name)
-            if child is None:
-                raise NodeNotFoundError(f"no object at {path!r} in record {self.label}", path)
-            node = child
+        self.check_open()
+        node = lookup(self.root, path)
+        if node is None:
+            raise NodeNotFoundError(f"no object at {path!r} in record {self.label}", path)
         return node
 
     def data_file(self, index: int, path: str) -> h5py.File:
         """The file holding what container ``index`` wrote at ``path``; refuses stub data."""
-        self._check_open()
+        self.check_open()
         first = self.refs[0] if self.refs else None
         if (
             first is not None
@@ -101,7 +91,7 @@ class Chain:
 
     def h5(self, index: int) -> h5py.File:
         """The open HDF5 file of container ``index`` (the open patch's own, or a committed one)."""
-        self._check_open()
+        self.check_open()
         if self.writer is not None and index == self.writer.index:
             return self.writer.file
         file = self._files.get(index)
@@ -112,7 +102,7 @@ class Chain:
 
     def require_writer(self) -> PatchWriter:
         """The open patch; RecordModeError (or RecordClosedError) when changes cannot be made."""
-        self._check_open()
+        self.check_open()
         if self.writer is None:
             if self.read_only:
                 raise RecordModeError(

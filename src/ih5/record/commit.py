@@ -47,7 +47,7 @@ from ih5.format import (
     write_user_block,
 )
 from ih5.format.extensions import named_manifest_hashsum
-from ih5.fs import hashsum_bytes, parse_hashsum, pid_alive
+from ih5.fs import hashsum_bytes, parse_hashsum, pid_alive, write_new_file
 from ih5.store import Store
 
 WRITING = "writing"
@@ -161,28 +161,24 @@ class CommitProtocol:
         """This writer's staging file for the container with file index ``index``."""
         return self.store.staging_dir / f".{self.final_name(index)}.{self.writer}.{state}"
 
+    def staged_manifest_path(self, final: str) -> Path:
+        """This writer's staging name for the manifest of container ``final``."""
+        return self.store.staging_dir / f".{manifest_name(final)}.{self.writer}.{STAGED}"
+
+    def _own_names(self, path: Path) -> set[str]:
+        """Our staging file ``path`` and, for an open container, its manifest's staging name."""
+        staged = parse_staged_name(path.name)
+        if staged is None or staged.state != WRITING:
+            return {path.name}
+        return {path.name, self.staged_manifest_path(staged.target).name}
+
     def claim(self, path: Path) -> None:
         """Mark our staging file ``path`` as in use (a finished writer calls ``release``)."""
-        _LIVE.add(path.name)
-        if path.name.endswith(f".{WRITING}"):
-            final = path.name.removesuffix(f".{WRITING}").removeprefix(".")
-            target = final.removesuffix(f".{self.writer}")
-            _LIVE.add(f".{manifest_name(target)}.{self.writer}.{STAGED}")
+        _LIVE.update(self._own_names(path))
 
     def release(self, path: Path) -> None:
         """Our staging file ``path`` is published, suspended or dropped."""
-        _LIVE.discard(path.name)
-        if path.name.endswith(f".{WRITING}"):
-            final = path.name.removesuffix(f".{WRITING}").removeprefix(".")
-            target = final.removesuffix(f".{self.writer}")
-            _LIVE.discard(f".{manifest_name(target)}.{self.writer}.{STAGED}")
-
-    def staged_manifest_path(self, final: str) -> Path:
-        """This writer's staging name for the manifest of container ``final``."""
-        return self._staged_manifest_path(final)
-
-    def _staged_manifest_path(self, final: str) -> Path:
-        return self.store.staging_dir / f".{manifest_name(final)}.{self.writer}.{STAGED}"
+        _LIVE.difference_update(self._own_names(path))
 
     def staged_files(self) -> list[StagedFile]:
         """Every staged file of this record, of any writer."""
@@ -191,7 +187,7 @@ class CommitProtocol:
             staged = parse_staged_name(name)
             if staged is None:
                 continue
-            parsed = parse_container_name(staged.target.removesuffix("mf.json"))
+            parsed = parse_container_name(staged.target.removesuffix(MANIFEST_SUFFIX))
             if parsed is not None and parsed[0] == self.name:
                 found.append(staged)
         return sorted(found, key=lambda staged: staged.name)
@@ -237,7 +233,7 @@ class CommitProtocol:
         """Hash the closed container at ``path``, stage its manifest, seal its user block."""
         final = self.final_name(final_index)
         return seal_container(
-            path, user_block, block_size, final, sidecar, self._staged_manifest_path(final)
+            path, user_block, block_size, final, sidecar, self.staged_manifest_path(final)
         )
 
     def unseal(self, sealed: Sealed, user_block: IH5UserBlock) -> None:
@@ -249,11 +245,7 @@ class CommitProtocol:
     def check_free(self, final: str) -> None:
         """Refuse to publish ``final`` when it, or a manifest claiming it, is already there."""
         if self.store.exists(final):
-            raise ConflictError(
-                f"{self.store.describe(final)} was published by another writer meanwhile; "
-                "reopen the record and retry",
-                self.store.describe(final),
-            )
+            raise _taken(self.store, final)
         orphan = manifest_name(final)
         if self.store.exists(orphan):
             raise ConflictError(
@@ -345,7 +337,7 @@ class CommitProtocol:
                 continue
             path = self.store.staging_dir / staged.name
             sealed = None if published is not None else _sealed(path, newest)
-            if sealed is not None and _file_index(sealed[0]) == next_index:
+            if sealed is not None and file_index(sealed[0]) == next_index:
                 final = self.final_name(next_index)
                 manifest = self._dead_writers_manifest(staged, final, sealed[0])
                 if not self.store.exists(final) and not self.store.exists(manifest_name(final)):
@@ -425,7 +417,8 @@ def seal_container(
         # The manifest extension lengthens the block: refuse an oversized one first.
         encode_user_block(hashed, block_size)
         manifest = manifest_staging
-        _write_new_file(manifest, raw)
+        # The name is this writer's own: created in place, no rename needed.
+        write_new_file(manifest, raw)
     try:
         write_user_block(path, hashed)
     except BaseException:
@@ -442,11 +435,7 @@ def publish_container(store: Store, sealed: Sealed) -> ContainerRef:
     stays where it was for its writer.
     """
     if not store.publish(sealed.path, sealed.final):
-        raise ConflictError(
-            f"{store.describe(sealed.final)} was published by another writer meanwhile; "
-            "reopen the record and retry",
-            store.describe(sealed.final),
-        )
+        raise _taken(store, sealed.final)
     store.sync()
     if sealed.manifest is not None:
         try:
@@ -461,6 +450,14 @@ def publish_container(store: Store, sealed: Sealed) -> ContainerRef:
     return ContainerRef(store.local_path(sealed.final), sealed.user_block, sealed.block_size)
 
 
+def _taken(store: Store, final: str) -> ConflictError:
+    return ConflictError(
+        f"{store.describe(final)} was published by another writer meanwhile; "
+        "reopen the record and retry",
+        store.describe(final),
+    )
+
+
 def _publish_manifest(store: Store, staged: Path, name: str) -> None:
     if not store.publish(staged, name):
         # Another reader or writer completed it from our staged file (same bytes).
@@ -469,28 +466,26 @@ def _publish_manifest(store: Store, staged: Path, name: str) -> None:
     store.sync()
 
 
-def _file_index(user_block: IH5UserBlock) -> int:
+def file_index(user_block: IH5UserBlock) -> int:
     """The index in a container's file name: 0 for the first of a chain (base or stub)."""
     return 0 if user_block.prev_patch is None else user_block.patch_index
 
 
 def _newest_first(name: str) -> tuple[int, int]:
-    parsed = parse_container_name(name.removesuffix("mf.json"))
+    parsed = parse_container_name(name.removesuffix(MANIFEST_SUFFIX))
     index = parsed[1] if parsed is not None else 0
     # A container before its manifest.
-    return (-index, 1 if name.endswith("mf.json") else 0)
+    return (-index, 1 if name.endswith(MANIFEST_SUFFIX) else 0)
 
 
-def _sealed(
-    path: Path, newest: IH5UserBlock | None, check_prev: bool = True
-) -> tuple[IH5UserBlock, int] | None:
+def _sealed(path: Path, newest: IH5UserBlock | None) -> tuple[IH5UserBlock, int] | None:
     """The user block and block size of a sealed container following ``newest``, else None."""
     try:
         user_block, size = read_user_block_with_size(path)
         expected = user_block.hdf5_hashsum
         if expected is None:
             return None
-        if check_prev and user_block.prev_patch != (newest.patch_uuid if newest else None):
+        if user_block.prev_patch != (newest.patch_uuid if newest else None):
             return None
         algorithm, _ = parse_hashsum(expected)
         if hashsum_container(path, algorithm) != expected:
@@ -517,20 +512,3 @@ def _read_path_or_none(path: Path) -> bytes | None:
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
         return None
-
-
-def _write_new_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file and fsync it (the name is unique to this writer)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise

@@ -22,7 +22,7 @@ from ih5.format import (
     write_attr_deletion_marker,
     write_deletion_marker,
 )
-from ih5.record.tree import Node, split_path
+from ih5.record.tree import Node, lookup, split_path
 
 H5Object: TypeAlias = Any
 """An h5py Group or Dataset (h5py ships no type hints)."""
@@ -41,12 +41,9 @@ class PatchWriter:
 
     def node(self, path: str) -> Node:
         """Return the overlay node at ``path`` or raise NodeNotFoundError."""
-        node = self.root
-        for name in split_path(path):
-            child = node.members().get(name)
-            if child is None:
-                raise NodeNotFoundError(f"no object at {path!r} in this record", path)
-            node = child
+        node = lookup(self.root, path)
+        if node is None:
+            raise NodeNotFoundError(f"no object at {path!r} in this record", path)
         return node
 
     def _patch_object(self, parts: list[str]) -> H5Object:

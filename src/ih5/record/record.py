@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import socket
 import threading
 import time
 import warnings
@@ -30,7 +29,6 @@ from ih5.errors import (
     FileLockTimeoutError,
     IntegrityError,
     NotAnIH5ContainerError,
-    RecordClosedError,
     RecordExistsError,
     RecordLockedError,
     RecordModeError,
@@ -48,11 +46,11 @@ from ih5.format import (
     read_user_block_with_size,
     write_user_block,
 )
-from ih5.fs import file_lock, lock_path_for
+from ih5.fs import file_lock, lock_holder
 from ih5.fs.atomic import sweep_stale_temps_in
 from ih5.fs.hashing import Progress
 from ih5.record.chain import Chain
-from ih5.record.commit import CommitProtocol, Sealed, Sidecar
+from ih5.record.commit import CommitProtocol, Sealed, Sidecar, file_index
 from ih5.record.facts import read_facts
 from ih5.record.merge import merge_record
 from ih5.record.opening import (
@@ -85,11 +83,6 @@ class ContainerInfo:
     hashsum: str
     size: int
     files: tuple[Path, ...]
-
-
-def _file_index(user_block: IH5UserBlock) -> int:
-    """The index in a container's file name: 0 for the first of a chain (base or stub)."""
-    return 0 if user_block.prev_patch is None else user_block.patch_index
 
 
 class _WriterRegistry:
@@ -148,22 +141,6 @@ def _abandon(chain: Chain, patch: _OpenPatch, stack: ExitStack) -> None:
         stack.close()
 
 
-def _describe_owner(target: Path) -> str:
-    """Who holds the lock guarding ``target``, as the kernel lists flock holders (Linux)."""
-    try:
-        info = os.stat(lock_path_for(target))
-        with open("/proc/locks") as locks:
-            lines = locks.read().splitlines()
-    except OSError:
-        return "another process"
-    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
-    for line in lines:
-        fields = line.split()
-        if "->" not in fields and len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device:
-            return f"pid {fields[4]} on {socket.gethostname()}"
-    return "another process"
-
-
 class IH5Record(IH5Group):
     """An IH5 record opened in one of h5py's modes (r, r+, a, w, w-/x).
 
@@ -209,7 +186,6 @@ class IH5Record(IH5Group):
         self._stack = ExitStack()
         self._patch = _OpenPatch()
         self._truncating: list[str] | None = None
-        self._closed = False
         self._lock_timeout = lock_timeout
         self._finalizer = weakref.finalize(self, _abandon, self._chain, self._patch, self._stack)
         try:
@@ -319,13 +295,13 @@ class IH5Record(IH5Group):
                 _log.warning(
                     "waiting for the writer of record %s (%s) to finish",
                     self._label,
-                    _describe_owner(target),
+                    lock_holder(target),
                 )
                 rest = None if remaining is None else remaining - first
                 self._stack.enter_context(file_lock(target, rest))
         except FileLockTimeoutError as exc:
             raise RecordLockedError(
-                f"record {self._label} is locked by another writer ({_describe_owner(target)}; "
+                f"record {self._label} is locked by another writer ({lock_holder(target)}; "
                 f"waited {timeout} s); retry when it is done",
                 target,
             ) from exc
@@ -419,12 +395,6 @@ class IH5Record(IH5Group):
         """The mode the record was opened in."""
         return self._mode
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RecordClosedError(
-                f"record {self._label} is closed; open it again to go on", self._label
-            )
-
     def _open_patch(self, path: Path, user_block: IH5UserBlock, block_size: int) -> None:
         file = open_container(path, "r+")
         try:
@@ -444,7 +414,7 @@ class IH5Record(IH5Group):
         chain.writer = PatchWriter(file, user_block.patch_index, is_base, chain.root)
 
     def _create_container(self, user_block: IH5UserBlock) -> None:
-        path = self._require_protocol().staging_path(_file_index(user_block))
+        path = self._require_protocol().staging_path(file_index(user_block))
         h5py.File(path, "w-", userblock_size=USER_BLOCK_SIZE).close()
         try:
             write_user_block(path, user_block)
@@ -457,18 +427,21 @@ class IH5Record(IH5Group):
         """Refuse to fork the chain when the directory holds a newer container than our view."""
         if self._truncating is not None:
             return
+        name = self._require_name()
         newest = self._chain.newest
         newest_index = newest.patch_index if newest is not None else -1
-        for path in discover_containers(self._directory, self._require_name()):
-            parsed = parse_container_name(path.name)
-            if parsed is not None and parsed[1] > newest_index:
+        names = self._store.names()  # one listing for both checks: this runs on every commit
+        for entry in names:
+            parsed = parse_container_name(entry)
+            if parsed is not None and parsed[0] == name and parsed[1] > newest_index:
                 raise ConflictError(
-                    f"record {self._label} has a newer container {path.name} than this "
+                    f"record {self._label} has a newer container {entry} than this "
                     "writer has seen; reopen the record and retry",
-                    path,
+                    self._store.describe(entry),
                 )
         index = self._next_file_index()
-        for stray in self.strays():
+        strays = find_strays(self._store, name, self._chain.refs, names) if self._chain.refs else []
+        for stray in strays:
             if stray.claims == index:
                 raise ConflictError(
                     f"{stray.path} claims patch index {index} ({stray.reason}); nothing is "
@@ -478,7 +451,7 @@ class IH5Record(IH5Group):
 
     def create_patch(self) -> None:
         """Start a new change set on top of the newest committed container."""
-        self._check_open()
+        self._chain.check_open()
         if self._mode == "r":
             self._chain.require_writer()
         if self._chain.writer is not None:
@@ -495,7 +468,7 @@ class IH5Record(IH5Group):
 
     def commit_patch(self) -> None:
         """Hash the open container, seal its user block and publish it under its final name."""
-        self._check_open()
+        self._chain.check_open()
         writer = self._chain.require_writer()
         protocol = self._require_protocol()
         patch = self._patch
@@ -504,14 +477,14 @@ class IH5Record(IH5Group):
         writer.file.close()
         unsealed = patch.user_block
         sealed = protocol.seal(
-            patch.path, unsealed, patch.block_size, _file_index(unsealed), self._sidecar()
+            patch.path, unsealed, patch.block_size, file_index(unsealed), self._sidecar()
         )
         try:
             ref = self._publish(protocol, sealed)
         except BaseException:
             if not os.path.lexists(sealed.path):
                 # Published; only making it durable or publishing the manifest failed.
-                self._committed(ref_of(sealed, self._directory))
+                self._committed(_published_ref(sealed, self._directory))
                 raise
             self._chain.writer = None
             self._require_protocol().release(patch.path)
@@ -554,7 +527,7 @@ class IH5Record(IH5Group):
 
     def discard_patch(self) -> None:
         """Throw the open container away; the overlay returns to the last committed state."""
-        self._check_open()
+        self._chain.check_open()
         writer = self._chain.require_writer()
         path, self._patch.path = self._patch.path, None
         # Forget the patch first: should closing or removing its file fail, closing the
@@ -573,7 +546,7 @@ class IH5Record(IH5Group):
     @property
     def user_block(self) -> IH5UserBlock:
         """The user block of the newest committed container."""
-        self._check_open()
+        self._chain.check_open()
         newest = self._chain.newest
         if newest is None:
             raise RecordNotFoundError(f"record {self._label} has no committed container")
@@ -582,12 +555,12 @@ class IH5Record(IH5Group):
     @property
     def containers(self) -> list[Path]:
         """The committed container files, oldest first."""
-        self._check_open()
+        self._chain.check_open()
         return [ref.path for ref in self._chain.refs]
 
     def history(self) -> list[ContainerInfo]:
         """One entry per committed container: index, uuid, hashsum, size and files."""
-        self._check_open()
+        self._chain.check_open()
         entries = []
         for ref in self._chain.refs:
             manifest = ref.path.with_name(manifest_name(ref.path.name))
@@ -606,19 +579,19 @@ class IH5Record(IH5Group):
 
     def verify(self, progress: Progress | None = None) -> None:
         """Re-hash every committed container; raise IntegrityError on the first mismatch."""
-        self._check_open()
+        self._chain.check_open()
         check_hashsums(self._chain.refs, progress)
 
     def merge_files(self, target: str | os.PathLike[str]) -> Path:
         """Write the current committed state into one new base container at ``target``."""
-        self._check_open()
+        self._chain.check_open()
         return merge_record(self._chain, Path(target), self._sidecar())
 
     # --- closing --------------------------------------------------------------
 
     def close(self, commit: bool = True) -> None:
         """Commit (or keep uncommitted, ``commit=False``) an open patch, then release all."""
-        if self._closed:
+        if self._chain.closed:
             return
         try:
             if self._chain.writer is not None:
@@ -627,7 +600,6 @@ class IH5Record(IH5Group):
                 else:
                     self._suspend_patch()
         finally:
-            self._closed = True
             self._finalizer()
 
     def __enter__(self: RecordT) -> RecordT:
@@ -639,7 +611,7 @@ class IH5Record(IH5Group):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if exc is not None and self._chain.writer is not None and not self._closed:
+        if exc is not None and self._chain.writer is not None and not self._chain.closed:
             # An exception inside ``with`` abandons the change set: it is never published.
             try:
                 self.discard_patch()
@@ -649,10 +621,10 @@ class IH5Record(IH5Group):
         self.close(commit=exc is None)
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"mode {self._mode!r}"
+        state = "closed" if self._chain.closed else f"mode {self._mode!r}"
         return f"<IH5Record {self._label} ({len(self._chain.refs)} containers, {state})>"
 
 
-def ref_of(sealed: Sealed, directory: Path) -> ContainerRef:
+def _published_ref(sealed: Sealed, directory: Path) -> ContainerRef:
     """The committed container a published ``sealed`` became."""
     return ContainerRef(directory / sealed.final, sealed.user_block, sealed.block_size)

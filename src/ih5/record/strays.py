@@ -21,6 +21,7 @@ from ih5.format import (
     parse_container_name,
     read_user_block,
 )
+from ih5.record.commit import file_index
 from ih5.store import Store
 
 
@@ -34,13 +35,15 @@ class Stray:
     """The file index it claims (where a writer must not publish), if any."""
 
 
-def find_strays(store: Store, name: str, chain: Sequence[ContainerRef]) -> list[Stray]:
+def find_strays(
+    store: Store, name: str, chain: Sequence[ContainerRef], names: Sequence[str] | None = None
+) -> list[Stray]:
     """Report the files of ``store`` that claim to belong to record ``name`` but are not in
     ``chain``: containers under other names that carry its record uuid, and manifests
-    whose container is missing."""
+    whose container is missing. ``names`` is a listing of ``store`` already at hand."""
     record_uuid = chain[0].user_block.record_uuid
     members = {ref.path.name for ref in chain}
-    names = store.names()
+    names = store.names() if names is None else names
     present = set(names)
     found: list[Stray] = []
     for entry in sorted(names):
@@ -77,7 +80,7 @@ def _stray_container(store: Store, name: str, entry: str, record_uuid: object) -
         return None
     if user_block.record_uuid != record_uuid:
         return None
-    index = 0 if user_block.prev_patch is None else user_block.patch_index
+    index = file_index(user_block)
     return Stray(
         path,
         f"a container of this record (patch_index {user_block.patch_index}) under a name "

@@ -7,7 +7,7 @@ local directory; object storage fits behind the same interface (no renames
 across the seam, publishing by key).
 """
 
-from ih5.store._local import LocalStore, links_supported
+from ih5.store._local import LocalStore
 from ih5.store._seam import Store
 
-__all__ = ["LocalStore", "Store", "links_supported"]
+__all__ = ["LocalStore", "Store"]

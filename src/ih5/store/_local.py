@@ -19,25 +19,6 @@ _warned: set[str] = set()
 _warned_mutex = threading.Lock()
 
 
-def links_supported(directory: str | os.PathLike[str]) -> bool:
-    """Tell whether ``directory``'s filesystem has hard links (create-if-absent publishing)."""
-    probe = Path(directory) / f".ih5-link-probe-{os.getpid()}-{threading.get_ident()}"
-    twin = probe.with_name(probe.name + "-twin")
-    try:
-        probe.touch(exist_ok=False)
-        try:
-            os.link(probe, twin)
-        except OSError as exc:
-            if exc.errno in _NO_LINKS:
-                return False
-            raise
-        twin.unlink()
-        return True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            probe.unlink()
-
-
 class LocalStore:
     """A record's directory on a local or mounted filesystem."""
 
