@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
+from ih5.cli import exits
 from ih5.cli.meta import meta
 from ih5.cli.pack import pack_command, pack_many_command, unpack_command
 from ih5.cli.records import register as register_records
-from ih5.errors import Ih5Error
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-"""128 + SIGINT, what shells report for a command stopped by Ctrl-C."""
+from ih5.errors import Ih5Error, IntegrityError
+from ih5.format import parse_container_name
 
 INTERRUPTED = (
     "interrupted by Ctrl-C; nothing half-written was published "
@@ -24,10 +24,11 @@ INTERRUPTED = (
 
 
 class Ih5Group(click.Group):
-    """A command group that turns errors into one line on stderr and exit code 1.
+    """A command group that turns errors into one line on stderr and one exit code per kind.
 
     ih5's own errors say what to do; OS errors name the file; anything else is
     a bug, reported in one line that points at ``--debug`` for the traceback.
+    A reader of stdout that went away (``| head``) ends the command quietly.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -39,17 +40,33 @@ class Ih5Group(click.Group):
                 ["ih5", *([ctx.invoked_subcommand] if ctx.invoked_subcommand else [])]
             )
             click.echo(f"{command}: {INTERRUPTED}", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            ctx.exit(exits.INTERRUPTED)
+        except BrokenPipeError:
+            _silence_stdout()
+            ctx.exit(exits.BROKEN_PIPE)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 raise
             click.echo(f"Error: {_one_line(exc)}", err=True)
-            ctx.exit(EXIT_FAILURE)
+            ctx.exit(exits.exit_code_for(exc))
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test runner's buffer)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _one_line(exc: Exception) -> str:
+    if isinstance(exc, IntegrityError) and exc.path is not None:
+        return f"{exc}{set_aside_hint(Path(exc.path))}"
     if isinstance(exc, Ih5Error):
         return str(exc)
     if isinstance(exc, OSError):
@@ -57,17 +74,52 @@ def _one_line(exc: Exception) -> str:
     return f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
 
 
-@click.group(cls=Ih5Group, context_settings={"help_option_names": ["-h", "--help"]})
+def set_aside_hint(container: Path) -> str:
+    """How to get at the states before a damaged patch ``container`` (none for a base)."""
+    parsed = parse_container_name(container.name)
+    if parsed is None or parsed[1] == 0:
+        return ""
+    return (
+        f"; the states before it stay readable with --at {parsed[1] - 1}, and setting it "
+        f"aside ('mv {container} {container}.damaged') makes state {parsed[1] - 1} the newest"
+    )
+
+
+class _StderrLines(logging.Handler):
+    """Library warnings (e.g. waiting for another writer) as plain lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"ih5: {record.getMessage()}", err=True)
+
+
+def _show_library_warnings() -> None:
+    logger = logging.getLogger("ih5")
+    if not any(isinstance(handler, _StderrLines) for handler in logger.handlers):
+        logger.addHandler(_StderrLines(logging.WARNING))
+
+
+@click.group(
+    cls=Ih5Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=exits.HELP,
+)
 @click.version_option(package_name="ih5")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug: bool) -> None:
     """Immutable, patchable HDF5 records and crash-safe sidecar metadata.
 
+    Results go to stdout (tables, or JSON with --json); messages and progress
+    bars go to stderr.
+
     \b
     Examples:
+      ih5 pack plate_1 archive/plate-1
+      ih5 log archive/plate-1
+      ih5 verify archive/plate-1
+      ih5 cat archive/plate-1 /notes.txt
       ih5 meta show plate_dir
-      ih5 meta show plate_dir --json
     """
+    _show_library_warnings()
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import posixpath
 import sys
 from collections.abc import Callable
@@ -16,16 +17,22 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from ih5.cli import exits
+from ih5.cli.arguments import record_argument
 from ih5.cli.output import echo_json, echo_table, json_option, say
+from ih5.cli.progress import byte_progress
 from ih5.cli.values import as_text, decoded, dtype_name, to_json
 from ih5.errors import StubError
+from ih5.pack import copy_packed_file, extract_member, is_packed_file
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 from ih5.record.diff import RecordDiff, diff_states
 
 T = TypeVar("T")
 Selection = tuple[int | slice | EllipsisType, ...]
 
-record_argument = click.argument("record", type=click.Path(path_type=Path))
+at_option = click.option(
+    "--at", type=click.IntRange(min=0), help="Use the state as of patch index K (default: newest)."
+)
 
 
 def _unless_stub(read: Callable[[], T]) -> T | None:
@@ -60,6 +67,8 @@ def _label(entry: dict[str, Any]) -> str:
         return name if name == "/" else name + "/"
     if entry["dtype"] is None:
         return f"{name}  (stub placeholder)"
+    if entry["shape"] is None:
+        return f"{name}  (empty) {entry['dtype']}"
     return f"{name}  {tuple(entry['shape'])} {entry['dtype']}"
 
 
@@ -90,7 +99,7 @@ def _print_tree(entries: list[dict[str, Any]]) -> None:
 
 @click.command()
 @record_argument
-@click.option("--at", type=click.IntRange(min=0), help="Show the state as of patch index K.")
+@at_option
 @click.option("--attrs", "with_attrs", is_flag=True, help="Show attributes and their values.")
 @json_option
 def tree(record: Path, at: int | None, with_attrs: bool, as_json: bool) -> None:
@@ -151,26 +160,51 @@ def _read(dataset: IH5Dataset, selection: Selection | None) -> Any:
 @click.command()
 @record_argument
 @click.argument("path")
+@at_option
+@click.option(
+    "--values",
+    is_flag=True,
+    help="Print a packed file's dataset values (numpy) instead of its original bytes.",
+)
 @click.option("--slice", "selection", callback=_parse_slice, help='Part to read, e.g. "0:10,::2".')
 @click.option("--attrs", "with_attrs", is_flag=True, help="Show the attributes too.")
 @json_option
 def cat(
-    record: Path, path: str, selection: Selection | None, with_attrs: bool, as_json: bool
+    record: Path,
+    path: str,
+    at: int | None,
+    values: bool,
+    selection: Selection | None,
+    with_attrs: bool,
+    as_json: bool,
 ) -> None:
-    """Print the values and/or attributes of PATH in RECORD.
+    """Print PATH of RECORD: a packed file's original bytes, or a dataset's values.
 
-    Strings are decoded; a group has no values, so its attributes are shown. --json gives {path,
-    type, shape, dtype, value[, attrs]} with bytes as UTF-8 text or
-    {"base64": ...}.
+    A file packed by 'ih5 pack' is written to stdout byte for byte (as
+    'tar -xO' does), checked against its hashsum. Other datasets print their
+    values, strings decoded; a group has no values, so its attributes are
+    shown. --json gives {path, type, shape, dtype, value[, attrs]} with bytes
+    as UTF-8 text or {"base64": ...}.
 
     \b
     Examples:
+      ih5 cat archive/plate-1 /notes.txt
+      ih5 cat archive/plate-1 /notes.txt --at 0 > notes-v0.txt
       ih5 cat data/rec /images/dapi --slice "0:10,::2"
       ih5 cat data/rec /images --attrs
       ih5 cat data/rec /images/dapi --json | jq .shape
     """
-    with IH5Record(record) as rec:
+    with IH5Record(record, at=at) as rec:
         obj = rec[path]
+        packed = isinstance(obj, IH5Dataset) and is_packed_file(obj) and not values
+        if isinstance(obj, IH5Dataset) and packed and selection is None and not with_attrs:
+            if not as_json:
+                copy_packed_file(obj, sys.stdout.buffer)
+                return
+            content = io.BytesIO()
+            copy_packed_file(obj, content)
+            echo_json(to_json({**_describe(obj, False), "value": content.getvalue()}))
+            return
         if selection is not None and not isinstance(obj, IH5Dataset):
             raise click.BadParameter(f"{path} is a group, it has no values", param_hint="'--slice'")
         entry = _describe(obj, with_attrs or not isinstance(obj, IH5Dataset))
@@ -183,6 +217,43 @@ def cat(
         click.echo(as_text(entry["value"]))
     for line in _attr_lines(entry):
         click.echo(line)
+
+
+@click.command()
+@record_argument
+@click.argument("path")
+@click.argument("destination", type=click.Path(path_type=Path))
+@at_option
+@json_option
+def get(record: Path, path: str, destination: Path, at: int | None, as_json: bool) -> None:
+    """Extract one packed file or directory PATH of RECORD to DESTINATION.
+
+    A file becomes the new file DESTINATION (or DESTINATION/NAME when that is
+    a directory); a directory's content goes into DESTINATION (new or empty).
+    Every file is checked against the hashsum it was packed with.
+
+    \b
+    Examples:
+      ih5 get archive/plate-1 /notes.txt notes.txt
+      ih5 get archive/plate-1 /images restored-images --at 0
+    """
+    with byte_progress() as progress:
+        result = extract_member(record, path, destination, at=at, progress=progress)
+    if as_json:
+        echo_json(
+            {
+                "destination": str(result.destination),
+                "files": result.files,
+                "directories": result.directories,
+                "symlinks": result.symlinks,
+                "bytes": result.bytes_written,
+            }
+        )
+    else:
+        say(
+            f"extracted {path} ({result.files} files, {result.bytes_written} bytes) "
+            f"to {result.destination}"
+        )
 
 
 def _diff_rows(changes: RecordDiff) -> list[tuple[str, str, str]]:
@@ -206,35 +277,55 @@ def _diff_rows(changes: RecordDiff) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _states(record: Path, from_index: int | None, to_index: int | None) -> tuple[int, int]:
+    """Default: the newest state against the one before it."""
+    if to_index is None:
+        with IH5Record(record, verify=False) as rec:
+            to_index = rec.user_block.patch_index
+    if from_index is None:
+        if to_index == 0:
+            raise click.UsageError(f"{record} has no state before {to_index}; give --from")
+        from_index = to_index - 1
+    return from_index, to_index
+
+
 @click.command()
 @record_argument
 @click.option(
     "--from",
     "from_index",
     type=click.IntRange(min=0),
-    required=True,
-    help="Patch index of the state to compare from.",
+    help="Patch index of the state to compare from (default: the one before --to).",
 )
 @click.option(
     "--to",
     "to_index",
     type=click.IntRange(min=0),
-    required=True,
-    help="Patch index of the state to compare to.",
+    help="Patch index of the state to compare to (default: the newest).",
+)
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit with 1 when the states differ, 0 when they do not (as 'git diff --exit-code').",
 )
 @json_option
-def diff(record: Path, from_index: int, to_index: int, as_json: bool) -> None:
-    """List what differs between two states of RECORD.
+def diff(
+    record: Path, from_index: int | None, to_index: int | None, exit_code: bool, as_json: bool
+) -> None:
+    """List what differs between two states of RECORD (default: previous -> newest).
 
     A path is "changed" when its node was replaced (rewritten, substituted) or
     changed kind; dataset values are not read. Attributes are compared where
-    they were written again.
+    they were written again. Paths are absolute and sorted.
 
     \b
     Examples:
-      ih5 diff data/rec --from 0 --to 2
-      ih5 diff data/rec --from 1 --to 2 --json | jq .added
+      ih5 diff data/rec
+      ih5 diff data/rec --from 0 --to 1
+      ih5 diff data/rec --exit-code || echo "patch 1 changed something"
+      ih5 diff data/rec --from 0 --json | jq .added
     """
+    from_index, to_index = _states(record, from_index, to_index)
     changes = diff_states(record, from_index, to_index)
     if as_json:
         echo_json(
@@ -251,7 +342,9 @@ def diff(record: Path, from_index: int, to_index: int, as_json: bool) -> None:
         echo_table(
             f"{record}: {from_index} -> {to_index}",
             ("change", "path", "detail"),
-            _diff_rows(changes),
+            sorted(_diff_rows(changes), key=lambda row: (row[1], row[0], row[2])),
         )
     else:
         say(f"no differences between states {from_index} and {to_index} of {record}")
+    if exit_code and changes:
+        raise click.exceptions.Exit(exits.CHECK_FAILED)

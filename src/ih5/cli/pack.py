@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ih5.cli.arguments import new_record_argument, record_argument
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import byte_progress
 from ih5.pack import PackOptions, PackOutcome, PackResult, pack_directory, pack_many, unpack_record
@@ -43,6 +44,11 @@ def _options(compression: str | None, level: int | None) -> PackOptions:
     return PackOptions(compression=compression, compression_opts=level)
 
 
+def _slashed(paths: tuple[str, ...]) -> list[str]:
+    """Archive paths as 'ih5 tree' and 'ih5 diff' spell them: absolute, with a leading '/'."""
+    return ["/" + path for path in paths]
+
+
 def _result_data(result: PackResult) -> dict[str, Any]:
     return {
         "record": str(result.record),
@@ -50,9 +56,9 @@ def _result_data(result: PackResult) -> dict[str, Any]:
         "record_uuid": result.record_uuid,
         "patch_index": result.patch_index,
         "written": [str(path) for path in result.written],
-        "added": list(result.added),
-        "changed": list(result.changed),
-        "removed": list(result.removed),
+        "added": _slashed(result.added),
+        "changed": _slashed(result.changed),
+        "removed": _slashed(result.removed),
         "bytes_packed": result.bytes_packed,
         "files": result.file_count,
         "total_bytes": result.total_bytes,
@@ -60,25 +66,56 @@ def _result_data(result: PackResult) -> dict[str, Any]:
     }
 
 
+def _size_of(paths: tuple[Path, ...]) -> int:
+    return sum(path.stat().st_size for path in paths if path.exists())
+
+
 def _summary(result: PackResult) -> str:
+    """What a pack did, with sizes, in words."""
     if result.action == "unchanged":
-        return f"{result.record}: nothing changed, no patch written"
+        return (
+            f"{result.record}: nothing changed since patch {result.patch_index}; no patch written"
+        )
+    containers = tuple(path for path in result.written if path.name.endswith(".ih5"))
+    where = ", ".join(path.name for path in result.written)
+    if result.action == "created":
+        return (
+            f"{result.record}: created the record, {result.file_count} files "
+            f"({result.total_bytes} bytes) in {where} ({_size_of(containers)} bytes)"
+        )
     counts = (
         f"{len(result.added)} added, {len(result.changed)} changed, {len(result.removed)} removed"
     )
-    where = ", ".join(path.name for path in result.written)
+    kept = result.total_bytes - result.bytes_packed
+    travel = (
+        f"; {result.bytes_packed} bytes written, {max(kept, 0)} bytes of unchanged files "
+        "not written again"
+    )
+    patch = f"patch {result.patch_index} ({counts}) in {where} ({_size_of(containers)} bytes)"
     if result.action == "patched-on-stub":
         return (
-            f"{result.record}: patch {result.patch_index} written on a stub ({counts}); "
+            f"{result.record}: wrote {patch} on a stub{travel}; "
             f"copy {where} next to the real record"
         )
-    return f"{result.record}: {result.action} patch {result.patch_index} ({counts}) -> {where}"
+    return f"{result.record}: wrote {patch}{travel}"
 
 
 @click.command("pack")
 @click.argument("source", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("record", type=click.Path(path_type=Path))
+@new_record_argument
 @storage_options
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="PATTERN",
+    help="Leave out paths matching PATTERN (gitignore-style, repeatable), e.g. '*.tmp'.",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Allow a patch that removes every path packed before (packing a different source).",
+)
 @json_option
 def pack_command(
     source: Path,
@@ -86,19 +123,23 @@ def pack_command(
     compression: str | None,
     level: int | None,
     trust_mtime: bool,
+    exclude: tuple[str, ...],
+    replace: bool,
     as_json: bool,
 ) -> None:
     """Pack directory SOURCE into RECORD (DIR/NAME): create it, or add one patch.
 
     Later runs write exactly the added, changed and removed files. When only
     the newest manifest of RECORD is present, the patch is written on a stub
-    beside it, ready to be copied next to the real record.
+    beside it, ready to be copied next to the real record. ih5's own lock
+    and staging files are never packed; RECORD must not be inside SOURCE.
 
     \b
     Examples:
       ih5 pack plate_1 archive/plate-1
       ih5 pack plate_1 archive/plate-1 --compression gzip --trust-mtime
-      ih5 pack plate_1 manifests-only/plate-1 --json
+      ih5 pack plate_1 archive/plate-1 --exclude '*.tmp' --exclude 'cache/'
+      ih5 pack plate_1 archive/plate-1 --json | jq .added
     """
     with byte_progress() as progress:
         result = pack_directory(
@@ -107,6 +148,8 @@ def pack_command(
             options=_options(compression, level),
             trust_mtime=trust_mtime,
             progress=progress,
+            exclude=exclude,
+            replace_all=replace,
         )
     if as_json:
         echo_json(_result_data(result))
@@ -115,10 +158,15 @@ def pack_command(
 
 
 @click.command("unpack")
-@click.argument("record", type=click.Path(path_type=Path))
+@record_argument
 @click.argument("destination", type=click.Path(path_type=Path))
+@click.option(
+    "--at",
+    type=click.IntRange(min=0),
+    help="Restore the state as of patch index K (default: newest).",
+)
 @json_option
-def unpack_command(record: Path, destination: Path, as_json: bool) -> None:
+def unpack_command(record: Path, destination: Path, at: int | None, as_json: bool) -> None:
     """Restore the directory packed into RECORD at DESTINATION (new or empty).
 
     Every file is checked against the hashsum it was packed with.
@@ -126,10 +174,10 @@ def unpack_command(record: Path, destination: Path, as_json: bool) -> None:
     \b
     Examples:
       ih5 unpack archive/plate-1 restored/plate_1
-      ih5 unpack archive/plate-1 restored/plate_1 --json
+      ih5 unpack archive/plate-1 restored/plate_1-v0 --at 0 --json
     """
     with byte_progress() as progress:
-        result = unpack_record(record, destination, progress=progress)
+        result = unpack_record(record, destination, progress=progress, at=at)
     data = {
         "destination": str(result.destination),
         "files": result.files,

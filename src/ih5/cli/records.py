@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ih5.cli.contents import cat, diff, record_argument, tree
+from ih5.cli import exits
+from ih5.cli.arguments import record_argument
+from ih5.cli.contents import cat, diff, get, tree
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import activity, byte_progress
-from ih5.errors import Ih5Error
-from ih5.format import IH5UserBlock, split_record_path
+from ih5.format import IH5UserBlock
 from ih5.format.extensions import MANIFEST_EXT
-from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
-from ih5.record import IH5Dataset, IH5Group, IH5Record
+from ih5.manifest import (
+    ContainerHealth,
+    IH5Manifest,
+    IH5MFRecord,
+    RecordHealth,
+    check_record,
+    manifest_path,
+    open_record,
+)
+from ih5.pack import rebuild_pack_manifests
+from ih5.record import IH5Record
 
 
 def _manifest_backed(user_block: IH5UserBlock) -> bool:
@@ -45,112 +56,182 @@ def info(record: Path, as_json: bool) -> None:
     \b
     Examples:
       ih5 info data/rec
-      ih5 info data/rec.ih5 --json | jq .patch_index
+      ih5 info data/rec.p1.ih5 --json | jq .patch_index
     """
     with IH5Record(record) as rec:
         history = rec.history()
         newest = rec.user_block
-        nodes: list[IH5Group | IH5Dataset] = [rec]
-        rec.visititems(lambda _name, obj: nodes.append(obj))
+        groups, datasets = rec.node_counts()
     summary = {
-        "name": split_record_path(record)[1],
+        "name": record.name,
         "record_uuid": str(newest.record_uuid),
         "containers": len(history),
         "patch_index": newest.patch_index,
         "patch_uuid": str(newest.patch_uuid),
         "size": sum(entry.size for entry in history),
         "manifest": _manifest_backed(newest),
-        "groups": sum(isinstance(node, IH5Group) for node in nodes),
-        "datasets": sum(isinstance(node, IH5Dataset) for node in nodes),
+        "groups": groups,
+        "datasets": datasets,
     }
     if as_json:
         echo_json(summary)
     else:
-        echo_table(str(record), ("field", "value"), list(summary.items()))
+        echo_table(
+            str(record), ("field", "value"), [(k.replace("_", " "), v) for k, v in summary.items()]
+        )
+
+
+def _health_data(entry: ContainerHealth) -> dict[str, Any]:
+    manifest = entry.manifest
+    return {
+        "index": entry.index,
+        "file": str(entry.path),
+        "status": entry.status,
+        "reason": entry.reason,
+        "patch_uuid": entry.patch_uuid,
+        "hashsum": entry.hashsum,
+        "size": entry.size,
+        "hashed": entry.hashed,
+        "manifest": None
+        if manifest is None
+        else {"file": str(manifest.path), "status": manifest.status, "reason": manifest.reason},
+    }
+
+
+def _detail(entry: ContainerHealth) -> str:
+    reasons = [entry.reason] if entry.reason else []
+    if entry.manifest is not None and entry.manifest.reason:
+        reasons.append(entry.manifest.reason)
+    return "; ".join(reasons)
 
 
 @click.command()
 @record_argument
 @json_option
 def log(record: Path, as_json: bool) -> None:
-    """List the committed containers of RECORD, oldest first.
+    """List the containers of RECORD, oldest first, then its strays.
 
-    The table shortens hashsums; --json gives them in full, with the paths
-    of each container's files (the container and its manifest, if any).
+    Reads user blocks only (fast; 'ih5 verify' re-hashes the payloads), so a
+    damaged patch does not hide the others. The table shortens hashsums;
+    --json gives every entry in full with its status (ok, damaged, missing,
+    stray, uncommitted) and its files (the container and its manifest, if any).
 
     \b
     Examples:
       ih5 log data/rec
-      ih5 log data/rec --json | jq -r '.[-1].patch_uuid'
+      ih5 log data/rec --json | jq -r 'map(select(.status == "ok")) | .[-1].patch_uuid'
     """
-    with IH5Record(record) as rec:
-        history = rec.history()
+    health = check_record(record, verify=False)
+    entries = [
+        {
+            **_health_data(entry),
+            "files": [
+                str(path)
+                for path in (entry.path, entry.manifest.path if entry.manifest else None)
+                if path is not None and path.exists()
+            ],
+        }
+        for entry in health.containers
+    ]
     if as_json:
-        echo_json(
-            [
-                {
-                    "index": entry.index,
-                    "patch_uuid": entry.patch_uuid,
-                    "hashsum": entry.hashsum,
-                    "size": entry.size,
-                    "files": [str(path) for path in entry.files],
-                }
-                for entry in history
-            ]
-        )
+        echo_json(entries)
         return
     rows = [
-        (e.index, e.patch_uuid, _short(e.hashsum), e.size, " ".join(p.name for p in e.files))
-        for e in history
+        (
+            "" if entry.index is None else entry.index,
+            entry.status,
+            entry.patch_uuid or "",
+            _short(entry.hashsum) if entry.hashsum else "",
+            "" if entry.size is None else entry.size,
+            " ".join(Path(path).name for path in data["files"]) or entry.path.name,
+            _detail(entry),
+        )
+        for entry, data in zip(health.containers, entries, strict=True)
     ]
-    echo_table(str(record), ("index", "patch uuid", "hashsum", "size", "files"), rows)
-
-
-def _open_unhashed(record: Path) -> IH5Record:
-    """Open without checking hashsums, so that verify() can hash under a progress bar."""
-    try:
-        return IH5Record(record, verify=False)
-    except Ih5Error:
-        raise
-    except (OSError, KeyError):
-        # h5py cannot index a container whose HDF5 metadata is damaged; opening with
-        # hashsum checks hashes before h5py reads a byte, and names the damaged file.
-        return IH5Record(record)
+    echo_table(
+        str(record),
+        ("index", "status", "patch uuid", "hashsum", "size", "files", "detail"),
+        rows,
+    )
 
 
 @click.command()
 @record_argument
 @json_option
 def verify(record: Path, as_json: bool) -> None:
-    """Re-hash every container of RECORD against its user block.
+    """Re-hash every container of RECORD and check every manifest against its container.
 
-    Exits 0 when every hashsum matches, 1 (with one Error: line) when a
-    container is damaged or the chain is broken.
+    Reports each file as ok, damaged, missing or stray (a file that looks like
+    the record's but is not part of its chain), as a table or --json. Exits 0
+    when everything is sound, 1 when anything is not. A missing or damaged
+    manifest can be rebuilt with 'ih5 manifest RECORD --rebuild'.
 
     \b
     Examples:
       ih5 verify data/rec
-      ih5 verify data/rec --json || echo "restore data/rec from a backup"
+      ih5 verify data/rec --json | jq -r '.containers[] | select(.status != "ok") | .file'
+      ih5 verify data/rec > report.tsv || echo "see report.tsv"
     """
-    with _open_unhashed(record) as rec:
-        history = rec.history()
-        total = sum(entry.size for entry in history)
-        with byte_progress() as bar:
-            bar.phase("verifying", total)
-            hashed = 0
-
-            def advance(count: int) -> None:
-                nonlocal hashed
-                hashed += count
-                bar.advance(count)
-
-            rec.verify(progress=advance)
-            # User blocks are not part of the hashed payload: fill the bar up to the file sizes.
-            bar.advance(total - hashed)
+    with byte_progress() as bar:
+        bar.phase("verifying", _container_bytes(record))
+        health = check_record(record, verify=True, progress=bar.advance)
     if as_json:
-        echo_json({"record": str(record), "ok": True, "containers": len(history), "size": total})
+        echo_json(
+            {
+                "record": str(record),
+                "ok": health.ok,
+                "containers": [_health_data(entry) for entry in health.containers],
+            }
+        )
     else:
-        say(f"{record}: {len(history)} containers, {total} bytes; every hashsum matches")
+        rows = [
+            (
+                "" if entry.index is None else entry.index,
+                entry.path.name,
+                entry.status,
+                "" if entry.manifest is None else entry.manifest.status,
+                _detail(entry),
+            )
+            for entry in health.containers
+        ]
+        echo_table(str(record), ("index", "file", "status", "manifest", "detail"), rows)
+    say(_verdict(record, health))
+    if not health.ok:
+        raise click.exceptions.Exit(exits.CHECK_FAILED)
+
+
+def _container_bytes(record: Path) -> int:
+    """The bytes a check of ``record`` hashes, for the progress bar (user blocks only read)."""
+    preview = check_record(record, verify=False)
+    return sum(entry.size or 0 for entry in preview.containers if entry.status == "ok")
+
+
+def _verdict(record: Path, health: RecordHealth) -> str:
+    sound = [entry for entry in health.containers if entry.ok]
+    if health.ok:
+        count = len(sound)
+        return (
+            f"{record}: every hashsum and manifest matches "
+            f"({count} {'container' if count == 1 else 'containers'})"
+        )
+    counts: dict[str, int] = {}
+    for entry in health.problems:
+        kind = (
+            entry.status
+            if entry.status != "ok"
+            else "manifest " + (entry.manifest.status if entry.manifest else "")
+        )
+        counts[kind] = counts.get(kind, 0) + 1
+    found = ", ".join(f"{count} {kind}" for kind, count in counts.items())
+    newest = health.newest_sound
+    advice = "" if newest is None else f"; states up to {newest} are sound (--at {newest})"
+    manifests = any(
+        entry.status == "ok" and entry.manifest is not None and entry.manifest.status != "ok"
+        for entry in health.problems
+    )
+    if manifests:
+        advice += f"; rebuild manifests with 'ih5 manifest {record} --rebuild'"
+    return f"{record}: {found}{advice}"
 
 
 @click.command()
@@ -169,12 +250,12 @@ def merge(record: Path, target: Path, as_json: bool) -> None:
     \b
     Examples:
       ih5 merge data/rec merged/rec.ih5
-      ih5 merge data/rec merged/rec.ih5 --json | jq .hashsum
+      ih5 merge data/rec merged/rec2.ih5 --json | jq .hashsum
     """
-    with IH5Record(record) as rec:
-        # Only a manifest-backed record may give the merged file a manifest.
-        record_class = IH5MFRecord if _manifest_backed(rec.user_block) else IH5Record
-    with record_class(record, verify=False) as rec:
+    with byte_progress() as bar:
+        bar.phase("verifying", _container_bytes(record))
+        rec = open_record(record, progress=bar.advance)
+    with rec:
         say(f"merging {len(rec.containers)} containers of {record} into {target} ...")
         with activity("merging"):
             written = rec.merge_files(target)
@@ -194,20 +275,68 @@ def merge(record: Path, target: Path, as_json: bool) -> None:
         )
 
 
+def _rebuild(record: Path, as_json: bool) -> None:
+    outcomes = rebuild_pack_manifests(record)
+    if as_json:
+        echo_json(
+            [
+                {
+                    "container": str(outcome.container),
+                    "manifest": str(outcome.manifest),
+                    "rebuilt": outcome.rebuilt,
+                    "reason": outcome.reason,
+                    "set_aside": None if outcome.set_aside is None else str(outcome.set_aside),
+                }
+                for outcome in outcomes
+            ]
+        )
+    else:
+        rows = [
+            (
+                outcome.manifest.name,
+                "rebuilt" if outcome.rebuilt else "not rebuilt",
+                outcome.reason
+                + (
+                    f"; the damaged one is kept as {outcome.set_aside.name}"
+                    if outcome.set_aside
+                    else ""
+                ),
+            )
+            for outcome in outcomes
+        ]
+        echo_table(str(record), ("manifest", "result", "detail"), rows)
+    if not outcomes:
+        say(f"{record}: every manifest matches its container; nothing to rebuild")
+    if any(not outcome.rebuilt for outcome in outcomes):
+        raise click.exceptions.Exit(exits.CHECK_FAILED)
+
+
 @click.command()
 @record_argument
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Rebuild every missing or damaged manifest from the containers, then show the result.",
+)
 @json_option
-def manifest(record: Path, as_json: bool) -> None:
-    """Show the manifest of the newest container of RECORD.
+def manifest(record: Path, rebuild: bool, as_json: bool) -> None:
+    """Show the manifest of the newest container of RECORD, or rebuild lost manifests.
 
     The manifest is checked against the hashsum its container names; --json
-    prints the manifest document itself.
+    prints the manifest document itself. --rebuild recreates each missing or
+    damaged manifest from the containers and publishes it only if it is the
+    original byte for byte (a damaged one is kept as ...ih5mf.json.damaged);
+    it exits 1 if one cannot be rebuilt.
 
     \b
     Examples:
       ih5 manifest data/rec
       ih5 manifest data/rec --json | jq '.skeleton | keys'
+      ih5 manifest data/rec --rebuild
     """
+    if rebuild:
+        _rebuild(record, as_json)
+        return
     with IH5MFRecord(record) as rec:
         found = rec.manifest
         path = manifest_path(rec.containers[-1])
@@ -228,7 +357,7 @@ def manifest(record: Path, as_json: bool) -> None:
         ("patch uuid", found.user_block.patch_uuid),
         ("groups", types.count("group")),
         ("datasets", types.count("dataset")),
-        ("manifest_exts", ",".join(found.manifest_exts)),
+        ("manifest exts", ",".join(found.manifest_exts)),
     ]
     echo_table(str(record), ("field", "value"), rows)
 
@@ -268,5 +397,5 @@ def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
 
 def register(group: click.Group) -> None:
     """Add the record and manifest commands to ``group`` (the root ``ih5`` group)."""
-    for command in (info, log, tree, cat, diff, verify, merge, manifest, stub):
+    for command in (info, log, tree, cat, get, diff, verify, merge, manifest, stub):
         group.add_command(command)

@@ -8,7 +8,8 @@ from typing import Any
 
 import h5py
 
-from ih5.format import IH5UserBlock
+from ih5.errors import NotAnIH5ContainerError
+from ih5.format import IH5UserBlock, discover_containers, read_user_block, split_record_path
 from ih5.fs import hashsum_bytes
 from ih5.manifest.manifest import (
     IH5Manifest,
@@ -130,3 +131,18 @@ class IH5MFRecord(IH5Record):
         created = stub.containers[0]
         stub.close()
         return created
+
+
+def open_record(record: str | os.PathLike[str], mode: str = "r", **kwargs: Any) -> IH5Record:
+    """Open ``record`` (DIR/NAME) as an IH5MFRecord when its newest container names a
+    manifest, else as an IH5Record: a merge or patch then keeps the kind it has."""
+    directory, name = split_record_path(record)
+    files = discover_containers(directory, name)
+    backed = False
+    if files:
+        try:
+            backed = IH5UBExtManifest.get(read_user_block(files[-1])) is not None
+        except (NotAnIH5ContainerError, ValueError, OSError):
+            backed = False  # opening says what is wrong with it
+    record_class = IH5MFRecord if backed else IH5Record
+    return record_class(record, mode, **kwargs)

@@ -11,7 +11,16 @@ from ih5.pack.codecs import (
 from ih5.pack.many import CATALOG_NAME, PackOutcome, pack_many, record_name_for
 from ih5.pack.packer import Changes, PackProgress, PackResult, compare_states, pack_directory
 from ih5.pack.tree_state import EntryState, TreeState
-from ih5.pack.unpacker import UnpackResult, unpack_record
+from ih5.pack.unpacker import (
+    UnpackResult,
+    copy_packed_file,
+    extract_member,
+    is_packed_file,
+    rebuild_pack_manifests,
+    recorded_state,
+    unpack_record,
+    write_packed_file,
+)
 
 __all__ = [
     "CATALOG_NAME",
@@ -28,9 +37,15 @@ __all__ = [
     "TreeState",
     "UnpackResult",
     "compare_states",
+    "copy_packed_file",
+    "extract_member",
     "installed_codecs",
+    "is_packed_file",
     "pack_directory",
     "pack_many",
+    "rebuild_pack_manifests",
     "record_name_for",
+    "recorded_state",
     "unpack_record",
+    "write_packed_file",
 ]

@@ -45,6 +45,7 @@ from ih5.pack.codecs import (
     choose_codec,
     installed_codecs,
 )
+from ih5.pack.exclusion import exclusion
 from ih5.pack.hashing_reader import HashingReader
 from ih5.pack.tree_state import EntryState, TreeState, current_state, scan_directory
 from ih5.record import IH5Dataset, IH5Group
@@ -400,6 +401,35 @@ class _Job:
     trust_mtime: bool
     progress: PackProgress | None
     codecs: Sequence[FileCodec]
+    replace_all: bool = False
+
+
+def _refuse_record_inside(root: Path, where: Path) -> None:
+    """A record inside its own source would archive itself: refuse before writing anything."""
+    try:
+        inside = where.parent.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return
+    if inside and root.is_dir():
+        raise PackError(
+            f"{where} is inside the source {root}, so the record would archive itself; "
+            f"write it outside, e.g. {root.resolve().parent / where.name}",
+            where,
+        )
+
+
+def _refuse_replacing(where: Path, previous: TreeState, changes: Changes) -> None:
+    """Refuse a patch that removes everything packed before: most likely a different source."""
+    if not previous.entries or len(changes.removed) < len(previous.entries):
+        return
+    shown = ", ".join(sorted(changes.removed)[:5])
+    more = f" and {len(changes.removed) - 5} more" if len(changes.removed) > 5 else ""
+    raise PackError(
+        f"packing this source into {where} would remove every path packed before "
+        f"({shown}{more}) and add {len(changes.added)}; if this is a different source, "
+        "pack it into a new record, or pass --replace to replace the content",
+        where,
+    )
 
 
 def pack_directory(
@@ -410,22 +440,29 @@ def pack_directory(
     trust_mtime: bool = False,
     progress: PackProgress | None = None,
     codecs: Sequence[FileCodec] | None = None,
+    exclude: Sequence[str] = (),
+    replace_all: bool = False,
 ) -> PackResult:
     """Pack ``source`` into the record at ``record`` (``DIR/NAME``): create it or add a patch.
 
     ``trust_mtime`` treats files whose size and modification time match the
-    newest manifest as unchanged without hashing them.
+    newest manifest as unchanged without hashing them. ``exclude`` holds
+    gitignore-style patterns of paths to leave out (ih5's own lock and staging
+    files always are). A patch that would remove every path packed before (a
+    different source?) is refused unless ``replace_all``.
     """
     directory, name = split_record_path(record)
     validate_record_name(name)
     root = Path(source)
+    _refuse_record_inside(root, directory / name)
     job = _Job(
         root,
-        scan_directory(root),
+        scan_directory(root, exclusion(exclude)),
         options or PackOptions(),
         trust_mtime,
         progress,
         list(codecs) if codecs is not None else installed_codecs(),
+        replace_all,
     )
     if any(path.name == f"{name}.ih5" for path in discover_containers(directory, name)):
         # A patch needs the newest manifest (still checked against its container), never
@@ -464,6 +501,8 @@ def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
         changes = compare_states(previous, current)
         if not changes:
             return _result(rec, where, "unchanged", changes, previous)
+        if not job.replace_all:
+            _refuse_replacing(where, previous, changes)
         rec.create_patch()
     else:
         previous = TreeState()

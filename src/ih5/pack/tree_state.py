@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ih5.errors import PackError
 from ih5.fs.beneath import open_file_beneath, open_root
+from ih5.pack.exclusion import Excluded, exclusion
 from ih5.pack.hashing_reader import HashingReader
 
 EXT_KEY = "ih5_pack"
@@ -97,12 +98,14 @@ def _check_link(root: Path, link: Path) -> str:
     return target
 
 
-def scan_directory(root: Path) -> dict[str, os.stat_result | str]:
+def scan_directory(root: Path, excluded: Excluded | None = None) -> dict[str, os.stat_result | str]:
     """List every path below ``root``: stat results for files and dirs, targets for links.
 
     Links leaving the tree and unreadable files are refused here, before
-    anything is written.
+    anything is written. ``excluded`` (default: ih5's own lock and staging
+    files) leaves paths out; an excluded directory is not entered.
     """
+    excluded = excluded or exclusion()
     if not root.is_dir():
         raise PackError(f"{root} is not a directory; pass the directory to pack", root)
     found: dict[str, os.stat_result | str] = {}
@@ -113,10 +116,13 @@ def scan_directory(root: Path) -> dict[str, os.stat_result | str]:
             entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
         except OSError as exc:
             raise PackError(f"cannot list {directory}: {exc.strerror}", directory) from exc
+        siblings = {entry.name for entry in entries}
         for entry in entries:
             path = Path(entry.path)
             relative = path.relative_to(root).as_posix()
             _check_name(root, relative)
+            if excluded(relative, entry.is_dir(follow_symlinks=False), siblings):
+                continue
             try:
                 if entry.is_symlink():
                     found[relative] = _check_link(root, path)

@@ -10,12 +10,15 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from ih5.errors import IntegrityError, PackError
 from ih5.fs.atomic import TEMP_SUFFIX
 from ih5.fs.beneath import DirectoryWalker, open_directory_beneath, open_root
+from ih5.manifest import RebuiltManifest, rebuild_manifests
 from ih5.pack.codecs import CODEC_ATTR, FileCodec, codec_named, installed_codecs
 from ih5.pack.packer import MODE_ATTR, MTIME_ATTR, SYMLINK_CODEC, TARGET_ATTR, PackProgress
+from ih5.pack.tree_state import EntryState, TreeState
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 from ih5.record.opening import RecordSource
 
@@ -250,8 +253,13 @@ def unpack_record(
     progress: PackProgress | None = None,
     codecs: Sequence[FileCodec] | None = None,
     preserve_special_bits: bool = False,
+    at: int | None = None,
+    member: str | None = None,
 ) -> UnpackResult:
     """Restore the directory packed into ``record`` at ``destination`` (new or empty).
+
+    ``at=K`` restores the state as of patch index K; ``member`` (a directory's
+    path in the archive) restores only what is below it.
 
     Files and directories get their packed modes and modification times back
     (as ``tar -x`` does), without setuid and setgid bits unless
@@ -264,9 +272,10 @@ def unpack_record(
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise PackError(f"{dest} exists and is not an empty directory; choose a new one", dest)
     codecs = list(codecs) if codecs is not None else installed_codecs()
-    with IH5Record(record) as rec:
+    with IH5Record(record, at=at) as rec:
+        top = _packed_group(rec, member)
         items: list[tuple[str, IH5Group | IH5Dataset]] = []
-        rec.visititems(lambda path, obj: items.append((path, obj)))
+        top.visititems(lambda path, obj: items.append((path, obj)))
         datasets = [obj for _, obj in items if isinstance(obj, IH5Dataset)]
         if progress is not None:
             progress.phase("unpacking", sum(int(obj.attrs.get("size", 0)) for obj in datasets))
@@ -295,4 +304,180 @@ def unpack_record(
             os.close(root_fd)
     return UnpackResult(
         dest, len(datasets) - len(run.links), len(run.directories), len(run.links), run.written
+    )
+
+
+def _packed_group(rec: IH5Record, member: str | None) -> IH5Group:
+    """The group of directory ``member`` (the root for None); a clear error otherwise."""
+    if member is None or member.strip("/") == "":
+        return rec
+    obj = _member(rec, member)
+    if not isinstance(obj, IH5Group):
+        raise PackError(f"{member} is a file, not a directory, in {rec.location}", member)
+    return obj
+
+
+def _member(rec: IH5Record, member: str) -> IH5Group | IH5Dataset:
+    path = "/" + member.strip("/")
+    if path not in rec:
+        raise PackError(
+            f"{path} is not in {rec.location} (as of patch {rec.user_block.patch_index}); "
+            f"list what is there with 'ih5 tree {rec.location}'",
+            path,
+        )
+    obj = rec[path]
+    assert isinstance(obj, (IH5Group, IH5Dataset))
+    return obj
+
+
+def write_packed_file(
+    record: RecordSource,
+    member: str,
+    out: BinaryIO,
+    *,
+    at: int | None = None,
+    codecs: Sequence[FileCodec] | None = None,
+) -> int:
+    """Write the original bytes of packed file ``member`` of ``record`` to ``out``."""
+    with IH5Record(record, at=at) as rec:
+        obj = _member(rec, member)
+        if isinstance(obj, IH5Group):
+            raise PackError(
+                f"{obj.name} is a directory in {rec.location}; extract it with 'ih5 get'",
+                obj.name,
+            )
+        return copy_packed_file(obj, out, codecs)
+
+
+def copy_packed_file(
+    dataset: IH5Dataset, out: BinaryIO, codecs: Sequence[FileCodec] | None = None
+) -> int:
+    """Write the original bytes of the packed file ``dataset`` to ``out``; return how many.
+
+    The bytes are hashed on the way; an IntegrityError follows the last of them if
+    they do not match the hashsum the file was packed with.
+    """
+    if dataset.attrs.get(CODEC_ATTR) == SYMLINK_CODEC:
+        raise PackError(
+            f"{dataset.name} is a symlink to {dataset.attrs[TARGET_ATTR]!s}", dataset.name
+        )
+    if not is_packed_file(dataset):
+        raise PackError(
+            f"{dataset.name} was not written by 'ih5 pack' (no hashsum); read its values "
+            "with 'ih5 cat --values'",
+            dataset.name,
+        )
+    codecs = list(codecs) if codecs is not None else installed_codecs()
+    codec_name = str(dataset.attrs.get(CODEC_ATTR, "raw"))
+    codec = codec_named(codecs, codec_name)
+    if codec is None:
+        raise PackError(
+            f"{dataset.name} was packed with codec {codec_name!r}, which is not installed; "
+            "install the plug-in that provides it",
+            dataset.name,
+        )
+    checked = _CheckedStream(out)
+    codec.read(dataset, checked)  # type: ignore[arg-type]
+    expected = str(dataset.attrs["hashsum"])
+    if checked.hashsum() != expected:
+        raise IntegrityError(
+            f"{dataset.name} reads back as {checked.hashsum()}, but was packed as {expected}; "
+            "the record is damaged or the codec is broken",
+            dataset.name,
+        )
+    return checked.size
+
+
+def extract_member(
+    record: RecordSource,
+    member: str,
+    destination: str | os.PathLike[str],
+    *,
+    at: int | None = None,
+    progress: PackProgress | None = None,
+) -> UnpackResult:
+    """Extract one packed file (to the new file ``destination``) or directory (into it)."""
+    with IH5Record(record, at=at) as rec:
+        is_group = isinstance(_member(rec, member), IH5Group)
+    if is_group:
+        return unpack_record(record, destination, at=at, member=member, progress=progress)
+    dest = Path(destination)
+    if dest.is_dir():
+        dest = dest / member.rstrip("/").rpartition("/")[2]
+    if os.path.lexists(dest):
+        raise PackError(f"{dest} exists; choose a new file name", dest)
+    temp = dest.with_name(_temp_name())
+    try:
+        with open(temp, "xb") as out:
+            size = write_packed_file(record, member, out, at=at)
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(temp, dest)
+    finally:
+        temp.unlink(missing_ok=True)
+    return UnpackResult(dest, 1, 0, 0, size)
+
+
+class _CheckedStream:
+    """A write-only stream that counts and hashes what passes to ``out``."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self._hasher = hashlib.new("sha256")
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._hasher.update(view)
+        self._out.write(view)
+        self.size += len(view)
+        return len(view)
+
+    def hashsum(self) -> str:
+        return f"sha256:{self._hasher.hexdigest()}"
+
+
+def recorded_state(rec: IH5Record) -> TreeState:
+    """The source state 'ih5 pack' recorded for the state ``rec`` shows, read back from its
+    nodes (what a lost manifest's ``ih5_pack`` section said)."""
+    entries: dict[str, EntryState] = {}
+
+    def visit(path: str, obj: IH5Group | IH5Dataset) -> None:
+        if isinstance(obj, IH5Group):
+            entries[path] = EntryState(kind="dir")
+        elif obj.attrs.get(CODEC_ATTR) == SYMLINK_CODEC:
+            entries[path] = EntryState(kind="symlink", target=str(obj.attrs[TARGET_ATTR]))
+        else:
+            mode = obj.attrs.get(MODE_ATTR)
+            entries[path] = EntryState(
+                kind="file",
+                size=int(obj.attrs["size"]),
+                mtime_ns=int(obj.attrs.get(MTIME_ATTR, 0)),
+                hashsum=str(obj.attrs["hashsum"]),
+                mode=None if mode is None else int(mode),
+            )
+
+    rec.visititems(visit)
+    return TreeState(entries=dict(sorted(entries.items())))
+
+
+def rebuild_pack_manifests(record: str | os.PathLike[str]) -> list[RebuiltManifest]:
+    """``rebuild_manifests`` for a packed record: its lost ``ih5_pack`` state is read back
+    from the packed files' attributes."""
+
+    def candidates(rec: IH5Record) -> list[dict[str, Any]]:
+        try:
+            return [recorded_state(rec).to_ext()]
+        except (KeyError, ValueError):
+            return []  # not a packed record
+
+    return rebuild_manifests(record, candidates)
+
+
+def is_packed_file(dataset: IH5Dataset) -> bool:
+    """True for a dataset 'ih5 pack' wrote for a regular file (original bytes recoverable)."""
+    return (
+        "hashsum" in dataset.attrs
+        and CODEC_ATTR in dataset.attrs
+        and dataset.attrs.get(CODEC_ATTR) != SYMLINK_CODEC
     )

@@ -49,7 +49,7 @@ class AttrChanges:
 class RecordDiff:
     """What differs between the states ``from_index`` and ``to_index`` of a record.
 
-    Paths are absolute and in tree order; a path added or removed with a group
+    Paths are absolute and sorted; a path added or removed with a group
     is listed too. ``attrs`` covers only paths present in both states.
     """
 
@@ -111,9 +111,10 @@ def diff_states(
     Both states are opened read-only (``IH5Record(record, "r", at=K)``);
     ``verify`` checks every container's hashsum once, on the first opening.
     """
+    # Hash once, when opening the later state (its chain includes the earlier one's).
     with (
-        IH5Record(record, "r", at=from_index, verify=verify) as old,
-        IH5Record(record, "r", at=to_index, verify=False) as new,
+        IH5Record(record, "r", at=from_index, verify=verify and from_index > to_index) as old,
+        IH5Record(record, "r", at=to_index, verify=verify and from_index <= to_index) as new,
     ):
         before = dict(walk(old.chain.root))
         after = dict(walk(new.chain.root))
@@ -126,13 +127,16 @@ def diff_states(
     return RecordDiff(
         from_index=from_index,
         to_index=to_index,
-        added=tuple(path for path in after if path not in before),
-        removed=tuple(path for path in before if path not in after),
+        added=tuple(sorted(path for path in after if path not in before)),
+        removed=tuple(sorted(path for path in before if path not in after)),
         changed=tuple(
-            NodeChange(path, _kind(before[path]), _kind(node))
-            for path, node in after.items()
+            NodeChange(path, _kind(before[path]), _kind(after[path]))
+            for path in sorted(after)
             if path in before
-            and (before[path].created != node.created or before[path].is_group != node.is_group)
+            and (
+                before[path].created != after[path].created
+                or before[path].is_group != after[path].is_group
+            )
         ),
-        attrs=attrs,
+        attrs=dict(sorted(attrs.items())),
     )

@@ -89,6 +89,20 @@ def locate(source: RecordSource) -> tuple[Path, str | None, list[Path]]:
     return files[0].parent, parsed[0] if parsed else None, files
 
 
+def files_up_to(files: Sequence[Path], at: int) -> list[Path]:
+    """The container files that can belong to the state as of patch index ``at``.
+
+    A file's name index never exceeds its patch index (a base or stub is index 0
+    by name), so files named beyond ``at`` are left unread.
+    """
+    kept = []
+    for path in files:
+        parsed = parse_container_name(path.name)
+        if parsed is None or parsed[1] <= at:
+            kept.append(path)
+    return kept
+
+
 def lock_target(directory: Path, name: str) -> Path:
     """The file whose lock guards writing to the record (``NAME.ih5.lock`` beside it)."""
     return directory / container_name(name, 0)

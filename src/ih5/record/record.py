@@ -55,6 +55,7 @@ from ih5.record.facts import read_facts
 from ih5.record.merge import merge_record
 from ih5.record.opening import (
     RecordSource,
+    files_up_to,
     locate,
     lock_target,
     open_container,
@@ -63,7 +64,7 @@ from ih5.record.opening import (
 from ih5.record.overlay import IH5Group
 from ih5.record.patch import PatchWriter
 from ih5.record.strays import Stray, find_strays
-from ih5.record.tree import apply_container
+from ih5.record.tree import apply_container, walk
 from ih5.store import LocalStore
 
 MODES = ("r", "r+", "a", "w", "w-", "x")
@@ -221,7 +222,10 @@ class IH5Record(IH5Group):
                 # Look again: the record may have grown while we waited for the lock.
                 files = locate(record)[2]
             if files:
-                refs, foreign = read_chain(files, verify, progress)
+                # A past state needs (and hashes) only the containers up to it, so a
+                # damaged newer patch does not hide the states before it.
+                wanted = files if at is None else files_up_to(files, at)
+                refs, foreign = read_chain(wanted, verify, progress)
             if mode == "r" or self._protocol is None:
                 break
             newest = refs[-1].user_block if refs else None
@@ -576,6 +580,17 @@ class IH5Record(IH5Group):
                 )
             )
         return entries
+
+    def node_counts(self) -> tuple[int, int]:
+        """(groups, datasets) of the state this handle shows, the root group included."""
+        self._chain.check_open()
+        groups = datasets = 0
+        for _path, node in walk(self._chain.root):
+            if node.is_group:
+                groups += 1
+            else:
+                datasets += 1
+        return groups, datasets
 
     def verify(self, progress: Progress | None = None) -> None:
         """Re-hash every committed container; raise IntegrityError on the first mismatch."""
