@@ -1,4 +1,4 @@
-"""The CLI's one error boundary: every failure is one line on stderr and exit code 1."""
+"""The CLI's one error boundary: every failure is one line on stderr and one exit code per kind."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ih5.cli import cli
+from ih5.cli import cli, exits
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def runner() -> CliRunner:
 
 def test_cli_reports_an_ih5_error_in_one_line(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["info", str(tmp_path / "missing")])
-    assert result.exit_code == 1
+    assert result.exit_code == exits.NOT_FOUND
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("Error: ")
@@ -32,7 +32,7 @@ def test_cli_reports_an_os_error_in_one_line_naming_the_file(
     occupied = tmp_path / "occupied"
     occupied.write_text("a file where the record's directory should be")
     result = runner.invoke(cli, ["pack", str(source), str(occupied / "rec")])
-    assert result.exit_code == 1
+    assert result.exit_code == exits.OS_ERROR
     assert result.stderr.count("\n") == 1
     assert "occupied" in result.stderr
 

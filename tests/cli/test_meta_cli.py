@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from ih5.cli import cli
+from ih5.cli import cli, exits
 from ih5.fs import atomic_write_json, read_json
 from ih5.metadata import get_metadata_path
 
@@ -68,9 +68,9 @@ def test_meta_show_lists_one_row_per_subdirectory(plate: Path) -> None:
     assert result.stderr == "plate backends: disk\n"
 
 
-def test_meta_show_missing_plate_exits_1_with_one_error_line(tmp_path: Path) -> None:
+def test_meta_show_missing_plate_exits_3_with_one_error_line(tmp_path: Path) -> None:
     result = invoke("show", str(tmp_path / "nowhere"))
-    assert result.exit_code == 1
+    assert result.exit_code == exits.NOT_FOUND
     assert result.stdout == ""
     sidecar = get_metadata_path(tmp_path / "nowhere")
     assert result.stderr.splitlines() == [
@@ -78,10 +78,10 @@ def test_meta_show_missing_plate_exits_1_with_one_error_line(tmp_path: Path) -> 
     ]
 
 
-def test_meta_show_invalid_document_exits_1_naming_the_problem(plate: Path) -> None:
+def test_meta_show_invalid_document_exits_6_naming_the_problem(plate: Path) -> None:
     atomic_write_json(get_metadata_path(plate), {"subdirectories": {"images": {"main": "yes"}}})
     result = invoke("show", str(plate))
-    assert result.exit_code == 1
+    assert result.exit_code == exits.REFUSED
     assert "subdirectories.images.main" in result.stderr
     assert len(result.stderr.splitlines()) == 1
 
@@ -107,10 +107,10 @@ def test_meta_set_not_json_is_a_usage_error(plate: Path) -> None:
     assert "Invalid value for '--from': not valid JSON" in result.stderr
 
 
-def test_meta_set_invalid_record_exits_1_and_writes_nothing(plate: Path) -> None:
+def test_meta_set_invalid_record_exits_6_and_writes_nothing(plate: Path) -> None:
     before = get_metadata_path(plate).read_bytes()
     result = invoke("set", str(plate), "images", "--from", "-", stdin='{"pixel_size": "big"}')
-    assert result.exit_code == 1
+    assert result.exit_code == exits.REFUSED
     assert result.stderr.startswith("Error: refusing to write ")
     assert "subdirectories.images.pixel_size" in result.stderr
     assert get_metadata_path(plate).read_bytes() == before
@@ -133,9 +133,9 @@ def test_meta_backends_bad_pair_is_a_usage_error(plate: Path, pair: str) -> None
     assert get_metadata_path(plate).read_bytes() == before
 
 
-def test_meta_backends_missing_sidecar_exits_1(tmp_path: Path) -> None:
+def test_meta_backends_missing_sidecar_exits_6(tmp_path: Path) -> None:
     result = invoke("backends", str(tmp_path), "disk=true")
-    assert result.exit_code == 1
+    assert result.exit_code == exits.REFUSED
     assert result.stderr.splitlines() == [
         f"Error: cannot set available backends: {get_metadata_path(tmp_path)} does not exist; "
         "write a sub-directory record first"
@@ -170,9 +170,9 @@ def test_meta_migrate_current_sidecar_says_nothing_to_do(plate: Path) -> None:
     assert result.stderr.endswith("is already in the current format; nothing to do\n")
 
 
-def test_meta_migrate_missing_plate_exits_1(tmp_path: Path) -> None:
+def test_meta_migrate_missing_plate_exits_3(tmp_path: Path) -> None:
     result = invoke("migrate", str(tmp_path / "nowhere"))
-    assert result.exit_code == 1
+    assert result.exit_code == exits.NOT_FOUND
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("Error: no plate metadata at ")
 

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from ih5 import IH5Dataset, IH5Group, IH5Record
-from ih5.cli import cli
+from ih5.cli import cli, exits
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="source trees hold symlinks")
 
@@ -111,15 +111,15 @@ def make_source(root: Path) -> Path:
     return root
 
 
-SOURCE_PATHS = [
-    "empty",
-    "images",
-    "images/A01.npy",
-    "images/notes-link",
-    "images/raw.bin",
-    "latest",
-    "notes.txt",
-    "zeros.bin",
+SOURCE_PATHS = [  # as 'ih5 pack --json' and 'ih5 diff' spell archive paths
+    "/empty",
+    "/images",
+    "/images/A01.npy",
+    "/images/notes-link",
+    "/images/raw.bin",
+    "/latest",
+    "/notes.txt",
+    "/zeros.bin",
 ]
 
 
@@ -134,9 +134,9 @@ def edit_source(root: Path) -> dict[str, list[str]]:
     (root / "latest").unlink()
     os.symlink("notes.txt", root / "latest")
     return {
-        "added": ["extra", "extra/log.txt", "images/B01.npy"],
-        "changed": ["latest", "notes.txt"],
-        "removed": ["empty", "images/raw.bin"],
+        "added": ["/extra", "/extra/log.txt", "/images/B01.npy"],
+        "changed": ["/latest", "/notes.txt"],
+        "removed": ["/empty", "/images/raw.bin"],
     }
 
 
@@ -147,9 +147,9 @@ def edit_images(root: Path) -> dict[str, list[str]]:
     (root / "images" / "deep" / "C01.txt").write_text("C01\n")
     (root / "images" / "notes-link").unlink()
     return {
-        "added": ["images/deep", "images/deep/C01.txt"],
-        "changed": ["images/A01.npy"],
-        "removed": ["images/notes-link"],
+        "added": ["/images/deep", "/images/deep/C01.txt"],
+        "changed": ["/images/A01.npy"],
+        "removed": ["/images/notes-link"],
     }
 
 
@@ -206,7 +206,9 @@ def check_against_record(data: dict[str, Any], source: Path) -> None:
     assert (data["files"], data["total_bytes"]) == (len(sizes), sum(sizes))
     changed = [*data["added"], *data["changed"]]
     assert data["bytes_packed"] == sum(
-        len(content) for path in changed if isinstance(content := tree[path][1], bytes)
+        len(content)
+        for path in changed
+        if isinstance(content := tree[path.removeprefix("/")][1], bytes)
     )
 
 
@@ -240,8 +242,10 @@ def test_pack_first_run_talks_on_stderr_only(source: Path, tmp_path: Path) -> No
     result = invoke("pack", source, record)
     assert result.exit_code == 0
     assert result.stdout == ""
+    size = sum((record.parent / name).stat().st_size for name in ("rec.ih5",))
     assert result.stderr == (
-        f"{record}: created patch 0 (8 added, 0 changed, 0 removed) -> rec.ih5, rec.ih5mf.json\n"
+        f"{record}: created the record, 4 files ({ZEROS + 70_000 + 8 + 8320} bytes) "
+        f"in rec.ih5, rec.ih5mf.json ({size} bytes)\n"
     )
 
 
@@ -252,7 +256,7 @@ def test_pack_unchanged_rerun_says_nothing_changed_and_writes_nothing(
     result = invoke("pack", source, record)
     assert result.exit_code == 0
     assert result.stdout == ""
-    assert result.stderr == f"{record}: nothing changed, no patch written\n"
+    assert result.stderr == f"{record}: nothing changed since patch 0; no patch written\n"
     data = run_json("pack", source, record)
     assert (data["action"], data["patch_index"], data["written"]) == ("unchanged", 0, [])
     assert [data[key] for key in ("added", "changed", "removed", "bytes_packed")] == [[], [], [], 0]
@@ -280,9 +284,13 @@ def test_pack_patch_summary_counts_the_changes(record: Path, source: Path) -> No
     result = invoke("pack", source, record)
     assert result.exit_code == 0
     assert result.stdout == ""
+    patch = (record.parent / "rec.p1.ih5").stat().st_size
+    written = len("plate 1, imaged again\n") + len("second run\n") + 128 + 8 * 8 * 4
+    unchanged = ZEROS + 8320
     assert result.stderr == (
-        f"{record}: patched patch 1 (3 added, 2 changed, 2 removed) "
-        "-> rec.p1.ih5, rec.p1.ih5mf.json\n"
+        f"{record}: wrote patch 1 (3 added, 2 changed, 2 removed) in rec.p1.ih5, "
+        f"rec.p1.ih5mf.json ({patch} bytes); {written} bytes written, {unchanged} bytes "
+        "of unchanged files not written again\n"
     )
 
 
@@ -327,7 +335,7 @@ def test_pack_trust_mtime_takes_same_size_and_mtime_as_unchanged(
     assert (hashed["action"], hashed["patch_index"], hashed["changed"]) == (
         "patched",
         1,
-        ["notes.txt"],
+        ["/notes.txt"],
     )
     check_against_record(hashed, source)
 
@@ -338,13 +346,13 @@ def test_pack_trust_mtime_still_sees_a_new_size(record: Path, source: Path) -> N
     notes.write_text("plate 1, longer\n")
     os.utime(notes, ns=(before.st_atime_ns, before.st_mtime_ns))
     data = run_json("pack", source, record, "--trust-mtime")
-    assert (data["action"], data["changed"]) == ("patched", ["notes.txt"])
+    assert (data["action"], data["changed"]) == ("patched", ["/notes.txt"])
     check_against_record(data, source)
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new-record", "existing-record"])
 @pytest.mark.parametrize("absolute", [False, True], ids=["relative-link", "absolute-link"])
-def test_pack_symlink_leaving_the_source_exits_1_naming_it_and_writes_nothing(
+def test_pack_symlink_leaving_the_source_exits_6_naming_it_and_writes_nothing(
     source: Path, tmp_path: Path, existing: bool, absolute: bool
 ) -> None:
     record = tmp_path / "archive" / "rec"
@@ -357,7 +365,7 @@ def test_pack_symlink_leaving_the_source_exits_1_naming_it_and_writes_nothing(
     link = source / "images" / "escape"
     os.symlink(target, link)
     result = invoke("pack", source, record, "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == exits.REFUSED
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"Error: symlink {link} points outside {source} (to {target}); "
@@ -397,7 +405,7 @@ def test_unpack_talks_on_stderr_only(record: Path, source: Path, tmp_path: Path)
 
 
 @pytest.mark.parametrize("occupant", ["file-inside", "file-itself"])
-def test_unpack_into_an_occupied_destination_exits_1_with_one_error_line(
+def test_unpack_into_an_occupied_destination_exits_6_with_one_error_line(
     record: Path, tmp_path: Path, occupant: str
 ) -> None:
     destination = tmp_path / "restored"
@@ -408,7 +416,7 @@ def test_unpack_into_an_occupied_destination_exits_1_with_one_error_line(
         destination.write_text("mine\n")
     before = snapshot(tmp_path)
     result = invoke("unpack", record, destination, "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == exits.REFUSED
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"Error: {destination} exists and is not an empty directory; choose a new one"
@@ -416,11 +424,11 @@ def test_unpack_into_an_occupied_destination_exits_1_with_one_error_line(
     assert snapshot(tmp_path) == before
 
 
-def test_unpack_missing_record_exits_1_and_creates_nothing(tmp_path: Path) -> None:
+def test_unpack_missing_record_exits_3_and_creates_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "rec"
     destination = tmp_path / "restored"
     result = invoke("unpack", missing, destination)
-    assert result.exit_code == 1
+    assert result.exit_code == exits.NOT_FOUND
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"Error: no containers of record {missing} found; check the path"
@@ -511,8 +519,11 @@ def test_pack_on_a_lone_manifest_round_trips_through_the_real_record(
         shutil.copy(path, archive)
     verified = ih5("verify", record)
     assert verified.exit_code == 0, verified.stderr
-    assert verified.stdout == ""
-    assert verified.stderr.endswith("every hashsum matches\n")
+    assert [line.split("\t")[:4] for line in verified.stdout.splitlines()] == [
+        ["index", "file", "status", "manifest"],
+        *([str(k), f"rec.p{k}.ih5" if k else "rec.ih5", "ok", "ok"] for k in range(k + 2)),
+    ]
+    assert verified.stderr.endswith(f"every hashsum and manifest matches ({k + 2} containers)\n")
     history = ih5("log", record, "--json").json()
     assert [row["index"] for row in history] == list(range(k + 2))
     assert history[-1]["files"] == [str(archive / path.name) for path in written]
@@ -520,11 +531,10 @@ def test_pack_on_a_lone_manifest_round_trips_through_the_real_record(
     assert changes == {
         "from": k,
         "to": k + 1,
-        "added": [f"/{path}" for path in expected["added"]],
-        "removed": [f"/{path}" for path in expected["removed"]],
+        "added": expected["added"],
+        "removed": expected["removed"],
         "changed": [
-            {"path": f"/{path}", "before": "dataset", "after": "dataset"}
-            for path in expected["changed"]
+            {"path": path, "before": "dataset", "after": "dataset"} for path in expected["changed"]
         ],
         # A rewritten file has new bytes and a new modification time.
         "attrs": {
@@ -660,7 +670,7 @@ def test_pack_many_json_has_one_row_per_subdirectory_matching_the_catalog(
         ("plate-2", "patched", 1),
         ("plate-3", "unchanged", 0),
     ]
-    assert again[1]["changed"] == ["notes.txt"]
+    assert again[1]["changed"] == ["/notes.txt"]
     check_catalog(out, again)
 
 
@@ -695,6 +705,9 @@ def test_pack_many_escaping_symlink_fails_that_subdirectory_only(tmp_path: Path)
     assert sorted(table.stderr.splitlines()) == sorted(
         [
             f"Error: {root / 'bad'}: {error}",
-            *(f"{out / name}: nothing changed, no patch written" for name in PLATES.values()),
+            *(
+                f"{out / name}: nothing changed since patch 0; no patch written"
+                for name in PLATES.values()
+            ),
         ]
     )

@@ -195,7 +195,7 @@ def verify(record: Path, as_json: bool) -> None:
             for entry in health.containers
         ]
         echo_table(str(record), ("index", "file", "status", "manifest", "detail"), rows)
-    say(_verdict(record, health))
+        say(_verdict(record, health))
     if not health.ok:
         raise click.exceptions.Exit(exits.CHECK_FAILED)
 
