@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from ih5.cli import cli
+from ih5.cli import cli, exits
 from ih5.errors import RecordNotFoundError
 from ih5.format import read_user_block
 from ih5.manifest import IH5MFRecord
@@ -115,7 +115,7 @@ def test_info_table_has_one_row_per_field(plain: Path) -> None:
     summary = run_json("info", plain)
     assert result.stdout.splitlines() == [
         "field\tvalue",
-        *(f"{key}\t{value}" for key, value in summary.items()),
+        *(f"{key.replace('_', ' ')}\t{value}" for key, value in summary.items()),
     ]
 
 
@@ -127,9 +127,16 @@ def test_log_json_lists_every_container_with_full_hashsums(record: Path) -> None
         expected.append(
             {
                 "index": index,
+                "file": str(path),
+                "status": "ok",
+                "reason": "",
                 "patch_uuid": str(user_block.patch_uuid),
                 "hashsum": user_block.hdf5_hashsum,
                 "size": path.stat().st_size,
+                "hashed": False,
+                "manifest": {"file": str(manifest), "status": "ok", "reason": ""}
+                if is_backed(record)
+                else None,
                 "files": [str(path), str(manifest)] if is_backed(record) else [str(path)],
             }
         )
@@ -140,11 +147,14 @@ def test_log_table_shortens_hashsums(plain: Path) -> None:
     result = invoke("log", plain)
     assert result.exit_code == 0
     rows = [
-        f"{entry['index']}\t{entry['patch_uuid']}\t{entry['hashsum'][:19]}\t{entry['size']}\t"
-        f"{Path(entry['files'][0]).name}"
+        f"{entry['index']}\tok\t{entry['patch_uuid']}\t{entry['hashsum'][:19]}\t{entry['size']}\t"
+        f"{Path(entry['files'][0]).name}\t"
         for entry in run_json("log", plain)
     ]
-    assert result.stdout.splitlines() == ["index\tpatch uuid\thashsum\tsize\tfiles", *rows]
+    assert result.stdout.splitlines() == [
+        "index\tstatus\tpatch uuid\thashsum\tsize\tfiles\tdetail",
+        *rows,
+    ]
 
 
 # --- tree and cat ------------------------------------------------------------
@@ -262,9 +272,9 @@ def test_cat_slice_that_does_not_fit_is_a_usage_error(
     assert "Invalid value for '--slice'" in result.stderr
 
 
-def test_cat_missing_path_exits_1_with_one_error_line(plain: Path) -> None:
+def test_cat_missing_path_exits_3_with_one_error_line(plain: Path) -> None:
     result = invoke("cat", plain, "/nope")
-    assert result.exit_code == 1
+    assert result.exit_code == exits.NOT_FOUND
     assert result.stderr.splitlines() == [f"Error: no object at '/nope' in record {plain}"]
 
 
@@ -287,9 +297,9 @@ def test_diff_table_has_one_row_per_change(plain: Path) -> None:
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
         "change\tpath\tdetail",
+        "attr changed\t/\t@title",
         "added\t/grp/sub\t",
         "removed\t/p1\t",
-        "attr changed\t/\t@title",
     ]
 
 
@@ -300,9 +310,9 @@ def test_diff_same_state_says_so_on_stderr(plain: Path) -> None:
     assert result.stderr == f"no differences between states 1 and 1 of {plain}\n"
 
 
-def test_diff_unknown_state_exits_1(plain: Path) -> None:
+def test_diff_unknown_state_exits_3(plain: Path) -> None:
     result = invoke("diff", plain, "--from", 0, "--to", 7)
-    assert result.exit_code == 1
+    assert result.exit_code == exits.NOT_FOUND
     assert result.stderr.splitlines() == [
         f"Error: record {plain} has no committed state 7; known: [0, 1]"
     ]
@@ -311,48 +321,83 @@ def test_diff_unknown_state_exits_1(plain: Path) -> None:
 # --- verify ------------------------------------------------------------------
 
 
-def test_verify_intact_record_exits_0(record: Path) -> None:
-    size = sum(path.stat().st_size for path in containers(record))
+def test_verify_intact_record_exits_0_with_a_table_on_stdout(record: Path) -> None:
     result = invoke("verify", record)
     assert result.exit_code == 0
-    assert result.stdout == ""
-    assert result.stderr == f"{record}: 2 containers, {size} bytes; every hashsum matches\n"
-    assert run_json("verify", record) == {
-        "record": str(record),
-        "ok": True,
-        "containers": 2,
-        "size": size,
-    }
+    manifest = "ok" if is_backed(record) else ""
+    assert result.stdout.splitlines() == [
+        "index\tfile\tstatus\tmanifest\tdetail",
+        f"0\trec.ih5\tok\t{manifest}\t",
+        f"1\trec.p1.ih5\tok\t{manifest}\t",
+    ]
+    assert result.stderr == f"{record}: every hashsum and manifest matches (2 containers)\n"
+
+
+def test_verify_json_reports_every_container(record: Path) -> None:
+    report = run_json("verify", record)
+    assert (report["record"], report["ok"]) == (str(record), True)
+    assert [(row["file"], row["status"], row["hashed"]) for row in report["containers"]] == [
+        (str(path), "ok", True) for path in containers(record)
+    ]
+    assert [row["size"] for row in report["containers"]] == [
+        path.stat().st_size for path in containers(record)
+    ]
 
 
 @pytest.mark.parametrize("offset", [None, 1024 + 8], ids=["payload", "superblock"])
-def test_verify_damaged_container_exits_1_with_one_error_line(
+def test_verify_damaged_container_exits_1_reporting_every_container(
     record: Path, tmp_path: Path, offset: int | None
 ) -> None:
     damaged = damaged_copy(record, tmp_path / "damaged", offset)
     result = invoke("verify", damaged, "--json")
-    assert result.exit_code == 1
-    assert result.stdout == ""
-    [line] = result.stderr.splitlines()
-    assert line.startswith(f"Error: {damaged.parent / 'rec.ih5'} is damaged: ")
+    assert result.exit_code == exits.CHECK_FAILED
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert [(Path(row["file"]).name, row["status"]) for row in report["containers"]] == [
+        ("rec.ih5", "damaged"),
+        ("rec.p1.ih5", "ok"),
+    ]
+    assert "its payload hashes to sha256:" in report["containers"][0]["reason"]
+    assert result.stderr == ""
 
 
-def test_verify_broken_chain_exits_1(plain: Path) -> None:
+def test_verify_damaged_container_table_names_it_and_the_sound_states(
+    plain: Path, tmp_path: Path
+) -> None:
+    damaged = damaged_copy(plain, tmp_path / "damaged")
+    result = invoke("verify", damaged)
+    assert result.exit_code == exits.CHECK_FAILED
+    rows = [line.split("\t")[:3] for line in result.stdout.splitlines()]
+    assert rows == [
+        ["index", "file", "status"],
+        ["0", "rec.ih5", "damaged"],
+        ["1", "rec.p1.ih5", "ok"],
+    ]
+    assert result.stderr == f"{damaged}: 1 damaged\n"
+
+
+def test_verify_missing_patch_is_reported_missing(plain: Path) -> None:
     with IH5Record(plain, "r+") as rec:
         rec.create_patch()
         rec["p2"] = 2
     (plain.parent / "rec.p1.ih5").unlink()
-    result = invoke("verify", plain)
-    assert result.exit_code == 1
-    [line] = result.stderr.splitlines()
-    assert line.startswith("Error: patch_index 1 is missing between ")
+    result = invoke("verify", plain, "--json")
+    assert result.exit_code == exits.CHECK_FAILED
+    assert [
+        (Path(row["file"]).name, row["status"]) for row in json.loads(result.stdout)["containers"]
+    ] == [
+        ("rec.ih5", "ok"),
+        ("rec.p1.ih5", "missing"),
+        ("rec.p2.ih5", "ok"),
+    ]
+    table = invoke("verify", plain)
+    assert table.stderr == f"{plain}: 1 missing; states up to 0 are sound (--at 0)\n"
 
 
 @pytest.mark.parametrize(
     "args",
     [
         ["info"],
-        ["log"],
         ["tree"],
         ["cat", "/data"],
         ["diff", "--from", "0", "--to", "1"],
@@ -367,7 +412,7 @@ def test_record_commands_refuse_a_damaged_record(
     damaged = damaged_copy(backed, tmp_path / "damaged")
     args = [str(tmp_path / "merged.ih5") if arg == "TARGET" else arg for arg in args]
     result = invoke(args[0], damaged, *args[1:])
-    assert result.exit_code == 1
+    assert result.exit_code == exits.DAMAGED
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith(f"Error: {damaged.parent / 'rec.ih5'} is damaged: ")
@@ -399,10 +444,10 @@ def test_merge_writes_one_container_with_the_same_content(record: Path, tmp_path
     assert run_json("cat", target, "/payload") == run_json("cat", record, "/payload")
 
 
-def test_merge_existing_target_exits_1(plain: Path) -> None:
+def test_merge_existing_target_exits_6(plain: Path) -> None:
     target = containers(plain)[0]
     result = invoke("merge", plain, target)
-    assert result.exit_code == 1
+    assert result.exit_code == exits.REFUSED
     assert result.stderr.splitlines() == [
         f"merging 2 containers of {plain} into {target} ...",
         f"Error: {target} already exists; choose a new file name",
@@ -437,7 +482,7 @@ def test_manifest_table_summarizes_the_manifest(backed: Path) -> None:
         f"patch uuid\t{document['user_block']['patch_uuid']}",
         "groups\t2",
         "datasets\t4",
-        "manifest_exts\t",
+        "manifest exts\t",
     ]
 
 
@@ -484,14 +529,14 @@ def test_stub_tree_shows_placeholders_as_null(backed: Path, tmp_path: Path) -> N
     assert entries[0] == {**node("/"), "attrs": {"title": None}}
     assert entries[1] == {**node("/data", "dataset"), "attrs": {}}
     result = invoke("cat", tmp_path / "rec", "/data")
-    assert result.exit_code == 1
+    assert result.exit_code == exits.REFUSED
     [line] = result.stderr.splitlines()
     assert line.startswith("Error: '/data' is a placeholder of the stub ")
 
 
-def test_stub_missing_manifest_exits_1(tmp_path: Path) -> None:
+def test_stub_missing_manifest_exits_3(tmp_path: Path) -> None:
     result = invoke("stub", tmp_path / "none.ih5mf.json", tmp_path / "rec")
-    assert result.exit_code == 1
+    assert result.exit_code == exits.NOT_FOUND
     assert result.stderr.splitlines() == [
         f"Error: manifest {tmp_path / 'none.ih5mf.json'} does not exist"
     ]
@@ -512,11 +557,11 @@ RECORD_COMMANDS = [
 
 
 @pytest.mark.parametrize("args", RECORD_COMMANDS, ids=lambda args: args[0])
-def test_record_commands_missing_record_exit_1_naming_it(tmp_path: Path, args: list[str]) -> None:
+def test_record_commands_missing_record_exit_3_naming_it(tmp_path: Path, args: list[str]) -> None:
     missing = tmp_path / "nowhere"
     args = [str(tmp_path / "merged.ih5") if arg == "TARGET" else arg for arg in args]
     result = invoke(args[0], missing, *args[1:])
-    assert result.exit_code == 1
+    assert result.exit_code == exits.NOT_FOUND
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"Error: no containers of record {missing} found; check the path"
@@ -530,7 +575,6 @@ def test_record_commands_missing_record_exit_1_naming_it(tmp_path: Path, args: l
         ["stub", "MANIFEST", "--bogus"],
         ["tree", "--at", "-1"],
         ["diff", "--from", "x", "--to", "1"],
-        ["diff", "--to", "1"],
         ["cat"],
     ],
     ids=lambda args: " ".join(args),
@@ -584,7 +628,9 @@ def ih5_executable() -> list[str]:
     return [sys.executable, "-c", "from ih5.cli import main; main()"]
 
 
-def test_entry_point_prints_json_and_exits_1_on_damage(plain: Path, tmp_path: Path) -> None:
+def test_entry_point_prints_json_and_a_verify_table_exiting_1_on_damage(
+    plain: Path, tmp_path: Path
+) -> None:
     ok = subprocess.run(
         [*ih5_executable(), "info", str(plain), "--json"], capture_output=True, text=True
     )
@@ -594,7 +640,9 @@ def test_entry_point_prints_json_and_exits_1_on_damage(plain: Path, tmp_path: Pa
     failed = subprocess.run(
         [*ih5_executable(), "verify", str(damaged)], capture_output=True, text=True
     )
-    assert failed.returncode == 1
-    assert failed.stdout == ""
-    [line] = failed.stderr.splitlines()
-    assert line.startswith(f"Error: {damaged.parent / 'rec.ih5'} is damaged: ")
+    assert failed.returncode == exits.CHECK_FAILED
+    assert [line.split("\t")[:3] for line in failed.stdout.splitlines()][1:] == [
+        ["0", "rec.ih5", "damaged"],
+        ["1", "rec.p1.ih5", "ok"],
+    ]
+    assert failed.stderr == f"{damaged}: 1 damaged\n"

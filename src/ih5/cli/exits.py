@@ -52,6 +52,8 @@ def exit_code_for(exc: Exception) -> int:
     """The exit code of an error that ended a command."""
     if isinstance(exc, (RecordNotFoundError, NodeNotFoundError, MetadataNotFoundError)):
         return NOT_FOUND
+    if isinstance(exc, Ih5Error) and isinstance(exc.__cause__, FileNotFoundError):
+        return NOT_FOUND  # e.g. a manifest file that is not there
     if isinstance(
         exc,
         (IntegrityError, ChainError, ManifestError, NotAnIH5ContainerError, CorruptDocumentError),
