@@ -63,9 +63,26 @@ def test_meta_show_lists_one_row_per_subdirectory(plate: Path) -> None:
     assert result.stdout.splitlines() == [
         "subdirectory\tmain\timages\twells\tchannels\tbackends",
         "checkpoints\t\t0\t\t\t",
-        "images\tyes\t2\tA01,A02\t1,2\tdisk",
+        "images\ttrue\t2\tA01,A02\t1,2\tdisk",
     ]
-    assert result.stderr == "plate backends: disk\n"
+    assert result.stderr == "plate backends: disk\nmain sub-directory: images (flagged main)\n"
+
+
+def test_meta_show_main_column_shows_what_is_stored(tmp_path: Path) -> None:
+    """A record stored with "main": false shows false, not the fallback that treats it as main."""
+    atomic_write_json(
+        get_metadata_path(tmp_path), {"subdirectories": {"only": {"main": False}, "next": {}}}
+    )
+    result = invoke("show", str(tmp_path))
+    assert result.exit_code == 0
+    assert [line.split("\t")[:2] for line in result.stdout.splitlines()] == [
+        ["subdirectory", "main"],
+        ["only", "false"],
+        ["next", ""],
+    ]
+    assert result.stderr.splitlines()[-1] == (
+        "main sub-directory: only (the first one; none is flagged main)"
+    )
 
 
 def test_meta_show_missing_plate_exits_3_with_one_error_line(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ from ih5.metadata import (
 _Name = TypeVar("_Name", bound=str)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+_STORED_MAIN = {True: "true", False: "false", None: ""}
+"""The ``main`` column shows what the sidecar stores (empty: not set)."""
 
 plate_argument = click.argument("plate", type=click.Path(file_okay=False, path_type=Path))
 timeout_option = click.option(
@@ -80,8 +82,9 @@ def meta() -> None:
 def show(plate: Path, as_json: bool) -> None:
     """Show the sub-directory records of PLATE.
 
-    One row per sub-directory: main flag, number of image files, wells,
-    channels and backends; --json prints the whole document instead.
+    One row per sub-directory: its stored main flag (true, false, or empty
+    when not set), number of image files, wells, channels and backends;
+    --json prints the whole document instead.
 
     \b
     Examples:
@@ -96,7 +99,7 @@ def show(plate: Path, as_json: bool) -> None:
     rows = [
         (
             name,
-            "yes" if name == main else "",
+            _STORED_MAIN[record.main],
             len(record.image_files),
             _names(record.wells),
             _names(record.channels),
@@ -107,6 +110,10 @@ def show(plate: Path, as_json: bool) -> None:
     columns = ("subdirectory", "main", "images", "wells", "channels", "backends")
     echo_table(f"{get_metadata_path(plate)}", columns, rows)
     say(f"plate backends: {_enabled(doc.available_backends) or '(none)'}")
+    if main is not None:
+        flagged = doc.subdirectories[main].is_main
+        why = "flagged main" if flagged else "the first one; none is flagged main"
+        say(f"main sub-directory: {main} ({why})")
 
 
 @meta.command("set")
