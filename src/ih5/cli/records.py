@@ -8,10 +8,11 @@ from typing import Any
 import click
 
 from ih5.cli import exits
-from ih5.cli.arguments import record_argument
+from ih5.cli.arguments import RecordPath, record_argument
 from ih5.cli.contents import cat, diff, get, tree
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import activity, byte_progress
+from ih5.errors import RecordExistsError
 from ih5.format import IH5UserBlock
 from ih5.format.extensions import MANIFEST_EXT
 from ih5.manifest import (
@@ -364,7 +365,7 @@ def manifest(record: Path, rebuild: bool, as_json: bool) -> None:
 
 @click.command()
 @click.argument("manifest_file", metavar="MANIFEST", type=click.Path(path_type=Path))
-@click.argument("target", type=click.Path(path_type=Path), callback=_in_existing_directory)
+@click.argument("target", type=RecordPath(creating=True), callback=_in_existing_directory)
 @json_option
 def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
     """Build a stub record at TARGET (DIR/NAME) from a MANIFEST.
@@ -375,10 +376,18 @@ def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
 
     \b
     Examples:
-      ih5 stub data/rec.p3.ih5mf.json elsewhere/rec
-      ih5 stub data/rec.p3.ih5mf.json elsewhere/rec --json | jq -r .stub
+      ih5 stub data/rec.p1.ih5mf.json elsewhere/rec
+      ih5 stub data/rec.p1.ih5mf.json elsewhere/rec2 --json | jq -r .stub
     """
-    created = IH5MFRecord.create_stub(target, manifest_file)
+    try:
+        created = IH5MFRecord.create_stub(target, manifest_file)
+    except RecordExistsError as exc:
+        # The library's advice (open it with another mode) does not apply on the command line.
+        raise RecordExistsError(
+            f"{target} already exists; give a new TARGET, or pack into the existing "
+            f"record with 'ih5 pack SOURCE {target}'",
+            exc.path,
+        ) from exc
     identity = IH5Manifest.load(manifest_path(created)).user_block
     if as_json:
         echo_json(
