@@ -602,6 +602,8 @@ def test_json_stdout_stays_plain_while_progress_bars_draw_on_a_terminal(
         (["pack", source, record], "packing"),
         (["verify", record], "verifying"),
         (["unpack", record, tmp_path / "restored"], "unpacking"),
+        (["merge", record, tmp_path / "merged.ih5"], "verifying"),
+        (["get", record, "/zeros.bin", tmp_path / "zeros.bin"], "unpacking"),
     ):
         result, terminal = run_with_terminal_stderr(*args, "--json")
         assert result.exit_code == 0, terminal

@@ -268,40 +268,57 @@ def unpack_record(
     directory descriptors without following links, so nothing that changes
     the destination meanwhile can redirect a write outside it.
     """
+    dest = _empty_destination(destination)
+    codecs = list(codecs) if codecs is not None else installed_codecs()
+    with IH5Record(record, at=at) as rec:
+        return _unpack_group(
+            _packed_group(rec, member), dest, codecs, preserve_special_bits, progress
+        )
+
+
+def _empty_destination(destination: str | os.PathLike[str]) -> Path:
     dest = Path(destination)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise PackError(f"{dest} exists and is not an empty directory; choose a new one", dest)
-    codecs = list(codecs) if codecs is not None else installed_codecs()
-    with IH5Record(record, at=at) as rec:
-        top = _packed_group(rec, member)
-        items: list[tuple[str, IH5Group | IH5Dataset]] = []
-        top.visititems(lambda path, obj: items.append((path, obj)))
-        datasets = [obj for _, obj in items if isinstance(obj, IH5Dataset)]
-        if progress is not None:
-            progress.phase("unpacking", sum(int(obj.attrs.get("size", 0)) for obj in datasets))
-        dest.mkdir(parents=True, exist_ok=True)
-        _check_names(items, dest)
-        root_fd = open_root(dest)
+    return dest
+
+
+def _unpack_group(
+    top: IH5Group,
+    dest: Path,
+    codecs: Sequence[FileCodec],
+    preserve_special_bits: bool,
+    progress: PackProgress | None,
+) -> UnpackResult:
+    """Restore what is below ``top`` (a directory of the archive) into ``dest``."""
+    items: list[tuple[str, IH5Group | IH5Dataset]] = []
+    top.visititems(lambda path, obj: items.append((path, obj)))
+    datasets = [obj for _, obj in items if isinstance(obj, IH5Dataset)]
+    if progress is not None:
+        progress.phase("unpacking", sum(int(obj.attrs.get("size", 0)) for obj in datasets))
+    dest.mkdir(parents=True, exist_ok=True)
+    _check_names(items, dest)
+    root_fd = open_root(dest)
+    try:
+        run = _Unpacking(dest, dest.resolve(), root_fd, codecs, preserve_special_bits, progress)
         try:
-            run = _Unpacking(dest, dest.resolve(), root_fd, codecs, preserve_special_bits, progress)
-            try:
-                with DirectoryWalker(root_fd) as walker:
-                    for path, obj in items:
-                        try:
-                            run.make(walker, path, obj)
-                        except (PackError, IntegrityError):
-                            raise
-                        except OSError as exc:
-                            raise _swapped(path, dest, exc) from exc
-            finally:
-                # Also after a failure half-way: no link may be left pointing outside.
-                _check_links(run.root, root_fd, run.links)
-            try:
-                run.finish_directories()
-            except OSError as exc:
-                raise _swapped(str(exc.filename or dest), dest, exc) from exc
+            with DirectoryWalker(root_fd) as walker:
+                for path, obj in items:
+                    try:
+                        run.make(walker, path, obj)
+                    except (PackError, IntegrityError):
+                        raise
+                    except OSError as exc:
+                        raise _swapped(path, dest, exc) from exc
         finally:
-            os.close(root_fd)
+            # Also after a failure half-way: no link may be left pointing outside.
+            _check_links(run.root, root_fd, run.links)
+        try:
+            run.finish_directories()
+        except OSError as exc:
+            raise _swapped(str(exc.filename or dest), dest, exc) from exc
+    finally:
+        os.close(root_fd)
     return UnpackResult(
         dest, len(datasets) - len(run.links), len(run.directories), len(run.links), run.written
     )
@@ -395,27 +412,50 @@ def extract_member(
     *,
     at: int | None = None,
     progress: PackProgress | None = None,
+    codecs: Sequence[FileCodec] | None = None,
 ) -> UnpackResult:
-    """Extract one packed file (to the new file ``destination``) or directory (into it)."""
+    """Extract one packed file (to the new file ``destination``, or into it when it is a
+    directory) or one packed directory (into ``destination``, new or empty)."""
+    codecs = list(codecs) if codecs is not None else installed_codecs()
     with IH5Record(record, at=at) as rec:
-        is_group = isinstance(_member(rec, member), IH5Group)
-    if is_group:
-        return unpack_record(record, destination, at=at, member=member, progress=progress)
-    dest = Path(destination)
-    if dest.is_dir():
-        dest = dest / member.rstrip("/").rpartition("/")[2]
-    if os.path.lexists(dest):
-        raise PackError(f"{dest} exists; choose a new file name", dest)
-    temp = dest.with_name(_temp_name())
-    try:
-        with open(temp, "xb") as out:
-            size = write_packed_file(record, member, out, at=at)
-            out.flush()
-            os.fsync(out.fileno())
-        os.link(temp, dest)
-    finally:
-        temp.unlink(missing_ok=True)
+        obj = _member(rec, member)
+        if isinstance(obj, IH5Group):
+            return _unpack_group(obj, _empty_destination(destination), codecs, False, progress)
+        dest = Path(destination)
+        if dest.is_dir():
+            dest = dest / obj.name.rpartition("/")[2]
+        if os.path.lexists(dest):
+            raise PackError(f"{dest} exists; choose a new file name", dest)
+        if progress is not None:
+            progress.phase("unpacking", int(obj.attrs.get("size", 0)))
+        temp = dest.with_name(_temp_name())
+        try:
+            with open(temp, "xb") as raw:
+                size = copy_packed_file(obj, _Advancing(raw, progress), codecs)  # type: ignore[arg-type]
+                os.fchmod(raw.fileno(), _mode(obj, DEFAULT_FILE_MODE, False))
+                raw.flush()
+                mtime_ns = _mtime(obj)
+                if mtime_ns is not None:
+                    os.utime(raw.fileno(), ns=(mtime_ns, mtime_ns))
+                os.fsync(raw.fileno())
+            os.link(temp, dest)
+        finally:
+            temp.unlink(missing_ok=True)
     return UnpackResult(dest, 1, 0, 0, size)
+
+
+class _Advancing:
+    """A write-only stream that tells ``progress`` how many bytes passed to ``out``."""
+
+    def __init__(self, out: BinaryIO, progress: PackProgress | None) -> None:
+        self._out = out
+        self._progress = progress
+
+    def write(self, data: Any) -> int:
+        written = self._out.write(data)
+        if self._progress is not None:
+            self._progress.advance(written)
+        return written
 
 
 class _CheckedStream:
