@@ -21,5 +21,3 @@ def pytest_configure(config: pytest.Config) -> None:
     # honours IH5_LONG=1 too.
     if config.getoption("--long"):
         os.environ["IH5_LONG"] = "1"
-    if os.environ.get("IH5_LONG") == "1":
-        os.environ["IH5_SLOW"] = "1"

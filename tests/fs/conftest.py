@@ -23,8 +23,8 @@ WAITER_THREAD_PREFIX = "ih5-lock-wait:"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect this floor's slow stress runs unless IH5_SLOW=1 or ``-m slow`` asks for them."""
-    if os.environ.get("IH5_SLOW") == "1" or "slow" in (config.getoption("markexpr") or ""):
+    """Deselect this floor's slow stress runs unless ``--long`` (or IH5_LONG=1) asks for them."""
+    if os.environ.get("IH5_LONG") == "1":
         return
     slow = [item for item in items if HERE in item.path.parents and "slow" in item.keywords]
     if slow:

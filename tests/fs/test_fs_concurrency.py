@@ -3,7 +3,7 @@
 Each worker appends consecutive numbers to its own list in the document and
 acknowledges a number in its own side file only after ``atomic_update_json``
 returned. A reader process parses the file without the lock the whole time.
-The long variants are marked slow (run them with ``IH5_SLOW=1`` or ``-m slow``).
+The long variants are marked slow (run them with ``--long`` or ``IH5_LONG=1``).
 """
 
 from __future__ import annotations

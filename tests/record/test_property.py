@@ -7,7 +7,7 @@ committed state must open again (``at=K``) as the model snapshot taken then.
 Names come from a three-letter alphabet so that paths collide, get deleted
 and come back often.
 
-``IH5_LONG=1`` (or ``IH5_SLOW=1``, or ``-m slow``) also runs a long profile.
+``--long`` (or ``IH5_LONG=1``) also runs a long profile.
 """
 
 from __future__ import annotations
@@ -443,9 +443,9 @@ TestRecordMachine.settings = DEFAULT
 
 @pytest.mark.slow
 def test_record_random_changes_match_model_long(request: pytest.FixtureRequest) -> None:
-    wanted = os.environ.get("IH5_LONG") == "1" or os.environ.get("IH5_SLOW") == "1"
+    wanted = os.environ.get("IH5_LONG") == "1"
     if not wanted and "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("long profile: set IH5_LONG=1 or run with -m slow")
+        pytest.skip("long profile: run with --long (or IH5_LONG=1)")
     run_state_machine_as_test(RecordMachine, settings=LONG)
 
 

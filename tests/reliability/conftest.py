@@ -1,4 +1,4 @@
-"""Options and reporting of the reliability suites: ``--long`` and the closing summary.
+"""Options and reporting of the reliability suites: ``--long`` and its closing summary.
 
 The CI-sized run samples injection points and runs short stress tests; the
 full sweep runs with ``--long`` (registered in tests/conftest.py)::
@@ -33,7 +33,12 @@ def long_run(pytestconfig: pytest.Config) -> bool:
     return is_long(pytestconfig)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """The figures of the run, with each column explained once; only under ``--long``."""
+    if not is_long(config):
+        return
     lines = list(REPORT.lines())
     if not lines:
         return

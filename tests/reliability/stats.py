@@ -1,4 +1,4 @@
-"""Counters of one reliability run, printed as tables at the end of the pytest session."""
+"""Counters of one reliability run, printed as tables at the end of a ``--long`` session."""
 
 from __future__ import annotations
 
@@ -97,6 +97,8 @@ class Report:
                 ],
                 total_from=2,
             )
+            yield "columns:"
+            yield from _legend(SWEEP_COLUMNS)
             covered = sorted({kind for row in self.sweeps for kind in row.kinds})
             yield "injection point kinds faulted: " + ", ".join(covered)
             remains = sorted({name for row in self.sweeps for name in row.remains})
@@ -109,6 +111,51 @@ class Report:
                 [{f.name: getattr(row, f.name) for f in fields(row)} for row in self.stress],
                 total_from=1,
             )
+            yield "columns:"
+            yield from _legend(STRESS_COLUMNS)
+
+
+SWEEP_COLUMNS = {
+    "operation": "what was run with faults injected (commit, pack, merge, stub, ...)",
+    "mode": "the fault: error (raise once), sticky (raise from then on, as a full disk), "
+    "kill (SIGKILL)",
+    "points": "injection points the operation passes (counted by a dry run)",
+    "tried": "trials run, one fault at one point each",
+    "injected": "errors raised into the operation",
+    "kills": "trials whose process was SIGKILLed at the point",
+    "old": "trials after which a reader saw the state before the operation",
+    "new": "trials after which a reader saw the state after the operation",
+    "forward": "trials after which the next writer completed the operation (rolled forward, "
+    "resumed or re-ran it) where the reader had seen the old state",
+    "late_raise": "trials in which the operation raised although its new state was visible",
+    "swallowed": "trials in which the operation handled the fault and completed",
+    "inconsistent": "trials after which a reader saw neither state or could not open it "
+    "(must be 0)",
+    "lost": "trials that lost acknowledged data (must be 0)",
+    "garbage": "trials after which the next writer left files ih5 should have removed",
+    "kinds": "how many kinds of injection point were faulted (os.replace, h5py.close, ...)",
+}
+"""What each column of the sweep table counts (printed once under the table)."""
+
+STRESS_COLUMNS = {
+    "test": "the concurrency run",
+    "processes": "worker processes",
+    "operations": "commits or updates the workers acknowledged",
+    "reads": "reader passes over the record or document",
+    "states": "distinct committed states the readers saw",
+    "kills": "workers SIGKILLed during the run",
+    "retries": "lock timeouts and conflicts the writers retried after",
+    "lost": "acknowledged operations missing at the end (must be 0)",
+    "inconsistent": "reads that saw a torn or invalid state (must be 0)",
+    "seconds": "wall time of the run",
+}
+"""What each column of the stress table counts."""
+
+
+def _legend(columns: dict[str, str]) -> Iterator[str]:
+    width = max(len(name) for name in columns)
+    for name, meaning in columns.items():
+        yield f"  {name.ljust(width)}  {meaning}"
 
 
 def _cell(value: object) -> str:
