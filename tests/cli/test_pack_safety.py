@@ -158,3 +158,29 @@ def test_a_second_pack_says_it_waits_for_the_writer_and_then_packs(tmp_path: Pat
         "to finish"
     )
     assert last.startswith(f"{record}: wrote patch 1 (1 added, 0 changed, 0 removed)")
+
+
+def python2_npy(values: list[int]) -> bytes:
+    """An .npy file as Python 2's numpy wrote it: long integers (``3L``) in the header."""
+    header = f"{{'descr': '<i8', 'fortran_order': False, 'shape': ({len(values)}L,), }}"
+    padded = header.ljust(118) + "\n"
+    return (
+        b"\x93NUMPY\x01\x00"
+        + len(padded).to_bytes(2, "little")
+        + padded.encode()
+        + bytes(b"".join(value.to_bytes(8, "little") for value in values))
+    )
+
+
+def test_an_old_npy_file_packs_and_unpacks_without_warnings(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "old.npy").write_bytes(python2_npy([1, 2, 3]))
+    record = tmp_path / "archive" / "rec"
+    packed = invoke("pack", source, record)  # warnings are errors in this test run
+    assert packed.exit_code == 0, packed.stderr
+    assert packed.stderr.count("\n") == 1
+    result = invoke("cat", record, "/old.npy")
+    assert result.exit_code == 0
+    assert result.stdout_bytes == python2_npy([1, 2, 3])
+    assert result.stderr == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -106,10 +107,14 @@ def _npy_layout(head: bytes) -> tuple[int, tuple[int, ...], bool, np.dtype[Any]]
     """Parse an ``.npy`` header: (header length, shape, fortran order, dtype)."""
     stream = io.BytesIO(head)
     version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    else:
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    with warnings.catch_warnings():
+        # numpy's advice to re-save files written by Python 2 concerns loading speed only;
+        # the bytes are packed verbatim, so it would only repeat once per pass, unnamed.
+        warnings.simplefilter("ignore", UserWarning)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
     return stream.tell(), shape, fortran, dtype
 
 
