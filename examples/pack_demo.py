@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ih5 import AtomicMetadataWriter, get_metadata_path
+from ih5.pack import is_own_file
 
 PLATES = ("plate_1", "plate_2", "plate_3")
 WELLS = ("A01", "A02", "B01")
@@ -79,14 +80,23 @@ def edit_plates(plates: Path) -> None:
 
 
 def same_tree(left: Path, right: Path) -> bool:
-    """True when both trees hold the same paths and byte-identical files."""
+    """True when both trees hold the same paths and byte-identical files.
+
+    ih5's own lock files beside the source's sidecar are not data and are never packed.
+    """
     compare = filecmp.dircmp(left, right)
-    if compare.left_only or compare.right_only or compare.funny_files:
+    names = set(compare.left_list)
+    left_only = [name for name in compare.left_only if not is_own_file(name, names)]
+    if left_only or compare.right_only or compare.funny_files:
         return False
     _, mismatch, errors = filecmp.cmpfiles(left, right, compare.common_files, shallow=False)
     if mismatch or errors:
         return False
     return all(same_tree(left / sub, right / sub) for sub in compare.common_dirs)
+
+
+def size(path: Path | str) -> int:
+    return Path(path).stat().st_size
 
 
 def main() -> None:
@@ -98,10 +108,17 @@ def main() -> None:
     plates, archive, remote = out / "plates", out / "archive", out / "packer"
     for seed, name in enumerate(PLATES):
         make_plate(plates / name, seed)
-    print(f"1. generated {len(PLATES)} sample plates in {plates}")
+    data = sum(size(path) for path in plates.rglob("*") if path.is_file())
+    print(
+        f"1. generated {len(PLATES)} sample plates in {plates} ({data} bytes of images and sidecars)"
+    )
 
     packed = json.loads(ih5("pack-many", str(plates), str(archive), "--jobs", "2", "--json"))
-    print(f"2. packed them with 2 jobs into {archive}: {[row['name'] for row in packed]}")
+    bases = [size(archive / f"{row['name']}.ih5") for row in packed]
+    print(
+        f"2. packed them with 2 jobs into {archive}, one record each: "
+        + ", ".join(f"{row['name']} (base {base} bytes)" for row, base in zip(packed, bases))
+    )
 
     edit_plates(plates)
     remote.mkdir()
@@ -109,6 +126,7 @@ def main() -> None:
         shutil.copy(archive / f"{row['name']}.ih5mf.json", remote)
     patches = []
     for row in packed:
+        manifest = remote / f"{row['name']}.ih5mf.json"
         result = json.loads(
             ih5(
                 "pack",
@@ -119,19 +137,27 @@ def main() -> None:
         )
         patches += [Path(path) for path in result["written"]]
         changes = (len(result["added"]), len(result["changed"]), len(result["removed"]))
+        patch = size(result["written"][0])
+        stayed = result["total_bytes"] - result["bytes_packed"]
         print(
-            f"3. {row['name']}: re-packed from its manifest alone -> patch "
-            f"{result['patch_index']} (+{changes[0]} ~{changes[1]} -{changes[2]})"
+            f"3. {row['name']}: re-packed from its manifest alone ({size(manifest)} bytes, no "
+            f"data) -> patch {result['patch_index']} (+{changes[0]} ~{changes[1]} "
+            f"-{changes[2]}: added, changed, removed files), {patch} bytes; the {stayed} "
+            "bytes of unchanged files did not travel"
         )
     for path in patches:
         shutil.copy(path, archive)
-    print(f"4. copied {len(patches)} patch files next to the records")
+    moved = sum(size(path) for path in patches)
+    print(
+        f"4. copied {len(patches)} patch files ({moved} bytes: a patch and its manifest per "
+        "plate) next to the records"
+    )
 
     for row in packed:
         record = str(archive / row["name"])
         ih5("verify", record)
         history = json.loads(ih5("log", record, "--json"))
-        diff = json.loads(ih5("diff", record, "--from", "0", "--to", "1", "--json"))
+        diff = json.loads(ih5("diff", record, "--json"))
         restored = out / "restored" / row["name"]
         ih5("unpack", record, str(restored))
         source = plates / Path(row["source"]).name
@@ -143,6 +169,15 @@ def main() -> None:
             "unpacked copy equals the source"
         )
     print(f"done in {time.monotonic() - started:.1f} s; everything is under {out}")
+    first = archive / packed[0]["name"]
+    print("try next:")
+    for command in (
+        f"ih5 log {first}",
+        f"ih5 diff {first}",
+        f"ih5 cat {first} /openhcs_metadata.json",
+        f"ih5 unpack {first} {out / 'state-0'} --at 0",
+    ):
+        print(f"  {command}")
 
 
 if __name__ == "__main__":

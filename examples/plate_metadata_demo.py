@@ -193,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         return 1
     print("OK: the sidecar is valid and every worker's update is in it")
+    print("try next:")
+    print(f"  ih5 meta show {plate}")
+    print(f"  ih5 pack {plate} {args.out_dir / 'archive' / 'sample-plate'}")
     return 0
 
 

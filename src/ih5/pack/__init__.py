@@ -8,6 +8,7 @@ from ih5.pack.codecs import (
     RawCodec,
     installed_codecs,
 )
+from ih5.pack.exclusion import is_own_file
 from ih5.pack.many import CATALOG_NAME, PackOutcome, pack_many, record_name_for
 from ih5.pack.packer import Changes, PackProgress, PackResult, compare_states, pack_directory
 from ih5.pack.tree_state import EntryState, TreeState
@@ -40,6 +41,7 @@ __all__ = [
     "copy_packed_file",
     "extract_member",
     "installed_codecs",
+    "is_own_file",
     "is_packed_file",
     "pack_directory",
     "pack_many",
