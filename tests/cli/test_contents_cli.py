@@ -75,7 +75,7 @@ def test_get_extracts_one_file_as_packed(packed: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "notes.txt").read_text() == NOTES_V0
     assert result.stderr == (
-        f"extracted /notes.txt (1 files, {len(NOTES_V0)} bytes) to {tmp_path / 'notes.txt'}\n"
+        f"extracted /notes.txt (1 file, {len(NOTES_V0)} bytes) to {tmp_path / 'notes.txt'}\n"
     )
 
 

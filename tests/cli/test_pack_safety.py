@@ -151,6 +151,8 @@ def test_a_second_pack_says_it_waits_for_the_writer_and_then_packs(tmp_path: Pat
         )
     finally:
         holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
     assert done.returncode == 0, done.stderr
     first, last = done.stderr.splitlines()
     assert first == (

@@ -176,3 +176,18 @@ def test_manifest_rebuild_with_nothing_to_do_says_so(packed: Path) -> None:
     result = invoke("manifest", packed, "--rebuild")
     assert result.exit_code == 0
     assert result.stderr == f"{packed}: every manifest matches its container; nothing to rebuild\n"
+
+
+def test_messages_count_one_container_in_the_singular(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    record = tmp_path / "rec"
+    assert invoke("pack", source, record).exit_code == 0
+    assert invoke("verify", record).stderr == (
+        f"{record}: every hashsum and manifest matches (1 container)\n"
+    )
+    merged = invoke("merge", record, tmp_path / "merged.ih5")
+    assert merged.stderr.splitlines()[0] == (
+        f"merging 1 container of {record} into {tmp_path / 'merged.ih5'} ..."
+    )

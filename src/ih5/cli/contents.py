@@ -19,7 +19,7 @@ from rich.tree import Tree
 
 from ih5.cli import exits
 from ih5.cli.arguments import record_argument
-from ih5.cli.output import echo_json, echo_table, json_option, say
+from ih5.cli.output import counted, echo_json, echo_table, json_option, say
 from ih5.cli.progress import byte_progress
 from ih5.cli.values import as_text, decoded, dtype_name, to_json
 from ih5.errors import StubError
@@ -251,7 +251,7 @@ def get(record: Path, path: str, destination: Path, at: int | None, as_json: boo
         )
     else:
         say(
-            f"extracted {path} ({result.files} files, {result.bytes_written} bytes) "
+            f"extracted {path} ({counted(result.files, 'file')}, {result.bytes_written} bytes) "
             f"to {result.destination}"
         )
 

@@ -44,3 +44,8 @@ def echo_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 def say(message: str) -> None:
     """Talk to the user on stderr, keeping stdout for data."""
     click.echo(message, err=True)
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 container``, ``2 containers``: one vocabulary for counts in messages."""
+    return f"{count} {noun if count == 1 else noun + 's'}"

@@ -10,7 +10,7 @@ import click
 from ih5.cli import exits
 from ih5.cli.arguments import RecordPath, record_argument
 from ih5.cli.contents import cat, diff, get, tree
-from ih5.cli.output import echo_json, echo_table, json_option, say
+from ih5.cli.output import counted, echo_json, echo_table, json_option, say
 from ih5.cli.progress import activity, byte_progress
 from ih5.errors import RecordExistsError
 from ih5.format import IH5UserBlock
@@ -210,11 +210,7 @@ def _container_bytes(record: Path) -> int:
 def _verdict(record: Path, health: RecordHealth) -> str:
     sound = [entry for entry in health.containers if entry.ok]
     if health.ok:
-        count = len(sound)
-        return (
-            f"{record}: every hashsum and manifest matches "
-            f"({count} {'container' if count == 1 else 'containers'})"
-        )
+        return f"{record}: every hashsum and manifest matches ({counted(len(sound), 'container')})"
     counts: dict[str, int] = {}
     for entry in health.problems:
         kind = (
@@ -257,7 +253,7 @@ def merge(record: Path, target: Path, as_json: bool) -> None:
         bar.phase("verifying", _container_bytes(record))
         rec = open_record(record, progress=bar.advance)
     with rec:
-        say(f"merging {len(rec.containers)} containers of {record} into {target} ...")
+        say(f"merging {counted(len(rec.containers), 'container')} of {record} into {target} ...")
         with activity("merging"):
             written = rec.merge_files(target)
     with IH5Record([written], verify=False) as merged:
