@@ -13,7 +13,13 @@ from typing import Any, NamedTuple, TypeAlias
 import h5py
 import numpy as np
 
-from ih5.errors import InvalidKeyError, NodeExistsError, NodeNotFoundError, RecordModeError
+from ih5.errors import (
+    InvalidKeyError,
+    NodeExistsError,
+    NodeNotFoundError,
+    RecordModeError,
+    UnencodableValueError,
+)
 from ih5.format import (
     check_attr_name,
     check_user_value,
@@ -166,7 +172,7 @@ class PatchWriter:
         parent, name, node, _ = self._new_member(path, is_group=False)
         parent.copy(source, name, without_attrs=True)
         for key, value in attrs.items():
-            parent[name].attrs[key] = value
+            _store_attr(parent[name].attrs, key, value, path)
             node.attrs[key] = self.index
 
     def _forget(self, path: str) -> None:
@@ -211,7 +217,7 @@ class PatchWriter:
             raise InvalidKeyError("attribute names cannot be empty: HDF5 refuses them", path)
         check_user_value(value)
         node = self.node(path)
-        self._patch_object(split_path(path)).attrs[name] = value
+        _store_attr(self._patch_object(split_path(path)).attrs, name, value, path)
         node.attrs[name] = self.index
 
     def delete_attr(self, path: str, name: str) -> None:
@@ -246,3 +252,48 @@ class PatchWriter:
             # A scalar opaque byte can become the deletion marker.
             check_user_value(np.asarray(value, dtype=dataset.dtype), path=path)
         dataset[selection] = value
+
+
+def _store_attr(attrs: h5py.AttributeManager, name: str, value: Any, path: str) -> None:
+    """Set an attribute; a string read from a file with invalid UTF-8 is stored as it was.
+
+    h5py reads such bytes as a ``str`` with surrogate escapes and cannot write that
+    ``str`` back; its bytes go into the same UTF-8 string type instead, so the
+    attribute reads back equal. Other lone surrogates get a typed error.
+    """
+    escaped = _escaped_bytes(value, path, name)
+    if escaped is None:
+        attrs[name] = value
+    else:
+        attrs.create(name, escaped, dtype=h5py.string_dtype("utf-8"))
+
+
+def _escaped_bytes(value: Any, path: str, name: str) -> np.ndarray | None:
+    """The UTF-8 bytes of a string (or string array) with surrogate escapes, else None."""
+    if isinstance(value, str):
+        items: list[Any] = [value]
+    elif isinstance(value, np.ndarray) and value.dtype == object:
+        items = list(value.flat)
+    else:
+        return None
+    if all(not isinstance(item, str) or item.isascii() or _encodes(item) for item in items):
+        return None
+    try:
+        raw = [i.encode("utf-8", "surrogateescape") if isinstance(i, str) else i for i in items]
+    except UnicodeEncodeError as exc:
+        raise UnencodableValueError(
+            f"attribute {name!r} of {path!r} holds a lone surrogate ({exc.object[exc.start : exc.end]!r}) "
+            "that no HDF5 string can store; remove it or store the value as bytes",
+            path,
+        ) from None
+    out = np.empty(len(raw), dtype=object)
+    out[:] = raw
+    return out.reshape(value.shape) if isinstance(value, np.ndarray) else out[0:1].reshape(())
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
