@@ -282,8 +282,9 @@ def _escaped_bytes(value: Any, path: str, name: str) -> np.ndarray | None:
         raw = [i.encode("utf-8", "surrogateescape") if isinstance(i, str) else i for i in items]
     except UnicodeEncodeError as exc:
         raise UnencodableValueError(
-            f"attribute {name!r} of {path!r} holds a lone surrogate ({exc.object[exc.start : exc.end]!r}) "
-            "that no HDF5 string can store; remove it or store the value as bytes",
+            f"attribute {name!r} of {path!r} holds a lone surrogate "
+            f"({exc.object[exc.start : exc.end]!r}) that no HDF5 string can store; "
+            "remove it or store the value as bytes",
             path,
         ) from None
     out = np.empty(len(raw), dtype=object)
