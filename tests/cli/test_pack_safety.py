@@ -136,7 +136,7 @@ def test_a_second_pack_says_it_waits_for_the_writer_and_then_packs(tmp_path: Pat
     assert invoke("pack", source, record).exit_code == 0
     (source / "b.txt").write_text("b")
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "archive" / "rec.ih5"), "2.5"],
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "archive" / "rec.ih5"), "6"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -40,8 +40,8 @@ def after_scan(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> N
     """Run ``change`` right after pack_directory scanned the source, before it reads a file."""
     real = ih5.pack.packer.scan_directory
 
-    def scan_then_change(root: Path) -> dict[str, os.stat_result | str]:
-        listing = real(root)
+    def scan_then_change(root: Path, *args: Any) -> dict[str, os.stat_result | str]:
+        listing = real(root, *args)
         change()
         return listing
 

@@ -108,10 +108,8 @@ class RecordPath(click.ParamType[Path]):
         self.creating = creating
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
-        if isinstance(value, Path) and not isinstance(value, str):
-            value = str(value)
         try:
-            return resolve_record(value, creating=self.creating)
+            return resolve_record(str(value), creating=self.creating)
         except click.BadParameter as exc:
             self.fail(exc.message, param, ctx)
         except InvalidKeyError as exc:

@@ -149,7 +149,7 @@ def pack_command(
             trust_mtime=trust_mtime,
             progress=progress,
             exclude=exclude,
-            replace_all=replace,
+            refuse_full_replace=not replace,
         )
     if as_json:
         echo_json(_result_data(result))

@@ -34,6 +34,7 @@ from ih5.format import (
 from ih5.fs import atomic_write_bytes, hashsum_bytes, hashsum_file, parse_hashsum
 from ih5.fs.hashing import Progress
 from ih5.manifest.manifest import (
+    EXT_NAME,
     IH5Manifest,
     IH5UBExtManifest,
     check_manifest,
@@ -150,12 +151,9 @@ def _size(path: Path) -> int | None:
 
 
 def _manifest_health(ref: ContainerRef) -> ManifestHealth | None:
+    if EXT_NAME not in ref.user_block.ub_exts:
+        return None  # a plain container names no manifest
     path = manifest_path(ref.path)
-    try:
-        if IH5UBExtManifest.get(ref.user_block) is None:
-            return None
-    except ValueError:
-        pass  # check_manifest names the damaged section
     try:
         check_manifest(ref.path, ref.user_block)
     except ManifestError as exc:

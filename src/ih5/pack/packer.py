@@ -401,7 +401,9 @@ class _Job:
     trust_mtime: bool
     progress: PackProgress | None
     codecs: Sequence[FileCodec]
-    replace_all: bool = False
+    refuse_full_replace: bool = False
+    record: Path | None = None
+    """DIR/NAME as asked for (a patch on a stub is written elsewhere first)."""
 
 
 def _refuse_record_inside(root: Path, where: Path) -> None:
@@ -441,15 +443,15 @@ def pack_directory(
     progress: PackProgress | None = None,
     codecs: Sequence[FileCodec] | None = None,
     exclude: Sequence[str] = (),
-    replace_all: bool = False,
+    refuse_full_replace: bool = False,
 ) -> PackResult:
     """Pack ``source`` into the record at ``record`` (``DIR/NAME``): create it or add a patch.
 
     ``trust_mtime`` treats files whose size and modification time match the
     newest manifest as unchanged without hashing them. ``exclude`` holds
     gitignore-style patterns of paths to leave out (ih5's own lock and staging
-    files always are). A patch that would remove every path packed before (a
-    different source?) is refused unless ``replace_all``.
+    files always are). ``refuse_full_replace`` refuses a patch that would remove
+    every path packed before (a different source, as ``ih5 pack`` asks first).
     """
     directory, name = split_record_path(record)
     validate_record_name(name)
@@ -462,7 +464,8 @@ def pack_directory(
         trust_mtime,
         progress,
         list(codecs) if codecs is not None else installed_codecs(),
-        replace_all,
+        refuse_full_replace,
+        directory / name,
     )
     if any(path.name == f"{name}.ih5" for path in discover_containers(directory, name)):
         # A patch needs the newest manifest (still checked against its container), never
@@ -501,8 +504,8 @@ def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
         changes = compare_states(previous, current)
         if not changes:
             return _result(rec, where, "unchanged", changes, previous)
-        if not job.replace_all:
-            _refuse_replacing(where, previous, changes)
+        if job.refuse_full_replace:
+            _refuse_replacing(job.record or where, previous, changes)
         rec.create_patch()
     else:
         previous = TreeState()
