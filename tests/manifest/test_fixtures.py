@@ -148,7 +148,6 @@ def test_patch_we_commit_on_a_stub_extends_fixture_mfrec(
         for name in ("stub.p2.ih5", "stub.p2.ih5mf.json"):
             (metador / name).unlink()
     with IH5MFRecord(stub, "r+") as rec:
-        rec.create_patch()
         rec["ours"] = "written by ih5"
         rec["grp/added"].attrs["flag"] = 1
         del rec["grp/sub"]

@@ -25,8 +25,6 @@ def pending(directory: Path) -> list[str]:
 def leave_uncommitted(record: Path, mode: str) -> None:
     """Leave an uncommitted container holding junk, as a killed run would."""
     with IH5MFRecord(record, mode) as rec:
-        if mode == "r+":
-            rec.create_patch()
         rec.create_group("junk")
         rec.close(commit=False)
     assert pending(record.parent)

@@ -53,7 +53,6 @@ def path(tmp_path: Path) -> Path:
 def rec(path: Path) -> Iterator[IH5Record]:
     """The base record open with a fresh patch."""
     record = IH5Record(path, "r+")
-    record.create_patch()
     yield record
     record.close(commit=False)
 
@@ -149,7 +148,6 @@ def test_iteration_order_matches_h5py(tmp_path: Path, plain: h5py.File, in_patch
         for name in NAMES[in_patch:]:
             rec.create_group(name)
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         for name in NAMES[:in_patch]:
             rec.create_group(name)
         for name in NAMES:

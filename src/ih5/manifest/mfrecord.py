@@ -33,18 +33,18 @@ class IH5MFRecord(IH5Record):
     """
 
     def __init__(self, record: RecordSource, mode: str = "r", **kwargs: Any) -> None:
-        super().__init__(record, mode, **kwargs)
         self._next_exts: dict[str, Any] | None = None
         self._written: IH5Manifest | None = None
         self._committing_stub = False
-        try:
-            newest = self.chain.refs[-1] if self.chain.refs else None
-            self._manifest = (
-                check_manifest(newest.path, newest.user_block) if newest is not None else None
-            )
-        except BaseException:
-            self.close(commit=False)
-            raise
+        self._manifest: IH5Manifest | None = None
+        super().__init__(record, mode, **kwargs)
+
+    def _check_opened(self) -> None:
+        """Check the newest container's manifest before a writer starts its patch."""
+        newest = self.chain.refs[-1] if self.chain.refs else None
+        self._manifest = (
+            check_manifest(newest.path, newest.user_block) if newest is not None else None
+        )
 
     @property
     def manifest(self) -> IH5Manifest | None:
@@ -71,6 +71,10 @@ class IH5MFRecord(IH5Record):
         # Only a commit that went through changes the record's manifest (a merge does not).
         self._manifest = self._written
         self._next_exts = None
+
+    def _patch_is_empty(self) -> bool:
+        """New manifest extensions are a change worth a commit of their own."""
+        return super()._patch_is_empty() and self._next_exts is None
 
     def _sidecar(self) -> Sidecar:
         """The manifest of the state being committed (or merged), published after its container.

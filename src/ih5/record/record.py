@@ -1,7 +1,8 @@
 """``IH5Record``: a chain of immutable HDF5 containers behaving like one h5py file.
 
-Life cycle: open or create, ``create_patch``, change things through the
-overlay, ``commit_patch`` (or ``discard_patch``), ``close``. The handle is
+Life cycle: open with r+/a (which starts a patch at once) or create, change
+things through the overlay, ``commit_patch`` (or ``discard_patch``), then
+``create_patch`` for the next change set, or ``close``. The handle is
 thin: the committed containers, their resolved tree and the open files live
 in a :class:`~ih5.record.chain.Chain`; staging, sealing and publishing go
 through the one commit protocol (:mod:`ih5.record.commit`).
@@ -192,6 +193,7 @@ class IH5Record(IH5Group):
             refs, foreign = self._open(record, mode, files, verify, progress, at)
             self._chain.reset(refs)
             self._report_strays()
+            self._check_opened()
             if mode != "r":
                 self._start_writing(foreign, base_user_block or IH5UserBlock.create())
         except BaseException:
@@ -248,6 +250,9 @@ class IH5Record(IH5Group):
         if at is not None:
             refs = self._chain_until(refs, at)
         return refs, foreign
+
+    def _check_opened(self) -> None:
+        """Check the committed chain just read, before any patch is started (a subclass hook)."""
 
     def _complete_manifest(self, ref: ContainerRef) -> None:
         """Publish the staged manifest of a newest container a killed writer left without it."""
@@ -358,6 +363,9 @@ class IH5Record(IH5Group):
             return
         if newest is None:
             self._create_container(base)
+        else:
+            # As in metador-core: a writer opening a committed record can write at once.
+            self._new_patch(newest)
 
     def _next_file_index(self) -> int:
         newest = self._chain.newest
@@ -450,17 +458,33 @@ class IH5Record(IH5Group):
                 )
 
     def create_patch(self) -> None:
-        """Start a new change set on top of the newest committed container."""
+        """Start a new change set on top of the newest committed container.
+
+        Opening with r+ or a already does this; call it after ``commit_patch`` or
+        ``discard_patch`` to go on writing.
+        """
         self._chain.check_open()
         if self._mode == "r":
             self._chain.require_writer()
         if self._chain.writer is not None:
-            raise RecordModeError(f"record {self._label} already has an open patch")
+            raise RecordModeError(
+                f"record {self._label} already has an open patch; commit or discard it first"
+            )
         newest = self._chain.newest
         if newest is None:
             raise RecordNotFoundError(f"record {self._label} has no committed base yet")
+        self._new_patch(newest)
+
+    def _new_patch(self, newest: IH5UserBlock) -> None:
         self._check_newest_on_disk()
         self._create_container(IH5UserBlock.create(newest))
+
+    def _patch_is_empty(self) -> bool:
+        """True for an open patch (not a base) without any change: closing drops it."""
+        writer = self._chain.writer
+        if writer is None or writer.is_base:
+            return False
+        return len(writer.file) == 0 and len(writer.file.attrs) == 0
 
     def _sidecar(self) -> Sidecar | None:
         """What a commit publishes beside its container (a manifest); none for plain records."""
@@ -590,12 +614,18 @@ class IH5Record(IH5Group):
     # --- closing --------------------------------------------------------------
 
     def close(self, commit: bool = True) -> None:
-        """Commit (or keep uncommitted, ``commit=False``) an open patch, then release all."""
+        """Commit (or keep uncommitted, ``commit=False``) an open patch, then release all.
+
+        A patch without any change is dropped rather than published as an empty container.
+        """
         if self._chain.closed:
             return
         try:
             if self._chain.writer is not None:
-                if commit:
+                if commit and self._patch_is_empty():
+                    # Opening r+ just to read publishes nothing (metador-core adds an empty patch).
+                    self.discard_patch()
+                elif commit:
                     self.commit_patch()
                 else:
                     self._suspend_patch()
