@@ -128,7 +128,7 @@ def test_mfrecord_commit_writes_manifest_beside_each_container(tmp_path: Path) -
 
 def test_mfrecord_manifest_is_none_before_first_commit(tmp_path: Path) -> None:
     with IH5MFRecord(tmp_path / "rec", "w") as rec:
-        assert rec.manifest is None
+        assert not rec.has_manifest
         assert rec.manifest_exts == {}
         rec["x"] = 1
     assert manifest_of(tmp_path / "rec.ih5").manifest_exts == {}
@@ -230,7 +230,7 @@ def plain_record(tmp_path: Path) -> Path:
 
 def test_mfrecord_opens_plain_record_without_manifest(tmp_path: Path) -> None:
     with IH5MFRecord(plain_record(tmp_path)) as rec:
-        assert rec.manifest is None
+        assert not rec.has_manifest
         assert rec.manifest_exts == {}
         assert rec["data"][()].tolist() == [0, 1, 2]
 
@@ -268,7 +268,7 @@ def test_plain_commit_on_mf_record_writes_no_manifest(tmp_path: Path) -> None:
     assert not (tmp_path / "rec.p2.ih5mf.json").exists()
     assert IH5UBExtManifest.get(read_user_block(container)) is None
     with IH5MFRecord(record) as rec:
-        assert rec.manifest is None
+        assert not rec.has_manifest
 
 
 # --- merge ---------------------------------------------------------------------------

@@ -30,7 +30,8 @@ def workspace(tmp_path: Path) -> Workspace:
     elsewhere.mkdir()
     shutil.copyfile(tmp_path / "real" / "rec.p1.ih5mf.json", elsewhere / "given.json")
     stub = elsewhere / "stub"
-    assert IH5MFRecord.create_stub(stub, elsewhere / "given.json") == elsewhere / "stub.ih5"
+    with IH5MFRecord.create_stub(stub, elsewhere / "given.json") as built:
+        assert built.ih5_files == [elsewhere / "stub.ih5"]
     return real, stub
 
 

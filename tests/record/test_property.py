@@ -253,7 +253,10 @@ class RecordMachine(RuleBasedStateMachine):
             with pytest.raises(RecordModeError):
                 dataset[()] = value
             copy_first = True
-        if copy_first:
+        if copy_first and path in self.fresh:
+            with pytest.raises(RecordModeError):
+                dataset.copy_into_patch()  # already in the open patch
+        elif copy_first:
             dataset.copy_into_patch()
             self.fresh.add(path)
         dataset[()] = value

@@ -15,13 +15,15 @@ import logging
 import os
 import threading
 import time
+import uuid
 import warnings
 import weakref
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import h5py
 
@@ -29,14 +31,18 @@ from ih5.errors import (
     ConflictError,
     FileLockTimeoutError,
     IntegrityError,
+    NoContainersGivenError,
     NotAnIH5ContainerError,
+    RecordDirectoryError,
     RecordExistsError,
     RecordLockedError,
     RecordModeError,
     RecordNotFoundError,
     StrayFileWarning,
+    UnknownKeywordError,
 )
 from ih5.format import (
+    CONTAINER_SUFFIX,
     USER_BLOCK_SIZE,
     ContainerRef,
     IH5UserBlock,
@@ -45,6 +51,7 @@ from ih5.format import (
     manifest_name,
     parse_container_name,
     read_user_block_with_size,
+    split_record_path,
     write_user_block,
 )
 from ih5.fs import file_lock, lock_holder
@@ -174,6 +181,17 @@ class IH5Record(IH5Group):
             raise RecordModeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         if at is not None and mode != "r":
             raise RecordModeError("a past state (at=...) can only be opened read-only (mode 'r')")
+        if not isinstance(record, (str, os.PathLike)):
+            record = list(record)
+            if not record:
+                raise NoContainersGivenError(
+                    "no container files were given; pass at least the base"
+                )
+            if mode in ("w", "w-", "x"):
+                raise RecordModeError(
+                    f"mode {mode!r} creates a record: give it as DIR/NAME, not as a list of "
+                    "container files"
+                )
         self._mode = mode
         self._directory, self._name, files = locate(record)
         self._label = str(self._directory / (self._name or "?"))
@@ -400,8 +418,84 @@ class IH5Record(IH5Group):
 
     @property
     def mode(self) -> str:
-        """The mode the record was opened in."""
-        return self._mode
+        """``"r"`` (read-only) or ``"r+"`` (patches allowed), whatever mode opened it."""
+        return "r" if self._mode == "r" else "r+"
+
+    @property
+    def ih5_uuid(self) -> uuid.UUID:
+        """The record uuid (known before the first commit, from the open base)."""
+        self._chain.check_open()
+        block = self._chain.newest or self._patch.user_block
+        if block is None:
+            raise RecordNotFoundError(f"record {self._label} has no container", self._label)
+        return block.record_uuid
+
+    @property
+    def ih5_files(self) -> list[Path]:
+        """Every container file, oldest first, the open (uncommitted) one last."""
+        self._chain.check_open()
+        files = [ref.path for ref in self._chain.refs]
+        if self._chain.writer is not None and self._patch.path is not None:
+            files.append(self._patch.path)
+        return files
+
+    @property
+    def ih5_meta(self) -> list[IH5UserBlock]:
+        """Copies of the user blocks, in the order of ``ih5_files``."""
+        self._chain.check_open()
+        blocks = [ref.user_block for ref in self._chain.refs]
+        if self._chain.writer is not None and self._patch.user_block is not None:
+            blocks.append(self._patch.user_block)
+        return [block.model_copy(deep=True) for block in blocks]
+
+    @classmethod
+    def find_files(cls, record: str | os.PathLike[str]) -> list[Path]:
+        """The container files of record ``DIR/NAME`` found by name, in chain order."""
+        directory, name = split_record_path(record)
+        return discover_containers(directory, name)
+
+    @classmethod
+    def list_records(cls, directory: str | os.PathLike[str]) -> list[Path]:
+        """The records (``DIR/NAME``) whose containers are in ``directory``, sorted by name."""
+        where = Path(directory)
+        if not where.is_dir():
+            raise RecordDirectoryError(
+                f"{where} is not a directory; give the directory holding the records", where
+            )
+        names = set()
+        for entry in os.listdir(where):
+            parsed = parse_container_name(entry)
+            if parsed is not None and (where / entry).is_file():
+                names.add(parsed[0])
+        return [where / name for name in sorted(names)]
+
+    @classmethod
+    def delete_files(
+        cls, record: str | os.PathLike[str], *, lock_timeout: float | None = 30.0
+    ) -> None:
+        """Delete every container of record ``DIR/NAME``, newest first, under its writer lock.
+
+        Also deletes what a subclass keeps beside each container (manifests) and
+        the staged files of writers that are gone. This cannot be undone.
+        """
+        directory, name = split_record_path(record)
+        if not directory.is_dir():
+            return
+        with _writer_lock(cls._writers, directory, name, lock_timeout):
+            store = LocalStore(directory)
+            for container in reversed(discover_containers(directory, name)):
+                container.unlink(missing_ok=True)
+                for beside in cls._files_beside(container):
+                    beside.unlink(missing_ok=True)
+            for staged in CommitProtocol(store, name).staged_files():
+                if not staged.owner_alive(holding_lock=True):
+                    (store.staging_dir / staged.name).unlink(missing_ok=True)
+            store.sync()
+
+    @classmethod
+    def _files_beside(cls, container: Path) -> list[Path]:
+        """Files a record of this class keeps beside ``container`` (none for plain records)."""
+        return []
 
     def _open_patch(self, path: Path, user_block: IH5UserBlock, block_size: int) -> None:
         file = open_container(path, "r+")
@@ -490,9 +584,13 @@ class IH5Record(IH5Group):
         """What a commit publishes beside its container (a manifest); none for plain records."""
         return None
 
-    def commit_patch(self) -> None:
+    def commit_patch(self, **kwargs: Any) -> None:
         """Hash the open container, seal its user block and publish it under its final name."""
         self._chain.check_open()
+        if kwargs:
+            raise UnknownKeywordError(
+                f"commit_patch() got unknown keyword(s) {', '.join(sorted(kwargs))}", self._label
+            )
         writer = self._chain.require_writer()
         protocol = self._require_protocol()
         patch = self._patch
@@ -550,8 +648,23 @@ class IH5Record(IH5Group):
         self._require_protocol().suspend(path)
 
     def discard_patch(self) -> None:
-        """Throw the open container away; the overlay returns to the last committed state."""
+        """Throw the open patch away; the overlay returns to the last committed state.
+
+        The uncommitted base of a new record cannot be discarded (as in metador-core):
+        ``close(commit=False)`` keeps it, ``delete_files`` removes it.
+        """
         self._chain.check_open()
+        writer = self._chain.require_writer()
+        if writer.is_base:
+            raise RecordModeError(
+                f"record {self._label} has no committed container: its open base cannot be "
+                "discarded; close(commit=False) keeps it, delete_files() removes it",
+                self._label,
+            )
+        self._drop_patch()
+
+    def _drop_patch(self) -> None:
+        """Throw the open container (a patch or the base) away."""
         writer = self._chain.require_writer()
         path, self._patch.path = self._patch.path, None
         # Forget the patch first: should closing or removing its file fail, closing the
@@ -569,12 +682,13 @@ class IH5Record(IH5Group):
 
     @property
     def user_block(self) -> IH5UserBlock:
-        """The user block of the newest committed container."""
+        """A copy of the user block of the newest committed container."""
         self._chain.check_open()
         newest = self._chain.newest
         if newest is None:
             raise RecordNotFoundError(f"record {self._label} has no committed container")
-        return newest
+        # A copy: IH5UBExtManifest.update() changes a user block in place (as in metador-core).
+        return newest.model_copy(deep=True)
 
     @property
     def containers(self) -> list[Path]:
@@ -607,9 +721,16 @@ class IH5Record(IH5Group):
         check_hashsums(self._chain.refs, progress)
 
     def merge_files(self, target: str | os.PathLike[str]) -> Path:
-        """Write the current committed state into one new base container at ``target``."""
+        """Write the committed state into one new base container; return its path.
+
+        ``target`` is ``DIR/NAME`` (written as ``DIR/NAME.ih5``, as in metador-core)
+        or a file name ending in ``.ih5``.
+        """
         self._chain.check_open()
-        return merge_record(self._chain, Path(target), self._sidecar())
+        path = Path(target)
+        if not path.name.endswith(CONTAINER_SUFFIX):
+            path = path.with_name(path.name + CONTAINER_SUFFIX)
+        return merge_record(self._chain, path, self._sidecar())
 
     # --- closing --------------------------------------------------------------
 
@@ -624,7 +745,7 @@ class IH5Record(IH5Group):
             if self._chain.writer is not None:
                 if commit and self._patch_is_empty():
                     # Opening r+ just to read publishes nothing (metador-core adds an empty patch).
-                    self.discard_patch()
+                    self._drop_patch()
                 elif commit:
                     self.commit_patch()
                 else:
@@ -644,7 +765,7 @@ class IH5Record(IH5Group):
         if exc is not None and self._chain.writer is not None and not self._chain.closed:
             # An exception inside ``with`` abandons the change set: it is never published.
             try:
-                self.discard_patch()
+                self._drop_patch()
             finally:
                 self.close()
             return
@@ -653,6 +774,31 @@ class IH5Record(IH5Group):
     def __repr__(self) -> str:
         state = "closed" if self._chain.closed else f"mode {self._mode!r}"
         return f"<IH5Record {self._label} ({len(self._chain.refs)} containers, {state})>"
+
+
+@contextmanager
+def _writer_lock(
+    writers: _WriterRegistry, directory: Path, name: str, timeout: float | None
+) -> Iterator[None]:
+    """Hold the writer lock of record ``directory/name`` (this process's and the file lock)."""
+    target = lock_target(directory, name)
+    key = os.path.realpath(target)
+    if not writers.claim(key, timeout):
+        raise RecordLockedError(
+            f"record {directory / name} is open for writing in this process; close it first",
+            target,
+        )
+    try:
+        with file_lock(target, timeout):
+            yield
+    except FileLockTimeoutError as exc:
+        raise RecordLockedError(
+            f"record {directory / name} is locked by another writer ({lock_holder(target)}; "
+            f"waited {timeout} s); retry when it is done",
+            target,
+        ) from exc
+    finally:
+        writers.release(key)
 
 
 def _published_ref(sealed: Sealed, directory: Path) -> ContainerRef:
