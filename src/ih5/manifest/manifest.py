@@ -114,6 +114,11 @@ class IH5Manifest(BaseModel):
             raise ManifestError(f"manifest {os.fspath(path)} is a directory", path) from exc
         return cls.from_bytes(raw, path)
 
+    @classmethod
+    def parse_file(cls, path: str | os.PathLike[str]) -> IH5Manifest:  # type: ignore[override]
+        """metador-core's name (pydantic 1's) for :meth:`load`."""
+        return cls.load(path)
+
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the manifest atomically; return the hashsum of its bytes."""
         raw = self.to_bytes()

@@ -160,6 +160,7 @@ class IH5MFRecord(IH5Record):
                     writer.set_attr(path, name, PLACEHOLDER)
             stub._committing_stub = True
             stub.commit_patch(manifest_exts=manifest.manifest_exts)
+            stub._committing_stub = False  # patches written on the returned stub are not stubs
         except BaseException:
             if stub.has_patch:
                 stub._drop_patch()  # the uncommitted base: nothing of it is published
