@@ -97,8 +97,6 @@ def build_world(root: Path) -> None:
         rec["images"].attrs["channel"] = "dapi"
         rec["label"] = np.array(["a"], dtype=h5py.string_dtype())
     with IH5MFRecord(root / "data" / "rec", "r+") as rec:
-        if not rec.has_patch:  # opening an existing record for writing may start one
-            rec.create_patch()
         rec["images"].attrs["exposure_ms"] = 20
         rec["extra"] = 1
     plate = root / "plate_1"

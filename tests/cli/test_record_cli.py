@@ -48,8 +48,6 @@ def build(directory: Path, record_class: type[IH5Record]) -> Path:
         rec.create_group("grp/sub").attrs["depth"] = 2
         rec.attrs["title"] = "base"
     with record_class(path, "r+") as rec:
-        if not rec.has_patch:  # opening an existing record for writing may start one
-            rec.create_patch()
         rec["p1"] = np.full(3, 1.5)
         rec.attrs["title"] = "patch 1"
         del rec["grp/sub"]
@@ -379,8 +377,6 @@ def test_verify_damaged_container_table_names_it_and_the_sound_states(
 
 def test_verify_missing_patch_is_reported_missing(plain: Path) -> None:
     with IH5Record(plain, "r+") as rec:
-        if not rec.has_patch:  # opening an existing record for writing may start one
-            rec.create_patch()
         rec["p2"] = 2
     (plain.parent / "rec.p1.ih5").unlink()
     result = invoke("verify", plain, "--json")

@@ -14,6 +14,7 @@ from ih5.errors import (
     NodeNotFoundError,
     NotAnIH5ContainerError,
     RecordNotFoundError,
+    StorageError,
 )
 
 OK = 0
@@ -42,7 +43,7 @@ Exit codes:
     4  damaged: a container, manifest or sidecar does not match what it claims
     5  busy: another writer holds the lock, or the record changed meanwhile
     6  refused: the request would lose data or cannot be done as asked
-    7  operating system error (permissions, disk full, ...)
+    7  operating system error (disk full, read-only, permission denied, ...)
    70  bug in ih5 (run with --debug for the traceback)
   130  interrupted by Ctrl-C
   141  the reader of stdout went away (e.g. | head); nothing is printed"""
@@ -61,6 +62,8 @@ def exit_code_for(exc: Exception) -> int:
         return DAMAGED
     if isinstance(exc, (FileLockError, ConflictError)):
         return BUSY
+    if isinstance(exc, StorageError):
+        return OS_ERROR  # a full disk, a read-only mount, a denied permission
     if isinstance(exc, Ih5Error):
         return REFUSED
     if isinstance(exc, FileNotFoundError):

@@ -335,7 +335,7 @@ def manifest(record: Path, rebuild: bool, as_json: bool) -> None:
         _rebuild(record, as_json)
         return
     with IH5MFRecord(record) as rec:
-        found = rec.manifest
+        found = rec.manifest if rec.has_manifest else None
         path = manifest_path(rec.containers[-1])
     if found is None:
         raise click.ClickException(
@@ -376,7 +376,8 @@ def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
       ih5 stub data/rec.p1.ih5mf.json elsewhere/rec2 --json | jq -r .stub
     """
     try:
-        created = IH5MFRecord.create_stub(target, manifest_file)
+        with IH5MFRecord.create_stub(target, manifest_file) as built:
+            created = built.ih5_files[0]
     except RecordExistsError as exc:
         # The library's advice (open it with another mode) does not apply on the command line.
         raise RecordExistsError(

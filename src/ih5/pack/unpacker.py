@@ -6,13 +6,15 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ih5.errors import IntegrityError, PackError
+from ih5.errors import IntegrityError, PackError, StorageError
+from ih5.fs import storage_error, typed_storage_errors
 from ih5.fs.atomic import TEMP_SUFFIX
 from ih5.fs.beneath import DirectoryWalker, open_directory_beneath, open_root
 from ih5.manifest import RebuiltManifest, rebuild_manifests
@@ -271,7 +273,7 @@ def unpack_record(
     dest = _empty_destination(destination)
     codecs = list(codecs) if codecs is not None else installed_codecs()
     with IH5Record(record, at=at) as rec:
-        return _unpack_group(
+        return _unpack_taking_back(
             _packed_group(rec, member), dest, codecs, preserve_special_bits, progress
         )
 
@@ -281,6 +283,36 @@ def _empty_destination(destination: str | os.PathLike[str]) -> Path:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise PackError(f"{dest} exists and is not an empty directory; choose a new one", dest)
     return dest
+
+
+def _unpack_taking_back(
+    top: IH5Group,
+    dest: Path,
+    codecs: Sequence[FileCodec],
+    preserve_special_bits: bool,
+    progress: PackProgress | None,
+) -> UnpackResult:
+    """``_unpack_group``, removing what it created when the disk fills or refuses half-way."""
+    fresh = not dest.exists()
+    try:
+        with typed_storage_errors(dest, "unpacking"):
+            return _unpack_group(top, dest, codecs, preserve_special_bits, progress)
+    except StorageError:
+        _remove_unpacked(dest, fresh)
+        raise
+
+
+def _remove_unpacked(dest: Path, fresh: bool) -> None:
+    """Remove what a failed unpack created at ``dest`` (new, or empty before it began)."""
+    with contextlib.suppress(FileNotFoundError):
+        if fresh:
+            shutil.rmtree(dest)
+            return
+        for entry in os.scandir(dest):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
 
 
 def _unpack_group(
@@ -306,9 +338,12 @@ def _unpack_group(
                 for path, obj in items:
                     try:
                         run.make(walker, path, obj)
-                    except (PackError, IntegrityError):
+                    except (PackError, IntegrityError, StorageError):
                         raise
                     except OSError as exc:
+                        typed = storage_error(exc, dest, f"unpacking {path}")
+                        if typed is not None:
+                            raise typed from exc
                         raise _swapped(path, dest, exc) from exc
         finally:
             # Also after a failure half-way: no link may be left pointing outside.
@@ -316,6 +351,9 @@ def _unpack_group(
         try:
             run.finish_directories()
         except OSError as exc:
+            typed = storage_error(exc, dest, "finishing the unpacked directories")
+            if typed is not None:
+                raise typed from exc
             raise _swapped(str(exc.filename or dest), dest, exc) from exc
     finally:
         os.close(root_fd)
@@ -420,7 +458,9 @@ def extract_member(
     with IH5Record(record, at=at) as rec:
         obj = _member(rec, member)
         if isinstance(obj, IH5Group):
-            return _unpack_group(obj, _empty_destination(destination), codecs, False, progress)
+            return _unpack_taking_back(
+                obj, _empty_destination(destination), codecs, False, progress
+            )
         dest = Path(destination)
         if dest.is_dir():
             dest = dest / obj.name.rpartition("/")[2]
