@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h5py
 
@@ -32,6 +32,10 @@ from ih5.record.tree import Node, apply_container
 
 RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A record: ``DIR/NAME`` (containers found by name) or an explicit list of container files."""
+
+Verify = bool | Literal["full"]
+"""True: check hashsums, trusting containers unchanged since they were last verified;
+"full": re-hash every container; False: no check (trusted local data)."""
 
 
 def _damaged(path: Path, exc: Exception) -> IntegrityError:
@@ -95,10 +99,15 @@ def lock_target(directory: Path, name: str) -> Path:
 
 
 def read_chain(
-    files: Sequence[Path], verify: bool, progress: Progress | None = None
+    files: Sequence[Path], verify: Verify, progress: Progress | None = None
 ) -> tuple[list[ContainerRef], ContainerRef | None]:
     """Validate the containers; return the committed chain and a trailing uncommitted one."""
-    refs = validate_chain(load_refs(files), verify_hashsums=verify, progress=progress)
+    refs = validate_chain(
+        load_refs(files),
+        verify_hashsums=bool(verify),
+        progress=progress,
+        trust_unchanged=verify is True,
+    )
     return split_uncommitted(refs)
 
 
