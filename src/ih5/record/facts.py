@@ -100,13 +100,14 @@ def read_facts(file: h5py.File) -> dict[str, NodeFact]:
     return nodes
 
 
-_KINDS = {kind.value[0]: kind for kind in NodeKind}
+_KINDS = dict(enumerate(NodeKind))
+_CODES = {kind: code for code, kind in _KINDS.items()}
 
 
 def facts_to_bytes(facts: ContainerFacts) -> bytes:
     """Compact JSON of a container's facts (for the per-user cache)."""
     rows = [
-        [path, fact.kind.value[0], int(fact.substituting), fact.attrs, fact.children]
+        [path, _CODES[fact.kind], int(fact.substituting), fact.attrs, fact.children]
         for path, fact in facts.items()
     ]
     return json.dumps(rows, separators=(",", ":")).encode("utf-8")
