@@ -9,18 +9,18 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from types import EllipsisType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.text import Text
-from rich.tree import Tree
 
 from ih5.cli.output import echo_json, echo_table, json_option, say
-from ih5.cli.values import as_text, decoded, dtype_name, to_json
 from ih5.errors import StubError
-from ih5.record import IH5Dataset, IH5Group, IH5Record
-from ih5.record.diff import RecordDiff, diff_states
+
+if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or rich
+    from rich.tree import Tree
+
+    from ih5.record import IH5Dataset, IH5Group
+    from ih5.record.diff import RecordDiff
 
 T = TypeVar("T")
 Selection = tuple[int | slice | EllipsisType, ...]
@@ -42,6 +42,9 @@ def _attrs(obj: IH5Group | IH5Dataset) -> dict[str, Any]:
 
 def _describe(obj: IH5Group | IH5Dataset, with_attrs: bool) -> dict[str, Any]:
     """One node as {path, type, shape, dtype[, attrs]}; shape and dtype are null for groups."""
+    from ih5.cli.values import dtype_name
+    from ih5.record import IH5Dataset
+
     entry: dict[str, Any] = {"path": obj.name, "type": "group", "shape": None, "dtype": None}
     if isinstance(obj, IH5Dataset):
         shape = _unless_stub(lambda: obj.shape)
@@ -64,6 +67,8 @@ def _label(entry: dict[str, Any]) -> str:
 
 
 def _attr_lines(entry: dict[str, Any]) -> list[str]:
+    from ih5.cli.values import as_text
+
     return [
         f"@{name} = {'(stub placeholder)' if value is None else as_text(value)}"
         for name, value in entry.get("attrs", {}).items()
@@ -78,6 +83,10 @@ def _print_tree(entries: list[dict[str, Any]]) -> None:
             for line in [_label(entry), *(f"  {line}" for line in _attr_lines(entry))]:
                 click.echo("  " * depth + line)
         return
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
     branches: dict[str, Tree] = {}
     for entry in entries:
         label = Text(_label(entry), style="bold" if entry["type"] == "group" else "")
@@ -106,6 +115,9 @@ def tree(record: Path, at: int | None, with_attrs: bool, as_json: bool) -> None:
       ih5 tree data/rec --at 0 --attrs
       ih5 tree data/rec --json | jq -r '.[] | select(.type == "dataset") | .path'
     """
+    from ih5.cli.values import to_json
+    from ih5.record import IH5Record
+
     with IH5Record(record, at=at) as rec:
         objects: list[IH5Group | IH5Dataset] = [rec]
         rec.visititems(lambda _name, obj: objects.append(obj))
@@ -169,6 +181,9 @@ def cat(
       ih5 cat data/rec /images --attrs
       ih5 cat data/rec /images/dapi --json | jq .shape
     """
+    from ih5.cli.values import as_text, decoded, to_json
+    from ih5.record import IH5Dataset, IH5Record
+
     with IH5Record(record) as rec:
         obj = rec[path]
         if selection is not None and not isinstance(obj, IH5Dataset):
@@ -235,6 +250,8 @@ def diff(record: Path, from_index: int, to_index: int, as_json: bool) -> None:
       ih5 diff data/rec --from 0 --to 2
       ih5 diff data/rec --from 1 --to 2 --json | jq .added
     """
+    from ih5.record.diff import diff_states
+
     changes = diff_states(record, from_index, to_index)
     if as_json:
         echo_json(

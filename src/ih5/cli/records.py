@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,13 +11,15 @@ from ih5.cli.contents import cat, diff, record_argument, tree
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import activity, byte_progress
 from ih5.errors import Ih5Error
-from ih5.format import IH5UserBlock, split_record_path
-from ih5.format.extensions import MANIFEST_EXT
-from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
-from ih5.record import IH5Dataset, IH5Group, IH5Record
+
+if TYPE_CHECKING:  # the library is imported where used: ``ih5 --help`` loads no h5py
+    from ih5.format import IH5UserBlock
+    from ih5.record import IH5Record
 
 
 def _manifest_backed(user_block: IH5UserBlock) -> bool:
+    from ih5.format.extensions import MANIFEST_EXT
+
     return MANIFEST_EXT in user_block.ub_exts
 
 
@@ -47,6 +50,9 @@ def info(record: Path, as_json: bool) -> None:
       ih5 info data/rec
       ih5 info data/rec.ih5 --json | jq .patch_index
     """
+    from ih5.format import split_record_path
+    from ih5.record import IH5Dataset, IH5Group, IH5Record
+
     with IH5Record(record) as rec:
         history = rec.history()
         newest = rec.user_block
@@ -83,6 +89,8 @@ def log(record: Path, as_json: bool) -> None:
       ih5 log data/rec
       ih5 log data/rec --json | jq -r '.[-1].patch_uuid'
     """
+    from ih5.record import IH5Record
+
     with IH5Record(record) as rec:
         history = rec.history()
     if as_json:
@@ -108,6 +116,8 @@ def log(record: Path, as_json: bool) -> None:
 
 def _open_unhashed(record: Path) -> IH5Record:
     """Open without checking hashsums, so that verify() can hash under a progress bar."""
+    from ih5.record import IH5Record
+
     try:
         return IH5Record(record, verify=False)
     except Ih5Error:
@@ -171,6 +181,9 @@ def merge(record: Path, target: Path, as_json: bool) -> None:
       ih5 merge data/rec merged/rec.ih5
       ih5 merge data/rec merged/rec.ih5 --json | jq .hashsum
     """
+    from ih5.manifest import IH5MFRecord
+    from ih5.record import IH5Record
+
     with IH5Record(record) as rec:
         # Only a manifest-backed record may give the merged file a manifest.
         record_class = IH5MFRecord if _manifest_backed(rec.user_block) else IH5Record
@@ -208,6 +221,8 @@ def manifest(record: Path, as_json: bool) -> None:
       ih5 manifest data/rec
       ih5 manifest data/rec --json | jq '.skeleton | keys'
     """
+    from ih5.manifest import IH5MFRecord, manifest_path
+
     with IH5MFRecord(record) as rec:
         found = rec.manifest
         path = manifest_path(rec.containers[-1])
@@ -249,6 +264,8 @@ def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
       ih5 stub data/rec.p3.ih5mf.json elsewhere/rec
       ih5 stub data/rec.p3.ih5mf.json elsewhere/rec --json | jq -r .stub
     """
+    from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
+
     created = IH5MFRecord.create_stub(target, manifest_file)
     identity = IH5Manifest.load(manifest_path(created)).user_block
     if as_json:

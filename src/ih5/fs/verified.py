@@ -25,8 +25,7 @@ _KIND = "verified"
 
 def _key(info: os.stat_result, skip: int) -> str:
     return (
-        f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:"
-        f"{info.st_ctime_ns}:{skip}"
+        f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{skip}"
     )
 
 
@@ -61,9 +60,7 @@ class VerifiedHashsums:
             return False
         return self._entries.get(_key(info, skip)) == hashsum
 
-    def hash(
-        self, path: Path, algorithm: str, skip: int, progress: Progress | None = None
-    ) -> str:
+    def hash(self, path: Path, algorithm: str, skip: int, progress: Progress | None = None) -> str:
         """Hash ``path`` after ``skip`` bytes and remember the result if the file held still."""
         started = time.time_ns()
         before = os.stat(path)
