@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ih5.errors import ManifestError
 from ih5.format import IH5UserBlock, manifest_name
 from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
+from ih5.manifest.fragments import dumps_at, entry_fragment, quote, skeleton_text
 from ih5.manifest.skeleton import IH5Skeleton
 
 EXT_NAME = "ih5mf_v01"
@@ -57,13 +58,13 @@ class IH5Manifest(BaseModel):
 
     def to_bytes(self) -> bytes:
         """The file's bytes: 2-space indented JSON and one trailing newline (FORMAT.md 5)."""
-        data = {
-            "manifest_uuid": str(self.manifest_uuid),
-            "user_block": json.loads(self.user_block.to_text()),
-            "skeleton": self.skeleton.to_json_data(),
-            "manifest_exts": self.manifest_exts,
-        }
-        return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+        entries = (
+            entry_fragment(path, e.node_type, e.patch_index, e.attrs, e.__pydantic_extra__)
+            for path, e in self.skeleton.root.items()
+        )
+        return manifest_bytes(
+            self.manifest_uuid, self.user_block, skeleton_text(entries), self.manifest_exts
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes, name: str | os.PathLike[str]) -> IH5Manifest:
@@ -97,13 +98,31 @@ class IH5Manifest(BaseModel):
         return hashsum_bytes(raw)
 
 
+def manifest_bytes(
+    manifest_uuid: uuid.UUID, user_block: IH5UserBlock, skeleton: str, exts: dict[str, Any]
+) -> bytes:
+    """A manifest file's bytes from its parts, ``skeleton`` as :func:`skeleton_text` made it:
+    the same bytes as ``json.dumps(document, indent=2) + "\\n"``, without encoding the
+    skeleton in pure Python."""
+    text = (
+        f'{{\n  "manifest_uuid": {quote(str(manifest_uuid))},\n'
+        f'  "user_block": {dumps_at(json.loads(user_block.to_text()), 1)},\n'
+        f'  "skeleton": {skeleton},\n'
+        f'  "manifest_exts": {dumps_at(exts, 1)}\n}}\n'
+    )
+    return text.encode("utf-8")
+
+
 def manifest_path(container: Path) -> Path:
     """Where the manifest of a container file lives."""
     return container.with_name(manifest_name(container.name))
 
 
-def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | None:
-    """Load and check the manifest a container's user block names (None if it names none)."""
+def read_checked_manifest(
+    container: Path, user_block: IH5UserBlock
+) -> tuple[bytes, IH5UBExtManifest] | None:
+    """The bytes of the manifest a container's user block names, checked against the hashsum
+    it names there, and that section (None if it names none). Nothing is parsed yet."""
     try:
         ext = IH5UBExtManifest.get(user_block)
     except ValidationError as exc:
@@ -131,6 +150,12 @@ def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | N
             f"expects {ext.manifest_hashsum}); it was modified or belongs to another container",
             path,
         )
+    return raw, ext
+
+
+def parse_checked_manifest(raw: bytes, ext: IH5UBExtManifest, container: Path) -> IH5Manifest:
+    """Parse checked manifest bytes; its uuid must be the one the container names."""
+    path = manifest_path(container)
     manifest = IH5Manifest.from_bytes(raw, path)
     if manifest.manifest_uuid != ext.manifest_uuid:
         raise ManifestError(
@@ -139,3 +164,23 @@ def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | N
             path,
         )
     return manifest
+
+
+def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | None:
+    """Load and check the manifest a container's user block names (None if it names none)."""
+    checked = read_checked_manifest(container, user_block)
+    return None if checked is None else parse_checked_manifest(*checked, container)
+
+
+def exts_from_bytes(raw: bytes) -> dict[str, Any] | None:
+    """``manifest_exts`` of a manifest written in the layout of :func:`manifest_bytes` (the
+    last member), without parsing the rest; None when it is laid out otherwise."""
+    marker = b'\n  "manifest_exts": '
+    start = raw.rfind(marker)
+    if start < 0 or not raw.endswith(b"\n}\n"):
+        return None
+    try:
+        exts = json.loads(raw[start + len(marker) : -3])
+    except ValueError:
+        return None
+    return exts if isinstance(exts, dict) else None
