@@ -172,6 +172,18 @@ def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | N
     return None if checked is None else parse_checked_manifest(*checked, container)
 
 
+def uuid_from_bytes(raw: bytes) -> uuid.UUID | None:
+    """``manifest_uuid`` of a manifest written in the layout of :func:`manifest_bytes` (the
+    first member), without parsing the rest; None when it is laid out otherwise."""
+    head = b'{\n  "manifest_uuid": "'
+    if not raw.startswith(head) or raw[len(head) + 36 : len(head) + 39] != b'",\n':
+        return None
+    try:
+        return uuid.UUID(raw[len(head) : len(head) + 36].decode("ascii"))
+    except ValueError:
+        return None
+
+
 def exts_from_bytes(raw: bytes) -> dict[str, Any] | None:
     """``manifest_exts`` of a manifest written in the layout of :func:`manifest_bytes` (the
     last member), without parsing the rest; None when it is laid out otherwise."""

@@ -20,6 +20,7 @@ from ih5.manifest.manifest import (
     manifest_bytes,
     parse_checked_manifest,
     read_checked_manifest,
+    uuid_from_bytes,
     without_manifest_ext,
 )
 from ih5.record import IH5Record
@@ -44,6 +45,7 @@ class IH5MFRecord(IH5Record):
         self._written: _Newest | None = None
         self._committing_stub = False
         self._changed: Collection[str] | None = None
+        self._newest: _Newest | None = None
         try:
             newest = self.chain.refs[-1] if self.chain.refs else None
             checked = (
@@ -51,10 +53,13 @@ class IH5MFRecord(IH5Record):
                 if newest is not None
                 else None
             )
+            if checked is not None and newest is not None:
+                self._newest = _Newest(*checked, newest.path)
+                if uuid_from_bytes(checked[0]) != checked[1].manifest_uuid:
+                    self._newest.parsed()  # says what is wrong, or parses another layout
         except BaseException:
             self.close(commit=False)
             raise
-        self._newest = None if checked is None or newest is None else _Newest(*checked, newest.path)
 
     @property
     def manifest(self) -> IH5Manifest | None:

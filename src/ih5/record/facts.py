@@ -114,23 +114,21 @@ def facts_to_bytes(facts: ContainerFacts) -> bytes:
 
 
 def facts_from_bytes(raw: bytes) -> dict[str, NodeFact] | None:
-    """Facts stored by :func:`facts_to_bytes`; None for anything that does not fit."""
+    """Facts stored by :func:`facts_to_bytes`; None for anything that does not fit.
+
+    The cache entry's CRC already caught damage; this checks the shape only.
+    """
     try:
         rows = json.loads(raw)
-        facts: dict[str, NodeFact] = {}
-        for path, kind, substituting, attrs, children in rows:
-            if not (
-                isinstance(path, str)
-                and isinstance(attrs, dict)
-                and isinstance(children, list)
-                and all(isinstance(value, bool) for value in attrs.values())
-                and all(isinstance(name, str) for name in children)
-            ):
-                return None
-            facts[path] = NodeFact(_KINDS[kind], bool(substituting), attrs, tuple(children))
+        facts = {
+            path: NodeFact(_KINDS[kind], substituting == 1, attrs, tuple(children))
+            for path, kind, substituting, attrs, children in rows
+        }
     except (ValueError, TypeError, KeyError):
         return None
     for path, fact in facts.items():
+        if not isinstance(fact.attrs, dict):
+            return None
         for name in fact.children:
             if _child_path(path, name) not in facts:
                 return None

@@ -29,6 +29,7 @@ from ih5.format import (
 from ih5.fs.hashing import Progress
 from ih5.record.facts import FACTS_CACHE, ContainerFacts, read_facts
 from ih5.record.tree import Node, apply_container
+from ih5.record.treecache import cached_tree, remember_tree
 
 RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A record: ``DIR/NAME`` (containers found by name) or an explicit list of container files."""
@@ -127,10 +128,21 @@ def container_facts(ref: ContainerRef) -> ContainerFacts:
 
 
 def build_tree(chain: Sequence[ContainerRef]) -> Node:
-    """Resolve the overlay of a committed chain (empty group for an empty chain)."""
+    """Resolve the overlay of a committed chain (empty group for an empty chain).
+
+    A chain opened before (by any process of this user) is read from the tree cache;
+    otherwise the tree is built from each container's facts and then cached.
+    """
+    if not chain:
+        return Node(0, is_group=True)
+    cached = cached_tree(chain)
+    if cached is not None:
+        return cached
     root: Node | None = None
     for position, ref in enumerate(chain):
         root = apply_container(
             root, container_facts(ref), ref.user_block.patch_index, is_base=position == 0
         )
-    return root if root is not None else Node(0, is_group=True)
+    assert root is not None
+    remember_tree(chain, root)
+    return root
