@@ -323,7 +323,7 @@ def bench_first_open(record: Path, nodes: int, repeat: int) -> list[Row]:
             "with h5py.File(sys.argv[1]) as f: f['g0000/d00'][()]\n"
             "print(time.perf_counter() - t1)"
         )
-        container = record.with_suffix(".p1.ih5")
+        container = record.with_suffix(".ih5")  # the base holds every node
         out = subprocess.run(
             [sys.executable, "-c", script, str(container)], check=True, capture_output=True
         )
