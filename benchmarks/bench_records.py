@@ -119,9 +119,10 @@ def build_chain(directory: Path, patches: int, lengths: Sequence[int]) -> Path:
     with IH5Record(path, "w") as rec:
         rec[DEPTH5] = depth5_value(0)
         rec["misc/seed"] = np.zeros(4)
-    with IH5Record(path, "r+") as rec:
+    with IH5Record(path, "r+") as rec:  # opening starts the first patch
         for index in range(1, patches + 1):
-            rec.create_patch()
+            if index > 1:
+                rec.create_patch()
             if index in lengths:
                 del rec[DEPTH5]
                 rec[DEPTH5] = depth5_value(index)
@@ -289,8 +290,7 @@ def build_wide(record: Path, groups: int, per_group: int) -> int:
                 dataset = group.create_dataset(f"d{d:02d}", data=d)
                 if d % 10 == 0:
                     dataset.attrs["unit"] = "m"
-    with IH5MFRecord(record, "r+") as rec:
-        rec.create_patch()
+    with IH5MFRecord(record, "r+") as rec:  # opening starts a patch
         rec["g0000/d00"].attrs["unit"] = "mm"
     return 1 + groups * (1 + per_group)
 
@@ -363,8 +363,7 @@ def build_gzip_record(directory: Path, size: int) -> Path:
             signal = (np.sin(np.arange(start, stop) / 5000.0) * 2000).astype("i2")
             dataset[start:stop] = signal + rng.integers(0, 64, stop - start, dtype="i2")
     for index in (1, 2):
-        with IH5Record(path, "r+") as rec:
-            rec.create_patch()
+        with IH5Record(path, "r+") as rec:  # opening starts a patch
             rec.attrs["step"] = index
             rec[f"small{index}"] = np.arange(10)
     return path

@@ -8,8 +8,9 @@ errors cross process boundaries in multi-process packing.
 
 from __future__ import annotations
 
+import errno as _errno
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 
 class Ih5Error(Exception):
@@ -28,6 +29,40 @@ class Ih5Error(Exception):
 
 
 # --- fs floor -------------------------------------------------------------
+
+
+class StorageError(Ih5Error, OSError):
+    """The filesystem refused what ih5 had to do there; ``errno`` says why."""
+
+    default_errno: ClassVar[int] = _errno.EIO
+
+    def __init__(
+        self, message: str, path: str | os.PathLike[str] | None = None, code: int | None = None
+    ) -> None:
+        super().__init__(message, path)
+        self.errno = self.default_errno if code is None else code
+        self.strerror = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.path, self.errno))
+
+
+class DiskFullError(StorageError):
+    """No space left on the device (or the quota is used up): free some and retry."""
+
+    default_errno = _errno.ENOSPC
+
+
+class ReadOnlyLocationError(StorageError):
+    """The location is on a read-only filesystem."""
+
+    default_errno = _errno.EROFS
+
+
+class LocationPermissionError(StorageError, PermissionError):
+    """The operating system refused access to the location."""
+
+    default_errno = _errno.EACCES
 
 
 class FileLockError(Ih5Error):
@@ -211,3 +246,26 @@ class StubError(Ih5Error, ValueError):
 
 class PackError(Ih5Error, ValueError):
     """A directory cannot be packed or a record cannot be unpacked as asked."""
+
+
+# --- metador-core's exception classes (record floor) ----------------------
+
+
+class NoContainersGivenError(RecordNotFoundError, ValueError):
+    """An empty list of container files was given (metador-core raises ValueError)."""
+
+
+class NotAGroupError(NodeNotFoundError, ValueError):
+    """A path goes through a dataset as if it were a group (metador-core raises ValueError)."""
+
+
+class UnsupportedValueError(Ih5Error, ValueError, TypeError):
+    """A value a record cannot store: an HDF5 link, or a view of a node (a hard link)."""
+
+
+class UnknownKeywordError(Ih5Error, ValueError, TypeError):
+    """A call got a keyword it does not know (TypeError in Python, ValueError in metador-core)."""
+
+
+class RecordDirectoryError(Ih5Error, ValueError):
+    """A directory to look for records in is missing or not a directory."""

@@ -29,8 +29,7 @@ def build(path: Path) -> Path:
         rec["a/b/ds"] = np.arange(100_000)
         rec["a/gone"] = 1
         rec["a"].attrs["unit"] = "m"
-    with IH5Record(path, "r+") as rec:
-        rec.create_patch()
+    with IH5Record(path, "r+") as rec:  # opening starts the first patch
         del rec["a/gone"]
         del rec["a"].attrs["unit"]
         rec.commit_patch()
@@ -190,8 +189,7 @@ def test_the_tree_read_from_the_caches_is_the_tree_read_from_the_containers(
 def test_a_chain_that_grew_gets_its_own_tree(tmp_path: Path, cache: Path) -> None:
     record = build(tmp_path / "rec")
     tree_rows(record)
-    with IH5Record(record, "r+") as rec:
-        rec.create_patch()
+    with IH5Record(record, "r+") as rec:  # opening starts a patch
         rec["late"] = 1
     FACTS_CACHE.clear()
     assert "/late" in {row[0] for row in tree_rows(record)}

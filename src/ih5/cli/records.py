@@ -224,7 +224,7 @@ def manifest(record: Path, as_json: bool) -> None:
     from ih5.manifest import IH5MFRecord, manifest_path
 
     with IH5MFRecord(record) as rec:
-        found = rec.manifest
+        found = rec.manifest if rec.has_manifest else None
         path = manifest_path(rec.containers[-1])
     if found is None:
         raise click.ClickException(
@@ -266,7 +266,8 @@ def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
     """
     from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
 
-    created = IH5MFRecord.create_stub(target, manifest_file)
+    with IH5MFRecord.create_stub(target, manifest_file) as built:
+        created = built.ih5_files[0]
     identity = IH5Manifest.load(manifest_path(created)).user_block
     if as_json:
         echo_json(

@@ -15,6 +15,9 @@ import zlib
 from pathlib import Path
 
 _MAGIC = b"ih5cache1 "
+LIMITS = {"facts": (4096, 1 << 30), "trees": (256, 1 << 29), "verified": (4096, 1 << 26)}
+"""Per kind of entry: how many, and how many bytes in all, a cache directory keeps."""
+_DEFAULT_LIMIT = (1024, 1 << 28)
 
 
 def cache_root() -> Path | None:
@@ -71,3 +74,28 @@ def write_entry(kind: str, name: str, data: bytes) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             temp.unlink()
+        return
+    _prune(path.parent, *LIMITS.get(kind, _DEFAULT_LIMIT))
+
+
+def _prune(directory: Path, keep: int, budget: int) -> None:
+    """Remove the oldest-written entries beyond ``keep`` entries or ``budget`` bytes."""
+    try:
+        entries = []
+        with os.scandir(directory) as listing:
+            for entry in listing:
+                if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    entries.append((info.st_mtime_ns, info.st_size, entry.path))
+    except OSError:
+        return
+    total = sum(size for _, size, _ in entries)
+    if len(entries) <= keep and total <= budget:
+        return
+    entries.sort(reverse=True)  # newest first: they stay
+    kept = 0
+    for number, (_, size, path) in enumerate(entries):
+        kept += size
+        if number >= keep or (kept > budget and number > 0):
+            with contextlib.suppress(OSError):
+                os.unlink(path)

@@ -35,9 +35,16 @@ class IH5UBExtManifest(BaseModel):
         return None if data is None else cls.model_validate(data)
 
     def update(self, user_block: IH5UserBlock) -> IH5UserBlock:
-        """Return a copy of ``user_block`` carrying this extension."""
+        """Write this extension into ``user_block`` in place (as metador-core does); return it.
+
+        The one change a user block takes after creation: its ``ub_exts`` is replaced by
+        a new dict (never changed in place, as copies may share it). ih5 hands out only
+        copies of the blocks it holds, and its own code updates copies.
+        """
         exts = {**user_block.ub_exts, EXT_NAME: self.model_dump(mode="json")}
-        return user_block.model_copy(update={"ub_exts": exts})
+        # Frozen models refuse assignment; this is the one deliberate exception.
+        object.__setattr__(user_block, "ub_exts", exts)
+        return user_block
 
 
 def without_manifest_ext(user_block: IH5UserBlock) -> IH5UserBlock:
@@ -55,6 +62,23 @@ class IH5Manifest(BaseModel):
     user_block: IH5UserBlock
     skeleton: IH5Skeleton
     manifest_exts: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_userblock(
+        cls,
+        ub: IH5UserBlock,
+        skeleton: IH5Skeleton | None = None,
+        exts: dict[str, Any] | None = None,
+    ) -> IH5Manifest:
+        """A new manifest for the container of ``ub`` (its manifest extension left out)."""
+        return cls(
+            user_block=without_manifest_ext(ub),
+            skeleton=skeleton if skeleton is not None else IH5Skeleton({}),
+            manifest_exts=dict(exts) if exts is not None else {},
+        )
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
 
     def to_bytes(self) -> bytes:
         """The file's bytes: 2-space indented JSON and one trailing newline (FORMAT.md 5)."""
@@ -91,6 +115,11 @@ class IH5Manifest(BaseModel):
             raise ManifestError(f"manifest {os.fspath(path)} is a directory", path) from exc
         return cls.from_bytes(raw, path)
 
+    @classmethod
+    def parse_file(cls, path: str | os.PathLike[str]) -> IH5Manifest:  # type: ignore[override]
+        """metador-core's name (pydantic 1's) for :meth:`load`."""
+        return cls.load(path)
+
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the manifest atomically; return the hashsum of its bytes."""
         raw = self.to_bytes()
@@ -118,11 +147,13 @@ def manifest_path(container: Path) -> Path:
     return container.with_name(manifest_name(container.name))
 
 
-def read_checked_manifest(
-    container: Path, user_block: IH5UserBlock
-) -> tuple[bytes, IH5UBExtManifest] | None:
-    """The bytes of the manifest a container's user block names, checked against the hashsum
-    it names there, and that section (None if it names none). Nothing is parsed yet."""
+def check_manifest(
+    container: Path, user_block: IH5UserBlock, manifest_file: Path | None = None
+) -> IH5Manifest | None:
+    """Load and check the manifest a container's user block names (None if it names none).
+
+    ``manifest_file`` is checked instead of the manifest beside the container.
+    """
     try:
         ext = IH5UBExtManifest.get(user_block)
     except ValidationError as exc:
@@ -133,7 +164,7 @@ def read_checked_manifest(
         ) from exc
     if ext is None:
         return None
-    path = manifest_path(container)
+    path = manifest_path(container) if manifest_file is None else manifest_file
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:
@@ -150,12 +181,6 @@ def read_checked_manifest(
             f"expects {ext.manifest_hashsum}); it was modified or belongs to another container",
             path,
         )
-    return raw, ext
-
-
-def parse_checked_manifest(raw: bytes, ext: IH5UBExtManifest, container: Path) -> IH5Manifest:
-    """Parse checked manifest bytes; its uuid must be the one the container names."""
-    path = manifest_path(container)
     manifest = IH5Manifest.from_bytes(raw, path)
     if manifest.manifest_uuid != ext.manifest_uuid:
         raise ManifestError(
@@ -164,35 +189,3 @@ def parse_checked_manifest(raw: bytes, ext: IH5UBExtManifest, container: Path) -
             path,
         )
     return manifest
-
-
-def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | None:
-    """Load and check the manifest a container's user block names (None if it names none)."""
-    checked = read_checked_manifest(container, user_block)
-    return None if checked is None else parse_checked_manifest(*checked, container)
-
-
-def uuid_from_bytes(raw: bytes) -> uuid.UUID | None:
-    """``manifest_uuid`` of a manifest written in the layout of :func:`manifest_bytes` (the
-    first member), without parsing the rest; None when it is laid out otherwise."""
-    head = b'{\n  "manifest_uuid": "'
-    if not raw.startswith(head) or raw[len(head) + 36 : len(head) + 39] != b'",\n':
-        return None
-    try:
-        return uuid.UUID(raw[len(head) : len(head) + 36].decode("ascii"))
-    except ValueError:
-        return None
-
-
-def exts_from_bytes(raw: bytes) -> dict[str, Any] | None:
-    """``manifest_exts`` of a manifest written in the layout of :func:`manifest_bytes` (the
-    last member), without parsing the rest; None when it is laid out otherwise."""
-    marker = b'\n  "manifest_exts": '
-    start = raw.rfind(marker)
-    if start < 0 or not raw.endswith(b"\n}\n"):
-        return None
-    try:
-        exts = json.loads(raw[start + len(marker) : -3])
-    except ValueError:
-        return None
-    return exts if isinstance(exts, dict) else None

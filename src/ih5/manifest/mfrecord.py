@@ -5,22 +5,22 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 
+from ih5.errors import ManifestError
 from ih5.format import IH5UserBlock
-from ih5.fs import hashsum_bytes
+from ih5.fs import hashsum_bytes, parse_hashsum
 from ih5.manifest import fragments
 from ih5.manifest.manifest import (
     IH5Manifest,
     IH5UBExtManifest,
-    exts_from_bytes,
+    check_manifest,
     manifest_bytes,
-    parse_checked_manifest,
-    read_checked_manifest,
-    uuid_from_bytes,
+    manifest_path,
     without_manifest_ext,
 )
 from ih5.record import IH5Record
@@ -35,69 +35,105 @@ PLACEHOLDER = h5py.Empty("f8")
 class IH5MFRecord(IH5Record):
     """An IH5Record whose every commit writes a manifest sidecar (FORMAT.md section 5).
 
-    Opening checks that the newest container's manifest exists and matches.
+    Opening checks that the newest container's manifest exists and matches
+    (``manifest_file`` names the one to check instead of ``<newest container>mf.json``).
     A plain record opened this way becomes manifest-backed with its next commit.
     """
 
-    def __init__(self, record: RecordSource, mode: str = "r", **kwargs: Any) -> None:
-        super().__init__(record, mode, **kwargs)
+    def __init__(
+        self,
+        record: RecordSource,
+        mode: str = "r",
+        manifest_file: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._next_exts: dict[str, Any] | None = None
-        self._written: _Newest | None = None
+        self._written: _Written | None = None
         self._committing_stub = False
         self._changed: Collection[str] | None = None
-        self._newest: _Newest | None = None
-        try:
-            newest = self.chain.refs[-1] if self.chain.refs else None
-            checked = (
-                read_checked_manifest(newest.path, newest.user_block)
-                if newest is not None
-                else None
-            )
-            if checked is not None and newest is not None:
-                self._newest = _Newest(*checked, newest.path)
-                if uuid_from_bytes(checked[0]) != checked[1].manifest_uuid:
-                    self._newest.parsed()  # says what is wrong, or parses another layout
-        except BaseException:
-            self.close(commit=False)
-            raise
+        self._manifest: IH5Manifest | None = None
+        self._newest: _Written | None = None
+        """The newest manifest when this handle wrote it (parsed only when asked for)."""
+        self._manifest_file = Path(manifest_file) if manifest_file is not None else None
+        super().__init__(record, mode, **kwargs)
+
+    def _check_opened(self) -> None:
+        """Check the newest container's manifest before a writer starts its patch."""
+        newest = self.chain.refs[-1] if self.chain.refs else None
+        self._newest = None
+        self._manifest = (
+            check_manifest(newest.path, newest.user_block, self._manifest_file)
+            if newest is not None
+            else None
+        )
 
     @property
-    def manifest(self) -> IH5Manifest | None:
-        """The manifest of the newest committed container (None before the first commit)."""
-        return None if self._newest is None else self._newest.parsed()
+    def manifest(self) -> IH5Manifest:
+        """The manifest of the newest committed container.
+
+        ManifestError (a ValueError, as in metador-core) before the first commit and
+        for a plain record not yet committed to as an IH5MFRecord.
+        """
+        if self._manifest is None and self._newest is not None:
+            self._manifest = IH5Manifest.from_bytes(self._newest.raw, "<manifest just written>")
+        if self._manifest is None:
+            raise ManifestError(
+                f"record {self.chain.label} has no manifest yet; commit a patch with "
+                "IH5MFRecord to write one",
+                self.chain.label,
+            )
+        return self._manifest
+
+    @property
+    def has_manifest(self) -> bool:
+        """True when the newest committed container has a manifest."""
+        return self._manifest is not None or self._newest is not None
 
     @property
     def manifest_exts(self) -> dict[str, Any]:
         """Extensions the next manifest will carry: set ones, else the newest manifest's."""
         if self._next_exts is not None:
             return self._next_exts
-        return self._newest.exts() if self._newest is not None else {}
+        if self._newest is not None:
+            return dict(self._newest.exts)
+        return dict(self._manifest.manifest_exts) if self._manifest is not None else {}
 
     @manifest_exts.setter
     def manifest_exts(self, value: dict[str, Any]) -> None:
         self._next_exts = dict(value)
 
-    def commit_patch(self, manifest_exts: dict[str, Any] | None = None) -> None:
+    def commit_patch(self, manifest_exts: dict[str, Any] | None = None, **kwargs: Any) -> None:
         """Commit as IH5Record does, writing the manifest first; ``manifest_exts`` replaces
         the inherited extensions for this and later manifests."""
-        if manifest_exts is not None:
+        if manifest_exts is not None and not kwargs:
             self.manifest_exts = manifest_exts
         writer = self.chain.writer
-        if writer is not None and not writer.is_base and self._newest is not None:
+        if writer is not None and not writer.is_base and self.has_manifest:
             # The paths the patch holds: what the next manifest changes of the newest one.
             self._changed = read_facts(writer.file).keys()
         before = self.chain.newest
         try:
-            super().commit_patch()
+            super().commit_patch(**kwargs)
         except BaseException:
             if self.chain.newest is not before:  # published; only a later step failed
-                self._newest = self._written
+                self._took(self._written)
             raise
         finally:
             self._changed = None
         # Only a commit that went through changes the record's manifest (a merge does not).
-        self._newest = self._written
+        if self.chain.newest is not before:
+            self._took(self._written)
         self._next_exts = None
+
+    def _took(self, written: _Written | None) -> None:
+        """The manifest just published is the newest one now."""
+        if written is not None:
+            self._newest = written
+            self._manifest = None
+
+    def _patch_is_empty(self) -> bool:
+        """New manifest extensions are a change worth a commit of their own."""
+        return super()._patch_is_empty() and self._next_exts is None
 
     def _sidecar(self) -> Sidecar:
         """The manifest of the state being committed (or merged), published after its container.
@@ -110,39 +146,66 @@ class IH5MFRecord(IH5Record):
         def manifest_for(user_block: IH5UserBlock) -> tuple[IH5UserBlock, bytes]:
             entries = self._next_entries(user_block.patch_index)
             manifest_uuid = uuid.uuid4()
+            exts = self.manifest_exts
             raw = manifest_bytes(
                 manifest_uuid,
                 without_manifest_ext(user_block),
                 fragments.skeleton_text(entries.values()),
-                self.manifest_exts,
+                exts,
             )
             ext = IH5UBExtManifest(
                 is_stub_container=stub,
                 manifest_uuid=manifest_uuid,
                 manifest_hashsum=hashsum_bytes(raw),
             )
-            self._written = _Newest(raw, ext, None, entries)
-            return ext.update(user_block), raw
+            self._written = _Written(raw, dict(exts), entries)
+            # A copy: update() changes the block given in place, and the caller keeps its own.
+            return ext.update(user_block.model_copy(deep=True)), raw
 
         return manifest_for
 
     def _next_entries(self, index: int) -> fragments.Fragments:
         """The skeleton entries of the state being sealed: the newest manifest's, updated by
         the paths the patch holds, when both are known; else from the whole tree."""
-        previous = self._newest.entries() if self._newest is not None else None
+        previous = None
+        if self._changed is not None:
+            previous = self._newest.entries if self._newest is not None else self._entries_on_disk()
         if self._changed is None or previous is None:
             return fragments.from_tree(self.chain.root)
         return fragments.updated(previous, self._changed, self.chain.root, index)
 
+    def _entries_on_disk(self) -> fragments.Fragments | None:
+        """The entries of the newest manifest as its file spells them (None if unknown)."""
+        newest = self.chain.refs[-1] if self.chain.refs else None
+        if newest is None or self._manifest is None:
+            return None
+        try:
+            ext = IH5UBExtManifest.get(newest.user_block)
+            path = self._manifest_file or manifest_path(newest.path)
+            raw = path.read_bytes()
+        except (ValueError, OSError):
+            return None
+        if ext is None or hashsum_bytes(raw, parse_hashsum(ext.manifest_hashsum)[0]) != (
+            ext.manifest_hashsum
+        ):
+            return None
+        return fragments.from_manifest_bytes(raw)
+
+    @classmethod
+    def _files_beside(cls, container: Path) -> list[Path]:
+        return [manifest_path(container)]
+
     @classmethod
     def create_stub(
         cls, record: str | os.PathLike[str], manifest_file: str | os.PathLike[str]
-    ) -> Path:
-        """Build a stub base container at ``record`` from a manifest alone; return its path.
+    ) -> IH5MFRecord:
+        """Build a stub base container at ``record`` from a manifest alone; return it open.
 
         The stub has the manifest's structure with placeholders for every value and
         the manifest's user block (prev_patch null), so a patch committed on it
-        applies to the real record.
+        applies to the real record. It is returned as metador-core does: open for
+        writing (mode r+, holding the record's writer lock) with no open patch;
+        close it, or use it in ``with``, and ``create_patch()`` to write a patch.
         """
         manifest = IH5Manifest.load(manifest_file)
         base = manifest.user_block.model_copy(update={"prev_patch": None, "hdf5_hashsum": None})
@@ -159,46 +222,19 @@ class IH5MFRecord(IH5Record):
                     writer.set_attr(path, name, PLACEHOLDER)
             stub._committing_stub = True
             stub.commit_patch(manifest_exts=manifest.manifest_exts)
+            stub._committing_stub = False  # patches written on the returned stub are not stubs
         except BaseException:
             if stub.has_patch:
-                stub.discard_patch()
+                stub._drop_patch()  # the uncommitted base: nothing of it is published
             stub.close(commit=False)
             raise
-        created = stub.containers[0]
-        stub.close()
-        return created
+        return stub
 
 
-class _Newest:
-    """The newest manifest: its checked bytes, parsed (and its entries split) on demand."""
+@dataclass(frozen=True)
+class _Written:
+    """A manifest this handle wrote: its bytes, extensions and skeleton entries as text."""
 
-    def __init__(
-        self,
-        raw: bytes,
-        ext: IH5UBExtManifest,
-        container: Path | None,
-        entries: fragments.Fragments | None = None,
-    ) -> None:
-        self.raw = raw
-        self._ext = ext
-        self._container = container
-        self._entries = entries
-        self._parsed: IH5Manifest | None = None
-
-    def parsed(self) -> IH5Manifest:
-        if self._parsed is None:
-            if self._container is not None:
-                self._parsed = parse_checked_manifest(self.raw, self._ext, self._container)
-            else:
-                self._parsed = IH5Manifest.from_bytes(self.raw, "<manifest just written>")
-        return self._parsed
-
-    def exts(self) -> dict[str, Any]:
-        found = exts_from_bytes(self.raw) if self._parsed is None else None
-        return found if found is not None else dict(self.parsed().manifest_exts)
-
-    def entries(self) -> fragments.Fragments | None:
-        """Its skeleton entries as text; None if its layout is not the one ih5 writes."""
-        if self._entries is None:
-            self._entries = fragments.from_manifest_bytes(self.raw)
-        return self._entries
+    raw: bytes
+    exts: dict[str, Any]
+    entries: fragments.Fragments

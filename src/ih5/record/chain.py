@@ -40,7 +40,8 @@ class Chain:
         """Raise RecordClosedError once the chain (its record) is closed."""
         if self.closed:
             raise RecordClosedError(
-                f"record {self.label} is closed; open it again to go on", self.label
+                f"record {self.label} is not open (it was closed); open it again to go on",
+                self.label,
             )
 
     @property
@@ -126,6 +127,7 @@ class Chain:
         writer, self.writer = self.writer, None
         try:
             if writer is not None:
-                writer.file.close()
+                # A patch still open here is being abandoned (its file is deleted next).
+                writer.room.close_discarded()
         finally:
             self._close_files()
