@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
+
+_CACHE_DIR = tempfile.mkdtemp(prefix="ih5-test-cache-")
+# Tests never touch the user's own cache directory (~/.cache/ih5).
+os.environ.setdefault("IH5_CACHE_DIR", _CACHE_DIR)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -21,3 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # honours IH5_LONG=1 too.
     if config.getoption("--long"):
         os.environ["IH5_LONG"] = "1"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)

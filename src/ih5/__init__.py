@@ -1,97 +1,190 @@
-"""ih5: immutable, patchable HDF5 records and crash-safe sidecar metadata."""
+"""ih5: immutable, patchable HDF5 records and crash-safe sidecar metadata.
 
-from ih5.errors import (
-    ChainError,
-    ConflictError,
-    CorruptDocumentError,
-    DamagedPayloadError,
-    DiskFullError,
-    FileLockError,
-    FileLockTimeoutError,
-    HashsumFormatError,
-    Ih5Error,
-    IntegrityError,
-    InvalidKeyError,
-    LocationPermissionError,
-    ManifestError,
-    MetadataNotFoundError,
-    MetadataValidationError,
-    MetadataWriteError,
-    MigrationError,
-    MixedRecordsError,
-    NoContainersGivenError,
-    NodeExistsError,
-    NodeNotFoundError,
-    NotAGroupError,
-    NotAnIH5ContainerError,
-    PackError,
-    ReadOnlyLocationError,
-    RecordDirectoryError,
-    RecordExistsError,
-    RecordLockedError,
-    RecordModeError,
-    RecordNotFoundError,
-    ReservedValueError,
-    StorageError,
-    StubError,
-    UnencodableValueError,
-    UnknownKeywordError,
-    UnreadableDocumentError,
-    UnserializableDataError,
-    UnsupportedValueError,
-    UserBlockTooLargeError,
-)
-from ih5.format import (
-    IH5UserBlock,
-)
-from ih5.fs import (
-    atomic_update_json,
-    atomic_write_bytes,
-    atomic_write_json,
-    file_lock,
-    hashsum_bytes,
-    hashsum_file,
-    locked_json,
-    read_json,
-)
-from ih5.manifest import (
-    IH5Manifest,
-    IH5MFRecord,
-    IH5Skeleton,
-    IH5UBExtManifest,
-)
-from ih5.metadata import (
-    AtomicMetadataWriter,
-    MetadataUpdateRequest,
-    MigrationResult,
-    PlateMetadata,
-    SubdirectoryRecord,
-    detect_legacy,
-    get_metadata_path,
-    load_plate_metadata,
-    main_subdirectory,
-    migrate_legacy_metadata,
-    plan_migration,
-    plate_view,
-)
-from ih5.pack import (
-    FileCodec,
-    PackOptions,
-    PackResult,
-    UnpackResult,
-    pack_directory,
-    pack_many,
-    unpack_record,
-)
-from ih5.record import (
-    ContainerInfo,
-    IH5AttributeManager,
-    IH5Dataset,
-    IH5Group,
-    IH5Record,
-    RecordDiff,
-    diff_states,
-)
+Names are imported on first use (PEP 562), so that ``import ih5`` and the command
+line start without loading h5py, numpy or pydantic until something needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ih5.errors import (
+        ChainError,
+        ConflictError,
+        CorruptDocumentError,
+        DamagedPayloadError,
+        DiskFullError,
+        FileLockError,
+        FileLockTimeoutError,
+        HashsumFormatError,
+        Ih5Error,
+        IntegrityError,
+        InvalidKeyError,
+        LocationPermissionError,
+        ManifestError,
+        MetadataNotFoundError,
+        MetadataValidationError,
+        MetadataWriteError,
+        MigrationError,
+        MixedRecordsError,
+        NoContainersGivenError,
+        NodeExistsError,
+        NodeNotFoundError,
+        NotAGroupError,
+        NotAnIH5ContainerError,
+        PackError,
+        ReadOnlyLocationError,
+        RecordDirectoryError,
+        RecordExistsError,
+        RecordLockedError,
+        RecordModeError,
+        RecordNotFoundError,
+        ReservedValueError,
+        StorageError,
+        StubError,
+        UnencodableValueError,
+        UnknownKeywordError,
+        UnreadableDocumentError,
+        UnserializableDataError,
+        UnsupportedValueError,
+        UserBlockTooLargeError,
+    )
+    from ih5.format import (
+        IH5UserBlock,
+    )
+    from ih5.fs import (
+        atomic_update_json,
+        atomic_write_bytes,
+        atomic_write_json,
+        file_lock,
+        hashsum_bytes,
+        hashsum_file,
+        locked_json,
+        read_json,
+    )
+    from ih5.manifest import (
+        IH5Manifest,
+        IH5MFRecord,
+        IH5Skeleton,
+        IH5UBExtManifest,
+    )
+    from ih5.metadata import (
+        AtomicMetadataWriter,
+        MetadataUpdateRequest,
+        MigrationResult,
+        PlateMetadata,
+        SubdirectoryRecord,
+        detect_legacy,
+        get_metadata_path,
+        load_plate_metadata,
+        main_subdirectory,
+        migrate_legacy_metadata,
+        plan_migration,
+        plate_view,
+    )
+    from ih5.pack import (
+        FileCodec,
+        PackOptions,
+        PackResult,
+        UnpackResult,
+        pack_directory,
+        pack_many,
+        unpack_record,
+    )
+    from ih5.record import (
+        ContainerInfo,
+        IH5AttributeManager,
+        IH5Dataset,
+        IH5Group,
+        IH5Record,
+        RecordDiff,
+        diff_states,
+    )
+
+_SOURCES = {
+    "ChainError": "ih5.errors",
+    "ConflictError": "ih5.errors",
+    "CorruptDocumentError": "ih5.errors",
+    "DamagedPayloadError": "ih5.errors",
+    "DiskFullError": "ih5.errors",
+    "FileLockError": "ih5.errors",
+    "FileLockTimeoutError": "ih5.errors",
+    "HashsumFormatError": "ih5.errors",
+    "Ih5Error": "ih5.errors",
+    "IntegrityError": "ih5.errors",
+    "InvalidKeyError": "ih5.errors",
+    "LocationPermissionError": "ih5.errors",
+    "ManifestError": "ih5.errors",
+    "MetadataNotFoundError": "ih5.errors",
+    "MetadataValidationError": "ih5.errors",
+    "MetadataWriteError": "ih5.errors",
+    "MigrationError": "ih5.errors",
+    "MixedRecordsError": "ih5.errors",
+    "NoContainersGivenError": "ih5.errors",
+    "NodeExistsError": "ih5.errors",
+    "NodeNotFoundError": "ih5.errors",
+    "NotAGroupError": "ih5.errors",
+    "NotAnIH5ContainerError": "ih5.errors",
+    "PackError": "ih5.errors",
+    "ReadOnlyLocationError": "ih5.errors",
+    "RecordDirectoryError": "ih5.errors",
+    "RecordExistsError": "ih5.errors",
+    "RecordLockedError": "ih5.errors",
+    "RecordModeError": "ih5.errors",
+    "RecordNotFoundError": "ih5.errors",
+    "ReservedValueError": "ih5.errors",
+    "StorageError": "ih5.errors",
+    "StubError": "ih5.errors",
+    "UnencodableValueError": "ih5.errors",
+    "UnknownKeywordError": "ih5.errors",
+    "UnreadableDocumentError": "ih5.errors",
+    "UnserializableDataError": "ih5.errors",
+    "UnsupportedValueError": "ih5.errors",
+    "UserBlockTooLargeError": "ih5.errors",
+    "IH5UserBlock": "ih5.format",
+    "atomic_update_json": "ih5.fs",
+    "atomic_write_bytes": "ih5.fs",
+    "atomic_write_json": "ih5.fs",
+    "file_lock": "ih5.fs",
+    "hashsum_bytes": "ih5.fs",
+    "hashsum_file": "ih5.fs",
+    "locked_json": "ih5.fs",
+    "read_json": "ih5.fs",
+    "IH5Manifest": "ih5.manifest",
+    "IH5MFRecord": "ih5.manifest",
+    "IH5Skeleton": "ih5.manifest",
+    "IH5UBExtManifest": "ih5.manifest",
+    "AtomicMetadataWriter": "ih5.metadata",
+    "MetadataUpdateRequest": "ih5.metadata",
+    "MigrationResult": "ih5.metadata",
+    "PlateMetadata": "ih5.metadata",
+    "SubdirectoryRecord": "ih5.metadata",
+    "detect_legacy": "ih5.metadata",
+    "get_metadata_path": "ih5.metadata",
+    "load_plate_metadata": "ih5.metadata",
+    "main_subdirectory": "ih5.metadata",
+    "migrate_legacy_metadata": "ih5.metadata",
+    "plan_migration": "ih5.metadata",
+    "plate_view": "ih5.metadata",
+    "FileCodec": "ih5.pack",
+    "PackOptions": "ih5.pack",
+    "PackResult": "ih5.pack",
+    "UnpackResult": "ih5.pack",
+    "pack_directory": "ih5.pack",
+    "pack_many": "ih5.pack",
+    "unpack_record": "ih5.pack",
+    "ContainerInfo": "ih5.record",
+    "IH5AttributeManager": "ih5.record",
+    "IH5Dataset": "ih5.record",
+    "IH5Group": "ih5.record",
+    "IH5Record": "ih5.record",
+    "RecordDiff": "ih5.record",
+    "diff_states": "ih5.record",
+}
+"""Public name -> the module it comes from."""
+
 
 __version__ = "0.1.0"
 
@@ -176,3 +269,17 @@ __all__ = [
     "read_json",
     "unpack_record",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562)."""
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ih5' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

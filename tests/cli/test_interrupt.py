@@ -27,7 +27,7 @@ def test_cli_reports_ctrl_c_in_one_line_with_exit_code_130(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ih5.cli.pack.pack_directory", interrupted)
+    monkeypatch.setattr("ih5.pack.pack_directory", interrupted)  # looked up per call
     (tmp_path / "src").mkdir()
     result = CliRunner().invoke(cli, ["pack", str(tmp_path / "src"), str(tmp_path / "rec")])
     assert result.exit_code == 130

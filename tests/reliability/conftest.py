@@ -46,3 +46,10 @@ def pytest_terminal_summary(
     for line in lines:
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"session wall time: {time.monotonic() - _started:.1f} s")
+
+
+@pytest.fixture(autouse=True)
+def no_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-user cache off: fault sweeps count file operations, and a cache hit in one
+    trial would skip the operations a miss in the counting run did."""
+    monkeypatch.setenv("IH5_CACHE_DIR", "")

@@ -10,22 +10,22 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from types import EllipsisType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.text import Text
-from rich.tree import Tree
 
 from ih5.cli import exits
 from ih5.cli.arguments import record_argument
 from ih5.cli.output import counted, echo_json, echo_table, json_option, say
 from ih5.cli.progress import byte_progress
-from ih5.cli.values import as_text, decoded, dtype_name, to_json
 from ih5.errors import StubError
-from ih5.pack import copy_packed_file, extract_member, is_packed_file
-from ih5.record import IH5Dataset, IH5Group, IH5Record
-from ih5.record.diff import RecordDiff, diff_states
+
+if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or rich
+    from rich.tree import Tree
+
+    from ih5.record import IH5Dataset, IH5Group
+    from ih5.record.diff import RecordDiff
+
 
 T = TypeVar("T")
 Selection = tuple[int | slice | EllipsisType, ...]
@@ -49,6 +49,9 @@ def _attrs(obj: IH5Group | IH5Dataset) -> dict[str, Any]:
 
 def _describe(obj: IH5Group | IH5Dataset, with_attrs: bool) -> dict[str, Any]:
     """One node as {path, type, shape, dtype[, attrs]}; shape and dtype are null for groups."""
+    from ih5.cli.values import dtype_name
+    from ih5.record import IH5Dataset
+
     entry: dict[str, Any] = {"path": obj.name, "type": "group", "shape": None, "dtype": None}
     if isinstance(obj, IH5Dataset):
         shape = _unless_stub(lambda: obj.shape)
@@ -73,6 +76,8 @@ def _label(entry: dict[str, Any]) -> str:
 
 
 def _attr_lines(entry: dict[str, Any]) -> list[str]:
+    from ih5.cli.values import as_text
+
     return [
         f"@{name} = {'(stub placeholder)' if value is None else as_text(value)}"
         for name, value in entry.get("attrs", {}).items()
@@ -81,6 +86,10 @@ def _attr_lines(entry: dict[str, Any]) -> list[str]:
 
 def _print_tree(entries: list[dict[str, Any]]) -> None:
     """A rich tree in a terminal, plain text indented by depth when piped."""
+    from rich.console import Console
+    from rich.text import Text
+    from rich.tree import Tree
+
     if not sys.stdout.isatty():
         for entry in entries:
             depth = entry["path"].count("/") if entry["path"] != "/" else 0
@@ -115,6 +124,9 @@ def tree(record: Path, at: int | None, with_attrs: bool, as_json: bool) -> None:
       ih5 tree data/rec --at 0 --attrs
       ih5 tree data/rec --json | jq -r '.[] | select(.type == "dataset") | .path'
     """
+    from ih5.cli.values import to_json
+    from ih5.record import IH5Record
+
     with IH5Record(record, at=at) as rec:
         objects: list[IH5Group | IH5Dataset] = [rec]
         rec.visititems(lambda _name, obj: objects.append(obj))
@@ -194,6 +206,10 @@ def cat(
       ih5 cat data/rec /images --attrs
       ih5 cat data/rec /images/dapi --json | jq .shape
     """
+    from ih5.cli.values import as_text, decoded, to_json
+    from ih5.pack import copy_packed_file, is_packed_file
+    from ih5.record import IH5Dataset, IH5Record
+
     with IH5Record(record, at=at) as rec:
         obj = rec[path]
         packed = isinstance(obj, IH5Dataset) and is_packed_file(obj) and not values
@@ -237,6 +253,8 @@ def get(record: Path, path: str, destination: Path, at: int | None, as_json: boo
       ih5 get archive/plate-1 /notes.txt notes.txt
       ih5 get archive/plate-1 /images restored-images --at 0
     """
+    from ih5.pack import extract_member
+
     with byte_progress() as progress:
         result = extract_member(record, path, destination, at=at, progress=progress)
     if as_json:
@@ -279,6 +297,8 @@ def _diff_rows(changes: RecordDiff) -> list[tuple[str, str, str]]:
 
 def _states(record: Path, from_index: int | None, to_index: int | None) -> tuple[int, int]:
     """Default: the newest state against the one before it."""
+    from ih5.record import IH5Record
+
     if to_index is None:
         with IH5Record(record, verify=False) as rec:
             to_index = rec.user_block.patch_index
@@ -325,6 +345,8 @@ def diff(
       ih5 diff data/rec --exit-code || echo "patch 1 changed something"
       ih5 diff data/rec --from 0 --json | jq .added
     """
+    from ih5.record.diff import diff_states
+
     from_index, to_index = _states(record, from_index, to_index)
     changes = diff_states(record, from_index, to_index)
     if as_json:

@@ -10,14 +10,6 @@ from typing import IO, Any, TypeVar
 import click
 
 from ih5.cli.output import echo_json, echo_table, json_option, say
-from ih5.metadata import (
-    BACKENDS,
-    AtomicMetadataWriter,
-    get_metadata_path,
-    load_plate_metadata,
-    main_subdirectory,
-    migrate_legacy_metadata,
-)
 
 _Name = TypeVar("_Name", bound=str)
 _TRUE = {"true", "1", "yes", "on"}
@@ -39,6 +31,9 @@ def _parse_pairs(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, bool]:
     """Turn ``backend=bool`` arguments into a map; a bad pair is a usage error."""
+    # ih5.metadata is imported where used: ``ih5 meta --help`` loads no pydantic.
+    from ih5.metadata import BACKENDS
+
     backends: dict[str, bool] = {}
     for value in values:
         backend, sep, flag = value.partition("=")
@@ -91,6 +86,8 @@ def show(plate: Path, as_json: bool) -> None:
       ih5 meta show plate_dir
       ih5 meta show plate_dir --json | jq '.subdirectories | keys'
     """
+    from ih5.metadata import get_metadata_path, load_plate_metadata, main_subdirectory
+
     doc = load_plate_metadata(get_metadata_path(plate))
     if as_json:
         echo_json(doc.to_json())
@@ -143,6 +140,8 @@ def set_record(plate: Path, subdir: str, source: IO[str], timeout: float) -> Non
         record = json.load(source)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})", param_hint="'--from'") from exc
+    from ih5.metadata import AtomicMetadataWriter, get_metadata_path
+
     path = get_metadata_path(plate)
     AtomicMetadataWriter(timeout).update_subdirectory_metadata(path, subdir, record)
     say(f"wrote record {subdir!r} to {path}")
@@ -163,6 +162,8 @@ def backends(plate: Path, pairs: dict[str, bool], timeout: float) -> None:
       ih5 meta backends plate_dir disk=true
       ih5 meta backends plate_dir disk=true zarr=false
     """
+    from ih5.metadata import AtomicMetadataWriter, get_metadata_path
+
     path = get_metadata_path(plate)
     AtomicMetadataWriter(timeout).update_available_backends(path, pairs)
     say(f"set available backends of {path}: {_enabled(pairs) or '(none)'}")
@@ -185,6 +186,8 @@ def migrate(plate: Path, dry_run: bool, as_json: bool, timeout: float) -> None:
       ih5 meta migrate plate_dir
       ih5 meta migrate plate_dir --json
     """
+    from ih5.metadata import migrate_legacy_metadata
+
     result = migrate_legacy_metadata(plate, dry_run=dry_run, timeout=timeout)
     if as_json:
         echo_json(

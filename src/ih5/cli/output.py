@@ -8,8 +8,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +31,9 @@ def echo_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
         for row in rows:
             click.echo("\t".join("" if cell is None else str(cell) for cell in row))
         return
+    from rich.console import Console  # here: ``ih5 --help`` need not load rich
+    from rich.table import Table
+
     table = Table(title=title)
     for column in columns:
         table.add_column(column)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ih5.cli.arguments import new_record_argument, record_argument
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import byte_progress
-from ih5.pack import PackOptions, PackOutcome, PackResult, pack_directory, pack_many, unpack_record
+
+if TYPE_CHECKING:  # ih5.pack is imported where used: ``ih5 --help`` loads no h5py
+    from ih5.pack import PackOptions, PackOutcome, PackResult
 
 COMPRESSION = click.Choice(["gzip", "lzf"])
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +43,8 @@ def _options(compression: str | None, level: int | None) -> PackOptions:
         # Without gzip the level would be dropped silently (none) or refused by h5py (lzf),
         # and only after the record directory was made; refuse it before any work.
         raise click.BadParameter("applies to --compression gzip only", param_hint="'--level'")
+    from ih5.pack import PackOptions
+
     return PackOptions(compression=compression, compression_opts=level)
 
 
@@ -141,6 +145,8 @@ def pack_command(
       ih5 pack plate_1 archive/plate-1 --exclude '*.tmp' --exclude 'cache/'
       ih5 pack plate_1 archive/plate-1 --json | jq .added
     """
+    from ih5.pack import pack_directory
+
     with byte_progress() as progress:
         result = pack_directory(
             source,
@@ -176,6 +182,8 @@ def unpack_command(record: Path, destination: Path, at: int | None, as_json: boo
       ih5 unpack archive/plate-1 restored/plate_1
       ih5 unpack archive/plate-1 restored/plate_1-v0 --at 0 --json
     """
+    from ih5.pack import unpack_record
+
     with byte_progress() as progress:
         result = unpack_record(record, destination, progress=progress, at=at)
     data = {
@@ -219,6 +227,7 @@ def pack_many_command(
       ih5 pack-many plates/ archive/ --jobs 4
       ih5 pack-many plates/ archive/ -j 2 --json
     """
+    from ih5.pack import pack_many
 
     def report(outcome: PackOutcome) -> None:
         if not as_json:

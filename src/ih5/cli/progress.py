@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+if TYPE_CHECKING:  # rich is imported where used: ``ih5 --help`` need not load it
+    from rich.progress import Progress, TaskID
 
 
 class BarProgress:
@@ -39,6 +32,16 @@ class BarProgress:
 @contextmanager
 def byte_progress() -> Iterator[BarProgress]:
     """A live progress display on stderr for the ``with`` block."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     console = Console(stderr=True)
     columns = (
         TextColumn("{task.description:>10}"),
@@ -54,6 +57,8 @@ def byte_progress() -> Iterator[BarProgress]:
 @contextmanager
 def activity(message: str) -> Iterator[None]:
     """A spinner on stderr for work without a byte count (e.g. merging)."""
+    from rich.console import Console
+
     console = Console(stderr=True)
     if not console.is_terminal:
         yield

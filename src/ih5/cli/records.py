@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,19 +13,14 @@ from ih5.cli.contents import cat, diff, get, tree
 from ih5.cli.output import counted, echo_json, echo_table, json_option, say
 from ih5.cli.progress import activity, byte_progress
 from ih5.errors import RecordExistsError
-from ih5.format import IH5UserBlock
 from ih5.format.extensions import MANIFEST_EXT
-from ih5.manifest import (
-    ContainerHealth,
-    IH5Manifest,
-    IH5MFRecord,
-    RecordHealth,
-    check_record,
-    manifest_path,
-    open_record,
-)
-from ih5.pack import rebuild_pack_manifests
-from ih5.record import IH5Record
+
+if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or rich
+    from ih5.format import IH5UserBlock
+    from ih5.manifest import (
+        ContainerHealth,
+        RecordHealth,
+    )
 
 
 def _manifest_backed(user_block: IH5UserBlock) -> bool:
@@ -59,6 +54,8 @@ def info(record: Path, as_json: bool) -> None:
       ih5 info data/rec
       ih5 info data/rec.p1.ih5 --json | jq .patch_index
     """
+    from ih5.record import IH5Record
+
     with IH5Record(record) as rec:
         history = rec.history()
         newest = rec.user_block
@@ -122,6 +119,8 @@ def log(record: Path, as_json: bool) -> None:
       ih5 log data/rec
       ih5 log data/rec --json | jq -r 'map(select(.status == "ok")) | .[-1].patch_uuid'
     """
+    from ih5.manifest import check_record
+
     health = check_record(record, verify=False)
     entries = [
         {
@@ -173,6 +172,8 @@ def verify(record: Path, as_json: bool) -> None:
       ih5 verify data/rec --json | jq -r '.containers[] | select(.status != "ok") | .file'
       ih5 verify data/rec > report.tsv || echo "see report.tsv"
     """
+    from ih5.manifest import check_record
+
     with byte_progress() as bar:
         bar.phase("verifying", _container_bytes(record))
         health = check_record(record, verify=True, progress=bar.advance)
@@ -203,6 +204,8 @@ def verify(record: Path, as_json: bool) -> None:
 
 def _container_bytes(record: Path) -> int:
     """The bytes a check of ``record`` hashes, for the progress bar (user blocks only read)."""
+    from ih5.manifest import check_record
+
     preview = check_record(record, verify=False)
     return sum(entry.size or 0 for entry in preview.containers if entry.status == "ok")
 
@@ -249,6 +252,9 @@ def merge(record: Path, target: Path, as_json: bool) -> None:
       ih5 merge data/rec merged/rec.ih5
       ih5 merge data/rec merged/rec2.ih5 --json | jq .hashsum
     """
+    from ih5.manifest import open_record
+    from ih5.record import IH5Record
+
     with byte_progress() as bar:
         bar.phase("verifying", _container_bytes(record))
         rec = open_record(record, progress=bar.advance)
@@ -273,6 +279,8 @@ def merge(record: Path, target: Path, as_json: bool) -> None:
 
 
 def _rebuild(record: Path, as_json: bool) -> None:
+    from ih5.pack import rebuild_pack_manifests
+
     outcomes = rebuild_pack_manifests(record)
     if as_json:
         echo_json(
@@ -331,6 +339,8 @@ def manifest(record: Path, rebuild: bool, as_json: bool) -> None:
       ih5 manifest data/rec --json | jq '.skeleton | keys'
       ih5 manifest data/rec --rebuild
     """
+    from ih5.manifest import IH5MFRecord, manifest_path
+
     if rebuild:
         _rebuild(record, as_json)
         return
@@ -375,6 +385,8 @@ def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
       ih5 stub data/rec.p1.ih5mf.json elsewhere/rec
       ih5 stub data/rec.p1.ih5mf.json elsewhere/rec2 --json | jq -r .stub
     """
+    from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
+
     try:
         with IH5MFRecord.create_stub(target, manifest_file) as built:
             created = built.ih5_files[0]

@@ -1,49 +1,59 @@
-"""The IH5 bytes: user blocks, patch markers, file names and chain rules (no HDF5 views)."""
+"""The IH5 bytes: user blocks, patch markers, file names and chain rules (no HDF5 views).
 
-from ih5.format.chain import (
-    ContainerRef,
-    check_hashsums,
-    load_refs,
-    split_uncommitted,
-    validate_chain,
-)
-from ih5.format.markers import (
-    DEL_VALUE,
-    SUBST_ATTR,
-    check_attr_name,
-    check_user_value,
-    is_deletion_marker,
-    is_substituting,
-    mark_substituting,
-    write_attr_deletion_marker,
-    write_deletion_marker,
-)
-from ih5.format.naming import (
-    CONTAINER_SUFFIX,
-    MANIFEST_SUFFIX,
-    RECORD_NAME,
-    container_name,
-    discover_containers,
-    manifest_name,
-    parse_container_name,
-    split_record_path,
-    validate_record_name,
-)
-from ih5.format.userblock import (
-    HDF5_SIGNATURE,
-    MAGIC,
-    MAX_USER_BLOCK_SIZE,
-    MIN_USER_BLOCK_SIZE,
-    USER_BLOCK_SIZE,
-    BinaryReadable,
-    IH5UserBlock,
-    encode_user_block,
-    hashsum_container,
-    read_user_block,
-    read_user_block_from,
-    read_user_block_with_size,
-    write_user_block,
-)
+Names are imported on first use (PEP 562): the naming rules load without pydantic
+or h5py, so that the command line starts light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ih5.format.chain import (
+        ContainerRef,
+        check_hashsums,
+        load_refs,
+        split_uncommitted,
+        validate_chain,
+    )
+    from ih5.format.markers import (
+        DEL_VALUE,
+        SUBST_ATTR,
+        check_attr_name,
+        check_user_value,
+        is_deletion_marker,
+        is_substituting,
+        mark_substituting,
+        write_attr_deletion_marker,
+        write_deletion_marker,
+    )
+    from ih5.format.naming import (
+        CONTAINER_SUFFIX,
+        MANIFEST_SUFFIX,
+        RECORD_NAME,
+        container_name,
+        discover_containers,
+        manifest_name,
+        parse_container_name,
+        split_record_path,
+        validate_record_name,
+    )
+    from ih5.format.userblock import (
+        HDF5_SIGNATURE,
+        MAGIC,
+        MAX_USER_BLOCK_SIZE,
+        MIN_USER_BLOCK_SIZE,
+        USER_BLOCK_SIZE,
+        BinaryReadable,
+        IH5UserBlock,
+        encode_user_block,
+        hashsum_container,
+        read_user_block,
+        read_user_block_from,
+        read_user_block_with_size,
+        write_user_block,
+    )
 
 __all__ = [
     "CONTAINER_SUFFIX",
@@ -83,3 +93,56 @@ __all__ = [
     "write_deletion_marker",
     "write_user_block",
 ]
+
+_SOURCES = {
+    "ContainerRef": "ih5.format.chain",
+    "check_hashsums": "ih5.format.chain",
+    "load_refs": "ih5.format.chain",
+    "split_uncommitted": "ih5.format.chain",
+    "validate_chain": "ih5.format.chain",
+    "DEL_VALUE": "ih5.format.markers",
+    "SUBST_ATTR": "ih5.format.markers",
+    "check_attr_name": "ih5.format.markers",
+    "check_user_value": "ih5.format.markers",
+    "is_deletion_marker": "ih5.format.markers",
+    "is_substituting": "ih5.format.markers",
+    "mark_substituting": "ih5.format.markers",
+    "write_attr_deletion_marker": "ih5.format.markers",
+    "write_deletion_marker": "ih5.format.markers",
+    "CONTAINER_SUFFIX": "ih5.format.naming",
+    "MANIFEST_SUFFIX": "ih5.format.naming",
+    "RECORD_NAME": "ih5.format.naming",
+    "container_name": "ih5.format.naming",
+    "discover_containers": "ih5.format.naming",
+    "manifest_name": "ih5.format.naming",
+    "parse_container_name": "ih5.format.naming",
+    "split_record_path": "ih5.format.naming",
+    "validate_record_name": "ih5.format.naming",
+    "HDF5_SIGNATURE": "ih5.format.userblock",
+    "MAGIC": "ih5.format.userblock",
+    "MAX_USER_BLOCK_SIZE": "ih5.format.userblock",
+    "MIN_USER_BLOCK_SIZE": "ih5.format.userblock",
+    "USER_BLOCK_SIZE": "ih5.format.userblock",
+    "BinaryReadable": "ih5.format.userblock",
+    "IH5UserBlock": "ih5.format.userblock",
+    "encode_user_block": "ih5.format.userblock",
+    "hashsum_container": "ih5.format.userblock",
+    "read_user_block": "ih5.format.userblock",
+    "read_user_block_from": "ih5.format.userblock",
+    "read_user_block_with_size": "ih5.format.userblock",
+    "write_user_block": "ih5.format.userblock",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562)."""
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ih5.format' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

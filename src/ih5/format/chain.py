@@ -24,6 +24,7 @@ from ih5.format.extensions import is_stub_container
 from ih5.format.userblock import IH5UserBlock, read_user_block_with_size
 from ih5.fs import hashsum_file, parse_hashsum
 from ih5.fs.hashing import Progress
+from ih5.fs.verified import VerifiedHashsums
 
 
 @dataclass(frozen=True)
@@ -135,20 +136,47 @@ def _check_stubs(chain: list[ContainerRef]) -> None:
             )
 
 
-def check_hashsums(chain: Sequence[ContainerRef], progress: Progress | None = None) -> None:
-    """Re-hash every committed container; raise IntegrityError on the first mismatch."""
-    for ref in chain:
-        expected = ref.user_block.hdf5_hashsum
-        if expected is None:
-            continue
-        algorithm, _ = parse_hashsum(expected)
+def check_hashsums(
+    chain: Sequence[ContainerRef],
+    progress: Progress | None = None,
+    *,
+    trust_unchanged: bool = False,
+) -> None:
+    """Re-hash every committed container; raise IntegrityError on the first mismatch.
+
+    With ``trust_unchanged``, a container unchanged since it was last verified (same
+    identity and stat, see ``ih5.fs.verified``) is not hashed again.
+    """
+    known = None
+    if trust_unchanged and chain:
+        known = VerifiedHashsums(str(chain[0].user_block.record_uuid))
+    try:
+        for ref in chain:
+            _check_hashsum(ref, known, progress)
+    finally:
+        if known is not None:
+            known.save()
+
+
+def _check_hashsum(
+    ref: ContainerRef, known: VerifiedHashsums | None, progress: Progress | None
+) -> None:
+    expected = ref.user_block.hdf5_hashsum
+    if expected is None:
+        return
+    algorithm, _ = parse_hashsum(expected)
+    if known is None:
         actual = hashsum_file(ref.path, algorithm, skip=ref.block_size, progress=progress)
-        if actual != expected:
-            raise IntegrityError(
-                f"{ref.path} is damaged: its payload hashes to {actual} but its user block "
-                f"says {expected}; restore the file from a backup or a copy",
-                ref.path,
-            )
+    elif known.is_verified(ref.path, ref.block_size, expected):
+        return
+    else:
+        actual = known.hash(ref.path, algorithm, ref.block_size, progress)
+    if actual != expected:
+        raise IntegrityError(
+            f"{ref.path} is damaged: its payload hashes to {actual} but its user block "
+            f"says {expected}; restore the file from a backup or a copy",
+            ref.path,
+        )
 
 
 def validate_chain(
@@ -156,10 +184,12 @@ def validate_chain(
     *,
     verify_hashsums: bool = True,
     progress: Progress | None = None,
+    trust_unchanged: bool = False,
 ) -> list[ContainerRef]:
     """Check that ``refs`` form one record's chain; return them ordered by patch_index.
 
-    ``progress`` is called with the number of bytes hashed as hashsums are verified.
+    ``progress`` is called with the number of bytes hashed as hashsums are verified;
+    ``trust_unchanged`` skips containers verified before and unchanged since.
     """
     if not refs:
         raise RecordNotFoundError(
@@ -172,7 +202,7 @@ def validate_chain(
     _check_committed(chain)
     _check_stubs(chain)
     if verify_hashsums:
-        check_hashsums(chain, progress)
+        check_hashsums(chain, progress, trust_unchanged=trust_unchanged)
     return chain
 
 

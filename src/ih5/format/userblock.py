@@ -14,7 +14,14 @@ import re
 from typing import Any, BinaryIO, Protocol
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ih5.errors import NotAnIH5ContainerError, UserBlockTooLargeError
 from ih5.format.extensions import inheritable_exts
@@ -30,6 +37,8 @@ MAX_USER_BLOCK_SIZE = 1 << 20
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 _MAGIC_LINE = f"{MAGIC}\n".encode("ascii")
+_FROM_JSON: dict[str, bool] = {"parsed from JSON text": True}
+"""Validation context of blocks just parsed by ``json.loads``."""
 _SIZE_LINE = re.compile(rb"([0-9]{1,8})\n")
 
 
@@ -60,8 +69,11 @@ class IH5UserBlock(BaseModel):
 
     @field_validator("ub_exts")
     @classmethod
-    def _check_ub_exts(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # Checked here so that to_text() can never fail on a valid block.
+    def _check_ub_exts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Checked here so that to_text() can never fail on a valid block; what was just
+        # parsed from JSON text (every container's block, on every open) is JSON already.
+        if info.context is _FROM_JSON:
+            return value
         try:
             json.dumps(value)
         except (TypeError, ValueError, RecursionError) as exc:
@@ -217,7 +229,7 @@ def _decode_text(block: bytes, start: int, name: str) -> IH5UserBlock:
     if not isinstance(doc, dict):
         raise _not_ih5(name, "the user-block JSON is not an object")
     try:
-        return IH5UserBlock.model_validate(doc)
+        return IH5UserBlock.model_validate(doc, context=_FROM_JSON)
     except ValidationError as exc:
         raise _not_ih5(name, f"invalid user-block fields: {_validation_summary(exc)}") from None
 

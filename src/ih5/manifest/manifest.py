@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ih5.errors import ManifestError
 from ih5.format import IH5UserBlock, manifest_name
 from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
+from ih5.manifest.fragments import dumps_at, entry_fragment, quote, skeleton_text
 from ih5.manifest.skeleton import IH5Skeleton
 
 EXT_NAME = "ih5mf_v01"
@@ -81,13 +82,13 @@ class IH5Manifest(BaseModel):
 
     def to_bytes(self) -> bytes:
         """The file's bytes: 2-space indented JSON and one trailing newline (FORMAT.md 5)."""
-        data = {
-            "manifest_uuid": str(self.manifest_uuid),
-            "user_block": json.loads(self.user_block.to_text()),
-            "skeleton": self.skeleton.to_json_data(),
-            "manifest_exts": self.manifest_exts,
-        }
-        return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+        entries = (
+            entry_fragment(path, e.node_type, e.patch_index, e.attrs, e.__pydantic_extra__)
+            for path, e in self.skeleton.root.items()
+        )
+        return manifest_bytes(
+            self.manifest_uuid, self.user_block, skeleton_text(entries), self.manifest_exts
+        )
 
     @classmethod
     def from_bytes(cls, raw: bytes, name: str | os.PathLike[str]) -> IH5Manifest:
@@ -124,6 +125,21 @@ class IH5Manifest(BaseModel):
         raw = self.to_bytes()
         atomic_write_bytes(path, raw)
         return hashsum_bytes(raw)
+
+
+def manifest_bytes(
+    manifest_uuid: uuid.UUID, user_block: IH5UserBlock, skeleton: str, exts: dict[str, Any]
+) -> bytes:
+    """A manifest file's bytes from its parts, ``skeleton`` as :func:`skeleton_text` made it:
+    the same bytes as ``json.dumps(document, indent=2) + "\\n"``, without encoding the
+    skeleton in pure Python."""
+    text = (
+        f'{{\n  "manifest_uuid": {quote(str(manifest_uuid))},\n'
+        f'  "user_block": {dumps_at(json.loads(user_block.to_text()), 1)},\n'
+        f'  "skeleton": {skeleton},\n'
+        f'  "manifest_exts": {dumps_at(exts, 1)}\n}}\n'
+    )
+    return text.encode("utf-8")
 
 
 def manifest_path(container: Path) -> Path:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +13,19 @@ import h5py
 
 from ih5.errors import ManifestError, NotAnIH5ContainerError
 from ih5.format import IH5UserBlock, discover_containers, read_user_block, split_record_path
-from ih5.fs import hashsum_bytes
+from ih5.fs import hashsum_bytes, parse_hashsum
+from ih5.manifest import fragments
 from ih5.manifest.manifest import (
     IH5Manifest,
     IH5UBExtManifest,
     check_manifest,
+    manifest_bytes,
     manifest_path,
     without_manifest_ext,
 )
-from ih5.manifest.skeleton import IH5Skeleton
 from ih5.record import IH5Record
 from ih5.record.commit import Sidecar
+from ih5.record.facts import read_facts
 from ih5.record.opening import RecordSource
 
 PLACEHOLDER = h5py.Empty("f8")
@@ -43,15 +48,19 @@ class IH5MFRecord(IH5Record):
         **kwargs: Any,
     ) -> None:
         self._next_exts: dict[str, Any] | None = None
-        self._written: IH5Manifest | None = None
+        self._written: _Written | None = None
         self._committing_stub = False
+        self._changed: Collection[str] | None = None
         self._manifest: IH5Manifest | None = None
+        self._newest: _Written | None = None
+        """The newest manifest when this handle wrote it (parsed only when asked for)."""
         self._manifest_file = Path(manifest_file) if manifest_file is not None else None
         super().__init__(record, mode, **kwargs)
 
     def _check_opened(self) -> None:
         """Check the newest container's manifest before a writer starts its patch."""
         newest = self.chain.refs[-1] if self.chain.refs else None
+        self._newest = None
         self._manifest = (
             check_manifest(newest.path, newest.user_block, self._manifest_file)
             if newest is not None
@@ -65,6 +74,8 @@ class IH5MFRecord(IH5Record):
         ManifestError (a ValueError, as in metador-core) before the first commit and
         for a plain record not yet committed to as an IH5MFRecord.
         """
+        if self._manifest is None and self._newest is not None:
+            self._manifest = IH5Manifest.from_bytes(self._newest.raw, "<manifest just written>")
         if self._manifest is None:
             raise ManifestError(
                 f"record {self.chain.label} has no manifest yet; commit a patch with "
@@ -76,13 +87,15 @@ class IH5MFRecord(IH5Record):
     @property
     def has_manifest(self) -> bool:
         """True when the newest committed container has a manifest."""
-        return self._manifest is not None
+        return self._manifest is not None or self._newest is not None
 
     @property
     def manifest_exts(self) -> dict[str, Any]:
         """Extensions the next manifest will carry: set ones, else the newest manifest's."""
         if self._next_exts is not None:
             return self._next_exts
+        if self._newest is not None:
+            return dict(self._newest.exts)
         return dict(self._manifest.manifest_exts) if self._manifest is not None else {}
 
     @manifest_exts.setter
@@ -94,10 +107,29 @@ class IH5MFRecord(IH5Record):
         the inherited extensions for this and later manifests."""
         if manifest_exts is not None and not kwargs:
             self.manifest_exts = manifest_exts
-        super().commit_patch(**kwargs)
+        writer = self.chain.writer
+        if writer is not None and not writer.is_base and self.has_manifest:
+            # The paths the patch holds: what the next manifest changes of the newest one.
+            self._changed = read_facts(writer.file).keys()
+        before = self.chain.newest
+        try:
+            super().commit_patch(**kwargs)
+        except BaseException:
+            if self.chain.newest is not before:  # published; only a later step failed
+                self._took(self._written)
+            raise
+        finally:
+            self._changed = None
         # Only a commit that went through changes the record's manifest (a merge does not).
-        self._manifest = self._written
+        if self.chain.newest is not before:
+            self._took(self._written)
         self._next_exts = None
+
+    def _took(self, written: _Written | None) -> None:
+        """The manifest just published is the newest one now."""
+        if written is not None:
+            self._newest = written
+            self._manifest = None
 
     def _patch_is_empty(self) -> bool:
         """New manifest extensions are a change worth a commit of their own."""
@@ -112,22 +144,52 @@ class IH5MFRecord(IH5Record):
         stub = self._committing_stub
 
         def manifest_for(user_block: IH5UserBlock) -> tuple[IH5UserBlock, bytes]:
-            manifest = IH5Manifest(
-                user_block=without_manifest_ext(user_block),
-                skeleton=IH5Skeleton.from_tree(self.chain.root),
-                manifest_exts=self.manifest_exts,
+            entries = self._next_entries(user_block.patch_index)
+            manifest_uuid = uuid.uuid4()
+            exts = self.manifest_exts
+            raw = manifest_bytes(
+                manifest_uuid,
+                without_manifest_ext(user_block),
+                fragments.skeleton_text(entries.values()),
+                exts,
             )
-            raw = manifest.to_bytes()
             ext = IH5UBExtManifest(
                 is_stub_container=stub,
-                manifest_uuid=manifest.manifest_uuid,
+                manifest_uuid=manifest_uuid,
                 manifest_hashsum=hashsum_bytes(raw),
             )
-            self._written = manifest
+            self._written = _Written(raw, dict(exts), entries)
             # A copy: update() changes the block given in place, and the caller keeps its own.
             return ext.update(user_block.model_copy(deep=True)), raw
 
         return manifest_for
+
+    def _next_entries(self, index: int) -> fragments.Fragments:
+        """The skeleton entries of the state being sealed: the newest manifest's, updated by
+        the paths the patch holds, when both are known; else from the whole tree."""
+        previous = None
+        if self._changed is not None:
+            previous = self._newest.entries if self._newest is not None else self._entries_on_disk()
+        if self._changed is None or previous is None:
+            return fragments.from_tree(self.chain.root)
+        return fragments.updated(previous, self._changed, self.chain.root, index)
+
+    def _entries_on_disk(self) -> fragments.Fragments | None:
+        """The entries of the newest manifest as its file spells them (None if unknown)."""
+        newest = self.chain.refs[-1] if self.chain.refs else None
+        if newest is None or self._manifest is None:
+            return None
+        try:
+            ext = IH5UBExtManifest.get(newest.user_block)
+            path = self._manifest_file or manifest_path(newest.path)
+            raw = path.read_bytes()
+        except (ValueError, OSError):
+            return None
+        if ext is None or hashsum_bytes(raw, parse_hashsum(ext.manifest_hashsum)[0]) != (
+            ext.manifest_hashsum
+        ):
+            return None
+        return fragments.from_manifest_bytes(raw)
 
     @classmethod
     def _files_beside(cls, container: Path) -> list[Path]:
@@ -182,3 +244,12 @@ def open_record(record: str | os.PathLike[str], mode: str = "r", **kwargs: Any) 
             backed = False  # opening says what is wrong with it
     record_class = IH5MFRecord if backed else IH5Record
     return record_class(record, mode, **kwargs)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A manifest this handle wrote: its bytes, extensions and skeleton entries as text."""
+
+    raw: bytes
+    exts: dict[str, Any]
+    entries: fragments.Fragments

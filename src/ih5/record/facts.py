@@ -9,6 +9,7 @@ values (except 1-byte scalars, to recognise deletion markers).
 from __future__ import annotations
 
 import enum
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import h5py
 
 from ih5.format import SUBST_ATTR, is_deletion_marker
+from ih5.fs.usercache import read_entry, write_entry
 
 
 class NodeKind(enum.Enum):
@@ -98,15 +100,54 @@ def read_facts(file: h5py.File) -> dict[str, NodeFact]:
     return nodes
 
 
+_KINDS = dict(enumerate(NodeKind))
+_CODES = {kind: code for code, kind in _KINDS.items()}
+
+
+def facts_to_bytes(facts: ContainerFacts) -> bytes:
+    """Compact JSON of a container's facts (for the per-user cache)."""
+    rows = [
+        [path, _CODES[fact.kind], int(fact.substituting), fact.attrs, fact.children]
+        for path, fact in facts.items()
+    ]
+    return json.dumps(rows, separators=(",", ":")).encode("utf-8")
+
+
+def facts_from_bytes(raw: bytes) -> dict[str, NodeFact] | None:
+    """Facts stored by :func:`facts_to_bytes`; None for anything that does not fit.
+
+    The cache entry's CRC already caught damage; this checks the shape only.
+    """
+    try:
+        rows = json.loads(raw)
+        facts = {
+            path: NodeFact(_KINDS[kind], substituting == 1, attrs, tuple(children))
+            for path, kind, substituting, attrs, children in rows
+        }
+    except (ValueError, TypeError, KeyError):
+        return None
+    for path, fact in facts.items():
+        if not isinstance(fact.attrs, dict):
+            return None
+        for name in fact.children:
+            if _child_path(path, name) not in facts:
+                return None
+    return facts if "/" in facts else None
+
+
 class FactsCache:
     """A bounded, thread-safe LRU of container facts keyed by (patch uuid, hashsum).
 
     The bound counts paths (about 350 bytes each), not containers: opening a chain
     scans its containers in order, and an LRU holding fewer containers than the chain
     would never hit, while a count of containers alone would not bound the memory.
+    With ``persistent``, a miss looks in the per-user cache directory next (where
+    other processes left the facts of the same committed container) and stores what
+    it computed there.
     """
 
-    def __init__(self, max_paths: int = 250_000) -> None:
+    def __init__(self, max_paths: int = 250_000, *, persistent: bool = False) -> None:
+        self._persistent = persistent
         self._max_paths = max_paths
         self._paths = 0
         self._entries: OrderedDict[tuple[str, str], ContainerFacts] = OrderedDict()
@@ -118,7 +159,11 @@ class FactsCache:
             if key in self._entries:
                 self._entries.move_to_end(key)
                 return self._entries[key]
-        facts = compute()
+        facts = self._load(key) if self._persistent else None
+        if facts is None:
+            facts = compute()
+            if self._persistent:
+                write_entry("facts", _entry_name(key), facts_to_bytes(facts))
         with self._mutex:
             if key not in self._entries:
                 self._entries[key] = facts
@@ -127,5 +172,22 @@ class FactsCache:
                 self._paths -= len(self._entries.popitem(last=False)[1])
         return facts
 
+    @staticmethod
+    def _load(key: tuple[str, str]) -> ContainerFacts | None:
+        raw = read_entry("facts", _entry_name(key))
+        return None if raw is None else facts_from_bytes(raw)
 
-FACTS_CACHE = FactsCache()
+    def clear(self) -> None:
+        """Forget every entry (as a new process would start)."""
+        with self._mutex:
+            self._entries.clear()
+            self._paths = 0
+
+
+def _entry_name(key: tuple[str, str]) -> str:
+    patch_uuid, hashsum = key
+    return f"{patch_uuid}.{hashsum.replace(':', '-')}.json"
+
+
+FACTS_CACHE = FactsCache(persistent=True)
+"""The process-wide facts cache (``FACTS_CACHE.clear()`` forgets what this process read)."""

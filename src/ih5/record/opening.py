@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h5py
 
@@ -29,9 +29,14 @@ from ih5.format import (
 from ih5.fs.hashing import Progress
 from ih5.record.facts import FACTS_CACHE, ContainerFacts, read_facts
 from ih5.record.tree import Node, apply_container
+from ih5.record.treecache import cached_tree, remember_tree
 
 RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A record: ``DIR/NAME`` (containers found by name) or an explicit list of container files."""
+
+Verify = bool | Literal["full"]
+"""True: check hashsums, trusting containers unchanged since they were last verified;
+"full": re-hash every container; False: no check (trusted local data)."""
 
 
 def _damaged(path: Path, exc: Exception) -> IntegrityError:
@@ -109,10 +114,15 @@ def lock_target(directory: Path, name: str) -> Path:
 
 
 def read_chain(
-    files: Sequence[Path], verify: bool, progress: Progress | None = None
+    files: Sequence[Path], verify: Verify, progress: Progress | None = None
 ) -> tuple[list[ContainerRef], ContainerRef | None]:
     """Validate the containers; return the committed chain and a trailing uncommitted one."""
-    refs = validate_chain(load_refs(files), verify_hashsums=verify, progress=progress)
+    refs = validate_chain(
+        load_refs(files),
+        verify_hashsums=bool(verify),
+        progress=progress,
+        trust_unchanged=verify is True,
+    )
     return split_uncommitted(refs)
 
 
@@ -132,10 +142,21 @@ def container_facts(ref: ContainerRef) -> ContainerFacts:
 
 
 def build_tree(chain: Sequence[ContainerRef]) -> Node:
-    """Resolve the overlay of a committed chain (empty group for an empty chain)."""
+    """Resolve the overlay of a committed chain (empty group for an empty chain).
+
+    A chain opened before (by any process of this user) is read from the tree cache;
+    otherwise the tree is built from each container's facts and then cached.
+    """
+    if not chain:
+        return Node(0, is_group=True)
+    cached = cached_tree(chain)
+    if cached is not None:
+        return cached
     root: Node | None = None
     for position, ref in enumerate(chain):
         root = apply_container(
             root, container_facts(ref), ref.user_block.patch_index, is_base=position == 0
         )
-    return root if root is not None else Node(0, is_group=True)
+    assert root is not None
+    remember_tree(chain, root)
+    return root

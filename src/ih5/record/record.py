@@ -64,6 +64,7 @@ from ih5.record.facts import read_facts
 from ih5.record.merge import merge_record
 from ih5.record.opening import (
     RecordSource,
+    Verify,
     files_up_to,
     locate,
     lock_target,
@@ -154,7 +155,9 @@ def _abandon(chain: Chain, patch: _OpenPatch, stack: ExitStack) -> None:
 class IH5Record(IH5Group):
     """An IH5 record opened in one of h5py's modes (r, r+, a, w, w-/x).
 
-    ``record`` is ``DIR/NAME`` or a list of container files. ``verify=False``
+    ``record`` is ``DIR/NAME`` or a list of container files. ``verify=True`` checks
+    hashsums but trusts a container unchanged since it was last verified (see
+    ``ih5.fs.verified``); ``verify="full"`` re-hashes every byte. ``verify=False``
     skips hashsum checks for trusted local data (on damaged bytes, reading values
     may then raise DamagedPayloadError, return wrong values, or crash or hang
     inside libhdf5, which no Python code can prevent); ``at=K`` opens the state as
@@ -174,7 +177,7 @@ class IH5Record(IH5Group):
         mode: str = "r",
         *,
         lock_timeout: float | None = 30.0,
-        verify: bool = True,
+        verify: Verify = True,
         at: int | None = None,
         progress: Progress | None = None,
         base_user_block: IH5UserBlock | None = None,
@@ -229,7 +232,7 @@ class IH5Record(IH5Group):
         record: RecordSource,
         mode: str,
         files: list[Path],
-        verify: bool,
+        verify: Verify,
         progress: Progress | None,
         at: int | None,
     ) -> tuple[list[ContainerRef], ContainerRef | None]:
