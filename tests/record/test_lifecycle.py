@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -11,9 +12,11 @@ import h5py
 import numpy as np
 import pytest
 
+import ih5.record.commit
 import ih5.record.opening
 from ih5.errors import (
     ChainError,
+    Ih5Error,
     IntegrityError,
     RecordExistsError,
     RecordModeError,
@@ -701,3 +704,24 @@ def test_writer_sweeps_temp_files_of_dead_writers_beside_the_record(tmp_path: Pa
     IH5Record(path, "r+").close()
     assert not stale.exists()
     assert other.exists()
+
+
+def test_close_after_a_commit_that_could_not_reopen_its_patch_raises_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit whose publish and unseal both failed leaves its patch file closed; closing
+    then commits again (a typed error), never trips over the closed file."""
+    path = build(tmp_path, patches=0)
+
+    def disk_full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    rec = IH5Record(path, "r+")
+    rec["x"] = 1
+    monkeypatch.setattr(ih5.record.commit.CommitProtocol, "publish", disk_full)
+    monkeypatch.setattr(ih5.record.commit.CommitProtocol, "unseal", disk_full)
+    with pytest.raises(OSError) as first:
+        rec.commit_patch()
+    with pytest.raises(OSError) as second:
+        rec.close()
+    assert isinstance(first.value, Ih5Error) and isinstance(second.value, Ih5Error)

@@ -586,7 +586,8 @@ class IH5Record(IH5Group):
     def _patch_is_empty(self) -> bool:
         """True for an open patch (not a base) without any change: closing drops it."""
         writer = self._chain.writer
-        if writer is None or writer.is_base:
+        if writer is None or writer.is_base or not writer.file:
+            # A file a failed commit left closed: committing again reports what is wrong.
             return False
         return len(writer.file) == 0 and len(writer.file.attrs) == 0
 
