@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ih5.errors import ManifestError
 from ih5.format import IH5UserBlock, manifest_name
+from ih5.format.chain import ContainerSource
 from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
 from ih5.manifest.skeleton import IH5Skeleton
 
@@ -102,8 +103,13 @@ def manifest_path(container: Path) -> Path:
     return container.with_name(manifest_name(container.name))
 
 
-def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | None:
-    """Load and check the manifest a container's user block names (None if it names none)."""
+def check_manifest(
+    container: Path, user_block: IH5UserBlock, source: ContainerSource | None = None
+) -> IH5Manifest | None:
+    """Load and check the manifest a container's user block names (None if it names none).
+
+    A remote container's manifest is read from its ``source``.
+    """
     try:
         ext = IH5UBExtManifest.get(user_block)
     except ValidationError as exc:
@@ -114,9 +120,13 @@ def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | N
         ) from exc
     if ext is None:
         return None
-    path = manifest_path(container)
+    path: Path | str = manifest_path(container)
     try:
-        raw = path.read_bytes()
+        if source is not None:
+            path = source.describe(manifest_path(container).name)
+            raw = source.read_bytes(manifest_path(container).name)
+        else:
+            raw = Path(path).read_bytes()
     except FileNotFoundError as exc:
         raise ManifestError(
             f"{container} names a manifest, but {path} is missing; restore it beside the "

@@ -40,7 +40,9 @@ class IH5MFRecord(IH5Record):
         try:
             newest = self.chain.refs[-1] if self.chain.refs else None
             self._manifest = (
-                check_manifest(newest.path, newest.user_block) if newest is not None else None
+                check_manifest(newest.path, newest.user_block, newest.source)
+                if newest is not None
+                else None
             )
         except BaseException:
             self.close(commit=False)

@@ -1,0 +1,131 @@
+"""A seekable, read-only file over ranged reads, with a block cache shared per object.
+
+h5py opens a Python file object (``read``, ``readinto``, ``seek``, ``tell``).
+HDF5 reads its metadata in many small, scattered pieces and dataset values in
+large ones: small reads are served from cached blocks of ``block_size`` bytes
+(one request fills a run of missing blocks), large reads go to the server as
+one ranged request of exactly the bytes asked for, so that a payload is never
+fetched twice nor cached.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+DEFAULT_BLOCK_SIZE = 1 << 20
+"""Bytes per cached block; chosen by ``benchmarks/bench_remote.py`` (open time and requests)."""
+DEFAULT_CACHE_BLOCKS = 64
+"""Blocks kept per object (LRU)."""
+
+Fetch = Callable[[int, int], bytes]
+"""Return the bytes ``[start, end)`` of the object (fewer only at its end)."""
+
+
+class BlockCache:
+    """The cached blocks of one immutable object, shared by all readers of it."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        size: int,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        max_blocks: int = DEFAULT_CACHE_BLOCKS,
+    ) -> None:
+        self.fetch = fetch
+        self.size = size
+        self.block_size = block_size
+        self.max_blocks = max_blocks
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        self._mutex = threading.Lock()
+
+    def prime(self, offset: int, data: bytes) -> None:
+        """Keep the whole blocks contained in ``data`` read at ``offset`` (e.g. at discovery)."""
+        end = offset + len(data)
+        index = -(-offset // self.block_size)
+        with self._mutex:
+            while True:
+                start = index * self.block_size
+                stop = min(start + self.block_size, self.size)
+                if start >= self.size or stop > end:
+                    break
+                self._blocks[index] = data[start - offset : stop - offset]
+                index += 1
+            self._trim()
+
+    def _trim(self) -> None:
+        while len(self._blocks) > self.max_blocks:
+            self._blocks.popitem(last=False)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """The bytes ``[offset, offset + length)``, clipped to the object's end."""
+        end = min(offset + length, self.size)
+        if offset >= end:
+            return b""
+        if end - offset >= self.block_size:
+            return self.fetch(offset, end)
+        first, last = offset // self.block_size, (end - 1) // self.block_size
+        with self._mutex:
+            have = {index: self._blocks.get(index) for index in range(first, last + 1)}
+            for index, block in have.items():
+                if block is not None:
+                    self._blocks.move_to_end(index)
+        missing = [index for index, block in have.items() if block is None]
+        if missing:
+            start = missing[0] * self.block_size
+            stop = min((missing[-1] + 1) * self.block_size, self.size)
+            data = self.fetch(start, stop)
+            with self._mutex:
+                for index in range(missing[0], missing[-1] + 1):
+                    low = index * self.block_size - start
+                    piece = data[low : low + self.block_size]
+                    have[index] = piece
+                    self._blocks[index] = piece
+                self._trim()
+        joined = b"".join(have[index] or b"" for index in range(first, last + 1))
+        skip = offset - first * self.block_size
+        return joined[skip : skip + (end - offset)]
+
+
+class RangeReader(io.RawIOBase):
+    """A read-only, seekable binary file over a :class:`BlockCache`."""
+
+    def __init__(self, cache: BlockCache, name: str) -> None:
+        super().__init__()
+        self._cache = cache
+        self._position = 0
+        self.name = name
+        """The URL, for messages (h5py shows it as the file name)."""
+        self.mode = "rb"
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self._cache.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if position < 0:
+            raise ValueError(f"negative seek position {position}")
+        self._position = position
+        return position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self._cache.read(self._position, len(view))
+        view[: len(data)] = data
+        self._position += len(data)
+        return len(data)
