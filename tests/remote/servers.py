@@ -35,7 +35,9 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {log.read_text()[-2000:]}")
+            raise RuntimeError(
+                f"server exited with {process.returncode}: {log.read_text()[-2000:]}"
+            )
         try:
             urllib.request.urlopen(url, timeout=1).close()
             return
