@@ -25,6 +25,11 @@ from ih5.errors import (
     RecordLockedError,
     RecordModeError,
     RecordNotFoundError,
+    RemoteAuthError,
+    RemoteError,
+    RemoteNotFoundError,
+    RemoteReadOnlyError,
+    RemoteUnavailableError,
     ReservedValueError,
     StubError,
     UnreadableDocumentError,
@@ -80,8 +85,12 @@ from ih5.record import (
     IH5Group,
     IH5Record,
     RecordDiff,
+    TransferResult,
     diff_states,
+    pull,
+    push,
 )
+from ih5.store import RemoteOptions
 
 __version__ = "0.1.0"
 
@@ -128,9 +137,16 @@ __all__ = [
     "RecordLockedError",
     "RecordModeError",
     "RecordNotFoundError",
+    "RemoteAuthError",
+    "RemoteError",
+    "RemoteNotFoundError",
+    "RemoteOptions",
+    "RemoteReadOnlyError",
+    "RemoteUnavailableError",
     "ReservedValueError",
     "StubError",
     "SubdirectoryRecord",
+    "TransferResult",
     "UnpackResult",
     "UnreadableDocumentError",
     "UnserializableDataError",
@@ -153,6 +169,8 @@ __all__ = [
     "pack_many",
     "plan_migration",
     "plate_view",
+    "pull",
+    "push",
     "read_json",
     "unpack_record",
 ]

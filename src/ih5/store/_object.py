@@ -12,6 +12,7 @@ containers are found by name.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import tempfile
 import threading
@@ -217,6 +218,27 @@ class ObjectStore:
         cache = self._remember(name, int(result.meta["size"]))
         cache.prime(0, data)
         return data
+
+    def download(
+        self, name: str, target: Path, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Stream ``name`` into the new local file ``target``; return the bytes written."""
+        result = self._guard("read", name, lambda: obstore.get(self.inner, name))
+        written = 0
+        with open(target, "xb") as out:
+            stream = result.stream(min_chunk_size=self.part_size)
+            while True:
+                chunk = self._guard("read", name, lambda: next(stream, None))
+                if chunk is None:
+                    break
+                out.write(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        self.stats.count(down=written)
+        return written
 
     def upload_bytes(self, name: str, data: bytes) -> None:
         """Write ``name`` (overwriting): for names only this writer uses (staged manifests)."""
