@@ -17,6 +17,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ih5.cli.output import echo_json, echo_table, json_option, say
+from ih5.cli.remote import RECORD
 from ih5.cli.values import as_text, decoded, dtype_name, to_json
 from ih5.errors import StubError
 from ih5.record import IH5Dataset, IH5Group, IH5Record
@@ -25,7 +26,8 @@ from ih5.record.diff import RecordDiff, diff_states
 T = TypeVar("T")
 Selection = tuple[int | slice | EllipsisType, ...]
 
-record_argument = click.argument("record", type=click.Path(path_type=Path))
+record_argument = click.argument("record", type=RECORD)
+"""A record: DIR/NAME, or a URL (s3://, http(s)://, file://)."""
 
 
 def _unless_stub(read: Callable[[], T]) -> T | None:
@@ -93,7 +95,7 @@ def _print_tree(entries: list[dict[str, Any]]) -> None:
 @click.option("--at", type=click.IntRange(min=0), help="Show the state as of patch index K.")
 @click.option("--attrs", "with_attrs", is_flag=True, help="Show attributes and their values.")
 @json_option
-def tree(record: Path, at: int | None, with_attrs: bool, as_json: bool) -> None:
+def tree(record: Path | str, at: int | None, with_attrs: bool, as_json: bool) -> None:
     """Show the groups and datasets of RECORD.
 
     Datasets show shape and dtype; no values are read. --json prints a list
@@ -155,7 +157,7 @@ def _read(dataset: IH5Dataset, selection: Selection | None) -> Any:
 @click.option("--attrs", "with_attrs", is_flag=True, help="Show the attributes too.")
 @json_option
 def cat(
-    record: Path, path: str, selection: Selection | None, with_attrs: bool, as_json: bool
+    record: Path | str, path: str, selection: Selection | None, with_attrs: bool, as_json: bool
 ) -> None:
     """Print the values and/or attributes of PATH in RECORD.
 
@@ -223,7 +225,7 @@ def _diff_rows(changes: RecordDiff) -> list[tuple[str, str, str]]:
     help="Patch index of the state to compare to.",
 )
 @json_option
-def diff(record: Path, from_index: int, to_index: int, as_json: bool) -> None:
+def diff(record: Path | str, from_index: int, to_index: int, as_json: bool) -> None:
     """List what differs between two states of RECORD.
 
     A path is "changed" when its node was replaced (rewritten, substituted) or

@@ -10,6 +10,7 @@ import click
 
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import byte_progress
+from ih5.cli.remote import RECORD, options_from, remote_options
 from ih5.pack import PackOptions, PackOutcome, PackResult, pack_directory, pack_many, unpack_record
 
 COMPRESSION = click.Choice(["gzip", "lzf"])
@@ -45,7 +46,7 @@ def _options(compression: str | None, level: int | None) -> PackOptions:
 
 def _result_data(result: PackResult) -> dict[str, Any]:
     return {
-        "record": str(result.record),
+        "record": result.url or str(result.record),
         "action": result.action,
         "record_uuid": result.record_uuid,
         "patch_index": result.patch_index,
@@ -61,8 +62,9 @@ def _result_data(result: PackResult) -> dict[str, Any]:
 
 
 def _summary(result: PackResult) -> str:
+    record = result.url or result.record
     if result.action == "unchanged":
-        return f"{result.record}: nothing changed, no patch written"
+        return f"{record}: nothing changed, no patch written"
     counts = (
         f"{len(result.added)} added, {len(result.changed)} changed, {len(result.removed)} removed"
     )
@@ -72,33 +74,40 @@ def _summary(result: PackResult) -> str:
             f"{result.record}: patch {result.patch_index} written on a stub ({counts}); "
             f"copy {where} next to the real record"
         )
-    return f"{result.record}: {result.action} patch {result.patch_index} ({counts}) -> {where}"
+    return f"{record}: {result.action} patch {result.patch_index} ({counts}) -> {where}"
 
 
 @click.command("pack")
 @click.argument("source", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("record", type=click.Path(path_type=Path))
+@click.argument("record", type=RECORD)
 @storage_options
+@remote_options
 @json_option
 def pack_command(
     source: Path,
-    record: Path,
+    record: Path | str,
     compression: str | None,
     level: int | None,
     trust_mtime: bool,
+    endpoint_url: str | None,
+    region: str | None,
+    allow_http: bool | None,
     as_json: bool,
 ) -> None:
     """Pack directory SOURCE into RECORD (DIR/NAME): create it, or add one patch.
 
     Later runs write exactly the added, changed and removed files. When only
     the newest manifest of RECORD is present, the patch is written on a stub
-    beside it, ready to be copied next to the real record.
+    beside it, ready to be copied next to the real record. RECORD may be
+    s3://BUCKET/PREFIX/NAME: only its newest manifest is fetched, the patch is
+    built on a stub locally and published there (a lost race is rebuilt).
 
     \b
     Examples:
       ih5 pack plate_1 archive/plate-1
       ih5 pack plate_1 archive/plate-1 --compression gzip --trust-mtime
       ih5 pack plate_1 manifests-only/plate-1 --json
+      ih5 pack plate_1 s3://lab-archive/plates/plate-1
     """
     with byte_progress() as progress:
         result = pack_directory(
@@ -107,6 +116,7 @@ def pack_command(
             options=_options(compression, level),
             trust_mtime=trust_mtime,
             progress=progress,
+            remote=options_from(endpoint_url, region, allow_http),
         )
     if as_json:
         echo_json(_result_data(result))
@@ -115,10 +125,10 @@ def pack_command(
 
 
 @click.command("unpack")
-@click.argument("record", type=click.Path(path_type=Path))
+@click.argument("record", type=RECORD)
 @click.argument("destination", type=click.Path(path_type=Path))
 @json_option
-def unpack_command(record: Path, destination: Path, as_json: bool) -> None:
+def unpack_command(record: Path | str, destination: Path, as_json: bool) -> None:
     """Restore the directory packed into RECORD at DESTINATION (new or empty).
 
     Every file is checked against the hashsum it was packed with.

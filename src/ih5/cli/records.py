@@ -14,6 +14,7 @@ from ih5.format import IH5UserBlock, split_record_path
 from ih5.format.extensions import MANIFEST_EXT
 from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
 from ih5.record import IH5Dataset, IH5Group, IH5Record
+from ih5.store import split_record_url
 
 
 def _manifest_backed(user_block: IH5UserBlock) -> bool:
@@ -37,7 +38,7 @@ def _short(hashsum: str) -> str:
 @click.command()
 @record_argument
 @json_option
-def info(record: Path, as_json: bool) -> None:
+def info(record: Path | str, as_json: bool) -> None:
     """Summarize RECORD: identity, size, manifest, node counts.
 
     The size is that of the containers; groups count the root group.
@@ -52,8 +53,11 @@ def info(record: Path, as_json: bool) -> None:
         newest = rec.user_block
         nodes: list[IH5Group | IH5Dataset] = [rec]
         rec.visititems(lambda _name, obj: nodes.append(obj))
+        requests = getattr(rec.store, "stats", None)
     summary = {
-        "name": split_record_path(record)[1],
+        "name": split_record_url(record)[1]
+        if isinstance(record, str)
+        else split_record_path(record)[1],
         "record_uuid": str(newest.record_uuid),
         "containers": len(history),
         "patch_index": newest.patch_index,
@@ -63,6 +67,10 @@ def info(record: Path, as_json: bool) -> None:
         "groups": sum(isinstance(node, IH5Group) for node in nodes),
         "datasets": sum(isinstance(node, IH5Dataset) for node in nodes),
     }
+    if requests is not None:
+        # A remote record: what finding and reading it cost (HTTP follows names one by one).
+        summary["requests"] = requests.requests
+        summary["bytes_downloaded"] = requests.bytes_downloaded
     if as_json:
         echo_json(summary)
     else:
@@ -72,7 +80,7 @@ def info(record: Path, as_json: bool) -> None:
 @click.command()
 @record_argument
 @json_option
-def log(record: Path, as_json: bool) -> None:
+def log(record: Path | str, as_json: bool) -> None:
     """List the committed containers of RECORD, oldest first.
 
     The table shortens hashsums; --json gives them in full, with the paths
@@ -106,7 +114,7 @@ def log(record: Path, as_json: bool) -> None:
     echo_table(str(record), ("index", "patch uuid", "hashsum", "size", "files"), rows)
 
 
-def _open_unhashed(record: Path) -> IH5Record:
+def _open_unhashed(record: Path | str) -> IH5Record:
     """Open without checking hashsums, so that verify() can hash under a progress bar."""
     try:
         return IH5Record(record, verify=False)
@@ -121,7 +129,7 @@ def _open_unhashed(record: Path) -> IH5Record:
 @click.command()
 @record_argument
 @json_option
-def verify(record: Path, as_json: bool) -> None:
+def verify(record: Path | str, as_json: bool) -> None:
     """Re-hash every container of RECORD against its user block.
 
     Exits 0 when every hashsum matches, 1 (with one Error: line) when a
@@ -159,7 +167,7 @@ def verify(record: Path, as_json: bool) -> None:
     "target", type=click.Path(dir_okay=False, path_type=Path), callback=_in_existing_directory
 )
 @json_option
-def merge(record: Path, target: Path, as_json: bool) -> None:
+def merge(record: Path | str, target: Path, as_json: bool) -> None:
     """Merge the chain of RECORD into one new base container TARGET.
 
     TARGET keeps the identity of the newest container, so later patches of
@@ -197,7 +205,7 @@ def merge(record: Path, target: Path, as_json: bool) -> None:
 @click.command()
 @record_argument
 @json_option
-def manifest(record: Path, as_json: bool) -> None:
+def manifest(record: Path | str, as_json: bool) -> None:
     """Show the manifest of the newest container of RECORD.
 
     The manifest is checked against the hashsum its container names; --json
