@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.remote.race_report import REPORT, report_line
 from tests.remote.servers import HTTPServer, S3Server, run_moto, run_nginx
 
 
@@ -49,3 +50,9 @@ def http_docs(http_server: HTTPServer, tmp_path: Path) -> tuple[Path, str]:
     directory = http_server.docs / name
     directory.mkdir()
     return directory, f"{http_server.url}/{name}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the race suite's trials and outcomes when it ran."""
+    if REPORT.trials:
+        terminalreporter.write_line(report_line())

@@ -625,11 +625,11 @@ def _pack_remote(
         store.close()
 
 
-def _remote_names(store: ObjectStore, name: str) -> tuple[dict[int, str], dict[int, str]]:
-    """Containers and manifests of record ``name`` in ``store``, by file index."""
+def _remote_names(listing: Sequence[str], name: str) -> tuple[dict[int, str], dict[int, str]]:
+    """Containers and manifests of record ``name`` in a store's ``listing``, by file index."""
     containers: dict[int, str] = {}
     manifests: dict[int, str] = {}
-    for entry in store.names():
+    for entry in listing:
         is_manifest = entry.endswith(MANIFEST_SUFFIX)
         parsed = parse_container_name(entry.removesuffix(MANIFEST_SUFFIX))
         if parsed is None or parsed[0] != name:
@@ -639,11 +639,13 @@ def _remote_names(store: ObjectStore, name: str) -> tuple[dict[int, str], dict[i
 
 
 def _complete_remote_manifests(
-    store: ObjectStore, containers: dict[int, str], manifests: dict[int, str]
-) -> None:
+    store: ObjectStore, name: str
+) -> tuple[dict[int, str], dict[int, str]]:
     """Publish the manifest a killed packer parked for a container it published; drop the
-    parked manifests no container can use any more."""
-    staged = [found for found in map(parse_staged_name, store.names()) if found is not None]
+    parked manifests no container can use any more. Return the listing as it is then."""
+    listing = store.names()
+    containers, manifests = _remote_names(listing, name)
+    staged = [found for found in map(parse_staged_name, listing) if found is not None]
     newest = max(containers, default=-1)
     for index, container in sorted(containers.items()):
         if index in manifests:
@@ -652,7 +654,10 @@ def _complete_remote_manifests(
         for found in staged:
             if found.target != manifest_name(container) or expected is None:
                 continue
-            raw = store.read_bytes(found.name)
+            try:
+                raw = store.read_bytes(found.name)
+            except FileNotFoundError:
+                continue  # its writer finished meanwhile (or gave up)
             if _hashes_to(raw, expected):
                 local = store.staging_dir / found.name
                 local.write_bytes(raw)
@@ -663,6 +668,7 @@ def _complete_remote_manifests(
         parsed = parse_container_name(found.target.removesuffix(MANIFEST_SUFFIX))
         if parsed is not None and parsed[1] <= newest and parsed[1] in manifests:
             store.remove(found.name)
+    return containers, manifests
 
 
 def _hashes_to(raw: bytes, expected: str) -> bool:
@@ -677,9 +683,9 @@ def _remote_user_block(store: ObjectStore, container: str) -> ContainerRef:
 
 def _pack_remote_once(store: ObjectStore, name: str, job: _Job) -> PackResult:
     """One attempt: newest manifest -> stub (or a new base) -> patch -> publish."""
-    containers, manifests = _remote_names(store, name)
+    containers, manifests = _remote_names(store.names(), name)
     if set(containers) - set(manifests):
-        _complete_remote_manifests(store, containers, manifests)
+        containers, manifests = _complete_remote_manifests(store, name)
     usable = sorted(index for index in manifests if index in containers)
     url = store.describe(name)
     if containers and not usable:
