@@ -368,6 +368,11 @@ def _first_line(exc: BaseException) -> str:
 def _classify(where: str, action: str, exc: BaseException) -> RemoteError:
     text = str(exc)
     status = _status(text)
+    after = (
+        "retry"
+        if action in ("read", "list")
+        else "nothing partial was published: retry (the next run goes on)"
+    )
     if "NoSuchBucket" in text:
         bucket = where.split("/")[2] if where.startswith("s3://") else where
         return RemoteNotFoundError(
@@ -388,8 +393,7 @@ def _classify(where: str, action: str, exc: BaseException) -> RemoteError:
     if status is None:
         return RemoteUnavailableError(
             f"could not {action} {where}: the connection failed or dropped "
-            f"({_first_line(exc)}); nothing partial was published: check the endpoint "
-            "and retry",
+            f"({_first_line(exc)}); check the endpoint and network, then {after}",
             where,
         )
     return RemoteError(f"could not {action} {where} ({_first_line(exc)})", where)
