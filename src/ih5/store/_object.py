@@ -387,7 +387,7 @@ def _classify(where: str, action: str, exc: BaseException) -> RemoteError:
     if status is not None and (status >= 500 or status == 429):
         return RemoteUnavailableError(
             f"the server kept failing to {action} {where} (HTTP {status}, retried with "
-            "backoff); nothing partial was published: retry later",
+            f"backoff); {after}",
             where,
         )
     if status is None:
