@@ -204,7 +204,7 @@ class ObjectStore:
         """The first block of ``name`` in one request (also how HTTP discovery probes names)."""
         cache = self._cached(name)
         if cache is not None:
-            return cache.read(0, self.block_size)
+            return bytes(cache.read(0, self.block_size))
         options: GetOptions = {"range": (0, self.block_size)}
         try:
             result = self._guard(

@@ -3,9 +3,11 @@
 h5py opens a Python file object (``read``, ``readinto``, ``seek``, ``tell``).
 HDF5 reads its metadata in many small, scattered pieces and dataset values in
 large ones: small reads are served from cached blocks of ``block_size`` bytes
-(one request fills a run of missing blocks), large reads go to the server as
-one ranged request of exactly the bytes asked for, so that a payload is never
-fetched twice nor cached.
+(one request fills a run of missing blocks); large reads go to the server as
+one ranged request and are never cached as blocks. Large reads that follow one
+another (a chunked dataset read chunk by chunk) fetch a window ahead of them
+that doubles up to ``MAX_READ_AHEAD``, so that a dataset of many chunks costs
+a few requests, not one per chunk.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ DEFAULT_BLOCK_SIZE = 1 << 20
 """Bytes per cached block; chosen by ``benchmarks/bench_remote.py`` (open time and requests)."""
 DEFAULT_CACHE_BLOCKS = 64
 """Blocks kept per object (LRU)."""
+MAX_READ_AHEAD = 32 << 20
+"""Largest window fetched ahead of sequential large reads (chunk after chunk of a dataset)."""
 
 Fetch = Callable[[int, int], bytes]
 """Return the bytes ``[start, end)`` of the object (fewer only at its end)."""
@@ -40,6 +44,10 @@ class BlockCache:
         self.max_blocks = max_blocks
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._mutex = threading.Lock()
+        self._window_start = 0
+        self._window = memoryview(b"")
+        self._next = -1
+        self._ahead = block_size
 
     def prime(self, offset: int, data: bytes) -> None:
         """Keep the whole blocks contained in ``data`` read at ``offset`` (e.g. at discovery)."""
@@ -59,13 +67,17 @@ class BlockCache:
         while len(self._blocks) > self.max_blocks:
             self._blocks.popitem(last=False)
 
-    def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int) -> bytes | memoryview:
         """The bytes ``[offset, offset + length)``, clipped to the object's end."""
         end = min(offset + length, self.size)
         if offset >= end:
             return b""
+        window_end = self._window_start + len(self._window)
+        if self._window_start <= offset and end <= window_end:
+            self._next = end
+            return self._window[offset - self._window_start : end - self._window_start]
         if end - offset >= self.block_size:
-            return self.fetch(offset, end)
+            return self._read_large(offset, end)
         first, last = offset // self.block_size, (end - 1) // self.block_size
         with self._mutex:
             have = {index: self._blocks.get(index) for index in range(first, last + 1)}
@@ -84,9 +96,21 @@ class BlockCache:
                     have[index] = piece
                     self._blocks[index] = piece
                 self._trim()
+        self._next = -1
         joined = b"".join(have[index] or b"" for index in range(first, last + 1))
         skip = offset - first * self.block_size
         return joined[skip : skip + (end - offset)]
+
+    def _read_large(self, offset: int, end: int) -> memoryview:
+        """One request for a large read, widened ahead when it continues the previous one."""
+        sequential = offset == self._next
+        self._ahead = min(self._ahead * 2, MAX_READ_AHEAD) if sequential else self.block_size
+        stop = min(max(end, offset + self._ahead), self.size) if sequential else end
+        data = memoryview(self.fetch(offset, stop))
+        if stop > end:
+            self._window_start, self._window = offset, data
+        self._next = end
+        return data[: end - offset]
 
 
 class RangeReader(io.RawIOBase):
