@@ -40,6 +40,8 @@ class FaultPlan:
     """Read half of every PUT/POST body, then close the connection without answering."""
     forwarded: int = 0
     injected: int = 0
+    response_bytes: int = 0
+    """Bytes of every response sent back (status line, headers and body)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_error(self) -> int | None:
@@ -79,9 +81,11 @@ def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
                 if key.lower() not in ("transfer-encoding", "connection", "content-length"):
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
+            plan.response_bytes += sum(map(len, getattr(self, "_headers_buffer", []))) + 2
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
+                plan.response_bytes += len(body)
 
         def _handle(self) -> None:
             if plan.drop_uploads and self.command in ("PUT", "POST"):

@@ -16,9 +16,9 @@ class Counted:
         self.data = data
         self.requests: list[tuple[int, int]] = []
 
-    def fetch(self, start: int, end: int) -> bytes:
+    def fetch(self, start: int, end: int) -> list[tuple[int, memoryview]]:
         self.requests.append((start, end))
-        return self.data[start:end]
+        return [(start, memoryview(self.data)[start:end])]
 
 
 def test_any_sequence_of_seeks_and_reads_returns_the_objects_bytes() -> None:

@@ -17,6 +17,7 @@ import secrets
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -45,6 +46,10 @@ if TYPE_CHECKING:
 
 DEFAULT_PART_SIZE = 8 << 20
 """Bytes per uploaded part; files larger than this are uploaded in parts."""
+
+FETCH_PART = 32 << 20
+"""A large read is fetched in parts of this many bytes, several at once."""
+FETCH_THREADS = 8
 
 UploadProgress = Callable[[str, int, int], None]
 """Called with (name, bytes sent so far, total bytes) while a file is uploaded."""
@@ -271,8 +276,17 @@ class ObjectStore:
         cache = self._cached(name)
         return cache if cache is not None else self._remember(name, self.size(name))
 
-    def _fetch(self, name: str, start: int, end: int) -> bytes:
-        data = bytes(
+    def _fetch(self, name: str, start: int, end: int) -> list[tuple[int, memoryview]]:
+        """The bytes ``[start, end)`` of ``name``; a large range in parts fetched at once."""
+        parts = [(low, min(low + FETCH_PART, end)) for low in range(start, end, FETCH_PART)]
+        if len(parts) == 1:
+            return [(start, self._fetch_part(name, start, end))]
+        with ThreadPoolExecutor(min(len(parts), FETCH_THREADS)) as pool:
+            pieces = list(pool.map(lambda part: self._fetch_part(name, *part), parts))
+        return [(low, piece) for (low, _), piece in zip(parts, pieces, strict=True)]
+
+    def _fetch_part(self, name: str, start: int, end: int) -> memoryview:
+        data = memoryview(
             self._guard(
                 "read", name, lambda: obstore.get_range(self.inner, name, start=start, end=end)
             )

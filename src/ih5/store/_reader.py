@@ -15,17 +15,18 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 DEFAULT_BLOCK_SIZE = 1 << 20
 """Bytes per cached block; chosen by ``benchmarks/bench_remote.py`` (open time and requests)."""
 DEFAULT_CACHE_BLOCKS = 64
 """Blocks kept per object (LRU)."""
-MAX_READ_AHEAD = 32 << 20
+MAX_READ_AHEAD = 64 << 20
 """Largest window fetched ahead of sequential large reads (chunk after chunk of a dataset)."""
 
-Fetch = Callable[[int, int], bytes]
-"""Return the bytes ``[start, end)`` of the object (fewer only at its end)."""
+Fetch = Callable[[int, int], Sequence[tuple[int, memoryview]]]
+"""Return the bytes ``[start, end)`` of the object as pieces (offset, bytes), in order
+(a large range may arrive in parts fetched at once)."""
 
 
 class BlockCache:
@@ -44,8 +45,8 @@ class BlockCache:
         self.max_blocks = max_blocks
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._mutex = threading.Lock()
-        self._window_start = 0
-        self._window = memoryview(b"")
+        self._window: Sequence[tuple[int, memoryview]] = ()
+        self._window_end = 0
         self._next = -1
         self._ahead = block_size
 
@@ -67,17 +68,28 @@ class BlockCache:
         while len(self._blocks) > self.max_blocks:
             self._blocks.popitem(last=False)
 
-    def read(self, offset: int, length: int) -> bytes | memoryview:
+    def read(self, offset: int, length: int) -> bytes:
         """The bytes ``[offset, offset + length)``, clipped to the object's end."""
-        end = min(offset + length, self.size)
+        out = bytearray(max(0, min(offset + length, self.size) - offset))
+        count = self.read_into(offset, memoryview(out))
+        return bytes(out[:count])
+
+    def read_into(self, offset: int, view: memoryview) -> int:
+        """Fill ``view`` with the bytes from ``offset`` on; return how many (0 at the end)."""
+        end = min(offset + len(view), self.size)
         if offset >= end:
-            return b""
-        window_end = self._window_start + len(self._window)
-        if self._window_start <= offset and end <= window_end:
+            return 0
+        if self._window and self._window[0][0] <= offset and end <= self._window_end:
             self._next = end
-            return self._window[offset - self._window_start : end - self._window_start]
+            return _copy(self._window, offset, view[: end - offset])
         if end - offset >= self.block_size:
-            return self._read_large(offset, end)
+            return self._read_large(offset, end, view)
+        self._next = -1
+        data = self._read_blocks(offset, end)
+        view[: len(data)] = data
+        return len(data)
+
+    def _read_blocks(self, offset: int, end: int) -> bytes:
         first, last = offset // self.block_size, (end - 1) // self.block_size
         with self._mutex:
             have = {index: self._blocks.get(index) for index in range(first, last + 1)}
@@ -88,7 +100,7 @@ class BlockCache:
         if missing:
             start = missing[0] * self.block_size
             stop = min((missing[-1] + 1) * self.block_size, self.size)
-            data = self.fetch(start, stop)
+            data = b"".join(bytes(piece) for _, piece in self.fetch(start, stop))
             with self._mutex:
                 for index in range(missing[0], missing[-1] + 1):
                     low = index * self.block_size - start
@@ -96,21 +108,36 @@ class BlockCache:
                     have[index] = piece
                     self._blocks[index] = piece
                 self._trim()
-        self._next = -1
         joined = b"".join(have[index] or b"" for index in range(first, last + 1))
         skip = offset - first * self.block_size
         return joined[skip : skip + (end - offset)]
 
-    def _read_large(self, offset: int, end: int) -> memoryview:
-        """One request for a large read, widened ahead when it continues the previous one."""
-        sequential = offset == self._next
-        self._ahead = min(self._ahead * 2, MAX_READ_AHEAD) if sequential else self.block_size
+    def _read_large(self, offset: int, end: int, view: memoryview) -> int:
+        """One fetch for a large read, widened ahead when it continues the previous one."""
+        sequential = self._next >= 0 and 0 <= offset - self._next < self.block_size
+        self._ahead = min(self._ahead * 2, MAX_READ_AHEAD) if sequential else 8 * self.block_size
         stop = min(max(end, offset + self._ahead), self.size) if sequential else end
-        data = memoryview(self.fetch(offset, stop))
+        pieces = self.fetch(offset, stop)
         if stop > end:
-            self._window_start, self._window = offset, data
+            self._window, self._window_end = pieces, stop
         self._next = end
-        return data[: end - offset]
+        return _copy(pieces, offset, view[: end - offset])
+
+
+def _copy(pieces: Sequence[tuple[int, memoryview]], offset: int, view: memoryview) -> int:
+    """Copy the bytes from ``offset`` on out of ``pieces`` ((start, bytes), in order) into
+    ``view``; return how many."""
+    done = 0
+    for start, piece in pieces:
+        low = offset + done - start
+        if low < 0 or low >= len(piece):
+            continue
+        count = min(len(piece) - low, len(view) - done)
+        view[done : done + count] = piece[low : low + count]
+        done += count
+        if done == len(view):
+            break
+    return done
 
 
 class RangeReader(io.RawIOBase):
@@ -148,8 +175,6 @@ class RangeReader(io.RawIOBase):
         return self._position
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self._cache.read(self._position, len(view))
-        view[: len(data)] = data
-        self._position += len(data)
-        return len(data)
+        count = self._cache.read_into(self._position, memoryview(buffer).cast("B"))
+        self._position += count
+        return count
