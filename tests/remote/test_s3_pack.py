@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ih5 import IH5MFRecord, IH5Record, pack_directory, unpack_record
+from ih5 import IH5MFRecord, IH5Record, RemoteOptions, pack_directory, unpack_record
 from ih5.store import ObjectStore, open_store
 from tests.remote.helpers import make_source, same_tree
 
@@ -90,3 +90,23 @@ def test_a_remote_record_reads_its_datasets_lazily(bucket: str, tmp_path: Path) 
         assert isinstance(remote_store, ObjectStore)
         assert rec["big"][10:12].tolist() == [10.0, 11.0]
         assert remote_store.stats.bytes_downloaded < 3 << 20
+
+
+def test_a_large_container_is_uploaded_in_parts_with_progress_and_never_over_another(
+    bucket: str, tmp_path: Path
+) -> None:
+    reports: list[tuple[str, int, int]] = []
+    options = RemoteOptions(part_size=5 << 20, progress=lambda *args: reports.append(args))
+    source = make_source(tmp_path / "plate", {"big.bin": os.urandom(12 << 20)})
+    pack_directory(source, f"{bucket}/archive/rec", remote=options)
+    sent = [done for name, done, _ in reports if name == "rec.ih5"]
+    assert len(sent) >= 3 and sent == sorted(sent)
+    restored = tmp_path / "restored"
+    unpack_record(f"{bucket}/archive/rec", restored)
+    assert same_tree(source, restored)
+    store = open_store(f"{bucket}/archive", options)
+    assert [name for name in store.names() if name.startswith(".")] == []
+    again = tmp_path / "again"
+    again.write_bytes(os.urandom(6 << 20))
+    assert not store.publish(again, "rec.ih5")  # the conditional multipart copy refuses
+    assert [name for name in store.names() if name.startswith(".")] == []
