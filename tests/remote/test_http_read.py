@@ -16,7 +16,8 @@ def _write_record(directory: Path) -> None:
         rec["a/values"] = np.arange(100_000, dtype="f8")
         rec.attrs["operator"] = "ada"
     with IH5Record(directory / "rec", "r+") as rec:
-        rec.create_patch()
+        if not rec.has_patch:  # opening 'r+' starts a patch once issue 11 is in
+            rec.create_patch()
         rec["b"] = np.ones(10, "u1")
         del rec["a/values"]
         rec["a/values"] = np.arange(5, dtype="i4")
@@ -82,7 +83,8 @@ def test_a_file_url_is_the_local_record(http_docs: tuple[Path, str]) -> None:
     _write_record(directory)
     shutil.copytree(directory, directory.parent / "copy")
     with IH5Record(f"file://{directory.parent / 'copy'}/rec", "r+") as rec:
-        rec.create_patch()
+        if not rec.has_patch:  # opening 'r+' starts a patch once issue 11 is in
+            rec.create_patch()
         rec["c"] = np.zeros(3)
     with IH5Record(directory.parent / "copy" / "rec") as rec:
         assert "c" in rec
