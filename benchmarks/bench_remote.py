@@ -302,18 +302,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-remote-") as temp:
         work = Path(temp)
         (work / "servers").mkdir()
-        with run_moto(work / "servers") as s3, run_nginx(work / "servers") as http:
-            with _env(s3.environment()):
-                s3.create_bucket("bench")
-                bucket = "s3://bench"
-                talk.print("re-pack cost by record size ...")
-                by_size = repack_by_size(work, bucket, sizes, s3.endpoint)
-                talk.print("re-pack cost by history length ...")
-                by_patches = repack_by_patches(work, bucket, counts, s3.endpoint)
-                talk.print("opening ...")
-                opens, sweep = opening(work, bucket, http.docs, http.url, open_counts)
-                talk.print("read throughput ...")
-                reads = throughput(work, bucket, http.docs, http.url, read_size)
+        with (
+            run_moto(work / "servers") as s3,
+            run_nginx(work / "servers") as http,
+            _env(s3.environment()),
+        ):
+            s3.create_bucket("bench")
+            bucket = "s3://bench"
+            talk.print("re-pack cost by record size ...")
+            by_size = repack_by_size(work, bucket, sizes, s3.endpoint)
+            talk.print("re-pack cost by history length ...")
+            by_patches = repack_by_patches(work, bucket, counts, s3.endpoint)
+            talk.print("opening ...")
+            opens, sweep = opening(work, bucket, http.docs, http.url, open_counts)
+            talk.print("read throughput ...")
+            reads = throughput(work, bucket, http.docs, http.url, read_size)
     columns = ["record", "requests", "object bytes down", "wire bytes down"]
     console.print(_table("1a. re-pack into s3:// as the data grows", columns, by_size))
     console.print(_table("1b. re-pack into s3:// as the history grows", columns, by_patches))
