@@ -15,6 +15,13 @@ in one run:
    ranged download of the same bytes (obstore ``get_range``), for a contiguous
    dataset and for a packed file (1 MiB chunks). Target: ratio >= 0.8.
 
+Note on moto: its server answers a ranged GET by copying the whole object first
+(an 8 MiB range of a 128 MiB object takes ~9x as long as of an 8 MiB one), so on
+S3-via-moto every request beyond the first costs the object's size; the HTTP
+rows (nginx) show the reader against a server with real range support.
+"Wire bytes" count every response byte through a counting proxy, S3 listings
+included: the listing grows with the number of objects under the prefix.
+
     .venv/bin/python benchmarks/bench_remote.py           # CI-sized run
     .venv/bin/python benchmarks/bench_remote.py --full    # 10 MiB..1 GiB, 1..200 patches, 256 MiB
 """

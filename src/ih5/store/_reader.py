@@ -18,7 +18,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 DEFAULT_BLOCK_SIZE = 1 << 20
-"""Bytes per cached block; chosen by ``benchmarks/bench_remote.py`` (open time and requests)."""
+"""Bytes per cached block. ``benchmarks/bench_remote.py`` sweeps 64 KiB .. 4 MiB: opening
+takes one request per container at every size (a small container's user block and
+HDF5 structure fit in the first block), times within noise; 1 MiB also covers the
+structure of larger containers in that one request."""
 DEFAULT_CACHE_BLOCKS = 64
 """Blocks kept per object (LRU)."""
 MAX_READ_AHEAD = 64 << 20
