@@ -407,7 +407,7 @@ def _classify(where: str, action: str, exc: BaseException) -> RemoteError:
     if status is None:
         return RemoteUnavailableError(
             f"could not {action} {where}: the connection failed or dropped "
-            f"({_first_line(exc)}); check the endpoint and network, then {after}",
+            f"({_first_line(exc)}); check the endpoint and network; {after}",
             where,
         )
     return RemoteError(f"could not {action} {where} ({_first_line(exc)})", where)

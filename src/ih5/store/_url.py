@@ -39,8 +39,10 @@ class RemoteOptions:
     allow_http: bool | None = None
     max_retries: int = 4
     """Retries of a failing request (server errors, throttling, dropped connections)."""
-    retry_timeout: float = 60.0
+    retry_timeout: float = 300.0
     """Seconds after which a request is no longer retried."""
+    timeout: float = 300.0
+    """Seconds one request may take (completing a large multipart upload can take long)."""
     block_size: int = DEFAULT_BLOCK_SIZE
     part_size: int = DEFAULT_PART_SIZE
     progress: UploadProgress | None = None
@@ -115,13 +117,16 @@ def _s3(url: str, options: RemoteOptions) -> ObjectStore:
     if "AWS_COPY_IF_NOT_EXISTS" not in os.environ:
         # Large files are published by a multipart copy completed only if the name is free.
         config["copy_if_not_exists"] = "multipart"
-    client: dict[str, Any] = {}
+    client: dict[str, Any] = {"timeout": timedelta(seconds=options.timeout)}
     if options.allow_http is not None:
         client["allow_http"] = options.allow_http
+    elif "AWS_ALLOW_HTTP" in os.environ:
+        # Client options given here replace the environment's, so carry this one over.
+        client["allow_http"] = os.environ["AWS_ALLOW_HTTP"].strip().lower() in ("1", "true")
     inner = S3Store(
         bucket,
         prefix=prefix or None,
-        client_options=client or None,  # type: ignore[arg-type]
+        client_options=client,  # type: ignore[arg-type]
         retry_config=_retry(options),  # type: ignore[arg-type]
         **config,
     )
@@ -140,7 +145,7 @@ def _http(url: str, options: RemoteOptions) -> ObjectStore:
     allow_http = urlsplit(url).scheme.lower() == "http"
     inner = HTTPStore.from_url(
         url.rstrip("/") + "/",
-        client_options={"allow_http": allow_http},
+        client_options={"allow_http": allow_http, "timeout": timedelta(seconds=options.timeout)},
         retry_config=_retry(options),  # type: ignore[arg-type]
     )
     return ObjectStore(url, inner, writable=False, listable=False, block_size=options.block_size)
