@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -299,6 +300,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's full sizes")
     args = parser.parse_args()
+    # A terminated run still stops its servers (the ``with`` blocks below unwind).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [10 * MIB, 100 * MIB, 1024 * MIB] if args.full else [10 * MIB, 40 * MIB]
     counts = [1, 50, 200] if args.full else [1, 20]
     open_counts = [1, 10, 100] if args.full else [1, 10, 30]
