@@ -269,3 +269,26 @@ class UnknownKeywordError(Ih5Error, ValueError, TypeError):
 
 class RecordDirectoryError(Ih5Error, ValueError):
     """A directory to look for records in is missing or not a directory."""
+
+
+# --- remote stores (store floor) ------------------------------------------
+
+
+class RemoteError(Ih5Error, OSError):
+    """Object storage or an HTTP server refused or failed a request; ``path`` is the URL."""
+
+
+class RemoteUnavailableError(RemoteError, ConnectionError):
+    """The server kept failing (errors, throttling, dropped connections) after retries."""
+
+
+class RemoteAuthError(RemoteError, PermissionError):
+    """The server refused the credentials (missing, wrong or without the needed rights)."""
+
+
+class RemoteNotFoundError(RemoteError, FileNotFoundError):
+    """The bucket, prefix or server path does not exist."""
+
+
+class RemoteReadOnlyError(RemoteError, PermissionError):
+    """The location can only be read (plain HTTP(S)); writing needs object storage."""

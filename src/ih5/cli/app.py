@@ -14,6 +14,7 @@ from ih5.cli import exits
 from ih5.cli.meta import meta
 from ih5.cli.pack import pack_command, pack_many_command, unpack_command
 from ih5.cli.records import register as register_records
+from ih5.cli.remote import pull_command, push_command
 from ih5.errors import Ih5Error, IntegrityError
 from ih5.format import parse_container_name
 
@@ -132,3 +133,5 @@ cli.add_command(pack_command)
 cli.add_command(unpack_command)
 cli.add_command(pack_many_command)
 register_records(cli)
+cli.add_command(push_command)
+cli.add_command(pull_command)

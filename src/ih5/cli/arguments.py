@@ -9,6 +9,7 @@ gets a suggestion of a valid one.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -99,17 +100,29 @@ def _record_in_directory(directory: Path, text: str, creating: bool) -> Path:
     )
 
 
-class RecordPath(click.ParamType[Path]):
-    """A click type for RECORD arguments, resolved by :func:`resolve_record`."""
+REMOTE_SCHEMES = ("s3://", "http://", "https://")
+"""URL schemes of remote records (read through ``ih5.store``)."""
+
+
+class RecordPath(click.ParamType[Path | str]):
+    """A click type for RECORD arguments: a URL of a remote record, or a local one resolved
+    by :func:`resolve_record`."""
 
     name = "record"
 
     def __init__(self, creating: bool = False) -> None:
         self.creating = creating
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Path | str:
+        text = str(value)
+        if text.startswith(REMOTE_SCHEMES):
+            return text  # a remote record: the store floor reads the URL
+        if text.startswith("file://"):
+            text = urllib.parse.unquote(urllib.parse.urlparse(text).path)
         try:
-            return resolve_record(str(value), creating=self.creating)
+            return resolve_record(text, creating=self.creating)
         except click.BadParameter as exc:
             self.fail(exc.message, param, ctx)
         except InvalidKeyError as exc:

@@ -111,7 +111,7 @@ def _print_tree(entries: list[dict[str, Any]]) -> None:
 @at_option
 @click.option("--attrs", "with_attrs", is_flag=True, help="Show attributes and their values.")
 @json_option
-def tree(record: Path, at: int | None, with_attrs: bool, as_json: bool) -> None:
+def tree(record: Path | str, at: int | None, with_attrs: bool, as_json: bool) -> None:
     """Show the groups and datasets of RECORD.
 
     Datasets show shape and dtype; no values are read. --json prints a list
@@ -182,7 +182,7 @@ def _read(dataset: IH5Dataset, selection: Selection | None) -> Any:
 @click.option("--attrs", "with_attrs", is_flag=True, help="Show the attributes too.")
 @json_option
 def cat(
-    record: Path,
+    record: Path | str,
     path: str,
     at: int | None,
     values: bool,
@@ -295,7 +295,7 @@ def _diff_rows(changes: RecordDiff) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _states(record: Path, from_index: int | None, to_index: int | None) -> tuple[int, int]:
+def _states(record: Path | str, from_index: int | None, to_index: int | None) -> tuple[int, int]:
     """Default: the newest state against the one before it."""
     from ih5.record import IH5Record
 
@@ -330,7 +330,7 @@ def _states(record: Path, from_index: int | None, to_index: int | None) -> tuple
 )
 @json_option
 def diff(
-    record: Path, from_index: int | None, to_index: int | None, exit_code: bool, as_json: bool
+    record: Path | str, from_index: int | None, to_index: int | None, exit_code: bool, as_json: bool
 ) -> None:
     """List what differs between two states of RECORD (default: previous -> newest).
 

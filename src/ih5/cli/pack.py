@@ -11,6 +11,7 @@ import click
 from ih5.cli.arguments import new_record_argument, record_argument
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import byte_progress
+from ih5.cli.remote import options_from, remote_options
 
 if TYPE_CHECKING:  # ih5.pack is imported where used: ``ih5 --help`` loads no h5py
     from ih5.pack import PackOptions, PackOutcome, PackResult
@@ -55,7 +56,7 @@ def _slashed(paths: tuple[str, ...]) -> list[str]:
 
 def _result_data(result: PackResult) -> dict[str, Any]:
     return {
-        "record": str(result.record),
+        "record": result.url or str(result.record),
         "action": result.action,
         "record_uuid": result.record_uuid,
         "patch_index": result.patch_index,
@@ -78,13 +79,14 @@ def _summary(result: PackResult) -> str:
     """What a pack did, with sizes, in words."""
     if result.action == "unchanged":
         return (
-            f"{result.record}: nothing changed since patch {result.patch_index}; no patch written"
+            f"{result.url or result.record}: nothing changed since patch "
+            f"{result.patch_index}; no patch written"
         )
     containers = tuple(path for path in result.written if path.name.endswith(".ih5"))
     where = ", ".join(path.name for path in result.written)
     if result.action == "created":
         return (
-            f"{result.record}: created the record, {result.file_count} files "
+            f"{(result.url or result.record)}: created the record, {result.file_count} files "
             f"({result.total_bytes} bytes) in {where} ({_size_of(containers)} bytes)"
         )
     counts = (
@@ -101,7 +103,7 @@ def _summary(result: PackResult) -> str:
             f"{result.record}: wrote {patch} on a stub{travel}; "
             f"copy {where} next to the real record"
         )
-    return f"{result.record}: wrote {patch}{travel}"
+    return f"{(result.url or result.record)}: wrote {patch}{travel}"
 
 
 @click.command("pack")
@@ -120,15 +122,19 @@ def _summary(result: PackResult) -> str:
     is_flag=True,
     help="Allow a patch that removes every path packed before (packing a different source).",
 )
+@remote_options
 @json_option
 def pack_command(
     source: Path,
-    record: Path,
+    record: Path | str,
     compression: str | None,
     level: int | None,
     trust_mtime: bool,
     exclude: tuple[str, ...],
     replace: bool,
+    endpoint_url: str | None,
+    region: str | None,
+    allow_http: bool | None,
     as_json: bool,
 ) -> None:
     """Pack directory SOURCE into RECORD (DIR/NAME): create it, or add one patch.
@@ -136,7 +142,9 @@ def pack_command(
     Later runs write exactly the added, changed and removed files. When only
     the newest manifest of RECORD is present, the patch is written on a stub
     beside it, ready to be copied next to the real record. ih5's own lock
-    and staging files are never packed; RECORD must not be inside SOURCE.
+    and staging files are never packed; RECORD must not be inside SOURCE. RECORD may be
+    s3://BUCKET/PREFIX/NAME: only its newest manifest is fetched, the patch is
+    built on a stub locally and published there (a lost race is rebuilt).
 
     \b
     Examples:
@@ -156,6 +164,7 @@ def pack_command(
             progress=progress,
             exclude=exclude,
             refuse_full_replace=not replace,
+            remote=options_from(endpoint_url, region, allow_http),
         )
     if as_json:
         echo_json(_result_data(result))
@@ -172,7 +181,7 @@ def pack_command(
     help="Restore the state as of patch index K (default: newest).",
 )
 @json_option
-def unpack_command(record: Path, destination: Path, at: int | None, as_json: bool) -> None:
+def unpack_command(record: Path | str, destination: Path, at: int | None, as_json: bool) -> None:
     """Restore the directory packed into RECORD at DESTINATION (new or empty).
 
     Every file is checked against the hashsum it was packed with.

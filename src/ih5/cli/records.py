@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or
         ContainerHealth,
         RecordHealth,
     )
+    from ih5.record import IH5Record
 
 
 def _manifest_backed(user_block: IH5UserBlock) -> bool:
@@ -44,7 +45,7 @@ def _short(hashsum: str) -> str:
 @click.command()
 @record_argument
 @json_option
-def info(record: Path, as_json: bool) -> None:
+def info(record: Path | str, as_json: bool) -> None:
     """Summarize RECORD: identity, size, manifest, node counts.
 
     The size is that of the containers; groups count the root group.
@@ -60,8 +61,9 @@ def info(record: Path, as_json: bool) -> None:
         history = rec.history()
         newest = rec.user_block
         groups, datasets = rec.node_counts()
+        requests = getattr(rec.store, "stats", None)
     summary = {
-        "name": record.name,
+        "name": record.rsplit("/", 1)[-1] if isinstance(record, str) else record.name,
         "record_uuid": str(newest.record_uuid),
         "containers": len(history),
         "patch_index": newest.patch_index,
@@ -71,6 +73,10 @@ def info(record: Path, as_json: bool) -> None:
         "groups": groups,
         "datasets": datasets,
     }
+    if requests is not None:
+        # A remote record: what finding and reading it cost (HTTP follows names one by one).
+        summary["requests"] = requests.requests
+        summary["bytes_downloaded"] = requests.bytes_downloaded
     if as_json:
         echo_json(summary)
     else:
@@ -106,7 +112,7 @@ def _detail(entry: ContainerHealth) -> str:
 @click.command()
 @record_argument
 @json_option
-def log(record: Path, as_json: bool) -> None:
+def log(record: Path | str, as_json: bool) -> None:
     """List the containers of RECORD, oldest first, then its strays.
 
     Reads user blocks only (fast; 'ih5 verify' re-hashes the payloads), so a
@@ -119,6 +125,8 @@ def log(record: Path, as_json: bool) -> None:
       ih5 log data/rec
       ih5 log data/rec --json | jq -r 'map(select(.status == "ok")) | .[-1].patch_uuid'
     """
+    if isinstance(record, str):
+        return _remote_log(record, as_json)
     from ih5.manifest import check_record
 
     health = check_record(record, verify=False)
@@ -158,7 +166,7 @@ def log(record: Path, as_json: bool) -> None:
 @click.command()
 @record_argument
 @json_option
-def verify(record: Path, as_json: bool) -> None:
+def verify(record: Path | str, as_json: bool) -> None:
     """Re-hash every container of RECORD and check every manifest against its container.
 
     Reports each file as ok, damaged, missing or stray (a file that looks like
@@ -172,6 +180,8 @@ def verify(record: Path, as_json: bool) -> None:
       ih5 verify data/rec --json | jq -r '.containers[] | select(.status != "ok") | .file'
       ih5 verify data/rec > report.tsv || echo "see report.tsv"
     """
+    if isinstance(record, str):
+        return _remote_verify(record, as_json)
     from ih5.manifest import check_record
 
     with byte_progress() as bar:
@@ -240,7 +250,7 @@ def _verdict(record: Path, health: RecordHealth) -> str:
     "target", type=click.Path(dir_okay=False, path_type=Path), callback=_in_existing_directory
 )
 @json_option
-def merge(record: Path, target: Path, as_json: bool) -> None:
+def merge(record: Path | str, target: Path, as_json: bool) -> None:
     """Merge the chain of RECORD into one new base container TARGET.
 
     TARGET keeps the identity of the newest container, so later patches of
@@ -255,9 +265,17 @@ def merge(record: Path, target: Path, as_json: bool) -> None:
     from ih5.manifest import open_record
     from ih5.record import IH5Record
 
-    with byte_progress() as bar:
-        bar.phase("verifying", _container_bytes(record))
-        rec = open_record(record, progress=bar.advance)
+    if isinstance(record, str):
+        from ih5.manifest import IH5MFRecord
+
+        # A remote record: only a manifest-backed one may give the merged file a manifest.
+        with IH5Record(record) as probe:
+            record_class = IH5MFRecord if _manifest_backed(probe.user_block) else IH5Record
+        rec = record_class(record, verify=False)
+    else:
+        with byte_progress() as bar:
+            bar.phase("verifying", _container_bytes(record))
+            rec = open_record(record, progress=bar.advance)
     with rec:
         say(f"merging {counted(len(rec.containers), 'container')} of {record} into {target} ...")
         with activity("merging"):
@@ -324,7 +342,7 @@ def _rebuild(record: Path, as_json: bool) -> None:
     help="Rebuild every missing or damaged manifest from the containers, then show the result.",
 )
 @json_option
-def manifest(record: Path, rebuild: bool, as_json: bool) -> None:
+def manifest(record: Path | str, rebuild: bool, as_json: bool) -> None:
     """Show the manifest of the newest container of RECORD, or rebuild lost manifests.
 
     The manifest is checked against the hashsum its container names; --json
@@ -339,6 +357,8 @@ def manifest(record: Path, rebuild: bool, as_json: bool) -> None:
       ih5 manifest data/rec --json | jq '.skeleton | keys'
       ih5 manifest data/rec --rebuild
     """
+    if isinstance(record, str):
+        return _remote_manifest(record, as_json)
     from ih5.manifest import IH5MFRecord, manifest_path
 
     if rebuild:
@@ -411,6 +431,130 @@ def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
         return
     click.echo(str(created))
     say(f"stub of record {identity.record_uuid} at patch index {identity.patch_index}")
+
+
+# --- remote records (URLs): read through the store floor, no local health checks --------
+
+
+def _remote_log(record: str, as_json: bool) -> None:
+    """List the committed containers of RECORD, oldest first.
+
+    The table shortens hashsums; --json gives them in full, with the paths
+    of each container's files (the container and its manifest, if any).
+
+    \b
+    Examples:
+      ih5 log data/rec
+      ih5 log data/rec --json | jq -r '.[-1].patch_uuid'
+    """
+    from ih5.record import IH5Record
+
+    with IH5Record(record) as rec:
+        history = rec.history()
+    if as_json:
+        echo_json(
+            [
+                {
+                    "index": entry.index,
+                    "patch_uuid": entry.patch_uuid,
+                    "hashsum": entry.hashsum,
+                    "size": entry.size,
+                    "files": [str(path) for path in entry.files],
+                }
+                for entry in history
+            ]
+        )
+        return
+    rows = [
+        (e.index, e.patch_uuid, _short(e.hashsum), e.size, " ".join(p.name for p in e.files))
+        for e in history
+    ]
+    echo_table(str(record), ("index", "patch uuid", "hashsum", "size", "files"), rows)
+
+
+def _remote_verify(record: str, as_json: bool) -> None:
+    """Re-hash every container of RECORD against its user block.
+
+    Exits 0 when every hashsum matches, 1 (with one Error: line) when a
+    container is damaged or the chain is broken.
+
+    \b
+    Examples:
+      ih5 verify data/rec
+      ih5 verify data/rec --json || echo "restore data/rec from a backup"
+    """
+    with _open_unhashed(record) as rec:
+        history = rec.history()
+        total = sum(entry.size for entry in history)
+        with byte_progress() as bar:
+            bar.phase("verifying", total)
+            hashed = 0
+
+            def advance(count: int) -> None:
+                nonlocal hashed
+                hashed += count
+                bar.advance(count)
+
+            rec.verify(progress=advance)
+            # User blocks are not part of the hashed payload: fill the bar up to the file sizes.
+            bar.advance(total - hashed)
+    if as_json:
+        echo_json({"record": str(record), "ok": True, "containers": len(history), "size": total})
+    else:
+        say(f"{record}: {len(history)} containers, {total} bytes; every hashsum matches")
+
+
+def _remote_manifest(record: str, as_json: bool) -> None:
+    """Show the manifest of the newest container of RECORD.
+
+    The manifest is checked against the hashsum its container names; --json
+    prints the manifest document itself.
+
+    \b
+    Examples:
+      ih5 manifest data/rec
+      ih5 manifest data/rec --json | jq '.skeleton | keys'
+    """
+    from ih5.manifest import IH5MFRecord, manifest_path
+
+    with IH5MFRecord(record) as rec:
+        found = rec.manifest
+        path = manifest_path(rec.containers[-1])
+    if found is None:
+        raise click.ClickException(
+            f"the newest container of {record} names no manifest; "
+            "commit a patch with IH5MFRecord to write one"
+        )
+    if as_json:
+        click.echo(found.to_bytes().decode("utf-8"), nl=False)
+        return
+    types = [entry.node_type for entry in found.skeleton.root.values()]
+    rows = [
+        ("file", path),
+        ("manifest uuid", found.manifest_uuid),
+        ("record uuid", found.user_block.record_uuid),
+        ("patch index", found.user_block.patch_index),
+        ("patch uuid", found.user_block.patch_uuid),
+        ("groups", types.count("group")),
+        ("datasets", types.count("dataset")),
+        ("manifest_exts", ",".join(found.manifest_exts)),
+    ]
+    echo_table(str(record), ("field", "value"), rows)
+
+
+def _open_unhashed(record: Path | str) -> IH5Record:
+    """Open without checking hashsums, so that verify() can hash under a progress bar."""
+    from ih5.errors import Ih5Error
+    from ih5.record import IH5Record
+
+    try:
+        return IH5Record(record, verify=False)
+    except Ih5Error:
+        raise
+    except (OSError, KeyError):
+        # h5py cannot index a container whose HDF5 metadata is damaged; opening with
+        # hashsum checks hashes before h5py reads a byte, and names the damaged file.
+        return IH5Record(record)
 
 
 def register(group: click.Group) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
+from typing import BinaryIO, Protocol
 from uuid import UUID
 
 from ih5.errors import (
@@ -22,18 +23,45 @@ from ih5.errors import (
 )
 from ih5.format.extensions import is_stub_container
 from ih5.format.userblock import IH5UserBlock, read_user_block_with_size
-from ih5.fs import hashsum_file, parse_hashsum
+from ih5.fs import hashsum_file, hashsum_stream, parse_hashsum
 from ih5.fs.hashing import Progress
 from ih5.fs.verified import VerifiedHashsums
 
 
+class ContainerSource(Protocol):
+    """Where a remote container's bytes come from (a store, which satisfies this)."""
+
+    def describe(self, name: str) -> str: ...
+
+    def open_binary(self, name: str) -> BinaryIO: ...
+
+    def size(self, name: str) -> int: ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def read_bytes(self, name: str) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class ContainerRef:
-    """A container file with its parsed user block and that block's size."""
+    """A container file with its parsed user block and that block's size.
+
+    A remote container has a ``source``; its ``path`` then holds only its file name.
+    """
 
     path: Path
     user_block: IH5UserBlock
     block_size: int
+    source: ContainerSource | None = field(default=None, compare=False)
+
+    @property
+    def label(self) -> str:
+        """The container's path or URL, for messages."""
+        return self.source.describe(self.path.name) if self.source else str(self.path)
+
+    def open(self) -> BinaryIO:
+        """A binary reader of the container's bytes (remote ones fetch what is read)."""
+        return self.source.open_binary(self.path.name) if self.source else open(self.path, "rb")
 
 
 def load_refs(paths: Iterable[str | os.PathLike[str]]) -> list[ContainerRef]:
@@ -57,9 +85,9 @@ def _check_records(chain: list[ContainerRef]) -> None:
     for ref in chain[1:]:
         if ref.user_block.record_uuid != base.user_block.record_uuid:
             raise MixedRecordsError(
-                f"{ref.path} belongs to record {ref.user_block.record_uuid}, but {base.path} "
+                f"{ref.label} belongs to record {ref.user_block.record_uuid}, but {base.label} "
                 f"to record {base.user_block.record_uuid}; pass the containers of one record only",
-                ref.path,
+                ref.label,
             )
 
 
@@ -69,17 +97,18 @@ def _check_unique(chain: list[ContainerRef]) -> None:
         other = seen.setdefault(ref.user_block.patch_uuid, ref)
         if other is not ref:
             raise ChainError(
-                f"{other.path} and {ref.path} share patch_uuid {ref.user_block.patch_uuid}; "
+                f"{other.label} and {ref.label} share patch_uuid {ref.user_block.patch_uuid}; "
                 "one is a copy of the other: keep only one of them",
-                ref.path,
+                ref.label,
             )
     for prev, ref in pairwise(chain):
         if ref.user_block.patch_index == prev.user_block.patch_index:
             raise ChainError(
-                f"{prev.path} and {ref.path} both have patch_index {ref.user_block.patch_index}; "
+                f"{prev.label} and {ref.label} both have patch_index "
+                f"{ref.user_block.patch_index}; "
                 "keep only one of them (a merged or stub container replaces the chain it "
                 "was made from)",
-                ref.path,
+                ref.label,
             )
 
 
@@ -87,31 +116,32 @@ def _check_links(chain: list[ContainerRef]) -> None:
     first = chain[0]
     if first.user_block.prev_patch is not None:
         raise ChainError(
-            f"{first.path} (patch_index {first.user_block.patch_index}) follows patch "
+            f"{first.label} (patch_index {first.user_block.patch_index}) follows patch "
             f"{first.user_block.prev_patch}, which was not given; pass the whole chain "
             "from its base container",
-            first.path,
+            first.label,
         )
     for prev, ref in pairwise(chain):
         ub, prev_ub = ref.user_block, prev.user_block
         if ub.prev_patch is None:
             raise ChainError(
-                f"{ref.path} is a base container (no prev_patch) but comes after {prev.path}; "
+                f"{ref.label} is a base container (no prev_patch) but comes after "
+                f"{prev.label}; "
                 "a record has exactly one base: move the extra base away",
-                ref.path,
+                ref.label,
             )
         if ub.patch_index != prev_ub.patch_index + 1:
             raise ChainError(
-                f"patch_index {prev_ub.patch_index + 1} is missing between {prev.path} and "
-                f"{ref.path}; restore the missing container",
-                ref.path,
+                f"patch_index {prev_ub.patch_index + 1} is missing between {prev.label} and "
+                f"{ref.label}; restore the missing container",
+                ref.label,
             )
         if ub.prev_patch != prev_ub.patch_uuid:
             raise ChainError(
-                f"{ref.path} follows patch {ub.prev_patch}, but its predecessor {prev.path} "
+                f"{ref.label} follows patch {ub.prev_patch}, but its predecessor {prev.label} "
                 f"is patch {prev_ub.patch_uuid}; they belong to different branches of the "
                 "record: keep the containers of one branch only",
-                ref.path,
+                ref.label,
             )
 
 
@@ -119,10 +149,11 @@ def _check_committed(chain: list[ContainerRef]) -> None:
     for ref in chain[:-1]:
         if ref.user_block.hdf5_hashsum is None:
             raise ChainError(
-                f"{ref.path} is uncommitted (no hdf5_hashsum) but newer containers follow it; "
+                f"{ref.label} is uncommitted (no hdf5_hashsum) but newer containers "
+                "follow it; "
                 "only the newest container may be uncommitted: remove the newer ones or "
                 "this one",
-                ref.path,
+                ref.label,
             )
 
 
@@ -130,9 +161,9 @@ def _check_stubs(chain: list[ContainerRef]) -> None:
     for ref in chain[1:]:
         if is_stub_container(ref.user_block.ub_exts):
             raise ChainError(
-                f"{ref.path} is a stub but not the first container of the chain; a stub can "
+                f"{ref.label} is a stub but not the first container of the chain; a stub can "
                 "only be a base: remove it from the files given",
-                ref.path,
+                ref.label,
             )
 
 
@@ -165,7 +196,12 @@ def _check_hashsum(
     if expected is None:
         return
     algorithm, _ = parse_hashsum(expected)
-    if known is None:
+    if ref.source is not None:
+        # A remote container is streamed once; the verified cache knows local files only.
+        with ref.open() as stream:
+            stream.seek(ref.block_size)
+            actual = hashsum_stream(stream, algorithm, progress)  # type: ignore[arg-type]
+    elif known is None:
         actual = hashsum_file(ref.path, algorithm, skip=ref.block_size, progress=progress)
     elif known.is_verified(ref.path, ref.block_size, expected):
         return
@@ -173,9 +209,9 @@ def _check_hashsum(
         actual = known.hash(ref.path, algorithm, ref.block_size, progress)
     if actual != expected:
         raise IntegrityError(
-            f"{ref.path} is damaged: its payload hashes to {actual} but its user block "
+            f"{ref.label} is damaged: its payload hashes to {actual} but its user block "
             f"says {expected}; restore the file from a backup or a copy",
-            ref.path,
+            ref.label,
         )
 
 

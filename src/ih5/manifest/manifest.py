@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ih5.errors import ManifestError
 from ih5.format import IH5UserBlock, manifest_name
+from ih5.format.chain import ContainerSource
 from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
 from ih5.manifest.fragments import dumps_at, entry_fragment, quote, skeleton_text
 from ih5.manifest.skeleton import IH5Skeleton
@@ -148,11 +149,15 @@ def manifest_path(container: Path) -> Path:
 
 
 def check_manifest(
-    container: Path, user_block: IH5UserBlock, manifest_file: Path | None = None
+    container: Path,
+    user_block: IH5UserBlock,
+    manifest_file: Path | None = None,
+    source: ContainerSource | None = None,
 ) -> IH5Manifest | None:
     """Load and check the manifest a container's user block names (None if it names none).
 
-    ``manifest_file`` is checked instead of the manifest beside the container.
+    ``manifest_file`` is checked instead of the manifest beside the container; a
+    remote container's manifest is read from its ``source``.
     """
     try:
         ext = IH5UBExtManifest.get(user_block)
@@ -164,9 +169,13 @@ def check_manifest(
         ) from exc
     if ext is None:
         return None
-    path = manifest_path(container) if manifest_file is None else manifest_file
+    path: Path | str = manifest_path(container) if manifest_file is None else manifest_file
     try:
-        raw = path.read_bytes()
+        if source is not None:
+            path = source.describe(manifest_path(container).name)
+            raw = source.read_bytes(manifest_path(container).name)
+        else:
+            raw = Path(path).read_bytes()
     except FileNotFoundError as exc:
         raise ManifestError(
             f"{container} names a manifest, but {path} is missing; restore it beside the "

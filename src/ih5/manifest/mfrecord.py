@@ -62,7 +62,7 @@ class IH5MFRecord(IH5Record):
         newest = self.chain.refs[-1] if self.chain.refs else None
         self._newest = None
         self._manifest = (
-            check_manifest(newest.path, newest.user_block, self._manifest_file)
+            check_manifest(newest.path, newest.user_block, self._manifest_file, newest.source)
             if newest is not None
             else None
         )

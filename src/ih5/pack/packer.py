@@ -14,27 +14,38 @@ import errno
 import io
 import mimetypes
 import os
+import random
 import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ih5.errors import ConflictError, PackError, StorageError
+from ih5.errors import (
+    ConflictError,
+    ManifestError,
+    PackError,
+    RemoteReadOnlyError,
+    StorageError,
+)
 from ih5.format import (
     CONTAINER_SUFFIX,
     MANIFEST_SUFFIX,
+    ContainerRef,
     discover_containers,
     load_refs,
     manifest_name,
     parse_container_name,
+    read_user_block_with_size,
     split_record_path,
     validate_record_name,
 )
-from ih5.fs import hashsum_stream, pid_alive
+from ih5.format.extensions import named_manifest_hashsum
+from ih5.fs import hashsum_bytes, hashsum_stream, parse_hashsum, pid_alive
 from ih5.fs.beneath import open_file_beneath, open_root
 from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
 from ih5.pack.codecs import (
@@ -49,8 +60,22 @@ from ih5.pack.exclusion import exclusion
 from ih5.pack.hashing_reader import HashingReader
 from ih5.pack.tree_state import EntryState, TreeState, current_state, scan_directory
 from ih5.record import IH5Dataset, IH5Group
-from ih5.record.commit import CommitProtocol, Sealed, publish_container
-from ih5.store import LocalStore
+from ih5.record.commit import (
+    CommitProtocol,
+    Sealed,
+    file_index,
+    parse_staged_name,
+    publish_container,
+)
+from ih5.store import (
+    LocalStore,
+    ObjectStore,
+    RemoteOptions,
+    TransferStats,
+    is_remote,
+    open_store,
+    split_record_url,
+)
 
 HEAD_SIZE = 1 << 16
 SYMLINK_CODEC = "symlink"
@@ -89,6 +114,10 @@ class PackResult:
     file_count: int = 0
     total_bytes: int = 0
     manifest_hashsum: str | None = field(default=None)
+    url: str | None = None
+    """The remote record's URL, when packed into object storage (``written`` are names)."""
+    transfer: TransferStats | None = None
+    """Requests made and bytes moved, when packed into object storage."""
 
 
 @dataclass(frozen=True)
@@ -446,6 +475,7 @@ def pack_directory(
     codecs: Sequence[FileCodec] | None = None,
     exclude: Sequence[str] = (),
     refuse_full_replace: bool = False,
+    remote: RemoteOptions | None = None,
 ) -> PackResult:
     """Pack ``source`` into the record at ``record`` (``DIR/NAME``): create it or add a patch.
 
@@ -453,8 +483,12 @@ def pack_directory(
     newest manifest as unchanged without hashing them. ``exclude`` holds
     gitignore-style patterns of paths to leave out (ih5's own lock and staging
     files always are). ``refuse_full_replace`` refuses a patch that would remove
-    every path packed before (a different source, as ``ih5 pack`` asks first).
+    every path packed before (a different source, as ``ih5 pack`` asks first). ``record`` may be an
+    ``s3://BUCKET/PREFIX/NAME`` URL: then only the newest manifest is fetched
+    (``remote`` sets the connection; default: the ``AWS_*`` environment).
     """
+    if isinstance(record, str) and is_remote(record):
+        return _pack_remote(Path(source), record, remote, trust_mtime, progress, codecs, options)
     directory, name = split_record_path(record)
     validate_record_name(name)
     root = Path(source)
@@ -593,3 +627,162 @@ def _pack_on_stub(manifest: Path, where: Path, job: _Job) -> PackResult:
         return replace(result, record=where, written=written)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# --- packing into a remote record -----------------------------------------------------
+
+REMOTE_ATTEMPTS = 8
+"""Publishing races a remote packer may lose before it gives up with ConflictError."""
+
+
+def _pack_remote(
+    root: Path,
+    url: str,
+    remote: RemoteOptions | None,
+    trust_mtime: bool,
+    progress: PackProgress | None,
+    codecs: Sequence[FileCodec] | None,
+    options: PackOptions | None,
+) -> PackResult:
+    """Pack into a remote record from its newest manifest alone; rebuild on a lost race."""
+    location, name = split_record_url(url)
+    validate_record_name(name)
+    store = open_store(location, remote)
+    assert isinstance(store, ObjectStore)
+    if not store.writable:
+        raise RemoteReadOnlyError(
+            f"{url} is read-only (HTTP); pack into object storage (s3://...) instead", url
+        )
+    job = _Job(
+        root,
+        scan_directory(root),
+        options or PackOptions(),
+        trust_mtime,
+        progress,
+        list(codecs) if codecs is not None else installed_codecs(),
+    )
+    try:
+        for attempt in range(REMOTE_ATTEMPTS):
+            try:
+                return _pack_remote_once(store, name, job)
+            except ConflictError:
+                if attempt == REMOTE_ATTEMPTS - 1:
+                    raise
+                # Another packer published first: wait a little, then rebuild on its patch.
+                time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        raise AssertionError("unreachable")
+    finally:
+        store.close()
+
+
+def _remote_names(listing: Sequence[str], name: str) -> tuple[dict[int, str], dict[int, str]]:
+    """Containers and manifests of record ``name`` in a store's ``listing``, by file index."""
+    containers: dict[int, str] = {}
+    manifests: dict[int, str] = {}
+    for entry in listing:
+        is_manifest = entry.endswith(MANIFEST_SUFFIX)
+        parsed = parse_container_name(entry.removesuffix(MANIFEST_SUFFIX))
+        if parsed is None or parsed[0] != name:
+            continue
+        (manifests if is_manifest else containers)[parsed[1]] = entry
+    return containers, manifests
+
+
+def _complete_remote_manifests(
+    store: ObjectStore, name: str
+) -> tuple[dict[int, str], dict[int, str]]:
+    """Publish the manifest a killed packer parked for a container it published; drop the
+    parked manifests no container can use any more. Return the listing as it is then."""
+    listing = store.names()
+    containers, manifests = _remote_names(listing, name)
+    staged = [found for found in map(parse_staged_name, listing) if found is not None]
+    newest = max(containers, default=-1)
+    for index, container in sorted(containers.items()):
+        if index in manifests:
+            continue
+        expected = named_manifest_hashsum(_remote_user_block(store, container).user_block.ub_exts)
+        for found in staged:
+            if found.target != manifest_name(container) or expected is None:
+                continue
+            try:
+                raw = store.read_bytes(found.name)
+            except FileNotFoundError:
+                continue  # its writer finished meanwhile (or gave up)
+            if _hashes_to(raw, expected):
+                local = store.staging_dir / found.name
+                local.write_bytes(raw)
+                store.publish(local, manifest_name(container))
+                manifests[index] = manifest_name(container)
+                break
+    for found in staged:
+        parsed = parse_container_name(found.target.removesuffix(MANIFEST_SUFFIX))
+        if parsed is not None and parsed[1] <= newest and parsed[1] in manifests:
+            store.remove(found.name)
+    return containers, manifests
+
+
+def _hashes_to(raw: bytes, expected: str) -> bool:
+    return hashsum_bytes(raw, parse_hashsum(expected)[0]) == expected
+
+
+def _remote_user_block(store: ObjectStore, container: str) -> ContainerRef:
+    head = store.first_block(container)
+    user_block, size = read_user_block_with_size(io.BytesIO(head), store.describe(container))
+    return ContainerRef(Path(container), user_block, size, store)
+
+
+def _pack_remote_once(store: ObjectStore, name: str, job: _Job) -> PackResult:
+    """One attempt: newest manifest -> stub (or a new base) -> patch -> publish."""
+    containers, manifests = _remote_names(store.names(), name)
+    if set(containers) - set(manifests):
+        containers, manifests = _complete_remote_manifests(store, name)
+    usable = sorted(index for index in manifests if index in containers)
+    url = store.describe(name)
+    if containers and not usable:
+        raise ManifestError(
+            f"{url} has containers but no manifest: a packer needs a manifest-backed "
+            "record; pull it ('ih5 pull'), pack it locally, and push it",
+            url,
+        )
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.remote-"))
+    try:
+        if not usable:
+            with IH5MFRecord(staging / name, "x") as rec:
+                result = _pack_into(rec, job, "created")
+        else:
+            newest = staging / manifests[usable[-1]]
+            newest.write_bytes(store.read_bytes(manifests[usable[-1]]))
+            (staging / "stub").mkdir()
+            IH5MFRecord.create_stub(staging / "stub" / name, newest)
+            with IH5MFRecord(staging / "stub" / name, "r+") as rec:
+                result = _pack_into(rec, job, "patched")
+        if result.action == "unchanged":
+            return replace(result, record=Path(name), url=url, transfer=store.stats)
+        (container,) = [path for path in result.written if path.name.endswith(CONTAINER_SUFFIX)]
+        _publish_remote(store, name, container)
+        written = (Path(container.name), Path(manifest_name(container.name)))
+        return replace(result, record=Path(name), written=written, url=url, transfer=store.stats)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish_remote(store: ObjectStore, name: str, container: Path) -> None:
+    """Park the manifest, publish the container if absent, then the manifest if absent.
+
+    The parked copy lets the next packer complete a run killed between the two steps.
+    """
+    (ref,) = load_refs([container])
+    final = container.name
+    if file_index(ref.user_block) != parse_container_name(final)[1]:  # type: ignore[index]
+        raise AssertionError(f"{final} does not carry its own index")
+    protocol = CommitProtocol(store, name)
+    staged = protocol.staged_manifest_path(final)
+    shutil.copyfile(manifest_path(container), staged)
+    store.upload_bytes(staged.name, staged.read_bytes())
+    try:
+        publish_container(store, Sealed(container, ref.user_block, ref.block_size, final, staged))
+    except ConflictError:
+        store.remove(staged.name)
+        raise
+    if store.exists(manifest_name(final)):
+        store.remove(staged.name)

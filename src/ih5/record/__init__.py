@@ -4,6 +4,7 @@ from ih5.record.attrs import IH5AttributeManager
 from ih5.record.diff import RecordDiff, diff_states
 from ih5.record.overlay import IH5Dataset, IH5Group, IH5Object
 from ih5.record.record import ContainerInfo, IH5Record
+from ih5.record.transfer import TransferResult, pull, push
 
 __all__ = [
     "ContainerInfo",
@@ -13,5 +14,8 @@ __all__ = [
     "IH5Object",
     "IH5Record",
     "RecordDiff",
+    "TransferResult",
     "diff_states",
+    "pull",
+    "push",
 ]

@@ -98,7 +98,7 @@ class Chain:
         file = self._files.get(index)
         if file is None:
             ref = next(r for r in self.refs if r.user_block.patch_index == index)
-            file = self._files[index] = open_container(ref.path)
+            file = self._files[index] = open_container(ref)
         return file
 
     def require_writer(self) -> PatchWriter:

@@ -48,7 +48,7 @@ from ih5.format import (
 )
 from ih5.format.extensions import named_manifest_hashsum
 from ih5.fs import hashsum_bytes, parse_hashsum, pid_alive, write_new_file
-from ih5.store import Store
+from ih5.store import ObjectStore, Store
 
 WRITING = "writing"
 """A container its writer has open (or has sealed and is publishing)."""
@@ -486,6 +486,9 @@ def publish_container(store: Store, sealed: Sealed) -> ContainerRef:
                 store.describe(sealed.final),
                 exc,
             )
+    if isinstance(store, ObjectStore):
+        # A remote container is read through its store; its path is its name there.
+        return ContainerRef(Path(sealed.final), sealed.user_block, sealed.block_size, store)
     return ContainerRef(store.local_path(sealed.final), sealed.user_block, sealed.block_size)
 
 

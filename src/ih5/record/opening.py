@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from ih5.format import (
     discover_containers,
     load_refs,
     parse_container_name,
+    read_user_block_with_size,
     split_record_path,
     split_uncommitted,
     validate_chain,
@@ -30,6 +32,7 @@ from ih5.fs.hashing import Progress
 from ih5.record.facts import FACTS_CACHE, ContainerFacts, read_facts
 from ih5.record.tree import Node, apply_container
 from ih5.record.treecache import cached_tree, remember_tree
+from ih5.store import ObjectStore
 
 RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A record: ``DIR/NAME`` (containers found by name) or an explicit list of container files."""
@@ -39,7 +42,7 @@ Verify = bool | Literal["full"]
 "full": re-hash every container; False: no check (trusted local data)."""
 
 
-def _damaged(path: Path, exc: Exception) -> IntegrityError:
+def _damaged(path: Path | str, exc: Exception) -> IntegrityError:
     return IntegrityError(
         f"cannot read the HDF5 payload of {path} ({exc}); the file is damaged: "
         "check it with 'ih5 verify' and restore it from a copy",
@@ -65,8 +68,19 @@ def payload_errors(obj: Any) -> Iterator[None]:
         ) from exc
 
 
-def open_container(path: Path, mode: str = "r") -> h5py.File:
-    """Open one container's HDF5 payload: the single seam between records and storage."""
+def open_container(path: Path | ContainerRef, mode: str = "r") -> h5py.File:
+    """Open one container's HDF5 payload: the single seam between records and storage.
+
+    A remote container (a ref with a source) is read through a file object that
+    fetches only the byte ranges HDF5 asks for.
+    """
+    if isinstance(path, ContainerRef):
+        if path.source is not None:
+            try:
+                return h5py.File(path.open(), mode)
+            except OSError as exc:
+                raise _damaged(path.label, exc) from exc
+        path = path.path
     try:
         return h5py.File(path, mode)
     except FileNotFoundError as exc:
@@ -126,16 +140,67 @@ def read_chain(
     return split_uncommitted(refs)
 
 
+def remote_refs(store: ObjectStore, name: str) -> list[ContainerRef]:
+    """The containers of record ``name`` in a remote store, with their user blocks.
+
+    Object storage is listed; an HTTP server cannot be, so the chain is followed
+    by name: the base, then the patch after each container's index, up to the
+    first name that is missing. Each container costs one request, which also
+    fills the first block of its cache (user block and HDF5 superblock).
+    """
+    if store.listable:
+        return [_remote_ref(store, path.name) for path in discover_names(store.names(), name)]
+    refs: list[ContainerRef] = []
+    index = 0
+    while True:
+        try:
+            ref = _remote_ref(store, container_name(name, index))
+        except FileNotFoundError:
+            return refs
+        refs.append(ref)
+        index = ref.user_block.patch_index + 1
+
+
+def _remote_ref(store: ObjectStore, entry: str) -> ContainerRef:
+    head = store.first_block(entry)
+    user_block, size = read_user_block_with_size(io.BytesIO(head), store.describe(entry))
+    return ContainerRef(Path(entry), user_block, size, store)
+
+
+def discover_names(names: Sequence[str], name: str) -> list[Path]:
+    """The container names of record ``name`` among ``names``, by patch index."""
+    found = [
+        (parsed[1], entry)
+        for entry in names
+        if (parsed := parse_container_name(entry)) is not None and parsed[0] == name
+    ]
+    return [Path(entry) for _, entry in sorted(found)]
+
+
+def read_remote_chain(
+    store: ObjectStore, name: str, verify: bool, progress: Progress | None = None
+) -> tuple[list[ContainerRef], ContainerRef | None]:
+    """Validate a remote record's containers; hashsums (whole downloads) only if ``verify``."""
+    refs = remote_refs(store, name)
+    if not refs:
+        raise RecordNotFoundError(
+            f"no containers of record {name} found at {store.location} (looked for "
+            f"{store.describe(container_name(name, 0))}); check the URL",
+            store.describe(container_name(name, 0)),
+        )
+    return split_uncommitted(validate_chain(refs, verify_hashsums=verify, progress=progress))
+
+
 def container_facts(ref: ContainerRef) -> ContainerFacts:
     """Facts of a committed container, read once per process."""
     assert ref.user_block.hdf5_hashsum is not None
 
     def compute() -> ContainerFacts:
-        with open_container(ref.path) as file:
+        with open_container(ref) as file:
             try:
                 return read_facts(file)
             except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:
-                raise _damaged(ref.path, exc) from exc
+                raise _damaged(ref.label, exc) from exc
 
     key = (str(ref.user_block.patch_uuid), ref.user_block.hdf5_hashsum)
     return FACTS_CACHE.get(key, compute)

@@ -70,12 +70,23 @@ from ih5.record.opening import (
     lock_target,
     open_container,
     read_chain,
+    read_remote_chain,
 )
 from ih5.record.overlay import IH5Group
 from ih5.record.patch import PatchWriter
 from ih5.record.strays import Stray, find_strays
 from ih5.record.tree import apply_container, walk
-from ih5.store import LocalStore
+from ih5.store import (
+    LocalStore,
+    ObjectStore,
+    RemoteOptions,
+    Store,
+    is_remote,
+    is_url,
+    local_path,
+    open_store,
+    split_record_url,
+)
 
 MODES = ("r", "r+", "a", "w", "w-", "x")
 WAIT_NOTICE_AFTER = 1.0
@@ -155,7 +166,11 @@ def _abandon(chain: Chain, patch: _OpenPatch, stack: ExitStack) -> None:
 class IH5Record(IH5Group):
     """An IH5 record opened in one of h5py's modes (r, r+, a, w, w-/x).
 
-    ``record`` is ``DIR/NAME`` or a list of container files. ``verify=True`` checks
+    ``record`` is ``DIR/NAME``, a list of container files, or the URL of a remote
+    record (``s3://BUCKET/PREFIX/NAME``, ``https://HOST/PATH/NAME``; read-only, with
+    ``remote`` options): a remote record fetches only the bytes it reads, so it
+    checks hashsums only with ``verify=True`` or :meth:`verify` (the default
+    ``verify=None`` means True for local records). ``verify=True`` checks
     hashsums but trusts a container unchanged since it was last verified (see
     ``ih5.fs.verified``); ``verify="full"`` re-hashes every byte. ``verify=False``
     skips hashsum checks for trusted local data (on damaged bytes, reading values
@@ -177,10 +192,11 @@ class IH5Record(IH5Group):
         mode: str = "r",
         *,
         lock_timeout: float | None = 30.0,
-        verify: Verify = True,
+        verify: Verify | None = None,
         at: int | None = None,
         progress: Progress | None = None,
         base_user_block: IH5UserBlock | None = None,
+        remote: RemoteOptions | None = None,
     ) -> None:
         if mode not in MODES:
             raise RecordModeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -198,15 +214,28 @@ class IH5Record(IH5Group):
                     "container files"
                 )
         self._mode = mode
-        self._directory, self._name, files = locate(record)
-        self._label = str(self._directory / (self._name or "?"))
+        if isinstance(record, str) and is_url(record) and not is_remote(record):
+            record = local_path(record)
+        self._remote: ObjectStore | None = None
+        files: list[Path] = []
+        self._name: str | None
+        if isinstance(record, str) and is_remote(record):
+            self._remote, name = _open_remote(record, mode, remote)
+            self._directory, self._name = Path(), name
+            self._label = self._remote.describe(name)
+        else:
+            self._directory, self._name, files = locate(record)
+            self._label = str(self._directory / (self._name or "?"))
+        verify = self._remote is None if verify is None else verify
         super().__init__(Chain(self._label, read_only=mode == "r"), "/")
         if mode != "r" and not self._directory.is_dir():
             raise RecordNotFoundError(
                 f"directory {self._directory} does not exist; create it first", self._directory
             )
-        self._store = LocalStore(self._directory)
-        self._protocol = CommitProtocol(self._store, self._name) if self._name else None
+        self._store: Store = self._remote or LocalStore(self._directory)
+        self._protocol = (
+            CommitProtocol(self._store, self._name) if self._name and not self._remote else None
+        )
         self._stack = ExitStack()
         self._patch = _OpenPatch()
         self._truncating: list[str] | None = None
@@ -237,6 +266,12 @@ class IH5Record(IH5Group):
         at: int | None,
     ) -> tuple[list[ContainerRef], ContainerRef | None]:
         """Lock (writers), recover, and read the committed chain and a trailing foreign one."""
+        if self._remote is not None:
+            assert self._name is not None
+            committed, trailing = read_remote_chain(
+                self._remote, self._name, bool(verify), progress
+            )
+            return (self._chain_until(committed, at) if at is not None else committed), trailing
         if mode != "r":
             self._lock(self._lock_timeout)
         refs: list[ContainerRef] = []
@@ -360,7 +395,7 @@ class IH5Record(IH5Group):
 
     def strays(self) -> list[Stray]:
         """Files that look like this record's but do not fit its chain (copies, orphans)."""
-        if self._name is None or not self._chain.refs:
+        if self._name is None or not self._chain.refs or self._remote is not None:
             return []
         return find_strays(self._store, self._name, self._chain.refs)
 
@@ -418,6 +453,16 @@ class IH5Record(IH5Group):
     def location(self) -> Path:
         """``DIR/NAME`` of the record."""
         return self._directory / self._require_name()
+
+    @property
+    def url(self) -> str | None:
+        """The URL of a remote record (None for a local one)."""
+        return self._label if self._remote is not None else None
+
+    @property
+    def store(self) -> Store:
+        """Where the record's files live (a local directory or a remote store)."""
+        return self._store
 
     @property
     def has_patch(self) -> bool:
@@ -720,16 +765,26 @@ class IH5Record(IH5Group):
         """One entry per committed container: index, uuid, hashsum, size and files."""
         self._chain.check_open()
         entries = []
+        remote_names = set(self._store.names()) if self._remote and self._remote.listable else None
         for ref in self._chain.refs:
             manifest = ref.path.with_name(manifest_name(ref.path.name))
-            files = (ref.path, manifest) if manifest.exists() else (ref.path,)
+            if ref.source is None:
+                has_manifest, size = manifest.exists(), ref.path.stat().st_size
+            else:
+                has_manifest = (
+                    manifest.name in remote_names
+                    if remote_names is not None
+                    else ref.source.exists(manifest.name)
+                )
+                size = ref.source.size(ref.path.name)
+            files = (ref.path, manifest) if has_manifest else (ref.path,)
             assert ref.user_block.hdf5_hashsum is not None
             entries.append(
                 ContainerInfo(
                     ref.user_block.patch_index,
                     str(ref.user_block.patch_uuid),
                     ref.user_block.hdf5_hashsum,
-                    ref.path.stat().st_size,
+                    size,
                     files,
                 )
             )
@@ -830,6 +885,20 @@ def _writer_lock(
         ) from exc
     finally:
         writers.release(key)
+
+
+def _open_remote(url: str, mode: str, options: RemoteOptions | None) -> tuple[ObjectStore, str]:
+    """The store and name of a remote record, which opens read-only."""
+    if mode != "r":
+        raise RecordModeError(
+            f"remote record {url} opens read-only (mode 'r'); publish to it with "
+            "'ih5 pack DIR URL' or 'ih5 push RECORD URL'",
+            url,
+        )
+    location, name = split_record_url(url)
+    store = open_store(location, options)
+    assert isinstance(store, ObjectStore)
+    return store, name
 
 
 def _published_ref(sealed: Sealed, directory: Path) -> ContainerRef:

@@ -2,12 +2,34 @@
 
 Every container and sidecar is listed, read, staged, published and removed
 through a :class:`Store`. Publishing is create-if-absent: two writers can never
-both publish one name, with or without a lock. Today's implementation is the
-local directory; object storage fits behind the same interface (no renames
-across the seam, publishing by key).
+both publish one name, with or without a lock. Backends: the local
+directory (hard links), S3-compatible object storage (conditional PUT and
+conditional multipart copy) and read-only HTTP(S) servers, chosen by URL
+(:func:`open_store`).
 """
 
 from ih5.store._local import LocalStore
+from ih5.store._object import ObjectStore, TransferStats, UploadProgress
 from ih5.store._seam import Store
+from ih5.store._url import (
+    RemoteOptions,
+    is_remote,
+    is_url,
+    local_path,
+    open_store,
+    split_record_url,
+)
 
-__all__ = ["LocalStore", "Store"]
+__all__ = [
+    "LocalStore",
+    "ObjectStore",
+    "RemoteOptions",
+    "Store",
+    "TransferStats",
+    "UploadProgress",
+    "is_remote",
+    "is_url",
+    "local_path",
+    "open_store",
+    "split_record_url",
+]

@@ -8,6 +8,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 from ih5.errors import StoreWarning
 from ih5.fs import fsync_directory
@@ -58,6 +59,14 @@ class LocalStore:
     def read_bytes(self, name: str) -> bytes:
         """The file's bytes."""
         return (self.directory / name).read_bytes()
+
+    def open_binary(self, name: str) -> BinaryIO:
+        """The file, opened for reading."""
+        return open(self.directory / name, "rb")
+
+    def size(self, name: str) -> int:
+        """The file's size."""
+        return (self.directory / name).stat().st_size
 
     def publish(self, staged: Path, name: str) -> bool:
         """Hard-link ``staged`` to ``name`` (the kernel refuses an existing name), drop ``staged``.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 class Store(Protocol):
@@ -42,6 +42,14 @@ class Store(Protocol):
 
     def read_bytes(self, name: str) -> bytes:
         """The whole content of ``name`` (FileNotFoundError when absent)."""
+        ...
+
+    def open_binary(self, name: str) -> BinaryIO:
+        """A seekable binary reader of ``name`` (FileNotFoundError when absent)."""
+        ...
+
+    def size(self, name: str) -> int:
+        """The size of ``name`` in bytes (FileNotFoundError when absent)."""
         ...
 
     def publish(self, staged: Path, name: str) -> bool:

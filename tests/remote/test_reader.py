@@ -1,0 +1,71 @@
+"""The block-cached reader h5py reads remote containers through."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+
+from ih5.store._reader import BlockCache, RangeReader
+
+
+class Counted:
+    """An object's bytes and the ranged requests made for them."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.requests: list[tuple[int, int]] = []
+
+    def fetch(self, start: int, end: int) -> list[tuple[int, memoryview]]:
+        self.requests.append((start, end))
+        return [(start, memoryview(self.data)[start:end])]
+
+
+def test_any_sequence_of_seeks_and_reads_returns_the_objects_bytes() -> None:
+    data = os.urandom(300_000)
+    source = Counted(data)
+    reader = RangeReader(BlockCache(source.fetch, len(data), block_size=4096), "x")
+    rng = random.Random(7)
+    for _ in range(500):
+        offset, length = rng.randrange(len(data) + 10), rng.choice([1, 7, 4096, 10_000, 90_000])
+        reader.seek(offset)
+        assert reader.read(length) == data[offset : offset + length]
+        assert reader.tell() == min(offset + length, max(offset, len(data)))
+    reader.seek(-10, io.SEEK_END)
+    assert reader.read() == data[-10:]
+
+
+def test_small_reads_inside_one_block_cost_one_request() -> None:
+    source = Counted(os.urandom(100_000))
+    cache = BlockCache(source.fetch, 100_000, block_size=8192)
+    for offset in range(0, 8000, 100):
+        cache.read(offset, 50)
+    assert source.requests == [(0, 8192)]
+
+
+def test_primed_blocks_are_not_fetched_again() -> None:
+    data = os.urandom(20_000)
+    source = Counted(data)
+    cache = BlockCache(source.fetch, len(data), block_size=4096)
+    cache.prime(0, data[:8192])
+    assert bytes(cache.read(100, 3000)) == data[100:3100]
+    assert bytes(cache.read(4000, 3000)) == data[4000:7000]  # across two primed blocks
+    assert source.requests == []
+
+
+def test_sequential_large_reads_fetch_ahead_in_growing_windows() -> None:
+    chunk, chunks = 1 << 16, 64
+    data = os.urandom(chunk * chunks)
+    source = Counted(data)
+    cache = BlockCache(source.fetch, len(data), block_size=chunk)
+    out = b"".join(bytes(cache.read(index * chunk, chunk)) for index in range(chunks))
+    assert out == data
+    assert len(source.requests) < chunks // 4
+
+
+def test_a_large_read_elsewhere_fetches_exactly_its_bytes() -> None:
+    data = os.urandom(1 << 20)
+    source = Counted(data)
+    cache = BlockCache(source.fetch, len(data), block_size=4096)
+    assert bytes(cache.read(500_000, 100_000)) == data[500_000:600_000]
+    assert source.requests == [(500_000, 600_000)]
