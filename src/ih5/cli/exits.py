@@ -14,6 +14,7 @@ from ih5.errors import (
     NodeNotFoundError,
     NotAnIH5ContainerError,
     RecordNotFoundError,
+    RemoteError,
     StorageError,
 )
 
@@ -43,7 +44,8 @@ Exit codes:
     4  damaged: a container, manifest or sidecar does not match what it claims
     5  busy: another writer holds the lock, or the record changed meanwhile
     6  refused: the request would lose data or cannot be done as asked
-    7  operating system error (disk full, read-only, permission denied, ...)
+    7  operating system or server error (disk full, read-only, permission
+       denied, object storage unreachable, ...)
    70  bug in ih5 (run with --debug for the traceback)
   130  interrupted by Ctrl-C
   141  the reader of stdout went away (e.g. | head); nothing is printed"""
@@ -51,7 +53,9 @@ Exit codes:
 
 def exit_code_for(exc: Exception) -> int:
     """The exit code of an error that ended a command."""
-    if isinstance(exc, (RecordNotFoundError, NodeNotFoundError, MetadataNotFoundError)):
+    if isinstance(exc, (RecordNotFoundError, NodeNotFoundError, MetadataNotFoundError)) or (
+        isinstance(exc, RemoteError) and isinstance(exc, FileNotFoundError)
+    ):
         return NOT_FOUND
     if isinstance(exc, Ih5Error) and isinstance(exc.__cause__, FileNotFoundError):
         return NOT_FOUND  # e.g. a manifest file that is not there
@@ -62,8 +66,8 @@ def exit_code_for(exc: Exception) -> int:
         return DAMAGED
     if isinstance(exc, (FileLockError, ConflictError)):
         return BUSY
-    if isinstance(exc, StorageError):
-        return OS_ERROR  # a full disk, a read-only mount, a denied permission
+    if isinstance(exc, (StorageError, RemoteError)):
+        return OS_ERROR  # a full disk, a read-only location, a denied permission, a server
     if isinstance(exc, Ih5Error):
         return REFUSED
     if isinstance(exc, FileNotFoundError):
