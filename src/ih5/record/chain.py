@@ -133,6 +133,14 @@ class Chain:
                 "not hold (merged away?); open the record with all its containers",
                 path,
             )
+        ref = next((r for r in self.refs if r.user_block.patch_index == index), None)
+        fact = container_facts(ref).get(path) if ref is not None else None
+        if ref is not None and (fact is None or fact.delta is None):
+            raise IntegrityError(
+                f"{path!r} reuses a chunk of patch {index}, but {ref.path} holds no chunk "
+                "delta there (a merged file?); open the record with all its containers",
+                path,
+            )
         dataset = self.h5(index)[f"{path}/{CHUNKS_NAME}"]
         assert isinstance(dataset, h5py.Dataset)
         return dataset

@@ -104,8 +104,6 @@ def normalize(selection: Any, shape: tuple[int, ...]) -> Selection:
         at = next(n for n, item in enumerate(items) if item is Ellipsis)
         fill = [slice(None)] * (len(shape) - len(items) + 1)
         items = items[:at] + fill + items[at + 1 :]
-    if items == [()]:
-        items = []
     if len(items) > len(shape):
         raise ValueError(f"{len(items)} indices for a dataset with {len(shape)} dimensions")
     items += [slice(None)] * (len(shape) - len(items))
