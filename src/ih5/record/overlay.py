@@ -38,6 +38,12 @@ def metador_compatible(user_block: IH5UserBlock | None) -> bool:
     return isinstance(options, dict) and options.get(METADOR_COMPATIBLE) is True
 
 
+def with_metador_compatibility(user_block: IH5UserBlock) -> IH5UserBlock:
+    """``user_block`` carrying the metador-compatibility option (inherited by every patch)."""
+    options = {**user_block.ub_exts.get(OPTIONS_EXT, {}), METADOR_COMPATIBLE: True}
+    return user_block.model_copy(update={"ub_exts": {**user_block.ub_exts, OPTIONS_EXT: options}})
+
+
 class AstypeView:
     """``dataset.astype(dtype)``: reads converted to ``dtype`` (h5py's AstypeWrapper)."""
 

@@ -60,7 +60,7 @@ from ih5.record.opening import (
     open_container,
     read_chain,
 )
-from ih5.record.overlay import IH5Group
+from ih5.record.overlay import IH5Group, with_metador_compatibility
 from ih5.record.patch import PatchWriter
 from ih5.record.strays import Stray, find_strays
 from ih5.record.tree import apply_container
@@ -150,6 +150,9 @@ class IH5Record(IH5Group):
     inside libhdf5, which no Python code can prevent); ``at=K`` opens the state as
     of patch index K, read-only. ``base_user_block`` sets the identity of a
     base created by this call (default: fresh uuids, index 0).
+    ``metador_compatible=True`` on creating a record keeps it readable by
+    metador-core 0.1.1 for good: writes into datasets of older patches then
+    raise (call ``copy_into_patch()``) instead of becoming chunk-level patches.
 
     An exception inside ``with`` discards the open patch; ``close(commit=False)``
     keeps it for the next writer to resume. A closed record, and every view of
@@ -168,6 +171,7 @@ class IH5Record(IH5Group):
         at: int | None = None,
         progress: Progress | None = None,
         base_user_block: IH5UserBlock | None = None,
+        metador_compatible: bool = False,
     ) -> None:
         if mode not in MODES:
             raise RecordModeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -193,7 +197,10 @@ class IH5Record(IH5Group):
             self._chain.reset(refs)
             self._report_strays()
             if mode != "r":
-                self._start_writing(foreign, base_user_block or IH5UserBlock.create())
+                base = base_user_block or IH5UserBlock.create()
+                if metador_compatible:
+                    base = with_metador_compatibility(base)
+                self._start_writing(foreign, base)
         except BaseException:
             self._finalizer.detach()
             self._chain.close()
