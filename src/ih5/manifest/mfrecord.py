@@ -18,10 +18,20 @@ from ih5.manifest.manifest import (
 )
 from ih5.manifest.skeleton import IH5Skeleton
 from ih5.record import IH5Record
+from ih5.record.chunkmap import create_from_layout, describe_layout
 from ih5.record.commit import Sidecar
+from ih5.record.tree import Node
 from ih5.record.opening import RecordSource
 
 PLACEHOLDER = h5py.Empty("f8")
+
+
+def _template(layout: dict[str, Any]) -> h5py.Dataset:
+    """An empty chunked dataset with ``layout``, in a file that lives in memory only."""
+    scratch = h5py.File(f"template-{id(layout)}", "w", driver="core", backing_store=False)
+    return create_from_layout(scratch, "template", layout)
+
+
 """What a stub holds instead of every dataset value and attribute value."""
 
 
@@ -72,6 +82,14 @@ class IH5MFRecord(IH5Record):
         self._manifest = self._written
         self._next_exts = None
 
+    def _describe(self, path: str, node: Node) -> dict[str, Any] | None:
+        """The layout of a chunked dataset for the manifest (None for contiguous ones)."""
+        dataset = self.chain.h5(node.created)[path]
+        if not isinstance(dataset, h5py.Dataset) or dataset.chunks is None:
+            return None
+        shape = self.chain.chunked(path, node).shape
+        return describe_layout(dataset, shape, node.deltas)
+
     def _sidecar(self) -> Sidecar:
         """The manifest of the state being committed (or merged), published after its container.
 
@@ -83,7 +101,7 @@ class IH5MFRecord(IH5Record):
         def manifest_for(user_block: IH5UserBlock) -> tuple[IH5UserBlock, bytes]:
             manifest = IH5Manifest(
                 user_block=without_manifest_ext(user_block),
-                skeleton=IH5Skeleton.from_tree(self.chain.root),
+                skeleton=IH5Skeleton.from_tree(self.chain.root, self._describe),
                 manifest_exts=self.manifest_exts,
             )
             raw = manifest.to_bytes()
@@ -114,8 +132,12 @@ class IH5MFRecord(IH5Record):
             writer = stub.chain.require_writer()
             for path, entry in manifest.skeleton.root.items():
                 if path != "/":
+                    layout = manifest.skeleton.layout(path)
                     if entry.node_type == "group":
                         writer.create_group(path)
+                    elif layout is not None:
+                        # Chunked: an empty dataset of the real layout takes chunk writes.
+                        writer.copy_dataset(path, _template(layout), {})
                     else:
                         writer.create_dataset(path, data=PLACEHOLDER)
                 for name in entry.attrs:

@@ -21,6 +21,7 @@ through a chain is :mod:`ih5.record.chunks`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -236,3 +237,51 @@ class DeltaWriter:
             if users == 0:
                 return slot
         return len(self._slot_digest)
+
+
+def describe_layout(
+    dataset: h5py.Dataset, shape: tuple[int, ...], deltas: list[int]
+) -> dict[str, Any]:
+    """What a stub needs to accept chunk writes and resizes of ``dataset`` (JSON data).
+
+    The type is HDF5's own encoding (``H5Tencode``, base64), so compound, enum and
+    string types come back exactly; filters are HDF5 filter ids with their flags
+    and parameters.
+    """
+    plist = dataset.id.get_create_plist()
+    filters = []
+    for number in range(plist.get_nfilters()):
+        code, flags, values, _ = plist.get_filter(number)
+        filters.append([int(code), int(flags), [int(v) for v in values]])
+    fill: str | None = None
+    if not dataset.dtype.hasobject:
+        value = np.zeros((), dtype=dataset.dtype)
+        plist.get_fill_value(value)
+        fill = base64.b64encode(value.tobytes()).decode("ascii")
+    return {
+        "shape": list(shape),
+        "maxshape": [None if n is None else int(n) for n in dataset.maxshape],
+        "chunks": [int(n) for n in dataset.chunks],
+        "type": base64.b64encode(dataset.id.get_type().encode()).decode("ascii"),
+        "filters": filters,
+        "fillvalue": fill,
+        "deltas": list(deltas),
+    }
+
+
+def create_from_layout(parent: h5py.Group, name: str, layout: dict[str, Any]) -> h5py.Dataset:
+    """Create an empty chunked dataset (no chunk written) with a described layout."""
+    tid = h5py.h5t.decode(base64.b64decode(layout["type"]))
+    plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    plist.set_chunk(tuple(layout["chunks"]))
+    for code, flags, values in layout["filters"]:
+        plist.set_filter(code, flags, tuple(values))
+    if layout["fillvalue"] is not None:
+        raw = base64.b64decode(layout["fillvalue"])
+        plist.set_fill_value(np.frombuffer(raw, dtype=tid.dtype).reshape(()).copy())
+    maxshape = tuple(h5py.h5s.UNLIMITED if n is None else n for n in layout["maxshape"])
+    space = h5py.h5s.create_simple(tuple(layout["shape"]), maxshape)
+    h5py.h5d.create(parent.id, name.encode(), tid, space, dcpl=plist)
+    dataset = parent[name]
+    assert isinstance(dataset, h5py.Dataset)
+    return dataset
