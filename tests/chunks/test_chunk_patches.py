@@ -132,9 +132,7 @@ def test_dtypes_and_filters_behave_as_in_h5py(twin: Any, kind: str) -> None:
         assert dataset(reader).fillvalue == plain["x"].fillvalue
 
 
-@pytest.mark.parametrize(
-    "sizes", [(30,), (9,), (9, 20), (3, 25), (0, 12), (22, 10, 26)], ids=repr
-)
+@pytest.mark.parametrize("sizes", [(30,), (9,), (9, 20), (3, 25), (0, 12), (22, 10, 26)], ids=repr)
 def test_resizes_show_what_h5py_shows(twin: Any, sizes: tuple[int, ...]) -> None:
     record, plain = twin()
     for size in sizes:

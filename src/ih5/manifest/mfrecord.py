@@ -20,7 +20,7 @@ from ih5.manifest.skeleton import IH5Skeleton
 from ih5.record import IH5Record
 from ih5.record.chunkmap import create_from_layout, describe_layout
 from ih5.record.commit import Sidecar
-from ih5.record.tree import Node
+from ih5.record.tree import Node, walk
 from ih5.record.opening import RecordSource
 
 PLACEHOLDER = h5py.Empty("f8")
@@ -47,6 +47,7 @@ class IH5MFRecord(IH5Record):
         self._next_exts: dict[str, Any] | None = None
         self._written: IH5Manifest | None = None
         self._committing_stub = False
+        self._layouts: dict[str, dict[str, Any]] | None = None
         try:
             newest = self.chain.refs[-1] if self.chain.refs else None
             self._manifest = (
@@ -77,13 +78,27 @@ class IH5MFRecord(IH5Record):
         the inherited extensions for this and later manifests."""
         if manifest_exts is not None:
             self.manifest_exts = manifest_exts
-        super().commit_patch()
+        # The open patch's file is closed before its manifest is made: read layouts now.
+        self.chain.check_open()
+        self._layouts = {
+            path: layout
+            for path, node in walk(self.chain.root)
+            if not node.is_group
+            for layout in [self._describe(path, node)]
+            if layout is not None
+        }
+        try:
+            super().commit_patch()
+        finally:
+            self._layouts = None
         # Only a commit that went through changes the record's manifest (a merge does not).
         self._manifest = self._written
         self._next_exts = None
 
     def _describe(self, path: str, node: Node) -> dict[str, Any] | None:
         """The layout of a chunked dataset for the manifest (None for contiguous ones)."""
+        if self._layouts is not None:
+            return self._layouts.get(path)
         dataset = self.chain.h5(node.created)[path]
         if not isinstance(dataset, h5py.Dataset) or dataset.chunks is None:
             return None

@@ -110,12 +110,15 @@ class IH5Object:
 class IH5Dataset(IH5Object):
     """A dataset of a record; slicing reads only the requested part."""
 
-    def _chunked(self) -> ChunkedDataset | None:
-        """The dataset assembled from chunk deltas, or None when it has none."""
+    def _chunked(self, values: bool = True) -> ChunkedDataset | None:
+        """The dataset assembled from chunk deltas, or None when it has none.
+
+        ``values``: refuse a stub's placeholder (its shape and layout are known)."""
         node = self._node()
         if not node.deltas:
             return None
-        self._chain.data_file(node.created, self._path)
+        if values:
+            self._chain.data_file(node.created, self._path)
         return self._chain.chunked(self._path, node)
 
     def _h5(self) -> h5py.Dataset:
@@ -130,7 +133,7 @@ class IH5Dataset(IH5Object):
     @property
     def shape(self) -> tuple[int, ...] | None:
         """Shape, as in h5py (None for an empty, NULL-dataspace dataset)."""
-        chunked = self._chunked()
+        chunked = self._chunked(values=False)
         if chunked is not None:
             return chunked.shape
         shape = self._h5().shape
