@@ -41,6 +41,8 @@ class Chain:
         """The open, uncommitted patch, or None."""
         self.closed = False
         self._files: dict[int, h5py.File] = {}
+        self._views: dict[tuple[str, int, tuple[int, ...]], ChunkedDataset] = {}
+        """Assembled views of datasets whose deltas are all committed (they never change)."""
 
     # --- the committed containers ---------------------------------------------
 
@@ -68,6 +70,7 @@ class Chain:
 
     def rebuild(self) -> None:
         """Forget changes of a discarded patch: resolve the committed chain again."""
+        self._views = {}
         self.root = build_tree(self.refs)
 
     # --- reading ------------------------------------------------------------------
@@ -152,15 +155,23 @@ class Chain:
         raises StubError, writing whole chunks works.
         """
         node = node or self.resolve(path)
+        key = (path, node.created, tuple(node.deltas))
+        cached = self._views.get(key)
+        if cached is not None:
+            return cached
         plain = self.h5(node.created)[path]
         assert isinstance(plain, h5py.Dataset)
-        return ChunkedDataset(
+        view = ChunkedDataset(
             plain,
             node.created,
             [(index, self.delta_facts(index, path)) for index in node.deltas],
             lambda index: self.stored_chunks(index, path),
             plain_readable=not self.is_stub(node.created),
         )
+        writing = self.writer is not None and self.writer.index in (node.created, *node.deltas)
+        if not writing:
+            self._views[key] = view
+        return view
 
     def require_writer(self) -> PatchWriter:
         """The open patch; RecordModeError (or RecordClosedError) when changes cannot be made."""
@@ -178,6 +189,7 @@ class Chain:
     # --- closing ------------------------------------------------------------------
 
     def _close_files(self) -> None:
+        self._views = {}
         files, self._files = self._files, {}
         for file in files.values():
             file.close()

@@ -88,6 +88,7 @@ class ChunkedDataset:
         self._clips = clips
         """clips[j]: how far the chunks delta j stores are visible (newer floors, the shape)."""
         self.plain_clip = _min_shape(clip, plain.shape)
+        self._latest: dict[Coords, int] | None = None
         """How far plain storage is visible (every floor, its own shape)."""
 
     # --- locating ----------------------------------------------------------
@@ -101,16 +102,30 @@ class ChunkedDataset:
         """First element of chunk ``coords``."""
         return tuple(c * n for c, n in zip(coords, self.chunks, strict=False))
 
+    def _newest_rows(self) -> dict[Coords, int]:
+        """Chunk coordinates -> position of the newest delta with a row for them."""
+        if self._latest is None:
+            latest: dict[Coords, int] = {}
+            for position, (_, facts) in enumerate(self.deltas):
+                latest.update(dict.fromkeys(facts.rows, position))
+            self._latest = latest
+        return self._latest
+
     def locate(self, coords: Coords) -> Located:
-        """Where chunk ``coords`` comes from, newest delta first."""
+        """Where chunk ``coords`` comes from: the newest delta with a row for it, else plain.
+
+        Visibility only shrinks towards older deltas, so checking the found delta's
+        clip covers every newer one.
+        """
         origin = self.origin(coords)
-        for (_, facts), clip in zip(reversed(self.deltas), reversed(self._clips), strict=True):
+        position = self._newest_rows().get(coords)
+        if position is not None:
+            clip = self._clips[position]
             if any(o >= c for o, c in zip(origin, clip, strict=True)):
                 return Located(None, clip)
-            ref = facts.rows.get(coords)
-            if ref is not None:
-                return Located(None if ref.slot == FILL_SLOT else ref, clip)
-        if any(o >= c for o, c in zip(origin, self.plain_clip, strict=False)):
+            ref = self.deltas[position][1].rows[coords]
+            return Located(None if ref.slot == FILL_SLOT else ref, clip)
+        if any(o >= c for o, c in zip(origin, self.plain_clip, strict=True)):
             return Located(None, self.plain_clip)
         return Located(ChunkRef(self.plain_level, PLAIN_SLOT), self.plain_clip)
 
