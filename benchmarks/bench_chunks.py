@@ -179,7 +179,7 @@ def append_ih5(directory: Path, versions: int, rows: int) -> tuple[list[float], 
                 record.create_patch()
             target = dataset(record)
             target.resize((version + 1) * rows, axis=0)
-            target[version * rows :] = block
+            target[version * rows :] = block + version
         times.append(time.perf_counter() - start)
     return times, record_bytes(directory)
 
@@ -196,7 +196,7 @@ def append_raw(directory: Path, versions: int, rows: int) -> tuple[list[float], 
         start = time.perf_counter()
         with h5py.File(path, "r+") as file:
             file["x"].resize((version + 1) * rows, axis=0)
-            file["x"][version * rows :] = block
+            file["x"][version * rows :] = block + version
         times.append(time.perf_counter() - start)
     return times, path.stat().st_size
 
@@ -219,7 +219,7 @@ def append_versioned(directory: Path, versions: int, rows: int) -> tuple[list[fl
             vfile = versioned_hdf5.VersionedHDF5File(file)
             with vfile.stage_version(f"v{version + 1}") as group:
                 group["x"].resize(((version + 1) * rows, ROW))
-                group["x"][version * rows :] = block
+                group["x"][version * rows :] = block + version
         times.append(time.perf_counter() - start)
     return times, path.stat().st_size
 

@@ -41,7 +41,8 @@ class Chain:
         """The open, uncommitted patch, or None."""
         self.closed = False
         self._files: dict[int, h5py.File] = {}
-        self._views: dict[tuple[str, int, tuple[int, ...]], ChunkedDataset] = {}
+        self._views: dict[tuple[str, int, int, int], ChunkedDataset] = {}
+        self._stored: dict[tuple[int, str], h5py.Dataset] = {}
         """Assembled views of datasets whose deltas are all committed (they never change)."""
 
     # --- the committed containers ---------------------------------------------
@@ -129,6 +130,9 @@ class Chain:
 
     def stored_chunks(self, index: int, path: str) -> h5py.Dataset:
         """The stored chunks of container ``index``'s delta at ``path``."""
+        cached = self._stored.get((index, path))
+        if cached is not None:
+            return cached
         known = {ref.user_block.patch_index for ref in self.refs}
         if index not in known and (self.writer is None or index != self.writer.index):
             raise IntegrityError(
@@ -146,6 +150,8 @@ class Chain:
             )
         dataset = self.h5(index)[f"{path}/{CHUNKS_NAME}"]
         assert isinstance(dataset, h5py.Dataset)
+        if self.writer is None or index != self.writer.index:
+            self._stored[(index, path)] = dataset
         return dataset
 
     def chunked(self, path: str, node: Node | None = None) -> ChunkedDataset:
@@ -155,7 +161,8 @@ class Chain:
         raises StubError, writing whole chunks works.
         """
         node = node or self.resolve(path)
-        key = (path, node.created, tuple(node.deltas))
+        # Deltas only ever get appended, with increasing indices: count and last identify them.
+        key = (path, node.created, len(node.deltas), node.deltas[-1] if node.deltas else -1)
         cached = self._views.get(key)
         if cached is not None:
             return cached
@@ -190,6 +197,7 @@ class Chain:
 
     def _close_files(self) -> None:
         self._views = {}
+        self._stored = {}
         files, self._files = self._files, {}
         for file in files.values():
             file.close()

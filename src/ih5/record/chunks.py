@@ -29,7 +29,7 @@ from ih5.record.chunkmap import (
     DeltaWriter,
     chunk_digest,
 )
-from ih5.record.selection import Selection, normalize
+from ih5.record.selection import Axis, Selection, as_array, is_contiguous, normalize
 
 Stored = Callable[[int], h5py.Dataset]
 """Patch index -> the ``chunks`` dataset of that patch's delta for this dataset."""
@@ -89,6 +89,8 @@ class ChunkedDataset:
         """clips[j]: how far the chunks delta j stores are visible (newer floors, the shape)."""
         self.plain_clip = _min_shape(clip, plain.shape)
         self._latest: dict[Coords, int] | None = None
+        self._fill: tuple[Any] | None = None
+        self.plain_shape: tuple[int, ...] = tuple(plain.shape)
         """How far plain storage is visible (every floor, its own shape)."""
 
     # --- locating ----------------------------------------------------------
@@ -96,7 +98,9 @@ class ChunkedDataset:
     @property
     def fill(self) -> Any:
         """The fill value, as h5py reports it for the plain dataset."""
-        return self.plain.fillvalue
+        if self._fill is None:
+            self._fill = (self.plain.fillvalue,)
+        return self._fill[0]
 
     def origin(self, coords: Coords) -> tuple[int, ...]:
         """First element of chunk ``coords``."""
@@ -117,8 +121,8 @@ class ChunkedDataset:
         Visibility only shrinks towards older deltas, so checking the found delta's
         clip covers every newer one.
         """
-        origin = self.origin(coords)
-        position = self._newest_rows().get(coords)
+        origin = [c * n for c, n in zip(coords, self.chunks, strict=True)]
+        position = (self._latest if self._latest is not None else self._newest_rows()).get(coords)
         if position is not None:
             clip = self._clips[position]
             if any(o >= c for o, c in zip(origin, clip, strict=True)):
@@ -151,7 +155,7 @@ class ChunkedDataset:
             return self._blank(shape)
         limit = where.clip
         if ref.slot == PLAIN_SLOT:
-            limit = _min_shape(limit, self.plain.shape)
+            limit = _min_shape(limit, self.plain_shape)
         top = tuple(
             max(a, min(b, c - o)) for a, b, c, o in zip(lo, hi, limit, origin, strict=False)
         )
@@ -187,19 +191,25 @@ class ChunkedDataset:
         """The whole chunk ``coords`` (fill value wherever nothing is visible)."""
         return self.read_region(coords, (0,) * len(self.chunks), self.chunks, where)
 
-    def _touched(self, selection: Selection) -> Iterator[tuple[Coords, list[slice], list[Any]]]:
+    def _touched(self, selection: Selection) -> Iterator[tuple[Coords, list[slice], list[Axis]]]:
         """Per touched chunk: coordinates, positions in the box, local indices in the chunk."""
-        per_axis: list[list[tuple[int, slice, Any]]] = []
-        for axis, size in zip(selection.axes, self.chunks, strict=False):
-            ids = axis // size
-            parts = []
-            if len(axis):
+        per_axis: list[list[tuple[int, slice, Axis]]] = []
+        for axis, size in zip(selection.axes, self.chunks, strict=True):
+            parts: list[tuple[int, slice, Axis]] = []
+            if isinstance(axis, range) and axis.step == 1:
+                for chunk in range(axis.start // size, -(-axis.stop // size)) if len(axis) else []:
+                    a, b = max(axis.start, chunk * size), min(axis.stop, (chunk + 1) * size)
+                    local = range(a - chunk * size, b - chunk * size)
+                    parts.append((chunk, slice(a - axis.start, b - axis.start), local))
+            elif len(axis):
+                indices = as_array(axis)
+                ids = indices // size
                 bounds = np.flatnonzero(np.diff(ids)) + 1
                 starts = [0, *bounds.tolist()]
-                stops = [*bounds.tolist(), len(axis)]
-                for start, stop in zip(starts, stops, strict=False):
+                stops = [*bounds.tolist(), len(indices)]
+                for start, stop in zip(starts, stops, strict=True):
                     chunk = int(ids[start])
-                    parts.append((chunk, slice(start, stop), axis[start:stop] - chunk * size))
+                    parts.append((chunk, slice(start, stop), indices[start:stop] - chunk * size))
             per_axis.append(parts)
         for combo in itertools.product(*per_axis):
             yield (
@@ -222,7 +232,7 @@ class ChunkedDataset:
                 box[tuple(positions)] = region
             else:
                 box[tuple(positions)] = region[
-                    np.ix_(*[idx - a for idx, a in zip(local, lo, strict=False)])
+                    np.ix_(*[as_array(idx) - a for idx, a in zip(local, lo, strict=True)])
                 ]
         return box
 
@@ -264,8 +274,57 @@ class ChunkedDataset:
                 box[tuple(positions)] = self.read_region(coords, lo, hi, where)
         return True
 
+    def _read_in_one_chunk(self, selection: Any) -> Any:
+        """Fast path: integers and step-1 slices inside one visible chunk, read by one HDF5
+        call from the container holding it (None when the selection is not that simple)."""
+        items = selection if isinstance(selection, tuple) else (selection,)
+        if len(items) != len(self.shape):
+            return None
+        coords: list[int] = []
+        local: list[Any] = []
+        for item, length, size in zip(items, self.shape, self.chunks, strict=True):
+            if isinstance(item, slice):
+                if item.step not in (None, 1):
+                    return None
+                start, stop, _ = item.indices(length)
+                if stop <= start or start // size != (stop - 1) // size:
+                    return None
+                coords.append(start // size)
+                local.append((start, stop, False))
+            elif isinstance(item, (int, np.integer)) and -length <= item < length:
+                index = int(item) % length
+                coords.append(index // size)
+                local.append((index, index + 1, True))
+            else:
+                return None
+        where = self.locate(tuple(coords))
+        ref = where.ref
+        if ref is None:
+            return None
+        limit = where.clip
+        if ref.slot == PLAIN_SLOT and limit is not self.plain_clip:
+            limit = _min_shape(limit, self.plain_shape)
+        for (_, stop, _), edge in zip(local, limit, strict=True):
+            if stop > edge:
+                return None
+        if ref.slot == PLAIN_SLOT:
+            if ref.level != self.plain_level or not self.plain_readable:
+                return None
+            source, shift = self.plain, 0
+        else:
+            source = self.stored(ref.level)
+            shift = (ref.slot - coords[0]) * self.chunks[0]
+        sel = tuple(
+            (a + shift * (n == 0)) if scalar else slice(a + shift * (n == 0), b + shift * (n == 0))
+            for n, (a, b, scalar) in enumerate(local)
+        )
+        return source[sel]
+
     def read(self, selection: Any) -> Any:
         """Read ``selection`` with h5py's semantics (result shape, scalars, fields)."""
+        fast = self._read_in_one_chunk(selection)
+        if fast is not None:
+            return fast
         chosen = normalize(selection, self.shape)
         box = self._read_box(chosen)
         result = box[chosen.mask] if chosen.mask is not None else box.reshape(chosen.shape)
@@ -318,11 +377,12 @@ class ChunkedDataset:
             if rank is not None and chosen.mask is not None:
                 sub_mask = chosen.mask[tuple(positions)]
                 sub_rank = rank[tuple(positions)][sub_mask]
-                target = buffer[np.ix_(*local)]
+                where_in = np.ix_(*[as_array(idx) for idx in local])
+                target = buffer[where_in]
                 target[sub_mask] = prepared.value[sub_rank]
-                buffer[np.ix_(*local)] = target
+                buffer[where_in] = target
             else:
-                buffer[np.ix_(*local)] = prepared.value[tuple(positions)]
+                buffer[_within(local)] = prepared.value[tuple(positions)]
             self._keep(coords, where, old, buffer, delta, known)
 
     def hide_beyond(self, shape: tuple[int, ...], delta: DeltaWriter) -> None:
@@ -378,13 +438,13 @@ class ChunkedDataset:
             return
         # When the old values were read from plain storage and differ, so does the plain chunk.
         plain_read = old is not None and where.ref is not None and where.ref.slot == PLAIN_SLOT
-        inside = all(o < n for o, n in zip(self.origin(coords), self.plain.shape, strict=False))
+        inside = all(o < n for o, n in zip(self.origin(coords), self.plain_shape, strict=False))
         if self.plain_readable and inside and not plain_read:
             plain = self.read_region(
                 coords,
                 (0,) * len(self.chunks),
                 self.chunks,
-                Located(ChunkRef(self.plain_level, PLAIN_SLOT), self.plain.shape),
+                Located(ChunkRef(self.plain_level, PLAIN_SLOT), self.plain_shape),
             )
             if chunk_digest(plain) == digest:
                 delta.point(coords, ChunkRef(self.plain_level, PLAIN_SLOT))
@@ -398,6 +458,13 @@ def _missing(name: str, level: int) -> IntegrityError:
         "(merged away?); open the record with all its containers",
         name,
     )
+
+
+def _within(local: Sequence[Axis]) -> tuple[Any, ...]:
+    """Index a chunk buffer at ``local``: slices for runs, ``np.ix_`` when any axis has gaps."""
+    if all(is_contiguous(idx) and len(idx) for idx in local):
+        return tuple(slice(int(idx[0]), int(idx[-1]) + 1) for idx in local)
+    return np.ix_(*[as_array(idx) for idx in local])
 
 
 def _raw_copy_allowed(view: ChunkedDataset, coords: Coords, where: Located) -> bool:

@@ -196,8 +196,11 @@ class IH5Dataset(IH5Object):
             yield self[index]
 
     def __getitem__(self, selection: Any) -> Any:
-        chunked = self._chunked()
-        if chunked is not None:
+        node = self._node()
+        if node.deltas:
+            chunked = self._chain.chunked(self._path, node)
+            if not chunked.plain_readable:
+                self._chain.data_file(node.created, self._path)  # a stub: StubError
             with payload_errors(chunked.plain):
                 return chunked.read(selection)
         dataset = self._h5()

@@ -15,13 +15,30 @@ from typing import Any
 import numpy as np
 
 IntArray = np.ndarray[Any, np.dtype[np.intp]]
+Axis = range | IntArray
+"""Selected indices along one axis: a ``range`` for integers and slices (cheap however
+long), an increasing array for index lists and masks."""
+
+
+def as_array(axis: Axis) -> IntArray:
+    """The indices of ``axis`` as an array."""
+    if isinstance(axis, range):
+        return np.arange(axis.start, axis.stop, axis.step, dtype=np.intp)
+    return axis
+
+
+def is_contiguous(axis: Axis) -> bool:
+    """True when ``axis`` is one run of consecutive indices (or empty)."""
+    if isinstance(axis, range):
+        return axis.step == 1 or len(axis) <= 1
+    return len(axis) == 0 or int(axis[-1]) - int(axis[0]) + 1 == len(axis)
 
 
 @dataclass(frozen=True)
 class Selection:
     """A normalized selection: one increasing index array per axis."""
 
-    axes: tuple[IntArray, ...]
+    axes: tuple[Axis, ...]
     """Indices selected along each axis, increasing."""
     scalar: tuple[bool, ...]
     """Axes selected by an integer (dropped from the result's shape)."""
@@ -46,24 +63,22 @@ class Selection:
     @property
     def is_box(self) -> bool:
         """True when every axis is one contiguous range (a hyperslab with step 1)."""
-        return self.mask is None and all(
-            len(axis) == 0 or int(axis[-1]) - int(axis[0]) + 1 == len(axis) for axis in self.axes
-        )
+        return self.mask is None and all(is_contiguous(axis) for axis in self.axes)
 
 
-def _integer(value: Any, length: int, axis: int) -> IntArray:
+def _integer(value: Any, length: int, axis: int) -> range:
     index = int(value)
     if index < 0:
         index += length
     if not 0 <= index < length:
         raise IndexError(f"index {int(value)} out of range for axis {axis} with size {length}")
-    return np.array([index], dtype=np.intp)
+    return range(index, index + 1)
 
 
-def _slice(value: slice, length: int) -> IntArray:
+def _slice(value: slice, length: int) -> range:
     if value.step is not None and value.step < 1:
         raise ValueError(f"step must be >= 1 (got {value.step})")
-    return np.arange(*value.indices(length), dtype=np.intp)
+    return range(*value.indices(length))
 
 
 def _indices(value: Any, length: int, axis: int) -> IntArray:
@@ -107,7 +122,7 @@ def normalize(selection: Any, shape: tuple[int, ...]) -> Selection:
     if len(items) > len(shape):
         raise ValueError(f"{len(items)} indices for a dataset with {len(shape)} dimensions")
     items += [slice(None)] * (len(shape) - len(items))
-    axes: list[IntArray] = []
+    axes: list[Axis] = []
     scalar: list[bool] = []
     fancy = 0
     for axis, (item, length) in enumerate(zip(items, shape, strict=False)):
