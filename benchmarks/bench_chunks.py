@@ -462,7 +462,8 @@ def verdicts(rows: Sequence[Row], sizes: Sequence[int]) -> list[tuple[str, bool]
         if bench == "(b) append" and unit.startswith("last 10"):
             out.append(
                 (
-                    f"(b) last ten versions {row.ih5:.2f}x the first ten (target <= {TARGET_APPEND_FLATNESS}, flat)",
+                    f"(b) last ten versions {row.ih5:.2f}x the first ten "
+                    f"(target <= {TARGET_APPEND_FLATNESS}, flat)",
                     row.ih5 <= TARGET_APPEND_FLATNESS,
                 )
             )
@@ -470,7 +471,8 @@ def verdicts(rows: Sequence[Row], sizes: Sequence[int]) -> list[tuple[str, bool]
             assert row.raw
             out.append(
                 (
-                    f"(c) full read {row.ih5 / row.raw:.2f}x raw h5py (target <= {TARGET_FULL_READ})",
+                    f"(c) full read {row.ih5 / row.raw:.2f}x raw h5py "
+                    f"(target <= {TARGET_FULL_READ})",
                     row.ih5 / row.raw <= TARGET_FULL_READ,
                 )
             )
@@ -478,7 +480,8 @@ def verdicts(rows: Sequence[Row], sizes: Sequence[int]) -> list[tuple[str, bool]
             assert row.raw
             out.append(
                 (
-                    f"(d) small read {row.ih5 / row.raw:.2f}x raw h5py (target <= {TARGET_SMALL_READ})",
+                    f"(d) small read {row.ih5 / row.raw:.2f}x raw h5py "
+                    f"(target <= {TARGET_SMALL_READ})",
                     row.ih5 / row.raw <= TARGET_SMALL_READ,
                 )
             )

@@ -136,7 +136,11 @@ def test_dtypes_and_filters_behave_as_in_h5py(twin: Any, kind: str) -> None:
 def test_resizes_show_what_h5py_shows(twin: Any, sizes: tuple[int, ...]) -> None:
     record, plain = twin()
     for size in sizes:
-        both(record, plain, lambda d, size=size: d.resize(size, axis=0))
+
+        def resize(target: Any, rows: int = size) -> None:
+            target.resize(rows, axis=0)
+
+        both(record, plain, resize)
         assert dataset(record).shape == plain["x"].shape
         assert same(dataset(record)[()], plain["x"][()])
 

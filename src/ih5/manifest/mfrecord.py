@@ -20,8 +20,8 @@ from ih5.manifest.skeleton import IH5Skeleton
 from ih5.record import IH5Record
 from ih5.record.chunkmap import create_from_layout, describe_layout
 from ih5.record.commit import Sidecar
-from ih5.record.tree import Node, walk
 from ih5.record.opening import RecordSource
+from ih5.record.tree import Node, walk
 
 PLACEHOLDER = h5py.Empty("f8")
 

@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, RootModel
 
 from ih5.record.tree import Node, walk
 
-
 LAYOUT_KEY = "ih5_layout"
 """Extra skeleton key of a chunked dataset: shape, type, chunks, filters, chunk deltas.
 

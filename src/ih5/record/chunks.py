@@ -356,6 +356,18 @@ class ChunkedDataset:
             ) from exc
         return PreparedWrite(chosen, shaped)
 
+    def touched_bytes(self, selection: Selection) -> int:
+        """Bytes of the chunks ``selection`` touches (what a write may store, at most)."""
+        count = 1
+        for axis, size in zip(selection.axes, self.chunks, strict=True):
+            if not len(axis):
+                return 0
+            if isinstance(axis, range) and axis.step == 1:
+                count *= (axis.stop - 1) // size - axis.start // size + 1
+            else:
+                count *= len(np.unique(as_array(axis) // size))
+        return count * int(np.prod(self.chunks)) * self.dtype.itemsize
+
     def write(self, prepared: PreparedWrite, delta: DeltaWriter) -> None:
         """Apply ``prepared`` chunk by chunk into ``delta`` (the open patch's delta)."""
         chosen = prepared.selection

@@ -272,7 +272,10 @@ class IH5Dataset(IH5Object):
         # Check the write first: a refused one must not leave an empty delta behind.
         self._chain.chunked(self._path).prepare(selection, value)
         view, delta = self._delta_view()
-        view.write(view.prepare(selection, value), delta)
+        prepared = view.prepare(selection, value)
+        # At most one stored chunk per touched chunk: room for them before HDF5 writes.
+        writer.room.ensure(view.touched_bytes(prepared.selection))
+        view.write(prepared, delta)
 
     def resize(self, size: int | tuple[int, ...], axis: int | None = None) -> None:
         """Change the shape within ``maxshape`` (h5py's ``resize``); older datasets keep their

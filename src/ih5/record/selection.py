@@ -103,16 +103,16 @@ def normalize(selection: Any, shape: tuple[int, ...]) -> Selection:
     items = list(selection) if isinstance(selection, tuple) else [selection]
     fields = tuple(item for item in items if isinstance(item, str))
     items = [item for item in items if not isinstance(item, str)]
-    if len(items) == 1 and isinstance(items[0], np.ndarray) and items[0].dtype == np.bool_:
-        if items[0].shape == shape and len(shape) != 1:
-            mask = items[0]
-            box = tuple(
-                np.flatnonzero(
-                    mask.any(axis=tuple(d for d in range(len(shape)) if d != axis))
-                ).astype(np.intp)
-                for axis in range(len(shape))
+    whole_mask = len(items) == 1 and isinstance(items[0], np.ndarray)
+    if whole_mask and items[0].dtype == np.bool_ and items[0].shape == shape and len(shape) != 1:
+        mask = items[0]
+        box = tuple(
+            np.flatnonzero(mask.any(axis=tuple(d for d in range(len(shape)) if d != axis))).astype(
+                np.intp
             )
-            return Selection(box, (False,) * len(shape), mask[np.ix_(*box)], fields)
+            for axis in range(len(shape))
+        )
+        return Selection(box, (False,) * len(shape), mask[np.ix_(*box)], fields)
     if any(item is Ellipsis for item in items):
         if sum(item is Ellipsis for item in items) > 1:
             raise ValueError("only one Ellipsis is allowed in a selection")
