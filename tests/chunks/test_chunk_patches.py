@@ -72,7 +72,8 @@ def twin(tmp_path: Path) -> Iterator[Callable[..., tuple[IH5Record, h5py.File]]]
         plain = h5py.File(tmp_path / "plain.h5", "w")
         plain.create_dataset("x", **create)
         record = IH5Record(tmp_path / "rec", "r+")
-        record.create_patch()
+        if not record.has_patch:  # "r+" opens one at once once issue 11 lands
+            record.create_patch()
         opened.extend([plain, record])
         return record, plain
 
@@ -208,7 +209,8 @@ def test_contiguous_older_dataset_says_to_make_it_chunked(tmp_path: Path) -> Non
     with IH5Record(tmp_path / "rec", "w") as record:
         record["x"] = np.arange(5)
     with IH5Record(tmp_path / "rec", "r+") as record:
-        record.create_patch()
+        if not record.has_patch:  # "r+" opens one at once once issue 11 lands
+            record.create_patch()
         with pytest.raises(RecordModeError, match="chunks=True"):
             dataset(record)[0] = 1
         with pytest.raises(RecordModeError, match="copy_into_patch"):
@@ -219,7 +221,8 @@ def test_resize_beyond_maxshape_is_refused(tmp_path: Path) -> None:
     with IH5Record(tmp_path / "rec", "w") as record:
         record.create_dataset("x", data=np.arange(5), chunks=(2,), maxshape=(8,))
     with IH5Record(tmp_path / "rec", "r+") as record:
-        record.create_patch()
+        if not record.has_patch:  # "r+" opens one at once once issue 11 lands
+            record.create_patch()
         with pytest.raises(ValueError, match="maxshape"):
             dataset(record).resize((9,))
         assert dataset(record).shape == (5,)
@@ -229,7 +232,8 @@ def test_metador_compatible_record_refuses_chunk_writes(tmp_path: Path) -> None:
     with IH5Record(tmp_path / "rec", "w", metador_compatible=True) as record:
         record.create_dataset("x", data=np.arange(8), chunks=(2,), maxshape=(None,))
     with IH5Record(tmp_path / "rec", "r+") as record:
-        record.create_patch()
+        if not record.has_patch:  # "r+" opens one at once once issue 11 lands
+            record.create_patch()
         with pytest.raises(RecordModeError, match="copy_into_patch"):
             dataset(record)[0] = 5
         with pytest.raises(ValueError, match="not from the latest patch"):

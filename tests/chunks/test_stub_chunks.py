@@ -57,7 +57,8 @@ def test_manifest_carries_layout_of_chunked_datasets_only(real: Path) -> None:
 def test_patch_appended_on_stub_applies_to_real_record(real: Path, tmp_path: Path) -> None:
     stub = stub_of(real, tmp_path)
     with IH5MFRecord(stub, "r+") as record:
-        record.create_patch()
+        if not record.has_patch:  # "r+" opens one at once once issue 11 lands
+            record.create_patch()
         rows_of(record).resize((40,))
         rows_of(record)[20:40] = np.arange(20.0, 40.0)
         assert rows_of(record).shape == (40,)
@@ -72,7 +73,8 @@ def test_patch_appended_on_stub_applies_to_real_record(real: Path, tmp_path: Pat
 def test_partial_chunk_write_on_stub_needs_the_data(real: Path, tmp_path: Path) -> None:
     stub = stub_of(real, tmp_path)
     with IH5MFRecord(stub, "r+") as record:
-        record.create_patch()
+        if not record.has_patch:  # "r+" opens one at once once issue 11 lands
+            record.create_patch()
         with pytest.raises(StubError, match="whole chunks"):
             rows_of(record)[3] = 1.0
         record.discard_patch()
