@@ -341,3 +341,10 @@ def test_copy_into_patch_of_a_patched_dataset_keeps_values(twin: Any) -> None:
     with h5py.File(record.containers[-1]) as newest:
         assert isinstance(newest["x"], h5py.Dataset)
         assert same(newest["x"][()], plain["x"][()])
+
+
+def test_asstr_reads_patched_strings(twin: Any) -> None:
+    record, plain = twin("vlen-string")
+    both(record, plain, lambda d: d.__setitem__(2, "neu"))
+    assert dataset(record).asstr()[()].tolist() == plain["x"].asstr()[()].tolist()
+    assert dataset(record).asstr()[2] == "neu"

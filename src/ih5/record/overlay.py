@@ -38,6 +38,28 @@ def metador_compatible(user_block: IH5UserBlock | None) -> bool:
     return isinstance(options, dict) and options.get(METADOR_COMPATIBLE) is True
 
 
+class AsStrView:
+    """``dataset.asstr()`` of a dataset with chunk deltas: bytes read as ``str``."""
+
+    def __init__(self, dataset: IH5Dataset, encoding: str, errors: str) -> None:
+        self._dataset = dataset
+        self._encoding = encoding
+        self._errors = errors
+
+    def _decode(self, item: Any) -> str:
+        return item.decode(self._encoding, self._errors) if isinstance(item, bytes) else str(item)
+
+    def __getitem__(self, selection: Any) -> Any:
+        values = self._dataset[selection]
+        if isinstance(values, np.ndarray):
+            decoded = [self._decode(item) for item in values.flat]
+            return np.array(decoded, dtype=object).reshape(values.shape)
+        return self._decode(values)
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+
 def with_metador_compatibility(user_block: IH5UserBlock) -> IH5UserBlock:
     """``user_block`` carrying the metador-compatibility option (inherited by every patch)."""
     options = {**user_block.ub_exts.get(OPTIONS_EXT, {}), METADOR_COMPATIBLE: True}
@@ -312,6 +334,8 @@ class IH5Dataset(IH5Object):
 
     def asstr(self, encoding: str | None = None, errors: str = "strict") -> Any:
         """Read string data as ``str`` (h5py's ``asstr`` wrapper)."""
+        if self._node().deltas:
+            return AsStrView(self, encoding or "utf-8", errors)
         return self._h5().asstr(encoding, errors)
 
     def copy_into_patch(self) -> IH5Dataset:
