@@ -237,41 +237,50 @@ class ChunkedDataset:
         return box
 
     def _bulk_plain(self, selection: Selection, box: np.ndarray[Any, Any]) -> bool:
-        """Read a box mostly from plain storage in one HDF5 call, then the other chunks."""
+        """Read a box by slabs: runs of chunk rows (along axis 0) that come entirely from
+        plain storage take one HDF5 call each; other chunks are read one by one."""
         if not self.plain_readable or box.dtype.hasobject:
             return False
-        touched = list(self._touched(selection))
-        located = [self.locate(coords) for coords, _, _ in touched]
-        plain = [
-            where.ref is not None
-            and where.ref.slot == PLAIN_SLOT
-            and where.clip == self.plain_clip
-            and where.ref.level == self.plain_level
-            for where in located
-        ]
-        if sum(plain) < max(2, len(plain) // 2):
-            return False
-        start = [int(axis[0]) for axis in selection.axes]
-        stop = [int(axis[-1]) + 1 for axis in selection.axes]
-        top = [min(b, c) for b, c in zip(stop, self.plain_clip, strict=False)]
-        if all(t > a for a, t in zip(start, top, strict=False)):
-            self.plain.read_direct(
-                box,
-                tuple(slice(a, t) for a, t in zip(start, top, strict=False)),
-                tuple(slice(0, t - a) for a, t in zip(start, top, strict=False)),
+        rows: dict[int, list[tuple[Coords, list[slice], list[Axis], Located, bool]]] = {}
+        for coords, positions, local in self._touched(selection):
+            where = self.locate(coords)
+            ref = where.ref
+            origin = self.origin(coords)
+            whole = (
+                ref is not None
+                and ref.slot == PLAIN_SLOT
+                and ref.level == self.plain_level
+                and where.clip == self.plain_clip
+                and all(
+                    o + int(idx[-1]) < c
+                    for o, idx, c in zip(origin, local, self.plain_clip, strict=True)
+                )
             )
-        for axis, (a, t) in enumerate(zip(start, top, strict=False)):
-            if t - a < box.shape[axis]:
-                index = [slice(None)] * box.ndim
-                index[axis] = slice(max(0, t - a), None)
-                box[tuple(index)] = self.fill
-        for (coords, positions, local), where, from_plain in zip(
-            touched, located, plain, strict=False
-        ):
-            if not from_plain:
+            rows.setdefault(coords[0], []).append((coords, positions, local, where, whole))
+        start = [int(axis[0]) for axis in selection.axes]
+        run: list[slice] = []
+
+        def flush() -> None:
+            if not run:
+                return
+            first, last = run[0].start, run[-1].stop
+            source = (slice(start[0] + first, start[0] + last),) + tuple(
+                slice(a, a + n) for a, n in zip(start[1:], box.shape[1:], strict=True)
+            )
+            self.plain.read_direct(box, source, (slice(first, last),))
+            run.clear()
+
+        for chunk_row in sorted(rows):
+            parts = rows[chunk_row]
+            if all(part[4] for part in parts):
+                run.append(parts[0][1][0])
+                continue
+            flush()
+            for coords, positions, local, where, _ in parts:
                 lo = [int(idx[0]) for idx in local]
                 hi = [int(idx[-1]) + 1 for idx in local]
                 box[tuple(positions)] = self.read_region(coords, lo, hi, where)
+        flush()
         return True
 
     def _read_in_one_chunk(self, selection: Any) -> Any:
