@@ -264,9 +264,8 @@ class ChunkedDataset:
             if not run:
                 return
             first, last = run[0].start, run[-1].stop
-            source = (slice(start[0] + first, start[0] + last),) + tuple(
-                slice(a, a + n) for a, n in zip(start[1:], box.shape[1:], strict=True)
-            )
+            rest = [slice(a, a + n) for a, n in zip(start[1:], box.shape[1:], strict=True)]
+            source = (slice(start[0] + first, start[0] + last), *rest)
             self.plain.read_direct(box, source, (slice(first, last),))
             run.clear()
 
