@@ -40,7 +40,7 @@ FILL_SLOT = -2
 CHUNKS_NAME = "chunks"
 INDEX_NAME = "index"
 HASHES_NAME = "hashes"
-_INDEX_ROWS_PER_CHUNK = 256
+_INDEX_ROWS_PER_CHUNK = 32
 _DIGEST_SIZE = 32
 
 Coords = tuple[int, ...]
