@@ -36,7 +36,7 @@ def stub_of(real: Path, tmp_path: Path) -> Path:
         manifest = manifest_path(record.containers[-1])
     lone = tmp_path / "lone" / manifest.name
     shutil.copy(manifest, lone)
-    IH5MFRecord.create_stub(tmp_path / "stub" / "rec", lone)
+    IH5MFRecord.create_stub(tmp_path / "stub" / "rec", lone).close()
     return tmp_path / "stub" / "rec"
 
 
