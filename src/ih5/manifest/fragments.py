@@ -17,6 +17,7 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from ih5.manifest.skeleton import LAYOUT_KEY, Describe
 from ih5.record.tree import Node, lookup, walk
 
 quote = encode_basestring_ascii
@@ -72,15 +73,17 @@ def skeleton_text(fragments: Iterable[str]) -> str:
     return "{\n" + body + "\n  }" if body else "{}"
 
 
-def node_fragment(path: str, node: Node) -> str:
+def node_fragment(path: str, node: Node, describe: Describe | None = None) -> str:
     """The entry of one node of a resolved tree (attributes sorted by name)."""
     node_type = "group" if node.is_group else "dataset"
-    return entry_fragment(path, node_type, node.created, dict(sorted(node.attrs.items())))
+    layout = describe(path, node) if describe is not None and not node.is_group else None
+    extra = {LAYOUT_KEY: layout} if layout is not None else None
+    return entry_fragment(path, node_type, node.created, dict(sorted(node.attrs.items())), extra)
 
 
-def from_tree(root: Node) -> Fragments:
+def from_tree(root: Node, describe: Describe | None = None) -> Fragments:
     """Every entry of a resolved tree, root first, then depth-first in sorted order."""
-    return {path: node_fragment(path, node) for path, node in walk(root)}
+    return {path: node_fragment(path, node, describe) for path, node in walk(root)}
 
 
 def from_manifest_bytes(raw: bytes) -> Fragments | None:
@@ -125,7 +128,13 @@ def _drop_subtree(fragments: Fragments, path: str) -> None:
         del fragments[key]
 
 
-def updated(previous: Fragments, changed: Iterable[str], root: Node, index: int) -> Fragments:
+def updated(
+    previous: Fragments,
+    changed: Iterable[str],
+    root: Node,
+    index: int,
+    describe: Describe | None = None,
+) -> Fragments:
     """The entries after a patch with patch index ``index`` changed the paths ``changed``.
 
     ``previous`` are the entries of the state the patch was written on; ``root`` is
@@ -144,14 +153,14 @@ def updated(previous: Fragments, changed: Iterable[str], root: Node, index: int)
             covered.append(path)
         elif node.created == index:
             if path == "/":
-                return from_tree(root)
+                return from_tree(root, describe)
             _drop_subtree(result, path)
-            added.update((key, node_fragment(key, sub)) for key, sub in walk(node, path))
+            added.update((key, node_fragment(key, sub, describe)) for key, sub in walk(node, path))
             covered.append(path)
         elif path in result:
-            result[path] = node_fragment(path, node)
+            result[path] = node_fragment(path, node, describe)
         else:
-            added[path] = node_fragment(path, node)
+            added[path] = node_fragment(path, node, describe)
     if not added:
         return result
     new = sorted(added, key=_order)

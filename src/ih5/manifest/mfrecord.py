@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,20 @@ from ih5.manifest.manifest import (
     without_manifest_ext,
 )
 from ih5.record import IH5Record
+from ih5.record.chunkmap import create_from_layout, describe_layout
 from ih5.record.commit import Sidecar
 from ih5.record.facts import read_facts
 from ih5.record.opening import RecordSource
+from ih5.record.tree import Node, lookup, walk
 
 PLACEHOLDER = h5py.Empty("f8")
 """What a stub holds instead of every dataset value and attribute value."""
+
+
+def _template(layout: dict[str, Any]) -> h5py.Dataset:
+    """An empty chunked dataset with ``layout``, in a file that lives in memory only."""
+    scratch = h5py.File(f"template-{id(layout)}", "w", driver="core", backing_store=False)
+    return create_from_layout(scratch, "template", layout)
 
 
 class IH5MFRecord(IH5Record):
@@ -51,9 +59,11 @@ class IH5MFRecord(IH5Record):
         self._written: _Written | None = None
         self._committing_stub = False
         self._changed: Collection[str] | None = None
+        self._previous: fragments.Fragments | None = None
         self._manifest: IH5Manifest | None = None
         self._newest: _Written | None = None
         """The newest manifest when this handle wrote it (parsed only when asked for)."""
+        self._layouts: dict[str, dict[str, Any]] | None = None
         self._manifest_file = Path(manifest_file) if manifest_file is not None else None
         super().__init__(record, mode, **kwargs)
 
@@ -111,6 +121,21 @@ class IH5MFRecord(IH5Record):
         if writer is not None and not writer.is_base and self.has_manifest:
             # The paths the patch holds: what the next manifest changes of the newest one.
             self._changed = read_facts(writer.file).keys()
+            self._previous = (
+                self._newest.entries if self._newest is not None else self._entries_on_disk()
+            )
+            if self._previous is None:
+                self._changed = None  # the newest entries are unknown: rebuild them all
+        # The open patch's file is closed before its manifest is made: read layouts now.
+        self.chain.check_open()
+        # Only the entries the next manifest rebuilds need them (all, without a previous one).
+        self._layouts = {
+            path: layout
+            for path, node in self._rebuilt_nodes()
+            if not node.is_group
+            for layout in [self._describe(path, node)]
+            if layout is not None
+        }
         before = self.chain.newest
         try:
             super().commit_patch(**kwargs)
@@ -120,16 +145,38 @@ class IH5MFRecord(IH5Record):
             raise
         finally:
             self._changed = None
+            self._previous = None
+            self._layouts = None
         # Only a commit that went through changes the record's manifest (a merge does not).
         if self.chain.newest is not before:
             self._took(self._written)
         self._next_exts = None
+
+    def _rebuilt_nodes(self) -> Iterator[tuple[str, Node]]:
+        """The nodes whose manifest entries the next commit writes anew."""
+        if self._changed is None:
+            yield from walk(self.chain.root)
+            return
+        for path in self._changed:
+            node = lookup(self.chain.root, path)
+            if node is not None:
+                yield from walk(node, path)
 
     def _took(self, written: _Written | None) -> None:
         """The manifest just published is the newest one now."""
         if written is not None:
             self._newest = written
             self._manifest = None
+
+    def _describe(self, path: str, node: Node) -> dict[str, Any] | None:
+        """The layout of a chunked dataset for the manifest (None for contiguous ones)."""
+        if self._layouts is not None:
+            return self._layouts.get(path)
+        dataset = self.chain.h5(node.created)[path]
+        if not isinstance(dataset, h5py.Dataset) or dataset.chunks is None:
+            return None
+        shape = self.chain.chunked(path, node).shape
+        return describe_layout(dataset, shape, node.deltas)
 
     def _patch_is_empty(self) -> bool:
         """New manifest extensions are a change worth a commit of their own."""
@@ -167,12 +214,10 @@ class IH5MFRecord(IH5Record):
     def _next_entries(self, index: int) -> fragments.Fragments:
         """The skeleton entries of the state being sealed: the newest manifest's, updated by
         the paths the patch holds, when both are known; else from the whole tree."""
-        previous = None
-        if self._changed is not None:
-            previous = self._newest.entries if self._newest is not None else self._entries_on_disk()
+        previous = self._previous
         if self._changed is None or previous is None:
-            return fragments.from_tree(self.chain.root)
-        return fragments.updated(previous, self._changed, self.chain.root, index)
+            return fragments.from_tree(self.chain.root, self._describe)
+        return fragments.updated(previous, self._changed, self.chain.root, index, self._describe)
 
     def _entries_on_disk(self) -> fragments.Fragments | None:
         """The entries of the newest manifest as its file spells them (None if unknown)."""
@@ -214,8 +259,12 @@ class IH5MFRecord(IH5Record):
             writer = stub.chain.require_writer()
             for path, entry in manifest.skeleton.root.items():
                 if path != "/":
+                    layout = manifest.skeleton.layout(path)
                     if entry.node_type == "group":
                         writer.create_group(path)
+                    elif layout is not None:
+                        # Chunked: an empty dataset of the real layout takes chunk writes.
+                        writer.copy_dataset(path, _template(layout), {})
                     else:
                         writer.create_dataset(path, data=PLACEHOLDER)
                 for name in entry.attrs:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, RootModel
 
 from ih5.record import IH5Record
 from ih5.record.tree import Node, walk
+
+LAYOUT_KEY = "ih5_layout"
+"""Extra skeleton key of a chunked dataset: shape, type, chunks, filters, chunk deltas.
+
+metador-core 0.1.1 ignores unknown keys of a skeleton entry; a stub uses it to
+accept chunk writes and resizes of datasets whose data it does not have.
+"""
+
+Describe = Callable[[str, Node], "dict[str, Any] | None"]
+"""(path, dataset node) -> the dataset's layout, or None for contiguous storage."""
 
 
 class SkeletonEntry(BaseModel):
@@ -45,16 +55,31 @@ class IH5Skeleton(RootModel[dict[str, SkeletonEntry]]):
         return len(self.root)
 
     @classmethod
-    def from_tree(cls, root: Node) -> IH5Skeleton:
-        """Build the skeleton of a resolved tree: cost proportional to the number of nodes."""
+    def from_tree(cls, root: Node, describe: Describe | None = None) -> IH5Skeleton:
+        """Build the skeleton of a resolved tree: cost proportional to the number of nodes.
+
+        ``describe`` adds the layout of chunked datasets (``LAYOUT_KEY``).
+        """
         entries: dict[str, SkeletonEntry] = {}
         for path, node in walk(root):
+            extra: dict[str, Any] = {}
+            if describe is not None and not node.is_group:
+                layout = describe(path, node)
+                if layout is not None:
+                    extra[LAYOUT_KEY] = layout
             entries[path] = SkeletonEntry(
                 node_type="group" if node.is_group else "dataset",
                 patch_index=node.created,
                 attrs=dict(sorted(node.attrs.items())),
+                **extra,
             )
         return cls(entries)
+
+    def layout(self, path: str) -> dict[str, Any] | None:
+        """The layout of the chunked dataset at ``path`` (None if the manifest has none)."""
+        extra = self.root[path].model_extra or {}
+        layout = extra.get(LAYOUT_KEY)
+        return layout if isinstance(layout, dict) else None
 
     @classmethod
     def for_record(cls, record: IH5Record) -> IH5Skeleton:

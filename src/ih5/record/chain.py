@@ -12,10 +12,18 @@ from collections.abc import Sequence
 
 import h5py
 
-from ih5.errors import NodeNotFoundError, RecordClosedError, RecordModeError, StubError
+from ih5.errors import (
+    IntegrityError,
+    NodeNotFoundError,
+    RecordClosedError,
+    RecordModeError,
+    StubError,
+)
 from ih5.format import ContainerRef, IH5UserBlock
 from ih5.format.extensions import is_stub_container
-from ih5.record.opening import build_tree, open_container
+from ih5.record.chunkmap import CHUNKS_NAME, DeltaFacts
+from ih5.record.chunks import ChunkedDataset
+from ih5.record.opening import build_tree, container_facts, open_container
 from ih5.record.patch import PatchWriter
 from ih5.record.tree import Node, lookup
 
@@ -33,6 +41,9 @@ class Chain:
         """The open, uncommitted patch, or None."""
         self.closed = False
         self._files: dict[int, h5py.File] = {}
+        self._views: dict[tuple[str, int, int, int], ChunkedDataset] = {}
+        self._stored: dict[tuple[int, str], h5py.Dataset] = {}
+        """Assembled views of datasets whose deltas are all committed (they never change)."""
 
     # --- the committed containers ---------------------------------------------
 
@@ -61,6 +72,7 @@ class Chain:
 
     def rebuild(self) -> None:
         """Forget changes of a discarded patch: resolve the committed chain again."""
+        self._views = {}
         self.root = build_tree(self.refs)
 
     # --- reading ------------------------------------------------------------------
@@ -73,16 +85,21 @@ class Chain:
             raise NodeNotFoundError(f"no object at {path!r} in record {self.label}", path)
         return node
 
-    def data_file(self, index: int, path: str) -> h5py.File:
-        """The file holding what container ``index`` wrote at ``path``; refuses stub data."""
-        self.check_open()
+    def is_stub(self, index: int) -> bool:
+        """True when container ``index`` is a stub (placeholders, no data)."""
         first = self.refs[0] if self.refs else None
-        if (
+        return (
             first is not None
             and index == first.user_block.patch_index
             and is_stub_container(first.user_block.ub_exts)
             and (self.writer is None or index != self.writer.index)
-        ):
+        )
+
+    def data_file(self, index: int, path: str) -> h5py.File:
+        """The file holding what container ``index`` wrote at ``path``; refuses stub data."""
+        self.check_open()
+        first = self.refs[0] if self.refs else None
+        if first is not None and self.is_stub(index):
             raise StubError(
                 f"{path!r} is a placeholder of the stub {first.path}: its data is "
                 "not here; replace or delete it, or work on the real record",
@@ -101,6 +118,69 @@ class Chain:
             file = self._files[index] = open_container(ref)
         return file
 
+    def delta_facts(self, index: int, path: str) -> DeltaFacts:
+        """What the chunk delta of container ``index`` at ``path`` says."""
+        if self.writer is not None and index == self.writer.index:
+            delta = self.writer.delta(path)
+            assert delta is not None
+            return delta.facts
+        ref = next(r for r in self.refs if r.user_block.patch_index == index)
+        facts = container_facts(ref)[path].delta
+        assert facts is not None
+        return facts
+
+    def stored_chunks(self, index: int, path: str) -> h5py.Dataset:
+        """The stored chunks of container ``index``'s delta at ``path``."""
+        cached = self._stored.get((index, path))
+        if cached is not None:
+            return cached
+        known = {ref.user_block.patch_index for ref in self.refs}
+        if index not in known and (self.writer is None or index != self.writer.index):
+            raise IntegrityError(
+                f"{path!r} reuses a chunk of patch {index}, which record {self.label} does "
+                "not hold (merged away?); open the record with all its containers",
+                path,
+            )
+        ref = next((r for r in self.refs if r.user_block.patch_index == index), None)
+        fact = container_facts(ref).get(path) if ref is not None else None
+        if ref is not None and (fact is None or fact.delta is None):
+            raise IntegrityError(
+                f"{path!r} reuses a chunk of patch {index}, but {ref.path} holds no chunk "
+                "delta there (a merged file?); open the record with all its containers",
+                path,
+            )
+        dataset = self.h5(index)[f"{path}/{CHUNKS_NAME}"]
+        assert isinstance(dataset, h5py.Dataset)
+        if self.writer is None or index != self.writer.index:
+            self._stored[(index, path)] = dataset
+        return dataset
+
+    def chunked(self, path: str, node: Node | None = None) -> ChunkedDataset:
+        """The dataset at ``path`` assembled from its plain storage and chunk deltas.
+
+        On a stub the plain storage is a placeholder template: reading chunks of it
+        raises StubError, writing whole chunks works.
+        """
+        node = node or self.resolve(path)
+        # Deltas only ever get appended, with increasing indices: count and last identify them.
+        key = (path, node.created, len(node.deltas), node.deltas[-1] if node.deltas else -1)
+        cached = self._views.get(key)
+        if cached is not None:
+            return cached
+        plain = self.h5(node.created)[path]
+        assert isinstance(plain, h5py.Dataset)
+        view = ChunkedDataset(
+            plain,
+            node.created,
+            [(index, self.delta_facts(index, path)) for index in node.deltas],
+            lambda index: self.stored_chunks(index, path),
+            plain_readable=not self.is_stub(node.created),
+        )
+        writing = self.writer is not None and self.writer.index in (node.created, *node.deltas)
+        if not writing:
+            self._views[key] = view
+        return view
+
     def require_writer(self) -> PatchWriter:
         """The open patch; RecordModeError (or RecordClosedError) when changes cannot be made."""
         self.check_open()
@@ -117,6 +197,8 @@ class Chain:
     # --- closing ------------------------------------------------------------------
 
     def _close_files(self) -> None:
+        self._views = {}
+        self._stored = {}
         files, self._files = self._files, {}
         for file in files.values():
             file.close()

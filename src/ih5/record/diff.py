@@ -46,6 +46,19 @@ class AttrChanges:
 
 
 @dataclass(frozen=True)
+class RegionChanges:
+    """Chunk-level changes of one dataset kept across both states (chunk deltas)."""
+
+    shape_before: tuple[int, ...]
+    shape_after: tuple[int, ...]
+    regions: tuple[tuple[tuple[int, int], ...], ...] = ()
+    """Changed chunks as boxes: per axis (start, stop) in elements, in C order."""
+
+    def __bool__(self) -> bool:
+        return bool(self.regions) or self.shape_before != self.shape_after
+
+
+@dataclass(frozen=True)
 class RecordDiff:
     """What differs between the states ``from_index`` and ``to_index`` of a record.
 
@@ -59,9 +72,11 @@ class RecordDiff:
     removed: tuple[str, ...] = ()
     changed: tuple[NodeChange, ...] = ()
     attrs: Mapping[str, AttrChanges] = field(default_factory=dict)
+    regions: Mapping[str, RegionChanges] = field(default_factory=dict)
+    """Datasets changed by chunk deltas (not replaced): their changed chunks."""
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.removed or self.changed or self.attrs)
+        return bool(self.added or self.removed or self.changed or self.attrs or self.regions)
 
 
 def _kind(node: Node) -> str:
@@ -103,6 +118,36 @@ def _attr_changes(
     )
 
 
+def _region_changes(
+    old: IH5Record, new: IH5Record, path: str, before: Node, after: Node
+) -> RegionChanges:
+    """Which chunks show other values in ``after`` than in ``before`` (same plain storage)."""
+    old_view = old.chain.chunked(path, before)
+    new_view = new.chain.chunked(path, after)
+    candidates: set[tuple[int, ...]] = set()
+    for view, others in ((old_view, set(after.deltas)), (new_view, set(before.deltas))):
+        for level, facts in view.deltas:
+            if level not in others:
+                candidates.update(facts.rows)
+    if old_view.shape != new_view.shape or old_view.plain_clip != new_view.plain_clip:
+        candidates.update(old_view.grid())
+        candidates.update(new_view.grid())
+    regions = []
+    for coords in sorted(candidates):
+        before_at, after_at = old_view.locate(coords), new_view.locate(coords)
+        origin = new_view.origin(coords)
+        ends = [o + c for o, c in zip(origin, new_view.chunks, strict=True)]
+        seen_before = [min(e, c) for e, c in zip(ends, before_at.clip, strict=True)]
+        seen_after = [min(e, c) for e, c in zip(ends, after_at.clip, strict=True)]
+        if before_at.ref == after_at.ref and seen_before == seen_after:
+            continue
+        limit = [max(a, b) for a, b in zip(old_view.shape, new_view.shape, strict=True)]
+        box = tuple((o, min(e, n)) for o, e, n in zip(origin, ends, limit, strict=True))
+        if all(a < b for a, b in box):
+            regions.append(box)
+    return RegionChanges(old_view.shape, new_view.shape, tuple(regions))
+
+
 def diff_states(
     record: RecordSource, from_index: int, to_index: int, *, verify: bool = True
 ) -> RecordDiff:
@@ -119,11 +164,18 @@ def diff_states(
         before = dict(walk(old.chain.root))
         after = dict(walk(new.chain.root))
         attrs: dict[str, AttrChanges] = {}
+        regions: dict[str, RegionChanges] = {}
         for path, node in after.items():
             if path in before:
                 changes = _attr_changes(old, new, path, before[path], node)
                 if changes:
                     attrs[path] = changes
+                same_storage = not node.is_group and not before[path].is_group
+                same_storage = same_storage and before[path].created == node.created
+                if same_storage and before[path].deltas != node.deltas:
+                    region = _region_changes(old, new, path, before[path], node)
+                    if region:
+                        regions[path] = region
     return RecordDiff(
         from_index=from_index,
         to_index=to_index,
@@ -139,4 +191,5 @@ def diff_states(
             )
         ),
         attrs=dict(sorted(attrs.items())),
+        regions=regions,
     )

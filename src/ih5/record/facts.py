@@ -19,6 +19,7 @@ import h5py
 
 from ih5.format import SUBST_ATTR, is_deletion_marker
 from ih5.fs.usercache import read_entry, write_entry
+from ih5.record.chunkmap import CHUNKS_ATTR, DeltaFacts, is_chunk_delta, read_delta
 
 
 class NodeKind(enum.Enum):
@@ -27,6 +28,8 @@ class NodeKind(enum.Enum):
     GROUP = "group"
     DATASET = "dataset"
     DELETED = "deleted"
+    CHUNKS = "chunks"
+    """A chunk delta: changed chunks or a new shape of an older dataset (chunkmap.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,8 @@ class NodeFact:
     attrs: Mapping[str, bool]
     """Attribute name -> True when the attribute is a deletion marker."""
     children: tuple[str, ...]
+    delta: DeltaFacts | None = None
+    """For a chunk delta: its shape and chunk index."""
 
 
 ContainerFacts = Mapping[str, NodeFact]
@@ -50,7 +55,7 @@ def _attr_facts(obj: h5py.HLObject) -> dict[str, bool]:
         if not isinstance(name, str):
             # h5py hands out names that are not UTF-8 as bytes; ih5 and metador never write them.
             raise ValueError(f"attribute name {name!r} of {obj.name} is not UTF-8")
-        if name == SUBST_ATTR:
+        if name in (SUBST_ATTR, CHUNKS_ATTR):
             continue
         attr_id = obj.attrs.get_id(name)
         maybe_marker = attr_id.shape == () and attr_id.dtype.kind == "V"
@@ -87,7 +92,11 @@ def read_facts(file: h5py.File) -> dict[str, NodeFact]:
             _check_member(group, path, name)
             child = group[name]
             child_path = _child_path(path, name)
-            if isinstance(child, h5py.Group):
+            if isinstance(child, h5py.Group) and is_chunk_delta(child):
+                nodes[child_path] = NodeFact(
+                    NodeKind.CHUNKS, True, _attr_facts(child), (), read_delta(child)
+                )
+            elif isinstance(child, h5py.Group):
                 if child.id in seen:
                     # Without this a link loop would be walked forever.
                     raise ValueError(f"group {child_path} is linked at two paths (a link loop?)")
@@ -162,7 +171,8 @@ class FactsCache:
         facts = self._load(key) if self._persistent else None
         if facts is None:
             facts = compute()
-            if self._persistent:
+            if self._persistent and all(fact.delta is None for fact in facts.values()):
+                # Chunk deltas stay in this process: their chunk index is not serialised.
                 write_entry("facts", _entry_name(key), facts_to_bytes(facts))
         with self._mutex:
             if key not in self._entries:

@@ -13,6 +13,7 @@ from ih5.format import USER_BLOCK_SIZE, manifest_name, parse_container_name, wri
 from ih5.format.extensions import is_stub_container
 from ih5.fs import sweep_stale_temp_files, temp_path_for, typed_storage_errors
 from ih5.record.chain import Chain
+from ih5.record.chunks import write_plain
 from ih5.record.commit import CommitProtocol, Sidecar, publish_container, seal_container
 from ih5.record.room import Room
 from ih5.record.tree import walk
@@ -25,9 +26,13 @@ def _write_tree(chain: Chain, out: h5py.File) -> None:
         if node.is_group:
             target = out if path == "/" else out.create_group(path)
         else:
-            source = chain.h5(node.created)[path]
             parent, name = path.rsplit("/", 1)
-            out.copy(source, out[parent or "/"], name=name, without_attrs=True)
+            if node.deltas:
+                # Chunk deltas become a plain dataset again: the merged file is ih5_v01 only.
+                write_plain(out[parent or "/"], name, chain.chunked(path, node))
+            else:
+                source = chain.h5(node.created)[path]
+                out.copy(source, out[parent or "/"], name=name, without_attrs=True)
             target = out[path]
         for key, index in sorted(node.attrs.items()):
             target.attrs[key] = chain.h5(index)[path].attrs[key]

@@ -23,12 +23,73 @@ from ih5.errors import (
     UnknownKeywordError,
     UnsupportedValueError,
 )
+from ih5.format import IH5UserBlock
 from ih5.record.attrs import IH5AttributeManager
 from ih5.record.chain import Chain
+from ih5.record.chunks import ChunkedDataset
 from ih5.record.opening import payload_errors
 from ih5.record.tree import Node, split_path, walk
 
 T = TypeVar("T")
+
+OPTIONS_EXT = "ih5_options"
+"""User block section with per-record options, inherited by every patch."""
+METADOR_COMPATIBLE = "metador_compatible"
+"""Option: keep every container readable by metador-core 0.1.1 (no chunk-level patches)."""
+
+
+def metador_compatible(user_block: IH5UserBlock | None) -> bool:
+    """True when a record asked (at creation) for files metador-core 0.1.1 reads."""
+    if user_block is None:
+        return False
+    options = user_block.ub_exts.get(OPTIONS_EXT)
+    return isinstance(options, dict) and options.get(METADOR_COMPATIBLE) is True
+
+
+class AsStrView:
+    """``dataset.asstr()`` of a dataset with chunk deltas: bytes read as ``str``."""
+
+    def __init__(self, dataset: IH5Dataset, encoding: str, errors: str) -> None:
+        self._dataset = dataset
+        self._encoding = encoding
+        self._errors = errors
+
+    def _decode(self, item: Any) -> str:
+        return item.decode(self._encoding, self._errors) if isinstance(item, bytes) else str(item)
+
+    def __getitem__(self, selection: Any) -> Any:
+        values = self._dataset[selection]
+        if isinstance(values, np.ndarray):
+            decoded = [self._decode(item) for item in values.flat]
+            return np.array(decoded, dtype=object).reshape(values.shape)
+        return self._decode(values)
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+
+def with_metador_compatibility(user_block: IH5UserBlock) -> IH5UserBlock:
+    """``user_block`` carrying the metador-compatibility option (inherited by every patch)."""
+    options = {**user_block.ub_exts.get(OPTIONS_EXT, {}), METADOR_COMPATIBLE: True}
+    return user_block.model_copy(update={"ub_exts": {**user_block.ub_exts, OPTIONS_EXT: options}})
+
+
+class AstypeView:
+    """``dataset.astype(dtype)``: reads converted to ``dtype`` (h5py's AstypeWrapper)."""
+
+    def __init__(self, dataset: IH5Dataset, dtype: np.dtype[Any]) -> None:
+        self._dataset = dataset
+        self._dtype = dtype
+
+    def __getitem__(self, selection: Any) -> Any:
+        return np.asarray(self._dataset[selection]).astype(self._dtype)
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
+        return np.asarray(self[()], dtype=dtype)
+
 
 DATASET_KEYWORDS = frozenset(
     {
@@ -90,6 +151,17 @@ class IH5Object:
 class IH5Dataset(IH5Object):
     """A dataset of a record; slicing reads only the requested part."""
 
+    def _chunked(self, values: bool = True) -> ChunkedDataset | None:
+        """The dataset assembled from chunk deltas, or None when it has none.
+
+        ``values``: refuse a stub's placeholder (its shape and layout are known)."""
+        node = self._node()
+        if not node.deltas:
+            return None
+        if values:
+            self._chain.data_file(node.created, self._path)
+        return self._chain.chunked(self._path, node)
+
     def _h5(self) -> h5py.Dataset:
         file = self._chain.data_file(self._node().created, self._path)
         with payload_errors(file):
@@ -102,6 +174,9 @@ class IH5Dataset(IH5Object):
     @property
     def shape(self) -> tuple[int, ...] | None:
         """Shape, as in h5py (None for an empty, NULL-dataspace dataset)."""
+        chunked = self._chunked(values=False)
+        if chunked is not None:
+            return chunked.shape
         shape = self._h5().shape
         return None if shape is None else tuple(shape)
 
@@ -114,13 +189,14 @@ class IH5Dataset(IH5Object):
     @property
     def ndim(self) -> int:
         """Number of dimensions."""
-        return int(self._h5().ndim)
+        shape = self.shape
+        return 0 if shape is None else len(shape)
 
     @property
     def size(self) -> int | None:
         """Number of elements (None for an empty, NULL-dataspace dataset)."""
-        size = self._h5().size
-        return None if size is None else int(size)
+        shape = self.shape
+        return None if shape is None else int(np.prod(shape, dtype=np.int64))
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
@@ -149,26 +225,136 @@ class IH5Dataset(IH5Object):
         return self._h5().fillvalue
 
     def __len__(self) -> int:
-        return len(self._h5())
+        shape = self.shape
+        if not shape:
+            # h5py's message for scalar and empty datasets.
+            raise TypeError("Attempt to take len() of scalar dataset")
+        return shape[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate over the first axis, as h5py does."""
+        for index in range(len(self)):
+            yield self[index]
 
     def __getitem__(self, selection: Any) -> Any:
+        node = self._node()
+        if node.deltas:
+            chunked = self._chain.chunked(self._path, node)
+            if not chunked.plain_readable:
+                self._chain.data_file(node.created, self._path)  # a stub: StubError
+            with payload_errors(chunked.plain):
+                return chunked.read(selection)
         dataset = self._h5()
         with payload_errors(dataset):
             return dataset[selection]
 
+    def read_direct(
+        self, dest: np.ndarray[Any, Any], source_sel: Any = None, dest_sel: Any = None
+    ) -> None:
+        """Read ``source_sel`` of the dataset into ``dest[dest_sel]`` (h5py's ``read_direct``)."""
+        if self._chunked() is None:
+            dataset = self._h5()
+            with payload_errors(dataset):
+                dataset.read_direct(dest, source_sel, dest_sel)
+            return
+        values = self[() if source_sel is None else source_sel]
+        dest[() if dest_sel is None else dest_sel] = values
+
+    def astype(self, dtype: Any) -> AstypeView:
+        """A view whose reads are converted to ``dtype`` (h5py's ``astype``)."""
+        return AstypeView(self, np.dtype(dtype))
+
+    def _older(self, what: str) -> bool:
+        """True when the dataset's storage is in a committed patch (so ``what`` needs chunks).
+
+        Raises metador's error for records that asked for metador compatibility, and a
+        clear one for contiguous datasets.
+        """
+        writer = self._chain.require_writer()
+        node = self._node()
+        if node.created == writer.index and not node.deltas:
+            return False
+        plain = self._chain.h5(node.created)[self._path]
+        if plain.chunks is None:
+            # A stub placeholder cannot be copied in either: raise StubError, not "copy it first".
+            self._chain.data_file(node.created, self._path)
+        if metador_compatible(self._chain.newest):
+            raise RecordModeError(
+                f"dataset {self._path!r} is not from the latest patch (this record keeps "
+                f"metador-core compatibility), so {what} cannot change it; "
+                "call copy_into_patch() on it first",
+                self._path,
+            )
+        if plain.chunks is None:
+            raise RecordModeError(
+                f"dataset {self._path!r} of committed patch {node.created} is stored "
+                f"contiguously, so {what} would have to copy it whole; create it with "
+                "chunks=True (or a chunk shape) to patch chunks, or call copy_into_patch() "
+                "to copy it into the open patch",
+                self._path,
+            )
+        return True
+
+    def _delta_view(self) -> tuple[ChunkedDataset, Any]:
+        """The open patch's chunk delta for this dataset (started if needed) and its view."""
+        writer = self._chain.require_writer()
+        node = self._node()
+        delta = writer.delta(self._path)
+        if delta is None:
+            before = self._chain.chunked(self._path, node)
+            delta = writer.start_delta(self._path, before.plain, before.shape)
+        return self._chain.chunked(self._path, node), delta
+
     def __setitem__(self, selection: Any, value: Any) -> None:
         writer = self._chain.require_writer()
-        created = self._node().created
-        if created != writer.index:
-            # A stub placeholder cannot be copied in either: raise StubError, not "copy it first".
-            self._chain.data_file(created, self._path)
-        writer.write(self._path, selection, value)
+        if not self._older("a write"):
+            writer.write(self._path, selection, value)
+            return
+        # Check the write first: a refused one must not leave an empty delta behind.
+        self._chain.chunked(self._path).prepare(selection, value)
+        view, delta = self._delta_view()
+        prepared = view.prepare(selection, value)
+        # At most one stored chunk per touched chunk: room for them before HDF5 writes.
+        writer.room.ensure(view.touched_bytes(prepared.selection))
+        view.write(prepared, delta)
+
+    def resize(self, size: int | tuple[int, ...], axis: int | None = None) -> None:
+        """Change the shape within ``maxshape`` (h5py's ``resize``); older datasets keep their
+        chunks: growing adds none, shrinking hides some."""
+        writer = self._chain.require_writer()
+        if not self._older("resize()"):
+            dataset = writer.dataset(self._path)
+            dataset.resize(size, axis)
+            return
+        current = self._chain.chunked(self._path)
+        if axis is not None:
+            if not isinstance(size, (int, np.integer)):
+                raise TypeError("Argument must be a single int if axis is specified")
+            shape = list(current.shape)
+            shape[axis] = int(size)
+        else:
+            shape = [int(size)] if isinstance(size, (int, np.integer)) else [int(n) for n in size]
+        if len(shape) != len(current.shape):
+            raise TypeError(f"new shape {tuple(shape)} has the wrong rank for {self._path!r}")
+        limits = current.plain.maxshape
+        for n, limit in zip(shape, limits, strict=False):
+            if n < 0 or (limit is not None and n > limit):
+                raise RecordModeError(
+                    f"cannot resize {self._path!r} to {tuple(shape)}: its maxshape is "
+                    f"{tuple(limits)}",
+                    self._path,
+                )
+        view, delta = self._delta_view()
+        view.hide_beyond(tuple(shape), delta)
+        delta.set_shape(tuple(shape))
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray[Any, Any]:
         return np.asarray(self[()], dtype=dtype)
 
     def asstr(self, encoding: str | None = None, errors: str = "strict") -> Any:
         """Read string data as ``str`` (h5py's ``asstr`` wrapper)."""
+        if self._node().deltas:
+            return AsStrView(self, encoding or "utf-8", errors)
         return self._h5().asstr(encoding, errors)
 
     def copy_into_patch(self) -> IH5Dataset:
@@ -180,7 +366,7 @@ class IH5Dataset(IH5Object):
                 self._path,
             )
         values = dict(self.attrs.items())
-        writer.take_dataset(self._path, values, self._h5())
+        writer.take_dataset(self._path, values, self._chunked() or self._h5())
         return self
 
     def __repr__(self) -> str:
@@ -339,7 +525,7 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
                     writer.set_attr(destination, key, value)
             else:
                 dataset = IH5Dataset(src._chain, path, src.file)
-                writer.copy_dataset(destination, dataset._h5(), attrs)
+                writer.copy_dataset(destination, dataset._chunked() or dataset._h5(), attrs)
 
     def move(self, source: str, dest: str) -> None:
         """Move an object within the record (a copy into the patch plus a deletion)."""

@@ -28,6 +28,8 @@ from ih5.format import (
     write_attr_deletion_marker,
     write_deletion_marker,
 )
+from ih5.record.chunkmap import CHUNKS_ATTR, DeltaWriter, is_chunk_delta
+from ih5.record.chunks import ChunkedDataset, write_plain
 from ih5.record.room import Room, create_bytes, value_bytes, write_bytes
 from ih5.record.tree import Node, lookup, split_path
 
@@ -53,6 +55,8 @@ class PatchWriter:
         self.index = index
         self.is_base = is_base
         self.root = root
+        self._deltas: dict[str, DeltaWriter] = {}
+        """Chunk deltas written (or resumed) in this patch, by dataset path."""
         self.room = Room(file, f"writing patch {index}")
         # The last group visited, in the overlay and in the patch file: writes of a
         # subtree in path order (a stub, a pack) then find their parent at once, so
@@ -127,6 +131,7 @@ class PatchWriter:
         if old is not None:
             del parent[name]
             self._forget_near()
+        self._drop_deltas("/".join(parts))
         created = Node(self.index, is_group)
         node.members()[name] = created
         return _Member(parent, name, created, is_deletion_marker(old))
@@ -171,17 +176,29 @@ class PatchWriter:
                 write_deletion_marker(parent, name)
             raise
 
-    def copy_dataset(self, path: str, source: h5py.Dataset, attrs: Mapping[str, Any]) -> None:
-        """Copy an HDF5 dataset (storage kept) to ``path`` and give it ``attrs``."""
-        self.room.ensure(source.id.get_storage_size())
+    def copy_dataset(
+        self, path: str, source: h5py.Dataset | ChunkedDataset, attrs: Mapping[str, Any]
+    ) -> None:
+        """Copy a dataset (storage kept; chunk deltas resolved) to ``path``, give it ``attrs``."""
+        plain = source.plain if isinstance(source, ChunkedDataset) else source
+        self.room.ensure(plain.id.get_storage_size())
         parent, name, node, _ = self._new_member(path, is_group=False)
-        parent.copy(source, name, without_attrs=True)
+        if isinstance(source, ChunkedDataset):
+            write_plain(parent, name, source)
+        else:
+            parent.copy(source, name, without_attrs=True)
         for key, value in attrs.items():
             _store_attr(parent[name].attrs, key, value, path)
             node.attrs[key] = self.index
 
+    def _drop_deltas(self, path: str) -> None:
+        prefix = "/" + "/".join(split_path(path))
+        for key in [k for k in self._deltas if k == prefix or k.startswith(prefix + "/")]:
+            del self._deltas[key]
+
     def _forget(self, path: str) -> None:
         self._forget_near()
+        self._drop_deltas(path)
         parts = split_path(path)
         parent = self.node("/".join(parts[:-1]))
         parent.members().pop(parts[-1], None)
@@ -203,7 +220,9 @@ class PatchWriter:
             write_deletion_marker(parent, name)
         self._forget(path)
 
-    def take_dataset(self, path: str, attrs: Mapping[str, Any], source: h5py.Dataset) -> None:
+    def take_dataset(
+        self, path: str, attrs: Mapping[str, Any], source: h5py.Dataset | ChunkedDataset
+    ) -> None:
         """Replace an older dataset by a copy in this patch, so that it can be written."""
         parts = split_path(path)
         parent = self._patch_object(parts[:-1])
@@ -219,6 +238,11 @@ class PatchWriter:
     def set_attr(self, path: str, name: str, value: Any) -> None:
         """Set attribute ``name`` of the object at ``path``."""
         check_attr_name(name)
+        if name == CHUNKS_ATTR:
+            raise InvalidKeyError(
+                f"attribute name {name!r} is reserved for chunk-level patches; choose another",
+                path,
+            )
         if name == "":
             raise InvalidKeyError("attribute names cannot be empty: HDF5 refuses them", path)
         check_user_value(value)
@@ -252,6 +276,31 @@ class PatchWriter:
         dataset = self.file[path]
         assert isinstance(dataset, h5py.Dataset)
         return dataset
+
+    # --- chunk deltas ---------------------------------------------------
+
+    def delta(self, path: str) -> DeltaWriter | None:
+        """The chunk delta this patch holds for the dataset at ``path``, if any."""
+        key = "/" + "/".join(split_path(path))
+        delta = self._deltas.get(key)
+        if delta is None and self.index in self.node(key).deltas:
+            group = self.file[key]
+            assert isinstance(group, h5py.Group) and is_chunk_delta(group)
+            delta = self._deltas[key] = DeltaWriter.load(group, self.index)
+        return delta
+
+    def start_delta(self, path: str, plain: h5py.Dataset, shape: tuple[int, ...]) -> DeltaWriter:
+        """Begin this patch's chunk delta for the older chunked dataset at ``path``."""
+        key = "/" + "/".join(split_path(path))
+        node = self.node(key)
+        assert not node.is_group and node.created != self.index
+        self.room.ensure(0)
+        group = self._patch_object(split_path(key))
+        assert isinstance(group, h5py.Group)
+        mark_substituting(group)
+        delta = self._deltas[key] = DeltaWriter.create(group, plain, shape, self.index)
+        node.deltas.append(self.index)
+        return delta
 
     def write(self, path: str, selection: Any, value: Any) -> None:
         """Write ``value`` into the patch's own dataset at ``path``."""

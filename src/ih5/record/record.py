@@ -72,7 +72,7 @@ from ih5.record.opening import (
     read_chain,
     read_remote_chain,
 )
-from ih5.record.overlay import IH5Group
+from ih5.record.overlay import IH5Group, with_metador_compatibility
 from ih5.record.patch import PatchWriter
 from ih5.record.strays import Stray, find_strays
 from ih5.record.tree import apply_container, walk
@@ -178,6 +178,9 @@ class IH5Record(IH5Group):
     inside libhdf5, which no Python code can prevent); ``at=K`` opens the state as
     of patch index K, read-only. ``base_user_block`` sets the identity of a
     base created by this call (default: fresh uuids, index 0).
+    ``metador_compatible=True`` on creating a record keeps it readable by
+    metador-core 0.1.1 for good: writes into datasets of older patches then
+    raise (call ``copy_into_patch()``) instead of becoming chunk-level patches.
 
     An exception inside ``with`` discards the open patch; ``close(commit=False)``
     keeps it for the next writer to resume. A closed record, and every view of
@@ -197,6 +200,7 @@ class IH5Record(IH5Group):
         progress: Progress | None = None,
         base_user_block: IH5UserBlock | None = None,
         remote: RemoteOptions | None = None,
+        metador_compatible: bool = False,
     ) -> None:
         if mode not in MODES:
             raise RecordModeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
@@ -247,7 +251,10 @@ class IH5Record(IH5Group):
             self._report_strays()
             self._check_opened()
             if mode != "r":
-                self._start_writing(foreign, base_user_block or IH5UserBlock.create())
+                base = base_user_block or IH5UserBlock.create()
+                if metador_compatible:
+                    base = with_metador_compatibility(base)
+                self._start_writing(foreign, base)
         except BaseException:
             self._finalizer.detach()
             self._chain.close()

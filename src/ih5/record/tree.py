@@ -18,7 +18,7 @@ from ih5.record.facts import ContainerFacts, NodeKind
 class Node:
     """One group or dataset of the overlay."""
 
-    __slots__ = ("attrs", "children", "created")
+    __slots__ = ("attrs", "children", "created", "deltas")
 
     def __init__(self, created: int, is_group: bool) -> None:
         self.created = created
@@ -26,6 +26,8 @@ class Node:
         self.attrs: dict[str, int] = {}
         """Attribute name -> patch index of the container holding its value."""
         self.children: dict[str, Node] | None = {} if is_group else None
+        self.deltas: list[int] = []
+        """For a dataset: patch indices of the chunk deltas laid over it, oldest first."""
 
     @property
     def is_group(self) -> bool:
@@ -85,6 +87,15 @@ def apply_container(root: Node | None, facts: ContainerFacts, index: int, is_bas
             child_fact = facts[child_path]
             if child_fact.kind is NodeKind.DELETED:
                 members.pop(name, None)
+                continue
+            if child_fact.kind is NodeKind.CHUNKS:
+                target = members.get(name)
+                if target is None or target.is_group or is_base:
+                    # A chunk delta changes an older dataset; over anything else it is void.
+                    members.pop(name, None)
+                    continue
+                target.deltas.append(index)
+                _apply_attrs(target, child_fact.attrs, index)
                 continue
             if child_fact.kind is NodeKind.DATASET:
                 dataset = members[name] = Node(index, is_group=False)

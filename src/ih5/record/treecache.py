@@ -29,12 +29,12 @@ def chain_key(chain: Sequence[ContainerRef]) -> str:
 
 
 def tree_to_bytes(root: Node) -> bytes:
-    """Depth-first rows ``[depth, name, created, is_group, attrs]``, the root first."""
+    """Depth-first rows ``[depth, name, created, is_group, attrs, deltas]``, the root first."""
     rows: list[list[object]] = []
     pending: list[tuple[int, str, Node]] = [(0, "", root)]
     while pending:
         depth, name, node = pending.pop()
-        rows.append([depth, name, node.created, int(node.is_group), node.attrs])
+        rows.append([depth, name, node.created, int(node.is_group), node.attrs, node.deltas])
         members = reversed(node.members().items())  # popped in their own order
         pending.extend((depth + 1, child, sub) for child, sub in members)
     return json.dumps(rows, separators=(",", ":")).encode("utf-8")
@@ -44,13 +44,14 @@ def tree_from_bytes(raw: bytes) -> Node | None:
     """The tree stored by :func:`tree_to_bytes`; None for anything that does not fit."""
     try:
         rows = json.loads(raw)
-        _, _, created, _, attrs = rows[0]
+        _, _, created, _, attrs, _ = rows[0]
         root = Node(created, is_group=True)
         root.attrs = attrs
         path: list[Node] = [root]
-        for depth, name, created, is_group, attrs in rows[1:]:
+        for depth, name, created, is_group, attrs, deltas in rows[1:]:
             node = Node(created, is_group == 1)
             node.attrs = attrs
+            node.deltas = [int(index) for index in deltas]
             del path[depth:]
             members = path[depth - 1].children if depth >= 1 else None
             if members is None or not isinstance(name, str) or not isinstance(created, int):

@@ -1,0 +1,548 @@
+"""A chunked dataset seen through its chunk deltas: which container holds each chunk, reads
+and writes assembled chunk by chunk.
+
+A dataset's values start as the plain dataset of the container that created
+it; each later chunk delta (:mod:`ih5.record.chunkmap`) says which chunks it
+changed and the shape after it. A chunk is looked up newest delta first. An
+element is visible from a source only if it lies inside every shape from that
+source's patch to now: a shrink hides elements for good, and growing again
+shows the fill value there, as in h5py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ih5.errors import IntegrityError, StubError
+from ih5.record.chunkmap import (
+    FILL_SLOT,
+    PLAIN_SLOT,
+    ChunkRef,
+    Coords,
+    DeltaFacts,
+    DeltaWriter,
+    chunk_digest,
+)
+from ih5.record.selection import Axis, Selection, as_array, is_contiguous, normalize
+
+Stored = Callable[[int], h5py.Dataset]
+"""Patch index -> the ``chunks`` dataset of that patch's delta for this dataset."""
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a chunk's values come from and how far they are visible."""
+
+    ref: ChunkRef | None
+    """None: nothing is visible, the chunk is all fill value."""
+    clip: tuple[int, ...]
+    """Elements at or beyond this (absolute) index on any axis show the fill value."""
+
+
+@dataclass(frozen=True)
+class PreparedWrite:
+    """A checked write: the normalized selection and the value broadcast onto its box."""
+
+    selection: Selection
+    value: np.ndarray[Any, Any]
+
+
+def _min_shape(left: Sequence[int], right: Sequence[int]) -> tuple[int, ...]:
+    return tuple(min(a, b) for a, b in zip(left, right, strict=False))
+
+
+class ChunkedDataset:
+    """Values of one dataset assembled from its plain storage and its chunk deltas."""
+
+    def __init__(
+        self,
+        plain: h5py.Dataset,
+        plain_level: int,
+        deltas: Sequence[tuple[int, DeltaFacts]],
+        stored: Stored,
+        plain_readable: bool = True,
+    ) -> None:
+        chunks = plain.chunks
+        if chunks is None:
+            raise TypeError(f"{plain.name} is not chunked")
+        self.plain = plain
+        self.plain_level = plain_level
+        self.deltas = list(deltas)
+        self.stored = stored
+        self.plain_readable = plain_readable
+        self.chunks: tuple[int, ...] = tuple(chunks)
+        self.dtype: np.dtype[Any] = plain.dtype
+        self.shape: tuple[int, ...] = self.deltas[-1][1].shape if self.deltas else plain.shape
+        clips: list[tuple[int, ...]] = []
+        clip = self.shape
+        for _, facts in reversed(self.deltas):
+            clips.append(clip)
+            clip = _min_shape(clip, facts.floor)
+        clips.reverse()
+        self._clips = clips
+        """clips[j]: how far the chunks delta j stores are visible (newer floors, the shape)."""
+        self.plain_clip = _min_shape(clip, plain.shape)
+        self._latest: dict[Coords, int] | None = None
+        self._fill: tuple[Any] | None = None
+        self.plain_shape: tuple[int, ...] = tuple(plain.shape)
+        """How far plain storage is visible (every floor, its own shape)."""
+
+    # --- locating ----------------------------------------------------------
+
+    @property
+    def fill(self) -> Any:
+        """The fill value, as h5py reports it for the plain dataset."""
+        if self._fill is None:
+            self._fill = (self.plain.fillvalue,)
+        return self._fill[0]
+
+    def origin(self, coords: Coords) -> tuple[int, ...]:
+        """First element of chunk ``coords``."""
+        return tuple(c * n for c, n in zip(coords, self.chunks, strict=False))
+
+    def _newest_rows(self) -> dict[Coords, int]:
+        """Chunk coordinates -> position of the newest delta with a row for them."""
+        if self._latest is None:
+            latest: dict[Coords, int] = {}
+            for position, (_, facts) in enumerate(self.deltas):
+                latest.update(dict.fromkeys(facts.rows, position))
+            self._latest = latest
+        return self._latest
+
+    def locate(self, coords: Coords) -> Located:
+        """Where chunk ``coords`` comes from: the newest delta with a row for it, else plain.
+
+        Visibility only shrinks towards older deltas, so checking the found delta's
+        clip covers every newer one.
+        """
+        origin = [c * n for c, n in zip(coords, self.chunks, strict=True)]
+        position = (self._latest if self._latest is not None else self._newest_rows()).get(coords)
+        if position is not None:
+            clip = self._clips[position]
+            if any(o >= c for o, c in zip(origin, clip, strict=True)):
+                return Located(None, clip)
+            ref = self.deltas[position][1].rows[coords]
+            return Located(None if ref.slot == FILL_SLOT else ref, clip)
+        if any(o >= c for o, c in zip(origin, self.plain_clip, strict=True)):
+            return Located(None, self.plain_clip)
+        return Located(ChunkRef(self.plain_level, PLAIN_SLOT), self.plain_clip)
+
+    def grid(self) -> Iterator[Coords]:
+        """Coordinates of every chunk of the current shape, in C order."""
+        counts = [-(-n // c) for n, c in zip(self.shape, self.chunks, strict=False)]
+        return itertools.product(*(range(n) for n in counts))
+
+    # --- reading -----------------------------------------------------------
+
+    def _blank(self, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+        return np.full(shape, self.fill, dtype=self.dtype)
+
+    def read_region(
+        self, coords: Coords, lo: Sequence[int], hi: Sequence[int], where: Located | None = None
+    ) -> np.ndarray[Any, Any]:
+        """Values of the local box ``lo``..``hi`` (offsets inside chunk ``coords``)."""
+        where = where or self.locate(coords)
+        shape = tuple(b - a for a, b in zip(lo, hi, strict=False))
+        origin = self.origin(coords)
+        ref = where.ref
+        if ref is None:
+            return self._blank(shape)
+        limit = where.clip
+        if ref.slot == PLAIN_SLOT:
+            limit = _min_shape(limit, self.plain_shape)
+        top = tuple(
+            max(a, min(b, c - o)) for a, b, c, o in zip(lo, hi, limit, origin, strict=False)
+        )
+        out = None if top == tuple(hi) else self._blank(shape)
+        if any(t <= a for a, t in zip(lo, top, strict=False)):
+            return out if out is not None else self._blank(shape)
+        if ref.slot == PLAIN_SLOT:
+            if ref.level != self.plain_level:
+                raise _missing(self.plain.name, ref.level)
+            if not self.plain_readable:
+                raise StubError(
+                    f"{self.plain.name!r}: this change needs chunk {coords} of the stub's "
+                    "placeholder, whose data is not here; write whole chunks, or work on the "
+                    "real record",
+                    self.plain.name,
+                )
+            source = self.plain
+            sel = tuple(slice(o + a, o + t) for o, a, t in zip(origin, lo, top, strict=False))
+        else:
+            source = self.stored(ref.level)
+            base = ref.slot * self.chunks[0]
+            sel = (
+                slice(base + lo[0], base + top[0]),
+                *tuple(slice(a, t) for a, t in zip(lo[1:], top[1:], strict=False)),
+            )
+        values = source[sel]
+        if out is None:
+            return np.asarray(values)
+        out[tuple(slice(0, t - a) for a, t in zip(lo, top, strict=False))] = values
+        return out
+
+    def chunk_buffer(self, coords: Coords, where: Located | None = None) -> np.ndarray[Any, Any]:
+        """The whole chunk ``coords`` (fill value wherever nothing is visible)."""
+        return self.read_region(coords, (0,) * len(self.chunks), self.chunks, where)
+
+    def _touched(self, selection: Selection) -> Iterator[tuple[Coords, list[slice], list[Axis]]]:
+        """Per touched chunk: coordinates, positions in the box, local indices in the chunk."""
+        per_axis: list[list[tuple[int, slice, Axis]]] = []
+        for axis, size in zip(selection.axes, self.chunks, strict=True):
+            parts: list[tuple[int, slice, Axis]] = []
+            if isinstance(axis, range) and axis.step == 1:
+                for chunk in range(axis.start // size, -(-axis.stop // size)) if len(axis) else []:
+                    a, b = max(axis.start, chunk * size), min(axis.stop, (chunk + 1) * size)
+                    local = range(a - chunk * size, b - chunk * size)
+                    parts.append((chunk, slice(a - axis.start, b - axis.start), local))
+            elif len(axis):
+                indices = as_array(axis)
+                ids = indices // size
+                bounds = np.flatnonzero(np.diff(ids)) + 1
+                starts = [0, *bounds.tolist()]
+                stops = [*bounds.tolist(), len(indices)]
+                for start, stop in zip(starts, stops, strict=True):
+                    chunk = int(ids[start])
+                    parts.append((chunk, slice(start, stop), indices[start:stop] - chunk * size))
+            per_axis.append(parts)
+        for combo in itertools.product(*per_axis):
+            yield (
+                tuple(part[0] for part in combo),
+                [part[1] for part in combo],
+                [part[2] for part in combo],
+            )
+
+    def _read_box(self, selection: Selection) -> np.ndarray[Any, Any]:
+        box = np.empty(selection.box_shape, dtype=self.dtype)
+        if box.size == 0:
+            return box
+        if selection.is_box and self._bulk_plain(selection, box):
+            return box
+        for coords, positions, local in self._touched(selection):
+            lo = [int(idx[0]) for idx in local]
+            hi = [int(idx[-1]) + 1 for idx in local]
+            region = self.read_region(coords, lo, hi)
+            if all(len(idx) == b - a for idx, a, b in zip(local, lo, hi, strict=False)):
+                box[tuple(positions)] = region
+            else:
+                box[tuple(positions)] = region[
+                    np.ix_(*[as_array(idx) - a for idx, a in zip(local, lo, strict=True)])
+                ]
+        return box
+
+    def _bulk_plain(self, selection: Selection, box: np.ndarray[Any, Any]) -> bool:
+        """Read a box by slabs: runs of chunk rows (along axis 0) that come entirely from
+        plain storage take one HDF5 call each; other chunks are read one by one."""
+        if not self.plain_readable or box.dtype.hasobject:
+            return False
+        rows: dict[int, list[tuple[Coords, list[slice], list[Axis], Located, bool]]] = {}
+        for coords, positions, local in self._touched(selection):
+            where = self.locate(coords)
+            ref = where.ref
+            origin = self.origin(coords)
+            whole = (
+                ref is not None
+                and ref.slot == PLAIN_SLOT
+                and ref.level == self.plain_level
+                and where.clip == self.plain_clip
+                and all(
+                    o + int(idx[-1]) < c
+                    for o, idx, c in zip(origin, local, self.plain_clip, strict=True)
+                )
+            )
+            rows.setdefault(coords[0], []).append((coords, positions, local, where, whole))
+        start = [int(axis[0]) for axis in selection.axes]
+        run: list[slice] = []
+
+        def flush() -> None:
+            if not run:
+                return
+            first, last = run[0].start, run[-1].stop
+            rest = [slice(a, a + n) for a, n in zip(start[1:], box.shape[1:], strict=True)]
+            source = (slice(start[0] + first, start[0] + last), *rest)
+            self.plain.read_direct(box, source, (slice(first, last),))
+            run.clear()
+
+        for chunk_row in sorted(rows):
+            parts = rows[chunk_row]
+            if all(part[4] for part in parts):
+                run.append(parts[0][1][0])
+                continue
+            flush()
+            for coords, positions, local, where, _ in parts:
+                lo = [int(idx[0]) for idx in local]
+                hi = [int(idx[-1]) + 1 for idx in local]
+                box[tuple(positions)] = self.read_region(coords, lo, hi, where)
+        flush()
+        return True
+
+    def _read_in_one_chunk(self, selection: Any) -> Any:
+        """Fast path: integers and step-1 slices inside one visible chunk, read by one HDF5
+        call from the container holding it (None when the selection is not that simple)."""
+        items = selection if isinstance(selection, tuple) else (selection,)
+        if len(items) != len(self.shape):
+            return None
+        coords: list[int] = []
+        local: list[Any] = []
+        for item, length, size in zip(items, self.shape, self.chunks, strict=True):
+            if isinstance(item, slice):
+                if item.step not in (None, 1):
+                    return None
+                start, stop, _ = item.indices(length)
+                if stop <= start or start // size != (stop - 1) // size:
+                    return None
+                coords.append(start // size)
+                local.append((start, stop, False))
+            elif isinstance(item, (int, np.integer)) and -length <= item < length:
+                index = int(item) % length
+                coords.append(index // size)
+                local.append((index, index + 1, True))
+            else:
+                return None
+        where = self.locate(tuple(coords))
+        ref = where.ref
+        if ref is None:
+            return None
+        limit = where.clip
+        if ref.slot == PLAIN_SLOT and limit is not self.plain_clip:
+            limit = _min_shape(limit, self.plain_shape)
+        for (_, stop, _), edge in zip(local, limit, strict=True):
+            if stop > edge:
+                return None
+        if ref.slot == PLAIN_SLOT:
+            if ref.level != self.plain_level or not self.plain_readable:
+                return None
+            source, shift = self.plain, 0
+        else:
+            source = self.stored(ref.level)
+            shift = (ref.slot - coords[0]) * self.chunks[0]
+        sel = tuple(
+            (a + shift * (n == 0)) if scalar else slice(a + shift * (n == 0), b + shift * (n == 0))
+            for n, (a, b, scalar) in enumerate(local)
+        )
+        return source[sel]
+
+    def read(self, selection: Any) -> Any:
+        """Read ``selection`` with h5py's semantics (result shape, scalars, fields)."""
+        fast = self._read_in_one_chunk(selection)
+        if fast is not None:
+            return fast
+        chosen = normalize(selection, self.shape)
+        box = self._read_box(chosen)
+        result = box[chosen.mask] if chosen.mask is not None else box.reshape(chosen.shape)
+        if chosen.fields:
+            result = (
+                result[chosen.fields[0]] if len(chosen.fields) == 1 else result[list(chosen.fields)]
+            )
+        return result[()] if result.ndim == 0 else result
+
+    # --- writing -----------------------------------------------------------
+
+    def prepare(self, selection: Any, value: Any) -> PreparedWrite:
+        """Check a write before anything changes: the selection and the value's shape."""
+        chosen = normalize(selection, self.shape)
+        if chosen.fields:
+            raise TypeError(
+                f"{self.plain.name!r}: writing single fields of a compound dataset of an "
+                "older patch is not supported; write whole elements"
+            )
+        array = np.asarray(value, dtype=self.dtype)
+        if chosen.mask is not None:
+            flat = np.broadcast_to(array, chosen.shape)
+            return PreparedWrite(chosen, np.array(flat))
+        try:
+            shaped = np.broadcast_to(array, chosen.shape).reshape(chosen.box_shape)
+        except ValueError as exc:
+            raise TypeError(
+                f"can't broadcast {array.shape} -> {chosen.shape} for {self.plain.name!r}"
+            ) from exc
+        return PreparedWrite(chosen, shaped)
+
+    def touched_bytes(self, selection: Selection) -> int:
+        """Bytes of the chunks ``selection`` touches (what a write may store, at most)."""
+        count = 1
+        for axis, size in zip(selection.axes, self.chunks, strict=True):
+            if not len(axis):
+                return 0
+            if isinstance(axis, range) and axis.step == 1:
+                count *= (axis.stop - 1) // size - axis.start // size + 1
+            else:
+                count *= len(np.unique(as_array(axis) // size))
+        return count * int(np.prod(self.chunks)) * self.dtype.itemsize
+
+    def write(self, prepared: PreparedWrite, delta: DeltaWriter) -> None:
+        """Apply ``prepared`` chunk by chunk into ``delta`` (the open patch's delta)."""
+        chosen = prepared.selection
+        known = self._known_hashes(delta)
+        rank: np.ndarray[Any, Any] | None = None
+        if chosen.mask is not None:
+            rank = np.cumsum(chosen.mask.ravel()).reshape(chosen.mask.shape) - 1
+        for coords, positions, local in self._touched(chosen):
+            where = self.locate(coords)
+            origin = self.origin(coords)
+            valid = [
+                min(c, n - o) for c, n, o in zip(self.chunks, self.shape, origin, strict=False)
+            ]
+            covered = chosen.mask is None and all(
+                len(idx) == v for idx, v in zip(local, valid, strict=False)
+            )
+            old = None if covered else self.chunk_buffer(coords, where)
+            buffer = self._blank(self.chunks) if old is None else old.copy()
+            if rank is not None and chosen.mask is not None:
+                sub_mask = chosen.mask[tuple(positions)]
+                sub_rank = rank[tuple(positions)][sub_mask]
+                where_in = np.ix_(*[as_array(idx) for idx in local])
+                target = buffer[where_in]
+                target[sub_mask] = prepared.value[sub_rank]
+                buffer[where_in] = target
+            else:
+                buffer[_within(local)] = prepared.value[tuple(positions)]
+            self._keep(coords, where, old, buffer, delta, known)
+
+    def hide_beyond(self, shape: tuple[int, ...], delta: DeltaWriter) -> None:
+        """Before shrinking to ``shape``: blank what this patch's own chunks hold beyond it.
+
+        Older chunks need nothing: the delta's floor hides them. The patch's own
+        ones must not reappear when the dataset grows again within the patch.
+        """
+        for coords in list(delta.facts.rows):
+            origin = self.origin(coords)
+            if all(o + c <= n for o, c, n in zip(origin, self.chunks, shape, strict=True)):
+                continue
+            if any(o >= n for o, n in zip(origin, shape, strict=True)):
+                delta.point(coords, ChunkRef(delta.level, FILL_SLOT))
+                continue
+            where = self.locate(coords)
+            old = self.chunk_buffer(coords, where)
+            buffer = old.copy()
+            for axis, (o, n) in enumerate(zip(origin, shape, strict=True)):
+                index: list[slice] = [slice(None)] * buffer.ndim
+                index[axis] = slice(max(0, n - o), None)
+                buffer[tuple(index)] = self.fill
+            self._keep(coords, where, old, buffer, delta, self._known_hashes(delta))
+
+    def _known_hashes(self, delta: DeltaWriter) -> dict[bytes, ChunkRef]:
+        known: dict[bytes, ChunkRef] = {}
+        for level, facts in self.deltas:
+            if level == delta.level:
+                continue
+            for digest, slot in facts.hashes.items():
+                known[digest] = ChunkRef(level, slot)
+        return known
+
+    def _keep(
+        self,
+        coords: Coords,
+        where: Located,
+        old: np.ndarray[Any, Any] | None,
+        buffer: np.ndarray[Any, Any],
+        delta: DeltaWriter,
+        known: dict[bytes, ChunkRef],
+    ) -> None:
+        """Store ``buffer`` as chunk ``coords`` unless an equal chunk is already kept."""
+        digest = chunk_digest(buffer)
+        if old is not None and chunk_digest(old) == digest:
+            return
+        own = delta.facts.hashes.get(digest)
+        if own is not None:
+            delta.point(coords, ChunkRef(delta.level, own))
+            return
+        if digest in known:
+            delta.point(coords, known[digest])
+            return
+        # When the old values were read from plain storage and differ, so does the plain chunk.
+        plain_read = old is not None and where.ref is not None and where.ref.slot == PLAIN_SLOT
+        inside = all(o < n for o, n in zip(self.origin(coords), self.plain_shape, strict=False))
+        if self.plain_readable and inside and not plain_read:
+            plain = self.read_region(
+                coords,
+                (0,) * len(self.chunks),
+                self.chunks,
+                Located(ChunkRef(self.plain_level, PLAIN_SLOT), self.plain_shape),
+            )
+            if chunk_digest(plain) == digest:
+                delta.point(coords, ChunkRef(self.plain_level, PLAIN_SLOT))
+                return
+        delta.store(coords, buffer, digest)
+
+
+def _missing(name: str, level: int) -> IntegrityError:
+    return IntegrityError(
+        f"{name!r} reuses a chunk of patch {level}, which this chain does not hold "
+        "(merged away?); open the record with all its containers",
+        name,
+    )
+
+
+def _within(local: Sequence[Axis]) -> tuple[Any, ...]:
+    """Index a chunk buffer at ``local``: slices for runs, ``np.ix_`` when any axis has gaps."""
+    if all(is_contiguous(idx) and len(idx) for idx in local):
+        return tuple(slice(int(idx[0]), int(idx[-1]) + 1) for idx in local)
+    return np.ix_(*[as_array(idx) for idx in local])
+
+
+def _raw_copy_allowed(view: ChunkedDataset, coords: Coords, where: Located) -> bool:
+    """The stored bytes of the source chunk can be copied as they are (same filters)."""
+    assert where.ref is not None
+    limit = where.clip
+    if where.ref.slot == PLAIN_SLOT:
+        limit = _min_shape(limit, view.plain.shape)
+    origin = view.origin(coords)
+    return not view.dtype.hasobject and all(
+        min(c, o + n) >= min(s, o + n)
+        for c, o, n, s in zip(limit, origin, view.chunks, view.shape, strict=False)
+    )
+
+
+def write_plain(parent: h5py.Group, name: str, view: ChunkedDataset) -> h5py.Dataset:
+    """Write ``view``'s current values as a plain dataset ``parent[name]``.
+
+    Chunk shape, filters, fill value, type and maxshape are those of the plain
+    storage; chunks whose stored bytes are visible as they are get copied
+    without decoding, chunks showing only the fill value are not written.
+    """
+    maxshape = tuple(h5py.h5s.UNLIMITED if n is None else n for n in view.plain.maxshape)
+    space = h5py.h5s.create_simple(view.shape, maxshape)
+    h5py.h5d.create(
+        parent.id,
+        name.encode(),
+        view.plain.id.get_type(),
+        space,
+        dcpl=view.plain.id.get_create_plist(),
+    )
+    out = parent[name]
+    for coords in view.grid():
+        where = view.locate(coords)
+        ref = where.ref
+        if ref is None:
+            continue
+        origin = view.origin(coords)
+        if _raw_copy_allowed(view, coords, where):
+            if ref.slot == PLAIN_SLOT:
+                if ref.level != view.plain_level:
+                    raise _missing(view.plain.name, ref.level)
+                source, offset = view.plain, origin
+            else:
+                source = view.stored(ref.level)
+                offset = (ref.slot * view.chunks[0], *(0,) * (len(origin) - 1))
+            info = source.id.get_chunk_info_by_coord(offset)
+            if info.byte_offset is None:
+                continue
+            mask, raw = source.id.read_direct_chunk(offset)
+            out.id.write_direct_chunk(origin, raw, mask)
+            continue
+        buffer = view.chunk_buffer(coords, where)
+        valid = tuple(
+            slice(0, min(n, s - o))
+            for n, s, o in zip(view.chunks, view.shape, origin, strict=False)
+        )
+        out[tuple(slice(o, o + v.stop) for o, v in zip(origin, valid, strict=False))] = buffer[
+            valid
+        ]
+    return out
