@@ -207,3 +207,7 @@ class StubError(Ih5Error, ValueError):
 
 class PackError(Ih5Error, ValueError):
     """A directory cannot be packed or a record cannot be unpacked as asked."""
+
+
+class EngineError(Ih5Error, RuntimeError):
+    """A task engine (a Dask scheduler, a local cluster) cannot be started or reached."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ih5.cli.many import catalog_command
 from ih5.cli.meta import meta
 from ih5.cli.pack import pack_command, pack_many_command, unpack_command
 from ih5.cli.records import register as register_records
@@ -80,3 +81,4 @@ cli.add_command(pack_command)
 cli.add_command(unpack_command)
 cli.add_command(pack_many_command)
 register_records(cli)
+cli.add_command(catalog_command)

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from ih5.cli.contents import cat, diff, record_argument, tree
+from ih5.cli.engine import engine_options, engine_requested
+from ih5.cli.many import verify_on_engine
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import activity, byte_progress
 from ih5.errors import Ih5Error
@@ -120,18 +122,27 @@ def _open_unhashed(record: Path) -> IH5Record:
 
 @click.command()
 @record_argument
+@engine_options
 @json_option
-def verify(record: Path, as_json: bool) -> None:
+def verify(
+    record: Path, jobs: int | None, scheduler: str | None, local_dask: bool, as_json: bool
+) -> None:
     """Re-hash every container of RECORD against its user block.
 
     Exits 0 when every hashsum matches, 1 (with one Error: line) when a
-    container is damaged or the chain is broken.
+    container is damaged or the chain is broken. With --jobs, --scheduler or
+    --dask, the containers are hashed as parallel tasks (and every damaged one
+    is named).
 
     \b
     Examples:
       ih5 verify data/rec
       ih5 verify data/rec --json || echo "restore data/rec from a backup"
+      ih5 verify data/rec --dask --jobs 2
     """
+    if engine_requested(jobs, scheduler, local_dask):
+        verify_on_engine([record], jobs, scheduler, local_dask, as_json)
+        return
     with _open_unhashed(record) as rec:
         history = rec.history()
         total = sum(entry.size for entry in history)
