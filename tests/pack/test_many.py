@@ -28,7 +28,7 @@ from ih5.pack import (
 
 from .helpers import Link, container_names, make_tree, snapshot, unpacked
 
-SUBDIRS = {
+SUBDIRS: dict[str, dict[str, bytes | None]] = {
     "plate_1": {"a.bin": b"1" * 100, "wells/A01.txt": b"A01\n"},
     "plate_2": {"a.bin": b"2" * 200, "empty": None},
     "run 3": {"b.bin": b"3" * 300},
@@ -114,7 +114,7 @@ def test_pack_many_reports_each_subdirectory_as_it_finishes(tmp_path: Path) -> N
         ("Ünïcode", "Unicode"),
         ("ünï", "uni"),
         ("Straße 5µm", "Strasse-5um"),
-        ("Ｐlate", "Plate"),
+        ("\uff30late", "Plate"),  # a full-width P
         ("Ølstykke_æble", "Olstykke-aeble"),
     ],
 )
@@ -130,7 +130,9 @@ def test_record_name_for_refuses_names_without_letters_or_digits(directory: str)
 
 def test_pack_many_refuses_clashing_record_names_naming_the_directories(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"plate_1": {"a": b"a"}, "plate-1": {"b": b"b"}, "y": {}})
-    with pytest.raises(PackError, match="'plate-1' and 'plate_1' would all become record 'plate-1'"):
+    with pytest.raises(
+        PackError, match="'plate-1' and 'plate_1' would all become record 'plate-1'"
+    ):
         pack_many(root, tmp_path / "out", jobs=2)
     assert not (tmp_path / "out").exists()
 

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ def is_long(config: pytest.Config) -> bool:
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[LocalCluster]:
     """Two worker processes of one thread each (restarted by their nannies when killed)."""
-    with LocalCluster(
+    with LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=2,
         threads_per_worker=1,
         processes=True,
@@ -41,9 +42,15 @@ def cluster() -> Iterator[LocalCluster]:
 @pytest.fixture
 def client(cluster: LocalCluster) -> Iterator[Client]:
     """A client of the session's cluster, with both workers up."""
-    with Client(cluster) as connected:
+    with Client(cluster) as connected:  # type: ignore[no-untyped-call]
         connected.wait_for_workers(2, timeout=STARTUP_TIMEOUT)
         yield connected
+
+
+def executor_of(client: Client) -> Executor:
+    """The client's concurrent.futures executor; every submit is a new task."""
+    executor: Executor = client.get_executor(pure=False)  # type: ignore[no-untyped-call]
+    return executor
 
 
 def make_plates(root: Path, count: int, images: int, side: int = 64, seed: int = 0) -> Path:
@@ -62,7 +69,7 @@ def make_plates(root: Path, count: int, images: int, side: int = 64, seed: int =
 def edit_plates(root: Path, seed: int) -> None:
     """Change one image and add one in every plate."""
     rng = np.random.default_rng(seed)
-    for plate in sorted(root.iterdir()):
+    for plate in sorted(path for path in root.iterdir() if path.is_dir()):
         images = plate / "images"
         np.save(images / "A00_s1_w1.npy", rng.integers(0, 4096, (64, 64), dtype=np.uint16))
         np.save(images / f"Z{seed:02d}_s9_w9.npy", rng.integers(0, 4096, (8, 8), dtype=np.uint16))

@@ -11,7 +11,15 @@ from distributed import Client
 
 from ih5.pack import pack_many, record_name_for, verify_many
 
-from .conftest import check_chain, edit_plates, is_long, kill_a_writer, make_plates, unpacks_to
+from .conftest import (
+    check_chain,
+    edit_plates,
+    executor_of,
+    is_long,
+    kill_a_writer,
+    make_plates,
+    unpacks_to,
+)
 
 pytestmark = [
     pytest.mark.skipif(os.name == "nt", reason="kills workers with SIGKILL"),
@@ -23,12 +31,10 @@ def worker_pids(client: Client) -> set[int]:
     return set(client.run(os.getpid).values())
 
 
-def test_pack_many_on_dask_packs_every_plate_byte_for_byte(
-    tmp_path: Path, client: Client
-) -> None:
+def test_pack_many_on_dask_packs_every_plate_byte_for_byte(tmp_path: Path, client: Client) -> None:
     root = make_plates(tmp_path / "plates", count=4, images=6)
     out = tmp_path / "archive"
-    outcomes = pack_many(root, out, executor=client.get_executor(pure=False))
+    outcomes = pack_many(root, out, executor=executor_of(client))
     assert [(outcome.record_name, outcome.error) for outcome in outcomes] == [
         (f"plate-{plate:03d}", None) for plate in range(4)
     ]
@@ -41,15 +47,15 @@ def test_pack_many_on_dask_packs_every_plate_byte_for_byte(
 def test_verify_many_on_dask_names_each_damaged_container(tmp_path: Path, client: Client) -> None:
     root = make_plates(tmp_path / "plates", count=3, images=4)
     out = tmp_path / "archive"
-    pack_many(root, out, jobs=2)
+    executor = executor_of(client)
+    pack_many(root, out, executor=executor)
     edit_plates(root, seed=1)
-    pack_many(root, out, jobs=2)
+    pack_many(root, out, executor=executor)
     with open(out / "plate-001.p1.ih5", "r+b") as damaged:
         damaged.seek(-100, os.SEEK_END)
         damaged.write(b"\xff" * 10)
     checks = verify_many(
-        [out / f"plate-{plate:03d}" for plate in range(3)] + [out / "missing"],
-        executor=client.get_executor(pure=False),
+        [out / f"plate-{plate:03d}" for plate in range(3)] + [out / "missing"], executor=executor
     )
     assert [check.ok for check in checks] == [True, False, True, False]
     assert [(Path(c.container).name, c.status) for c in checks[1].containers] == [
@@ -87,7 +93,7 @@ def _pack_while_killing(root: Path, out: Path, client: Client) -> int:
     """Run pack_many on the cluster from a thread; kill one worker as it writes; return its pid."""
     pids = worker_pids(client)
     with ThreadPoolExecutor(1) as driver:
-        running = driver.submit(pack_many, root, out, executor=client.get_executor(pure=False))
+        running = driver.submit(pack_many, root, out, executor=executor_of(client))
         killed = kill_a_writer(out, pids)
         outcomes = running.result(timeout=180)
     assert [outcome.error for outcome in outcomes] == [None] * len(outcomes)
