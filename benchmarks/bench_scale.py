@@ -18,8 +18,8 @@ throughput, including ih5's planning, scheduling and catalog writes.
 Warm page cache (caches cannot be dropped here; sync before each case). On a
 machine shared with other work the ratios drop: the load average is printed.
 
-    .venv/bin/python benchmarks/bench_scale.py            # 64 plates of 512 KiB, best of 3
-    .venv/bin/python benchmarks/bench_scale.py --quick    # 64 plates of 128 KiB, one round
+    .venv/bin/python benchmarks/bench_scale.py            # 64 plates of 8 MiB, best of 3
+    .venv/bin/python benchmarks/bench_scale.py --quick    # 64 plates of 512 KiB, one round
 """
 
 from __future__ import annotations
@@ -204,8 +204,8 @@ def render(rows: Sequence[Row], title: str, caption: str) -> tuple[Table, bool]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="128 KiB plates, one round")
-    parser.add_argument("--side", type=int, help="image side in pixels (default 128, quick 64)")
+    parser.add_argument("--quick", action="store_true", help="512 KiB plates, one round")
+    parser.add_argument("--side", type=int, help="image side in pixels (default 512, quick 128)")
     parser.add_argument("--repeat", type=int, help="best of N rounds (default 3, quick 1)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--dir", help="where to work (default: the system temp directory)")
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if args.workers[0] != 1:
         sys.exit("--workers must start with 1 (the baseline)")
-    side = args.side or (64 if args.quick else 128)
+    side = args.side or (128 if args.quick else 512)
     repeat = args.repeat or (1 if args.quick else 3)
     talk = Console(stderr=True)
     work = Path(tempfile.mkdtemp(prefix="bench_scale-", dir=args.dir))

@@ -33,7 +33,7 @@ def cluster() -> Iterator[LocalCluster]:
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
         timeout=STARTUP_TIMEOUT,
     ) as local:
         yield local

@@ -132,7 +132,7 @@ def dask_executor(address: str | None = None, *, workers: int | None = None) -> 
                         n_workers=workers or os.cpu_count() or 1,
                         threads_per_worker=1,
                         processes=True,
-                        dashboard_address=None,
+                        dashboard_address=":0",
                     )
                 )
             except (OSError, RuntimeError) as exc:
