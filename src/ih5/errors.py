@@ -141,6 +141,10 @@ class ReservedValueError(Ih5Error, ValueError):
     """User data equals an IH5 patch marker (the deletion value) and cannot be stored."""
 
 
+class UnencodableValueError(Ih5Error, ValueError):
+    """A string holds characters that no HDF5 string can store (lone surrogates)."""
+
+
 # --- store floor ----------------------------------------------------------
 
 

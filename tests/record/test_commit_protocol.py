@@ -714,18 +714,9 @@ def test_truncation_crash_at_every_step_leaves_old_prefix_or_new(
     assert trials >= 3
 
 
-_ORPHAN_MANIFEST = pytest.mark.xfail(
-    reason="src/ih5/record/commit.py CommitProtocol.replace_published removes the old "
-    "patches' containers before their manifests (sort key _newest_first): a crash "
-    "between the two leaves rec.pK.ih5mf.json without rec.pK.ih5, a stray that warns on "
-    "every open and blocks the next writer's index K (ConflictError) until moved away by hand",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize(
     "kind",
-    [IH5Record, pytest.param(IH5MFRecord, marks=_ORPHAN_MANIFEST)],
+    [IH5Record, IH5MFRecord],
     ids=["plain", "manifest"],
 )
 def test_truncation_crash_next_writer_commits_on_top(
@@ -742,7 +733,7 @@ def test_truncation_crash_next_writer_commits_on_top(
 
 @pytest.mark.parametrize(
     "kind",
-    [IH5Record, pytest.param(IH5MFRecord, marks=_ORPHAN_MANIFEST)],
+    [IH5Record, IH5MFRecord],
     ids=["plain", "manifest"],
 )
 def test_truncation_crash_leaves_no_stray(

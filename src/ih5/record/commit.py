@@ -56,11 +56,13 @@ PENDING = "pending"
 """A container its writer closed uncommitted on purpose: any later writer may resume it."""
 STAGED = "staged"
 """A sealed container's manifest, waiting to be published after its container."""
+RETIRING = "retiring"
+"""A published manifest a truncating writer took down before removing its container."""
 
 _STAGED_NAME = re.compile(
     r"\.(?P<target>[A-Za-z0-9-]+(?:\.p[1-9][0-9]*)?\.ih5(?:mf\.json)?)"
     r"(?:\.(?P<host>[A-Za-z0-9-]+)-(?P<pid>[0-9]+)-(?P<token>[0-9a-f]{8}))?"
-    r"\.(?P<state>writing|pending|staged)"
+    r"\.(?P<state>writing|pending|staged|retiring)"
 )
 """Staged file names; names without the writer part are those of ih5 0.1's writers."""
 
@@ -263,18 +265,26 @@ class CommitProtocol:
     def replace_published(self, sealed: Sealed, old: Sequence[str]) -> ContainerRef:
         """Truncate (mode ``w``): remove the ``old`` published files, then put ``sealed`` there.
 
-        Patches go newest first, each container before its manifest, so that at any
-        crash the location holds a prefix of the old record or the new one; then the
+        Patches go newest first, each manifest retired before its container is removed
+        (see ``_retire``), so that at any crash the location holds a prefix of the old
+        record or the new one and no manifest without its container; then the
         base is replaced in one atomic step, then its manifest (a new plain base drops
         the old manifest first: the old base alone still opens as a plain record).
         """
         manifest = manifest_name(sealed.final)
-        for name in sorted(old, key=_newest_first):
-            if name not in (sealed.final, manifest):
-                self.store.remove(name)
-        if sealed.manifest is None:
-            self.store.remove(manifest)
-        self.store.sync()
+        try:
+            for name in sorted(old, key=_newest_first):
+                if name not in (sealed.final, manifest):
+                    self._retire(name)
+            if sealed.manifest is None:
+                self.store.remove(manifest)
+            self.store.sync()
+            self.drop_retired()
+        finally:
+            # Retiring files left by a failure are the next opening's to recover.
+            _LIVE.difference_update(
+                n for n in list(_LIVE) if n.endswith(f".{self.writer}.{RETIRING}")
+            )
         os.replace(sealed.path, self.store.local_path(sealed.final))
         self.store.sync()
         if sealed.manifest is not None:
@@ -289,6 +299,31 @@ class CommitProtocol:
                 )
         path = self.store.local_path(sealed.final)
         return ContainerRef(path, sealed.user_block, sealed.block_size)
+
+    def _retire(self, name: str) -> None:
+        """Remove one old published file for a truncation.
+
+        A patch's manifest is first moved to a retiring name of ours, so that a crash
+        never leaves a manifest without its container: while the container is still
+        there, the next opening puts the manifest back (a dead writer's retiring file
+        completes it as a staged one does); once it is gone, the retiring file is dropped.
+        """
+        if not name.endswith(MANIFEST_SUFFIX):
+            self.store.remove(name)
+            return
+        retiring = self.store.staging_dir / f".{name}.{self.writer}.{RETIRING}"
+        try:
+            os.replace(self.store.local_path(name), retiring)
+        except FileNotFoundError:
+            return
+        _LIVE.add(retiring.name)
+        self.store.sync()
+
+    def drop_retired(self) -> None:
+        """Remove this writer's retiring manifests once their containers are gone."""
+        for staged in self.staged_files():
+            if staged.state == RETIRING and staged.writer == self.writer:
+                (self.store.staging_dir / staged.name).unlink(missing_ok=True)
 
     # --- recovery -------------------------------------------------------------
 
@@ -305,7 +340,11 @@ class CommitProtocol:
         candidates = [
             staged
             for staged in self.staged_files()
-            if staged.state == STAGED and staged.target == name
+            if staged.target == name
+            and (
+                staged.state == STAGED
+                or (staged.state == RETIRING and not staged.owner_alive(holding_lock=False))
+            )
         ]
         if not candidates:
             return False
@@ -354,7 +393,7 @@ class CommitProtocol:
         files = self.staged_files()
         sealing = {(f.target, f.writer) for f in files if f.state == WRITING}
         for staged in files:
-            if staged.state != STAGED or staged.owner_alive(holding_lock):
+            if staged.state not in (STAGED, RETIRING) or staged.owner_alive(holding_lock):
                 continue
             container = staged.target.removesuffix(MANIFEST_SUFFIX)
             if (container, staged.writer) in sealing:
@@ -474,8 +513,8 @@ def file_index(user_block: IH5UserBlock) -> int:
 def _newest_first(name: str) -> tuple[int, int]:
     parsed = parse_container_name(name.removesuffix(MANIFEST_SUFFIX))
     index = parsed[1] if parsed is not None else 0
-    # A container before its manifest.
-    return (-index, 1 if name.endswith(MANIFEST_SUFFIX) else 0)
+    # A manifest before its container.
+    return (-index, 0 if name.endswith(MANIFEST_SUFFIX) else 1)
 
 
 def _sealed(path: Path, newest: IH5UserBlock | None) -> tuple[IH5UserBlock, int] | None:

@@ -8,12 +8,18 @@ shows the change at once without re-reading anything.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import h5py
 import numpy as np
 
-from ih5.errors import InvalidKeyError, NodeExistsError, NodeNotFoundError, RecordModeError
+from ih5.errors import (
+    InvalidKeyError,
+    NodeExistsError,
+    NodeNotFoundError,
+    RecordModeError,
+    UnencodableValueError,
+)
 from ih5.format import (
     check_attr_name,
     check_user_value,
@@ -28,6 +34,16 @@ H5Object: TypeAlias = Any
 """An h5py Group or Dataset (h5py ships no type hints)."""
 
 
+class _Member(NamedTuple):
+    """A new overlay member and the patch group that will hold it."""
+
+    parent: h5py.Group
+    name: str
+    node: Node
+    was_deleted: bool
+    """Whether the patch held a deletion marker at the member's path before."""
+
+
 class PatchWriter:
     """The open, uncommitted container of a record and the tree it changes."""
 
@@ -36,6 +52,11 @@ class PatchWriter:
         self.index = index
         self.is_base = is_base
         self.root = root
+        # The last group visited, in the overlay and in the patch file: writes of a
+        # subtree in path order (a stub, a pack) then find their parent at once, so
+        # that building a tree is linear in its size and depth. Cleared on removals.
+        self._near_node: tuple[str, Node] | None = None
+        self._near_obj: tuple[str, H5Object] | None = None
 
     # --- locating -------------------------------------------------------
 
@@ -46,51 +67,85 @@ class PatchWriter:
             raise NodeNotFoundError(f"no object at {path!r} in this record", path)
         return node
 
+    def _forget_near(self) -> None:
+        self._near_node = None
+        self._near_obj = None
+
     def _patch_object(self, parts: list[str]) -> H5Object:
-        """Return the patch's object for an existing overlay path, adding virtual groups."""
-        obj: H5Object = self.file
-        for name in parts:
-            assert isinstance(obj, h5py.Group)
-            obj = obj[name] if name in obj else obj.create_group(name)
+        """Return the patch's object for an existing overlay path, adding virtual groups.
+
+        One HDF5 path lookup (HDF5 creates missing parents itself), or none for the
+        group visited last.
+        """
+        if not parts:
+            return self.file
+        key = "/".join(parts)
+        if self._near_obj is not None and self._near_obj[0] == key:
+            return self._near_obj[1]
+        obj = self.file.get(key)
+        if obj is None:
+            obj = self.file.create_group(key)
+        if isinstance(obj, h5py.Group):
+            self._near_obj = (key, obj)
         return obj
 
-    def _new_member(self, path: str, is_group: bool) -> tuple[h5py.Group, str, Node]:
+    def _new_member(self, path: str, is_group: bool) -> _Member:
         """Prepare a fresh overlay member: create missing parents, clear old patch entries."""
         parts = split_path(path)
+        return self._attach(self._parent(parts), parts, is_group)
+
+    def _parent(self, parts: list[str]) -> Node:
+        """The overlay group that will hold ``parts[-1]``, creating missing groups on the way."""
         if not parts:
             raise NodeExistsError("the root group always exists", "/")
+        key = "/".join(parts[:-1])
+        if self._near_node is not None and self._near_node[0] == key:
+            return self._near_node[1]
         node = self.root
         for depth, name in enumerate(parts[:-1]):
             child = node.members().get(name)
             if child is None:
-                self._create(parts[: depth + 1], is_group=True)
-                child = node.members()[name]
+                child = self._add_group(node, parts[: depth + 1])
             elif not child.is_group:
                 where = "/" + "/".join(parts[: depth + 1])
                 raise NodeExistsError(f"{where!r} is a dataset, not a group", where)
             node = child
+        self._near_node = (key, node)
+        return node
+
+    def _attach(self, node: Node, parts: list[str], is_group: bool) -> _Member:
+        """Add member ``parts[-1]`` under overlay ``node``, clearing what the patch held there."""
         name = parts[-1]
         if name in node.members():
+            path = "/" + "/".join(parts)
             raise NodeExistsError(f"an object already exists at {path!r}", path)
         parent = self._patch_object(parts[:-1])
         assert isinstance(parent, h5py.Group)
-        if name in parent:
+        old = parent.get(name)
+        if old is not None:
             del parent[name]
+            self._forget_near()
         created = Node(self.index, is_group)
         node.members()[name] = created
-        return parent, name, created
+        return _Member(parent, name, created, is_deletion_marker(old))
 
-    def _create(self, parts: list[str], is_group: bool) -> None:
-        parent, name, _ = self._new_member("/".join(parts), is_group)
-        group = parent.create_group(name)
+    def _add_group(self, node: Node, parts: list[str]) -> Node:
+        """Create group ``parts`` under its existing overlay parent ``node``."""
+        member = self._attach(node, parts, is_group=True)
+        group = member.parent.create_group(member.name)
         if not self.is_base:
             mark_substituting(group)
+        key = "/".join(parts)
+        self._near_node = (key, member.node)
+        self._near_obj = (key, group)
+        return member.node
 
     # --- structure ------------------------------------------------------
 
     def create_group(self, path: str) -> None:
         """Create a group (and missing parents) at ``path``."""
-        self._create(split_path(path), is_group=True)
+        parts = split_path(path)
+        self._add_group(self._parent(parts), parts)
 
     def create_dataset(self, path: str, **kwargs: Any) -> None:
         """Create a dataset at ``path`` with h5py's ``create_dataset`` keywords."""
@@ -98,8 +153,8 @@ class PatchWriter:
             check_user_value(kwargs["data"])
         # _new_member drops a deletion marker this patch holds at ``path``: if creating
         # fails, put it back, or the object deleted earlier returns from an older container.
-        was_deleted = is_deletion_marker(self.file.get("/" + "/".join(split_path(path))))
-        parent, name, _ = self._new_member(path, is_group=False)
+        member = self._new_member(path, is_group=False)
+        parent, name = member.parent, member.name
         try:
             parent.create_dataset(name, **kwargs)
             # The stored value may still be the marker (a fill value, bytes given as V1 data).
@@ -108,19 +163,20 @@ class PatchWriter:
             self._forget(path)
             if name in parent:
                 del parent[name]
-            if was_deleted:
+            if member.was_deleted:
                 write_deletion_marker(parent, name)
             raise
 
     def copy_dataset(self, path: str, source: h5py.Dataset, attrs: Mapping[str, Any]) -> None:
         """Copy an HDF5 dataset (storage kept) to ``path`` and give it ``attrs``."""
-        parent, name, node = self._new_member(path, is_group=False)
+        parent, name, node, _ = self._new_member(path, is_group=False)
         parent.copy(source, name, without_attrs=True)
         for key, value in attrs.items():
-            parent[name].attrs[key] = value
+            _store_attr(parent[name].attrs, key, value, path)
             node.attrs[key] = self.index
 
     def _forget(self, path: str) -> None:
+        self._forget_near()
         parts = split_path(path)
         parent = self.node("/".join(parts[:-1]))
         parent.members().pop(parts[-1], None)
@@ -136,6 +192,7 @@ class PatchWriter:
         name = parts[-1]
         if name in parent:
             del parent[name]
+            self._forget_near()
         if not self.is_base:
             write_deletion_marker(parent, name)
         self._forget(path)
@@ -147,6 +204,7 @@ class PatchWriter:
         assert isinstance(parent, h5py.Group)
         if parts[-1] in parent:
             del parent[parts[-1]]
+            self._forget_near()
         self._forget(path)
         self.copy_dataset(path, source, attrs)
 
@@ -159,7 +217,7 @@ class PatchWriter:
             raise InvalidKeyError("attribute names cannot be empty: HDF5 refuses them", path)
         check_user_value(value)
         node = self.node(path)
-        self._patch_object(split_path(path)).attrs[name] = value
+        _store_attr(self._patch_object(split_path(path)).attrs, name, value, path)
         node.attrs[name] = self.index
 
     def delete_attr(self, path: str, name: str) -> None:
@@ -194,3 +252,49 @@ class PatchWriter:
             # A scalar opaque byte can become the deletion marker.
             check_user_value(np.asarray(value, dtype=dataset.dtype), path=path)
         dataset[selection] = value
+
+
+def _store_attr(attrs: h5py.AttributeManager, name: str, value: Any, path: str) -> None:
+    """Set an attribute; a string read from a file with invalid UTF-8 is stored as it was.
+
+    h5py reads such bytes as a ``str`` with surrogate escapes and cannot write that
+    ``str`` back; its bytes go into the same UTF-8 string type instead, so the
+    attribute reads back equal. Other lone surrogates get a typed error.
+    """
+    escaped = _escaped_bytes(value, path, name)
+    if escaped is None:
+        attrs[name] = value
+    else:
+        attrs.create(name, escaped, dtype=h5py.string_dtype("utf-8"))
+
+
+def _escaped_bytes(value: Any, path: str, name: str) -> np.ndarray | None:
+    """The UTF-8 bytes of a string (or string array) with surrogate escapes, else None."""
+    if isinstance(value, str):
+        items: list[Any] = [value]
+    elif isinstance(value, np.ndarray) and value.dtype == object:
+        items = list(value.flat)
+    else:
+        return None
+    if all(not isinstance(item, str) or item.isascii() or _encodes(item) for item in items):
+        return None
+    try:
+        raw = [i.encode("utf-8", "surrogateescape") if isinstance(i, str) else i for i in items]
+    except UnicodeEncodeError as exc:
+        raise UnencodableValueError(
+            f"attribute {name!r} of {path!r} holds a lone surrogate "
+            f"({exc.object[exc.start : exc.end]!r}) that no HDF5 string can store; "
+            "remove it or store the value as bytes",
+            path,
+        ) from None
+    out = np.empty(len(raw), dtype=object)
+    out[:] = raw
+    return out.reshape(value.shape) if isinstance(value, np.ndarray) else out[0:1].reshape(())
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
