@@ -174,3 +174,30 @@ def test_catalog_command_names_a_record_it_cannot_read_and_exits_1(tmp_path: Pat
     assert run.exit_code == 1
     assert sorted(json.loads(run.stdout)["records"]) == ["plate-000"]
     assert "Error: broken left out of the catalog:" in run.stderr
+
+
+TERMINAL = {"TTY_INTERACTIVE": "1", "TTY_COMPATIBLE": "1", "FORCE_COLOR": None}
+PIPE = {"TTY_INTERACTIVE": None, "TTY_COMPATIBLE": None, "FORCE_COLOR": None}
+
+
+def ih5_env(env: dict[str, str | None], *args: Any) -> Run:
+    result = CliRunner().invoke(cli, [str(arg) for arg in args], env=env, catch_exceptions=False)
+    return Run(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize(("env", "bar"), [(TERMINAL, True), (PIPE, False)])
+def test_pack_many_shows_a_progress_bar_on_a_terminal_only(
+    tmp_path: Path, env: dict[str, str | None], bar: bool
+) -> None:
+    root = plates(tmp_path, count=2)
+    run = ih5_env(env, "pack-many", root, tmp_path / "archive")
+    assert run.exit_code == 0, run.stderr
+    assert ("packing" in run.stderr and "━" in run.stderr) is bar
+    assert "2 records: 2 created" in run.stderr
+
+
+def test_verify_on_an_engine_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    out = packed_with_patch(tmp_path)
+    run = ih5_env(TERMINAL, "verify", out / "plate-000", "--jobs", 2)
+    assert run.exit_code == 0, run.stderr
+    assert "verifying" in run.stderr and "━" in run.stderr
