@@ -72,7 +72,10 @@ from ih5.pack import (
     UnpackResult,
     pack_directory,
     pack_many,
+    plan_many,
+    rebuild_catalog,
     unpack_record,
+    verify_many,
 )
 from ih5.record import (
     ContainerInfo,
@@ -153,8 +156,11 @@ __all__ = [
     "migrate_legacy_metadata",
     "pack_directory",
     "pack_many",
+    "plan_many",
     "plan_migration",
     "plate_view",
     "read_json",
+    "rebuild_catalog",
     "unpack_record",
+    "verify_many",
 ]

@@ -179,10 +179,11 @@ def pack_many_command(
 ) -> None:
     """Pack each subdirectory of ROOT as its own record in OUT_DIR, one task per record.
 
-    The tasks run in JOBS local processes, or on a Dask cluster
-    (--scheduler tcp://HOST:8786, or --dask for a local one). Every record is registered in
-    OUT_DIR/catalog.json. Exits 1 if any subdirectory failed (the others are
-    still packed); running the same command again packs what is left.
+    The tasks run in JOBS local processes, or on a Dask cluster (--scheduler
+    tcp://HOST:8786, or --dask for a local one). Every record is registered
+    in OUT_DIR/catalog.json. Exits 1 if any subdirectory failed (the others
+    are still packed, and each failure is listed); running the same command
+    again packs what is left.
 
     \b
     Examples:
