@@ -97,6 +97,16 @@ def make_plate(root: Path, seed: int, side: int) -> int:
     return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 
 
+def cpu_pressure() -> str:
+    """The share of the last minute in which runnable tasks waited for a CPU (Linux PSI)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return "n/a"
+    fields = dict(part.split("=") for part in line.split()[1:])
+    return f"{float(fields['avg60']):.0f}%"
+
+
 def timed(action: Callable[[], object]) -> float:
     """Wall time of ``action``, started with no dirty pages from earlier cases pending."""
     os.sync()
@@ -220,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     repeat = args.repeat or (1 if args.quick else 3)
     talk = Console(stderr=True)
     work = Path(tempfile.mkdtemp(prefix="bench_scale-", dir=args.dir))
+    pressure_before = cpu_pressure()
     try:
         root = work / "plates"
         talk.print(f"writing {PLATES} plates of {len(WELLS) * 4} images {side}x{side} to {root}")
@@ -234,7 +245,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     title = f"ih5 at scale: {PLATES} plates, {total / MIB:,.0f} MiB of sources"
     caption = (
-        f"{os.cpu_count()} CPUs, load average {load} at the end; best of {repeat} rounds; "
+        f"{os.cpu_count()} CPUs, load average {load} at the end; CPU pressure (time with "
+        f"tasks waiting for a CPU, last 60 s) {pressure_before} before, {cpu_pressure()} "
+        f"after; best of {repeat} rounds; "
         "speed-up over 1 worker of the same engine; efficiency = speed-up / min(workers, "
         "cores); warm page cache; pack fsyncs every container and manifest"
     )
