@@ -8,8 +8,9 @@ errors cross process boundaries in multi-process packing.
 
 from __future__ import annotations
 
+import errno as _errno
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 
 class Ih5Error(Exception):
@@ -28,6 +29,40 @@ class Ih5Error(Exception):
 
 
 # --- fs floor -------------------------------------------------------------
+
+
+class StorageError(Ih5Error, OSError):
+    """The filesystem refused what ih5 had to do there; ``errno`` says why."""
+
+    default_errno: ClassVar[int] = _errno.EIO
+
+    def __init__(
+        self, message: str, path: str | os.PathLike[str] | None = None, code: int | None = None
+    ) -> None:
+        super().__init__(message, path)
+        self.errno = self.default_errno if code is None else code
+        self.strerror = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.path, self.errno))
+
+
+class DiskFullError(StorageError):
+    """No space left on the device (or the quota is used up): free some and retry."""
+
+    default_errno = _errno.ENOSPC
+
+
+class ReadOnlyLocationError(StorageError):
+    """The location is on a read-only filesystem."""
+
+    default_errno = _errno.EROFS
+
+
+class LocationPermissionError(StorageError, PermissionError):
+    """The operating system refused access to the location."""
+
+    default_errno = _errno.EACCES
 
 
 class FileLockError(Ih5Error):

@@ -26,6 +26,7 @@ from ih5.fs.jsonfile import (
     read_json,
 )
 from ih5.fs.lock import file_lock, lock_holder, lock_path_for
+from ih5.fs.oserrors import os_errno, reserve_space, storage_error, typed_storage_errors
 
 __all__ = [
     "DEFAULT_ALGORITHM",
@@ -43,11 +44,15 @@ __all__ = [
     "lock_holder",
     "lock_path_for",
     "locked_json",
+    "os_errno",
     "parse_hashsum",
     "pid_alive",
     "read_json",
     "replace_file",
+    "reserve_space",
+    "storage_error",
     "sweep_stale_temp_files",
     "temp_path_for",
+    "typed_storage_errors",
     "write_new_file",
 ]

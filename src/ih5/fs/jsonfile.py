@@ -28,6 +28,7 @@ from ih5.fs.atomic import (
     temp_files_for,
 )
 from ih5.fs.lock import file_lock
+from ih5.fs.oserrors import storage_error
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +293,18 @@ def _write_if_changed(path: Path, before: bytes, document: Any, keep_note: bool)
     if encoded == before:
         return False
     marker = in_flight_marker(path)
-    _set_marker(marker)
-    atomic_write_bytes(path, encoded, sync_directory=False)
+    try:
+        _set_marker(marker)
+        atomic_write_bytes(path, encoded, sync_directory=False)
+    except OSError as exc:
+        # atomic_write_bytes removed its temp file: nothing is in flight any more.
+        if not keep_note:
+            with contextlib.suppress(OSError):
+                _clear_marker(marker)
+        typed = storage_error(exc, path.absolute().parent, f"updating {path.name}")
+        if typed is None:
+            raise
+        raise typed from exc
     if not keep_note:
         # The document is replaced already: a marker that cannot be removed must not
         # fail the update (the caller would think nothing was written); it costs the

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ih5.errors import FileLockError, FileLockSymlinkError, FileLockTimeoutError
+from ih5.fs.oserrors import storage_error
 
 try:
     import fcntl
@@ -85,15 +86,20 @@ def _open_lock_file(lock_path: str) -> int:
     """
     while True:
         try:
-            fd = os.open(lock_path, _OPEN_FLAGS)
-        except FileNotFoundError:
             try:
-                fd = os.open(lock_path, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                continue  # someone else created it (or a link) meanwhile: open that
+                fd = os.open(lock_path, _OPEN_FLAGS)
+            except FileNotFoundError:
+                try:
+                    fd = os.open(lock_path, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    continue  # someone else created it (or a link) meanwhile: open that
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _symlink_error(lock_path) from exc
+            where = os.path.dirname(os.path.abspath(lock_path))
+            typed = storage_error(exc, where, f"opening the lock file {lock_path}")
+            if typed is not None:
+                raise typed from exc
             raise
         try:
             mode = os.fstat(fd).st_mode

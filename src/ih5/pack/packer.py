@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ih5.errors import ConflictError, PackError
+from ih5.errors import ConflictError, PackError, StorageError
 from ih5.format import (
     CONTAINER_SUFFIX,
     MANIFEST_SUFFIX,
@@ -237,6 +237,8 @@ class _Writer:
             with open(fd, "rb", buffering=0, closefd=False) as stream:
                 hashsum = self._write_with(codec, group, name, stream, size, path)
             after = os.fstat(fd)
+        except StorageError:
+            raise  # the record's side: a full disk or a refusal there, already named
         except OSError as exc:
             if _identity(os.fstat(fd)) != _identity(before):
                 raise _changed(path) from exc

@@ -6,12 +6,14 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ih5.errors import IntegrityError, PackError
+from ih5.errors import IntegrityError, PackError, StorageError
+from ih5.fs import storage_error, typed_storage_errors
 from ih5.fs.atomic import TEMP_SUFFIX
 from ih5.fs.beneath import DirectoryWalker, open_directory_beneath, open_root
 from ih5.pack.codecs import CODEC_ATTR, FileCodec, codec_named, installed_codecs
@@ -264,6 +266,36 @@ def unpack_record(
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise PackError(f"{dest} exists and is not an empty directory; choose a new one", dest)
     codecs = list(codecs) if codecs is not None else installed_codecs()
+    fresh = not dest.exists()
+    try:
+        with typed_storage_errors(dest, "unpacking"):
+            return _unpack(record, dest, progress, codecs, preserve_special_bits)
+    except StorageError:
+        # A full disk or a refusal half-way: take back what this run created.
+        _remove_unpacked(dest, fresh)
+        raise
+
+
+def _remove_unpacked(dest: Path, fresh: bool) -> None:
+    """Remove what a failed unpack created at ``dest`` (new, or empty before it began)."""
+    with contextlib.suppress(FileNotFoundError):
+        if fresh:
+            shutil.rmtree(dest)
+            return
+        for entry in os.scandir(dest):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+
+def _unpack(
+    record: RecordSource,
+    dest: Path,
+    progress: PackProgress | None,
+    codecs: list[FileCodec],
+    preserve_special_bits: bool,
+) -> UnpackResult:
     with IH5Record(record) as rec:
         items: list[tuple[str, IH5Group | IH5Dataset]] = []
         rec.visititems(lambda path, obj: items.append((path, obj)))
@@ -280,9 +312,12 @@ def unpack_record(
                     for path, obj in items:
                         try:
                             run.make(walker, path, obj)
-                        except (PackError, IntegrityError):
+                        except (PackError, IntegrityError, StorageError):
                             raise
                         except OSError as exc:
+                            typed = storage_error(exc, dest, f"unpacking {path}")
+                            if typed is not None:
+                                raise typed from exc
                             raise _swapped(path, dest, exc) from exc
             finally:
                 # Also after a failure half-way: no link may be left pointing outside.
@@ -290,6 +325,9 @@ def unpack_record(
             try:
                 run.finish_directories()
             except OSError as exc:
+                typed = storage_error(exc, dest, "finishing the unpacked directories")
+                if typed is not None:
+                    raise typed from exc
                 raise _swapped(str(exc.filename or dest), dest, exc) from exc
         finally:
             os.close(root_fd)

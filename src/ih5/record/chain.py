@@ -126,6 +126,7 @@ class Chain:
         writer, self.writer = self.writer, None
         try:
             if writer is not None:
-                writer.file.close()
+                # A patch still open here is being abandoned (its file is deleted next).
+                writer.room.close_discarded()
         finally:
             self._close_files()

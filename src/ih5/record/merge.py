@@ -11,9 +11,10 @@ import h5py
 from ih5.errors import RecordExistsError, RecordModeError, RecordNotFoundError, StubError
 from ih5.format import USER_BLOCK_SIZE, manifest_name, parse_container_name, write_user_block
 from ih5.format.extensions import is_stub_container
-from ih5.fs import sweep_stale_temp_files, temp_path_for
+from ih5.fs import sweep_stale_temp_files, temp_path_for, typed_storage_errors
 from ih5.record.chain import Chain
 from ih5.record.commit import CommitProtocol, Sidecar, publish_container, seal_container
+from ih5.record.room import Room
 from ih5.record.tree import walk
 from ih5.store import LocalStore
 
@@ -32,6 +33,29 @@ def _write_tree(chain: Chain, out: h5py.File) -> None:
             target.attrs[key] = chain.h5(index)[path].attrs[key]
 
 
+def _write_merged(chain: Chain, temp: Path, target: Path) -> None:
+    """Write the merged tree to ``temp`` with its disk space reserved ahead (see room.py)."""
+    out = h5py.File(temp, "w-", userblock_size=USER_BLOCK_SIZE)
+    room = Room(out, f"merging into {target.name}")
+    try:
+        room.ensure(_merged_bytes(chain))
+        _write_tree(chain, out)
+        room.close()
+    except BaseException:
+        room.close_discarded()
+        raise
+
+
+def _merged_bytes(chain: Chain) -> int:
+    """An upper bound of the merged file's size: every dataset's storage plus its metadata."""
+    total = 0
+    for path, node in walk(chain.root):
+        total += 4096 + 1024 * len(node.attrs)
+        if not node.is_group:
+            total += chain.h5(node.created)[path].id.get_storage_size()
+    return total
+
+
 def merge_record(chain: Chain, target: Path, sidecar: Sidecar | None = None) -> Path:
     """Write ``chain``'s committed state to ``target`` as a single base container.
 
@@ -39,8 +63,14 @@ def merge_record(chain: Chain, target: Path, sidecar: Sidecar | None = None) -> 
     patch index and extensions with ``prev_patch`` null, so later patches of
     the chain still apply on top of the merged file (FORMAT.md section 7).
     ``target`` is published create-if-absent through the commit protocol, with
-    the manifest ``sidecar`` makes, if any.
+    the manifest ``sidecar`` makes, if any. A full disk or a refusal of the
+    target's directory raises a typed StorageError.
     """
+    with typed_storage_errors(target.parent, f"merging into {target.name}"):
+        return _merge_record(chain, target, sidecar)
+
+
+def _merge_record(chain: Chain, target: Path, sidecar: Sidecar | None) -> Path:
     if chain.writer is not None:
         raise RecordModeError("commit or discard the open patch before merging", target)
     if not chain.refs:
@@ -72,8 +102,7 @@ def merge_record(chain: Chain, target: Path, sidecar: Sidecar | None = None) -> 
         else temp_path_for(target.with_name(manifest_name(target.name)))
     )
     try:
-        with h5py.File(temp, "w-", userblock_size=USER_BLOCK_SIZE) as out:
-            _write_tree(chain, out)
+        _write_merged(chain, temp, target)
         user_block = newest.model_copy(update={"prev_patch": None, "hdf5_hashsum": None})
         write_user_block(temp, user_block)
         sealed = seal_container(

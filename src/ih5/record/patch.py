@@ -28,6 +28,7 @@ from ih5.format import (
     write_attr_deletion_marker,
     write_deletion_marker,
 )
+from ih5.record.room import Room, create_bytes, value_bytes, write_bytes
 from ih5.record.tree import Node, lookup, split_path
 
 H5Object: TypeAlias = Any
@@ -52,6 +53,7 @@ class PatchWriter:
         self.index = index
         self.is_base = is_base
         self.root = root
+        self.room = Room(file, f"writing patch {index}")
         # The last group visited, in the overlay and in the patch file: writes of a
         # subtree in path order (a stub, a pack) then find their parent at once, so
         # that building a tree is linear in its size and depth. Cleared on removals.
@@ -144,6 +146,7 @@ class PatchWriter:
 
     def create_group(self, path: str) -> None:
         """Create a group (and missing parents) at ``path``."""
+        self.room.ensure(0)
         parts = split_path(path)
         self._add_group(self._parent(parts), parts)
 
@@ -153,6 +156,7 @@ class PatchWriter:
             check_user_value(kwargs["data"])
         # _new_member drops a deletion marker this patch holds at ``path``: if creating
         # fails, put it back, or the object deleted earlier returns from an older container.
+        self.room.ensure(create_bytes(kwargs))
         member = self._new_member(path, is_group=False)
         parent, name = member.parent, member.name
         try:
@@ -169,6 +173,7 @@ class PatchWriter:
 
     def copy_dataset(self, path: str, source: h5py.Dataset, attrs: Mapping[str, Any]) -> None:
         """Copy an HDF5 dataset (storage kept) to ``path`` and give it ``attrs``."""
+        self.room.ensure(source.id.get_storage_size())
         parent, name, node, _ = self._new_member(path, is_group=False)
         parent.copy(source, name, without_attrs=True)
         for key, value in attrs.items():
@@ -187,6 +192,7 @@ class PatchWriter:
         if not parts:
             raise RecordModeError("the root group cannot be deleted", "/")
         self.node(path)
+        self.room.ensure(0)
         parent = self._patch_object(parts[:-1])
         assert isinstance(parent, h5py.Group)
         name = parts[-1]
@@ -217,6 +223,7 @@ class PatchWriter:
             raise InvalidKeyError("attribute names cannot be empty: HDF5 refuses them", path)
         check_user_value(value)
         node = self.node(path)
+        self.room.ensure(value_bytes(value))
         _store_attr(self._patch_object(split_path(path)).attrs, name, value, path)
         node.attrs[name] = self.index
 
@@ -225,6 +232,7 @@ class PatchWriter:
         node = self.node(path)
         if name not in node.attrs:
             raise NodeNotFoundError(f"no attribute {name!r} at {path!r}", path)
+        self.room.ensure(0)
         attrs = self._patch_object(split_path(path)).attrs
         if name in attrs:
             del attrs[name]
@@ -251,6 +259,7 @@ class PatchWriter:
         if dataset.shape == () and dataset.dtype.kind == "V" and dataset.dtype.itemsize == 1:
             # A scalar opaque byte can become the deletion marker.
             check_user_value(np.asarray(value, dtype=dataset.dtype), path=path)
+        self.room.ensure(write_bytes(dataset, value))
         dataset[selection] = value
 
 

@@ -9,6 +9,7 @@ through the one commit protocol (:mod:`ih5.record.commit`).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -46,7 +47,7 @@ from ih5.format import (
     read_user_block_with_size,
     write_user_block,
 )
-from ih5.fs import file_lock, lock_holder
+from ih5.fs import file_lock, lock_holder, typed_storage_errors
 from ih5.fs.atomic import sweep_stale_temps_in
 from ih5.fs.hashing import Progress
 from ih5.record.chain import Chain
@@ -415,12 +416,14 @@ class IH5Record(IH5Group):
 
     def _create_container(self, user_block: IH5UserBlock) -> None:
         path = self._require_protocol().staging_path(file_index(user_block))
-        h5py.File(path, "w-", userblock_size=USER_BLOCK_SIZE).close()
         try:
-            write_user_block(path, user_block)
-            self._open_patch(path, user_block, USER_BLOCK_SIZE)
+            with typed_storage_errors(self._directory, f"creating a patch of {self._label}"):
+                h5py.File(path, "w-", userblock_size=USER_BLOCK_SIZE).close()
+                write_user_block(path, user_block)
+                self._open_patch(path, user_block, USER_BLOCK_SIZE)
         except BaseException:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only directory has nothing to remove
+                path.unlink(missing_ok=True)
             raise
 
     def _check_newest_on_disk(self) -> None:
@@ -474,26 +477,35 @@ class IH5Record(IH5Group):
         patch = self._patch
         assert patch.path is not None and patch.user_block is not None
         self._check_newest_on_disk()
-        writer.file.close()
         unsealed = patch.user_block
-        sealed = protocol.seal(
-            patch.path, unsealed, patch.block_size, file_index(unsealed), self._sidecar()
-        )
-        try:
-            ref = self._publish(protocol, sealed)
-        except BaseException:
-            if not os.path.lexists(sealed.path):
-                # Published; only making it durable or publishing the manifest failed.
-                self._committed(_published_ref(sealed, self._directory))
+        with typed_storage_errors(self._directory, f"committing a patch of {self._label}"):
+            writer.room.close()
+            try:
+                sealed = protocol.seal(
+                    patch.path, unsealed, patch.block_size, file_index(unsealed), self._sidecar()
+                )
+            except BaseException:
+                self._reopen_patch(patch.path, unsealed, patch.block_size)
                 raise
-            self._chain.writer = None
-            self._require_protocol().release(patch.path)
-            # Nothing was published: the change set stays open for its writer (to retry
-            # or discard). Should that fail too, the sealed file is rolled forward later.
-            protocol.unseal(sealed, unsealed)
-            self._open_patch(patch.path, unsealed, patch.block_size)
-            raise
+            try:
+                ref = self._publish(protocol, sealed)
+            except BaseException:
+                if not os.path.lexists(sealed.path):
+                    # Published; only making it durable or publishing the manifest failed.
+                    self._committed(_published_ref(sealed, self._directory))
+                    raise
+                # Nothing was published: the change set stays open for its writer (to retry
+                # or discard). Should that fail too, the sealed file is rolled forward later.
+                protocol.unseal(sealed, unsealed)
+                self._reopen_patch(patch.path, unsealed, patch.block_size)
+                raise
         self._committed(ref)
+
+    def _reopen_patch(self, path: Path, user_block: IH5UserBlock, block_size: int) -> None:
+        """Open our closed, unpublished patch again after a failed commit, to retry or discard."""
+        self._chain.writer = None
+        self._require_protocol().release(path)
+        self._open_patch(path, user_block, block_size)
 
     def _publish(self, protocol: CommitProtocol, sealed: Sealed) -> ContainerRef:
         if self._truncating is not None:
@@ -522,7 +534,7 @@ class IH5Record(IH5Group):
         self._chain.writer = None
         path, self._patch.path = self._patch.path, None
         self._require_protocol().release(path)
-        writer.file.close()
+        writer.room.close()
         self._require_protocol().suspend(path)
 
     def discard_patch(self) -> None:
@@ -535,7 +547,7 @@ class IH5Record(IH5Group):
         self._chain.writer = None
         self._chain.rebuild()
         try:
-            writer.file.close()
+            writer.room.close_discarded()
         finally:
             if path is not None:
                 self._require_protocol().release(path)
