@@ -106,9 +106,10 @@ def build_chain(directory: Path, patches: int) -> Path:
     with IH5Record(path, "w") as rec:
         rec[DEPTH5] = np.arange(16, dtype="f8")
         rec["misc/seed"] = np.zeros(4)
-    with IH5Record(path, "r+") as rec:
+    with IH5Record(path, "r+") as rec:  # opening starts the first patch
         for index in range(1, patches + 1):
-            rec.create_patch()
+            if index > 1:
+                rec.create_patch()
             if index % 3 == 0:
                 rec["a/b"].attrs["step"] = index
             elif index % 3 == 1:
@@ -186,7 +187,6 @@ def build_big_record(directory: Path, size: int) -> Path:
     with IH5Record(path, "w") as rec:
         write_random(rec, "half0", size // 2, rng)
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         write_random(rec, "half1", size - size // 2, rng)
     return path
 
@@ -241,7 +241,6 @@ def build_gzip_record(directory: Path, size: int) -> Path:
             dataset[start:stop] = signal + rng.integers(0, 64, stop - start, dtype="i2")
     for index in (1, 2):
         with IH5Record(path, "r+") as rec:
-            rec.create_patch()
             rec.attrs["step"] = index
             rec[f"small{index}"] = np.arange(10)
     return path

@@ -248,5 +248,28 @@ class PackError(Ih5Error, ValueError):
     """A directory cannot be packed or a record cannot be unpacked as asked."""
 
 
+# --- metador-core's exception classes (record floor) ----------------------
+
+
+class NoContainersGivenError(RecordNotFoundError, ValueError):
+    """An empty list of container files was given (metador-core raises ValueError)."""
+
+
+class NotAGroupError(NodeNotFoundError, ValueError):
+    """A path goes through a dataset as if it were a group (metador-core raises ValueError)."""
+
+
+class UnsupportedValueError(Ih5Error, ValueError, TypeError):
+    """A value a record cannot store: an HDF5 link, or a view of a node (a hard link)."""
+
+
+class UnknownKeywordError(Ih5Error, ValueError, TypeError):
+    """A call got a keyword it does not know (TypeError in Python, ValueError in metador-core)."""
+
+
+class RecordDirectoryError(Ih5Error, ValueError):
+    """A directory to look for records in is missing or not a directory."""
+
+
 class EngineError(Ih5Error, RuntimeError):
     """A task engine (a Dask scheduler, a local cluster) cannot be started or reached."""

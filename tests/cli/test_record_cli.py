@@ -48,7 +48,6 @@ def build(directory: Path, record_class: type[IH5Record]) -> Path:
         rec.create_group("grp/sub").attrs["depth"] = 2
         rec.attrs["title"] = "base"
     with record_class(path, "r+") as rec:
-        rec.create_patch()
         rec["p1"] = np.full(3, 1.5)
         rec.attrs["title"] = "patch 1"
         del rec["grp/sub"]
@@ -339,7 +338,6 @@ def test_verify_damaged_container_exits_1_with_one_error_line(
 
 def test_verify_broken_chain_exits_1(plain: Path) -> None:
     with IH5Record(plain, "r+") as rec:
-        rec.create_patch()
         rec["p2"] = 2
     (plain.parent / "rec.p1.ih5").unlink()
     result = invoke("verify", plain)

@@ -73,7 +73,6 @@ def build_mf_record(directory: Path, name: str = "rec") -> Path:
         rec.attrs["title"] = "base"
         rec.commit_patch(manifest_exts=MY_EXTS)
     with IH5MFRecord(record, "r+") as rec:
-        rec.create_patch()
         del rec["tokill"]
         rec["grp/added"] = "new"
         rec.attrs["title"] = "p1"
@@ -90,3 +89,9 @@ def copy_patch(source: Path, record: Path) -> list[Path]:
         shutil.copyfile(path, target)
         copied.append(target)
     return copied
+
+
+def untouched(rec: IH5MFRecord) -> bool:
+    """True when ``rec`` holds a fresh open patch without any change (not a resumed one)."""
+    writer = rec.chain.writer
+    return writer is not None and len(writer.file) == 0 and len(writer.file.attrs) == 0

@@ -28,7 +28,7 @@ import ih5.store
 from ih5.manifest import IH5MFRecord, IH5Skeleton
 from ih5.record import IH5Record
 
-from .helpers import MY_EXTS, build_mf_record, content
+from .helpers import MY_EXTS, build_mf_record, content, untouched
 
 FORK = multiprocessing.get_context("fork")
 CHILD_TIMEOUT = 30.0
@@ -96,7 +96,6 @@ def arm_kill(n: int) -> Callable[[], None]:
 def commit_killed_at(record: Path, n: int, extra_groups: int) -> None:
     """Child process: write the patch, then commit it with the n-th step armed to kill."""
     with IH5MFRecord(record, "r+", lock_timeout=5) as rec:
-        rec.create_patch()
         change(rec, extra_groups)
         disarm = arm_kill(n)
         rec.commit_patch(manifest_exts=NEW_EXTS)
@@ -136,10 +135,9 @@ def continue_writing(record: Path, seen: dict[str, Any], new: dict[str, Any]) ->
     an unsealed one is dropped, never resumed.
     """
     with IH5MFRecord(record, "r+", lock_timeout=5) as rec:
-        assert not rec.has_patch
+        assert untouched(rec)
         current = content(rec)
         assert current in (seen, new)
-        rec.create_patch()
         rec.attrs["continued"] = 1
     after = checked_state(record)
     assert after.pop("/") == ("group", {**current["/"][1], "continued": 1})
@@ -157,7 +155,6 @@ def start(tmp_path: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     record = build_mf_record(tmp_path / "start")
     shutil.copytree(tmp_path / "start", tmp_path / "expected")
     with IH5MFRecord(tmp_path / "expected" / "rec", "r+") as rec:
-        rec.create_patch()
         change(rec)
         rec.commit_patch(manifest_exts=NEW_EXTS)
     return record, checked_state(record), checked_state(tmp_path / "expected" / "rec")

@@ -108,7 +108,10 @@ def test_mfrecord_opens_fixture_merged_with_its_manifest(metador: Path) -> None:
 def our_stub(metador: Path, tmp_path: Path) -> Path:
     """A stub we build from the manifest of ``mfrec.p1.ih5`` alone."""
     (tmp_path / "ours").mkdir()
-    return IH5MFRecord.create_stub(tmp_path / "ours" / "stub", metador / "mfrec.p1.ih5mf.json")
+    with IH5MFRecord.create_stub(
+        tmp_path / "ours" / "stub", metador / "mfrec.p1.ih5mf.json"
+    ) as stub:
+        return stub.ih5_files[0]
 
 
 def test_create_stub_matches_fixture_stub_structure(metador: Path, our_stub: Path) -> None:
@@ -148,7 +151,6 @@ def test_patch_we_commit_on_a_stub_extends_fixture_mfrec(
         for name in ("stub.p2.ih5", "stub.p2.ih5mf.json"):
             (metador / name).unlink()
     with IH5MFRecord(stub, "r+") as rec:
-        rec.create_patch()
         rec["ours"] = "written by ih5"
         rec["grp/added"].attrs["flag"] = 1
         del rec["grp/sub"]

@@ -131,16 +131,27 @@ def test_ub_ext_get_returns_none_for_plain_user_block() -> None:
     assert IH5UBExtManifest.get(IH5UserBlock.create()) is None
 
 
-def test_ub_ext_update_then_get_roundtrips_and_keeps_other_exts() -> None:
+def test_ub_ext_update_in_place_then_get_roundtrips_and_keeps_other_exts() -> None:
     user_block = IH5UserBlock.create().model_copy(update={"ub_exts": {"other": {"a": 1}}})
+    before = user_block.model_copy(deep=True)
     ext = IH5UBExtManifest(
         is_stub_container=True, manifest_uuid=uuid.uuid4(), manifest_hashsum="sha256:" + "0" * 64
     )
     updated = ext.update(user_block)
-    assert IH5UBExtManifest.get(updated) == ext
-    assert updated.ub_exts["other"] == {"a": 1}
-    assert user_block.ub_exts == {"other": {"a": 1}}
-    assert without_manifest_ext(updated) == user_block
+    assert updated is user_block
+    assert IH5UBExtManifest.get(user_block) == ext
+    assert user_block.ub_exts["other"] == {"a": 1}
+    assert without_manifest_ext(user_block) == before
+
+
+def test_ub_ext_update_leaves_blocks_sharing_the_exts_dict_unchanged() -> None:
+    shared = IH5UserBlock.create().model_copy(update={"ub_exts": {"other": {"a": 1}}})
+    sibling = shared.model_copy(update={"hdf5_hashsum": None})  # shares ub_exts
+    ext = IH5UBExtManifest(
+        is_stub_container=False, manifest_uuid=uuid.uuid4(), manifest_hashsum="sha256:" + "0" * 64
+    )
+    ext.update(shared)
+    assert IH5UBExtManifest.get(sibling) is None
 
 
 @pytest.mark.parametrize(

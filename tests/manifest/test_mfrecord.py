@@ -24,7 +24,6 @@ def manifest_of(container: Path) -> IH5Manifest:
 def commit(record: Path, cls: type[IH5Record] = IH5MFRecord, **kwargs: Any) -> Path:
     """Commit one small patch; return the new container."""
     with cls(record, "r+") as rec:
-        rec.create_patch()
         rec.attrs["n"] = len(rec.containers)
         if kwargs:
             assert isinstance(rec, IH5MFRecord)
@@ -87,7 +86,6 @@ def test_mfrecord_open_refused_leaves_record_writable(tmp_path: Path, damage: st
     with pytest.raises(ManifestError):
         IH5MFRecord(record, "r+")
     with IH5Record(record, "r+") as rec:  # the lock was released
-        rec.create_patch()
         rec["fixed"] = 1
 
 
@@ -130,7 +128,7 @@ def test_mfrecord_commit_writes_manifest_beside_each_container(tmp_path: Path) -
 
 def test_mfrecord_manifest_is_none_before_first_commit(tmp_path: Path) -> None:
     with IH5MFRecord(tmp_path / "rec", "w") as rec:
-        assert rec.manifest is None
+        assert not rec.has_manifest
         assert rec.manifest_exts == {}
         rec["x"] = 1
     assert manifest_of(tmp_path / "rec.ih5").manifest_exts == {}
@@ -151,7 +149,6 @@ def test_mfrecord_manifest_follows_commits_in_the_same_session(tmp_path: Path) -
 def test_mfrecord_discard_writes_no_manifest(tmp_path: Path) -> None:
     record = build_mf_record(tmp_path)
     with IH5MFRecord(record, "r+") as rec:
-        rec.create_patch()
         rec["x"] = 1
         rec.discard_patch()
     assert sorted(path.name for path in tmp_path.glob("*mf.json")) == [
@@ -163,7 +160,6 @@ def test_mfrecord_discard_writes_no_manifest(tmp_path: Path) -> None:
 def test_mfrecord_close_without_commit_writes_no_manifest(tmp_path: Path) -> None:
     record = build_mf_record(tmp_path)
     rec = IH5MFRecord(record, "r+")
-    rec.create_patch()
     rec["x"] = 1
     rec.close(commit=False)
     assert not (tmp_path / "rec.p2.ih5mf.json").exists()
@@ -198,7 +194,6 @@ def test_manifest_exts_replacement_holds_for_later_commits_of_the_session(
 ) -> None:
     record = build_mf_record(tmp_path)
     with IH5MFRecord(record, "r+") as rec:
-        rec.create_patch()
         rec.commit_patch(manifest_exts={"v": 2})
         rec.create_patch()
         rec.commit_patch()
@@ -209,7 +204,6 @@ def test_manifest_exts_replacement_holds_for_later_commits_of_the_session(
 def test_manifest_exts_setter_applies_to_next_commit(tmp_path: Path) -> None:
     record = build_mf_record(tmp_path)
     with IH5MFRecord(record, "r+") as rec:
-        rec.create_patch()
         rec.manifest_exts = {"set": True}
         assert rec.manifest_exts == {"set": True}
         assert rec.manifest is not None
@@ -236,7 +230,7 @@ def plain_record(tmp_path: Path) -> Path:
 
 def test_mfrecord_opens_plain_record_without_manifest(tmp_path: Path) -> None:
     with IH5MFRecord(plain_record(tmp_path)) as rec:
-        assert rec.manifest is None
+        assert not rec.has_manifest
         assert rec.manifest_exts == {}
         assert rec["data"][()].tolist() == [0, 1, 2]
 
@@ -274,7 +268,7 @@ def test_plain_commit_on_mf_record_writes_no_manifest(tmp_path: Path) -> None:
     assert not (tmp_path / "rec.p2.ih5mf.json").exists()
     assert IH5UBExtManifest.get(read_user_block(container)) is None
     with IH5MFRecord(record) as rec:
-        assert rec.manifest is None
+        assert not rec.has_manifest
 
 
 # --- merge ---------------------------------------------------------------------------

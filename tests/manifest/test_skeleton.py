@@ -38,14 +38,12 @@ def history(tmp_path: Path) -> Path:
         rec["keep"] = 1.5
         rec.attrs["t"] = "base"
     with IH5MFRecord(record, "r+") as rec:
-        rec.create_patch()
         del rec["g"]
         rec.create_group("g")  # substitutes the old /g: /g/c, /g/d and /g@x are gone
         rec["g/e"] = np.zeros(2)
         rec["a"].attrs["v"] = 1
         rec["keep"].attrs["w"] = 2
     with IH5MFRecord(record, "r+") as rec:
-        rec.create_patch()
         rec["a"].attrs["u"] = "cm"
         rec["g"].attrs["y"] = 2
         del rec.attrs["t"]
@@ -155,7 +153,6 @@ def test_mfrecord_commit_reads_no_dataset_values(tmp_path: Path) -> None:
     record = history(tmp_path)
     with IH5MFRecord(record, "r+") as rec:
         with refusing_dataset_reads():
-            rec.create_patch()
             rec["a"].attrs["new"] = 3
             rec.create_group("fresh")
             rec.commit_patch()

@@ -30,14 +30,14 @@ def workspace(tmp_path: Path) -> Workspace:
     elsewhere.mkdir()
     shutil.copyfile(tmp_path / "real" / "rec.p1.ih5mf.json", elsewhere / "given.json")
     stub = elsewhere / "stub"
-    assert IH5MFRecord.create_stub(stub, elsewhere / "given.json") == elsewhere / "stub.ih5"
+    with IH5MFRecord.create_stub(stub, elsewhere / "given.json") as built:
+        assert built.ih5_files == [elsewhere / "stub.ih5"]
     return real, stub
 
 
 def change_stub(stub: Path) -> Path:
     """Commit a patch on the stub that touches every kind of node; return its container."""
     with IH5MFRecord(stub, "r+") as rec:
-        rec.create_patch()
         rec["fromstub"] = "patched on stub"
         rec.create_group("newgrp/deep").attrs["a"] = 1
         del rec["grp/sub/value"]  # a placeholder dataset
@@ -198,7 +198,6 @@ def test_stub_placeholder_data_access_raises_stub_error(
 ) -> None:
     _, stub = workspace
     with IH5MFRecord(stub, "r+") as rec:
-        rec.create_patch()
         with pytest.raises(StubError, match="placeholder"):
             access(rec)
         assert "grp/copied" not in rec
@@ -208,7 +207,6 @@ def test_stub_placeholder_data_access_raises_stub_error(
 def test_stub_placeholder_can_be_replaced_and_deleted(workspace: Workspace) -> None:
     _, stub = workspace
     with IH5MFRecord(stub, "r+") as rec:
-        rec.create_patch()
         del rec["data"]
         rec["data"] = [5, 6]
         del rec["grp/sub/value"]
@@ -257,7 +255,6 @@ def test_real_record_continues_after_stub_patch(workspace: Workspace) -> None:
     real, stub = workspace
     copy_patch(change_stub(stub), real)
     with IH5MFRecord(real, "r+") as rec:
-        rec.create_patch()
         rec["grp/sub/value"] = rec["data"][()] + 1
     with IH5MFRecord(real) as rec:
         assert rec["grp/sub/value"][()].tolist() == [1, 11, 21]

@@ -25,8 +25,6 @@ def pending(directory: Path) -> list[str]:
 def leave_uncommitted(record: Path, mode: str) -> None:
     """Leave an uncommitted container holding junk, as a killed run would."""
     with IH5MFRecord(record, mode) as rec:
-        if mode == "r+":
-            rec.create_patch()
         rec.create_group("junk")
         rec.close(commit=False)
     assert pending(record.parent)
@@ -96,7 +94,7 @@ def test_pack_directory_creates_the_record_after_a_failed_first_commit(
     record = tmp_path / "out" / "rec"
     with monkeypatch.context() as patched:
         patched.setattr(ih5.store.LocalStore, "publish", disk_full)
-        with pytest.raises(OSError, match="No space"):
+        with pytest.raises(OSError, match="(?i)no space"):
             pack_directory(source, record)
     assert container_names(record.parent) == set()
     assert not pending(record.parent)
@@ -116,7 +114,7 @@ def test_pack_directory_patches_again_after_a_failed_patch_commit(
     (source / "top.txt").write_bytes(b"changed\n")
     with monkeypatch.context() as patched:
         patched.setattr(ih5.store.LocalStore, "publish", disk_full)
-        with pytest.raises(OSError, match="No space"):
+        with pytest.raises(OSError, match="(?i)no space"):
             pack_directory(source, record)
     assert container_names(record.parent) == {"rec.ih5"}
     result = pack_directory(source, record)

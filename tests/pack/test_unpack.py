@@ -79,7 +79,6 @@ def test_unpack_record_refuses_an_occupied_destination(
 def forge_hashsum(record: Path, path: str) -> None:
     """Commit a patch that claims a wrong hashsum for the file at ``path``."""
     with IH5Record(record, "r+") as rec:
-        rec.create_patch()
         rec[path].attrs["hashsum"] = "sha256:" + "0" * 64
 
 

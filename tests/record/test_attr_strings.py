@@ -30,7 +30,6 @@ def test_copy_into_patch_keeps_invalid_utf8_attribute_bytes(tmp_path: Path) -> N
     """copy_into_patch() of a dataset with an invalid-UTF-8 attribute stores the same bytes."""
     path = record_with_invalid_utf8(tmp_path)
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         before = rec["d"].attrs["s"]
         rec["d"].copy_into_patch()
     with h5py.File(tmp_path / "rec.p1.ih5", "r") as raw:
@@ -42,7 +41,6 @@ def test_surrogate_escaped_value_read_from_a_record_can_be_set_again(tmp_path: P
     """A value read back surrogate-escaped can be assigned to another attribute as it is."""
     path = record_with_invalid_utf8(tmp_path)
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec.attrs["copy"] = rec["d"].attrs["s"]
     with IH5Record(path) as rec:
         assert rec.attrs["copy"] == rec["d"].attrs["s"]

@@ -32,6 +32,8 @@ from ih5.record.commit import CommitProtocol, parse_staged_name
 from ih5.record.record import _WriterRegistry
 from ih5.store import LocalStore
 
+from .helpers import untouched
+
 FORK = multiprocessing.get_context("fork")
 CHILD_TIMEOUT = 30.0
 
@@ -62,7 +64,6 @@ def build(directory: Path, patches: int = 0, kind: type[IH5Record] = IH5Record) 
         rec["base"] = 0
     for index in range(1, patches + 1):
         with kind(path, "r+") as rec:
-            rec.create_patch()
             rec[f"p{index}"] = index
     return path
 
@@ -155,7 +156,6 @@ def _commit_after_lock_deleted(path: Path, go: Any, barrier: Any) -> str:
     if not go.wait(CHILD_TIMEOUT):
         return "timeout"
     with IH5Record(path, "r+", lock_timeout=5) as rec:
-        rec.create_patch()
         rec["child"] = 2
         barrier.wait(CHILD_TIMEOUT)
         try:
@@ -176,7 +176,6 @@ def test_lock_deleted_mid_run_two_processes_exactly_one_publishes_index_1(
     with child(_commit_after_lock_deleted, path, go, barrier) as other:
         rec = IH5Record(path, "r+")
         try:
-            rec.create_patch()
             rec["parent"] = 1
             (tmp_path / "rec.ih5.lock").unlink()
             go.set()
@@ -205,8 +204,6 @@ def test_unlocked_writer_commit_after_other_commit_raises_conflict(
     path = build(tmp_path)
     with IH5Record(path, "r+") as first:
         second = open_unlocked(monkeypatch, path)
-        first.create_patch()
-        second.create_patch()
         first["first"] = 1
         second["second"] = 2
         first.commit_patch()
@@ -228,8 +225,6 @@ def test_unlocked_writer_losing_race_past_the_check_raises_conflict(
     path = build(tmp_path)
     with IH5Record(path, "r+") as first:
         second = open_unlocked(monkeypatch, path)
-        first.create_patch()
-        second.create_patch()
         first["first"] = 1
         second["second"] = 2
         first.commit_patch()
@@ -255,8 +250,6 @@ def test_acknowledged_commit_not_altered_by_unlocked_writer_writing_afterwards(
     first = IH5Record(path, "r+")
     second = open_unlocked(monkeypatch, path)
     try:
-        first.create_patch()
-        second.create_patch()
         first["first"] = 1
         first.commit_patch()
         first.close()
@@ -302,7 +295,6 @@ def _commit_interrupted(
     """Commit a patch on a manifest record with Ctrl-C at its ``at_publish``-th publish step."""
     path = build(tmp_path, kind=IH5MFRecord)
     rec = IH5MFRecord(path, "r+")
-    rec.create_patch()
     rec["new"] = 1
     seen = _interrupt_on_call(monkeypatch, at_publish)
     with pytest.raises(KeyboardInterrupt):
@@ -368,7 +360,6 @@ def test_reader_between_container_and_manifest_does_not_break_commit(
     its manifest completes the manifest; the writer's commit still returns normally."""
     path = build(tmp_path, kind=IH5MFRecord)
     rec = IH5MFRecord(path, "r+")
-    rec.create_patch()
     rec["new"] = 1
     original = LocalStore.publish
     calls: list[str] = []
@@ -428,20 +419,15 @@ def test_writer_commit_of_index_claimed_by_renamed_patch_raises_conflict(
     tmp_path: Path, stray: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer refuses to publish index 1 while a renamed patch claims it: ConflictError
-    (at create_patch, and at commit for a patch opened before the rename)."""
+    (at opening for writing, and at commit for a patch opened before the rename)."""
     path = _renamed_patch(tmp_path, stray)
-    with (
-        pytest.warns(StrayFileWarning),
-        IH5MFRecord(path, "r+") as rec,
-        pytest.raises(ConflictError),
-    ):
-        rec.create_patch()
+    with pytest.warns(StrayFileWarning), pytest.raises(ConflictError):
+        IH5MFRecord(path, "r+")
     assert not (tmp_path / "rec.p1.ih5").exists()
     # A patch opened before the rename appeared.
     (tmp_path / stray).rename(tmp_path / "moved-away")
     (tmp_path / "rec.p1.ih5mf.json").rename(tmp_path / "moved-away.json")
     with IH5MFRecord(path, "r+") as rec:
-        rec.create_patch()
         rec["late"] = 1
         os.link(tmp_path / "moved-away", tmp_path / stray)
         with pytest.raises(ConflictError):
@@ -549,7 +535,6 @@ def test_closed_record_keeps_no_file_descriptor_open(tmp_path: Path) -> None:
     before = fds_into(tmp_path)
     rec = IH5Record(path, "r+")
     assert int(value(rec, "p1")) == 1
-    rec.create_patch()
     rec["x"] = np.arange(5)
     assert list(value(rec, "x")) == [0, 1, 2, 3, 4]
     assert fds_into(tmp_path) != before
@@ -566,7 +551,6 @@ def test_closed_record_create_patch_keeps_live_writers_staging_file(tmp_path: Pa
     stale = IH5Record(path, "r+")
     stale.close()
     with IH5Record(path, "r+") as live:
-        live.create_patch()
         live["live"] = 1
         staging = staged_names(tmp_path)
         assert len(staging) == 1
@@ -586,7 +570,6 @@ def test_exception_inside_with_discards_change_set(tmp_path: Path) -> None:
     """An exception inside ``with`` discards the change set: nothing published or staged."""
     path = build(tmp_path)
     with pytest.raises(RuntimeError), IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["lost"] = 1
         raise RuntimeError("boom")
     assert check_chain(tmp_path) == [0]
@@ -597,11 +580,10 @@ def test_writer_that_only_opens_after_exception_publishes_nothing(tmp_path: Path
     """After a discarded ``with``, a writer that merely opens and closes publishes nothing."""
     path = build(tmp_path)
     with pytest.raises(RuntimeError), IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["lost"] = 1
         raise RuntimeError("boom")
     with IH5Record(path, "r+") as rec:
-        assert not rec.has_patch
+        assert untouched(rec)
     assert check_chain(tmp_path) == [0]
     assert members(path) == {"base"}
 
@@ -610,7 +592,6 @@ def test_close_without_commit_keeps_change_set_for_next_writer(tmp_path: Path) -
     """``close(commit=False)`` suspends the patch; the next writer resumes and commits it."""
     path = build(tmp_path)
     rec = IH5Record(path, "r+")
-    rec.create_patch()
     rec["kept"] = 1
     rec.close(commit=False)
     assert check_chain(tmp_path) == [0]
@@ -726,7 +707,6 @@ def test_truncation_crash_next_writer_commits_on_top(
     for path, at, step, _ in _truncation_trials(tmp_path, monkeypatch, kind):
         state, _ = _members_any_warnings(path, kind)
         with kind(path, "r+") as rec:
-            rec.create_patch()
             rec["next"] = 1
         assert members(path, kind) == state | {"next"}, (at, step)
 
@@ -752,7 +732,6 @@ def test_truncation_crash_leaves_no_stray(
 
 def _drop_writer(path: Path) -> None:
     rec = IH5Record(path, "r+")
-    rec.create_patch()
     rec["dropped"] = 1
     del rec
     gc.collect()
@@ -764,7 +743,7 @@ def test_dropped_writer_releases_lock_to_writer_in_same_process(tmp_path: Path) 
     path = build(tmp_path)
     _drop_writer(path)
     with IH5Record(path, "r+", lock_timeout=0) as rec:
-        assert not rec.has_patch
+        assert untouched(rec)
     assert members(path) == {"base"}
     assert staged_names(tmp_path) == []
 
@@ -774,7 +753,7 @@ def _open_writer(path: Path, go: Any, timeout: float) -> str:
         return "timeout"
     try:
         with IH5Record(path, "r+", lock_timeout=timeout) as rec:
-            return "patch" if rec.has_patch else "ok"
+            return "ok" if untouched(rec) else "patch"
     except RecordLockedError:
         return "locked"
 
@@ -789,7 +768,6 @@ def test_dropped_writer_releases_lock_to_writer_in_other_process(tmp_path: Path)
         child(_open_writer, path, go_late, 5.0) as late,
     ):
         rec = IH5Record(path, "r+")
-        rec.create_patch()
         rec["dropped"] = 1
         go_early.set()
         assert early.result() == "locked"

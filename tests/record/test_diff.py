@@ -31,7 +31,6 @@ def base(path: Path, record_class: type[IH5Record] = IH5Record) -> Path:
 def patch(path: Path, change: Change, record_class: type[IH5Record] = IH5Record) -> None:
     """Commit one patch on ``path`` made by ``change``."""
     with record_class(path, "r+") as rec:
-        rec.create_patch()
         change(rec)
 
 

@@ -107,7 +107,6 @@ def plain_with_our_patch(copied: Any) -> Path:
     base, _ = copied("plain.ih5", "plain.p1.ih5")
     record_path = base.with_suffix("")
     with IH5Record(record_path, "r+") as record:
-        record.create_patch()
         del record["grp/sub/value"]
         del record.attrs["title"]
         record.create_group("newer")

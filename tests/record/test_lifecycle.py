@@ -28,6 +28,8 @@ from ih5.format import (
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 from ih5.record.facts import FactsCache, NodeFact, NodeKind
 
+from .helpers import untouched
+
 PAYLOAD = np.frombuffer(b"IH5-PAYLOAD-MARK" * 64, dtype=np.uint8)
 """Recognisable dataset bytes, so a test can find them in the file and flip one."""
 
@@ -65,7 +67,6 @@ def build(tmp_path: Path, patches: int = 2, name: str = "rec") -> Path:
         rec.attrs["title"] = "base"
     for index in range(1, patches + 1):
         with IH5Record(path, "r+") as rec:
-            rec.create_patch()
             rec[f"p{index}"] = np.full(3, index)
             rec.attrs["title"] = f"patch {index}"
             if index == 1:
@@ -136,7 +137,6 @@ def test_open_mode_w_discards_uncommitted_base(tmp_path: Path) -> None:
 def test_open_mode_w_discards_pending_patch(tmp_path: Path) -> None:
     path = build(tmp_path, patches=1)
     with pytest.raises(RuntimeError), IH5Record(path, "r+") as rec:
-        rec.create_patch()
         raise RuntimeError("leave a pending patch")
     with IH5Record(path, "w") as rec:
         rec["x"] = 1
@@ -154,7 +154,7 @@ def test_open_mode_a_opens_existing_record(tmp_path: Path) -> None:
     path = build(tmp_path, patches=1)
     before = read_state(path)
     with IH5Record(path, "a") as rec:
-        assert not rec.has_patch
+        assert untouched(rec)
         assert state(rec) == before
     assert read_state(path) == before
 
@@ -207,8 +207,6 @@ def test_open_at_shows_past_states(tmp_path: Path) -> None:
     states = []
     for index in range(3):
         with IH5Record(path, "a") as rec:
-            if not rec.has_patch:
-                rec.create_patch()
             rec[f"d{index}"] = index
         states.append(read_state(path))
     for index, expected in enumerate(states):
@@ -231,7 +229,6 @@ def test_open_at_unknown_state_refused(tmp_path: Path, at: int) -> None:
 def test_commit_patch_makes_changes_visible_to_new_readers(tmp_path: Path) -> None:
     path = build(tmp_path, patches=0)
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["new"] = [1, 2, 3]
         rec.attrs["title"] = "changed"
         rec.commit_patch()
@@ -256,7 +253,6 @@ def test_discard_patch_restores_committed_state(tmp_path: Path) -> None:
     path = build(tmp_path, patches=1)
     before = read_state(path)
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["new"] = 1
         del rec["data"]
         rec.attrs["title"] = "changed"
@@ -273,24 +269,26 @@ def test_discard_patch_restores_committed_state(tmp_path: Path) -> None:
 
 def test_create_patch_twice_refused(tmp_path: Path) -> None:
     path = build(tmp_path, patches=0)
-    with IH5Record(path, "r+") as rec:
+    with (
+        IH5Record(path, "r+") as rec,
+        pytest.raises(RecordModeError, match="already has an open patch"),
+    ):
         rec.create_patch()
-        with pytest.raises(RecordModeError, match="already has an open patch"):
-            rec.create_patch()
 
 
 @pytest.mark.parametrize("finish", ["commit_patch", "discard_patch"])
 def test_finish_patch_without_patch_refused(tmp_path: Path, finish: str) -> None:
     path = build(tmp_path, patches=0)
-    with IH5Record(path, "r+") as rec, pytest.raises(RecordModeError, match="create_patch"):
-        getattr(rec, finish)()
+    with IH5Record(path, "r+") as rec:
+        rec.commit_patch()
+        with pytest.raises(RecordModeError, match="create_patch"):
+            getattr(rec, finish)()
 
 
 def test_close_with_commit_false_keeps_patch_for_later(tmp_path: Path) -> None:
     path = build(tmp_path, patches=0)
     before = read_state(path)
     rec = IH5Record(path, "r+")
-    rec.create_patch()
     rec["kept"] = 7
     rec.close(commit=False)
     assert read_state(path) == before
@@ -303,7 +301,6 @@ def test_context_exception_does_not_commit(tmp_path: Path) -> None:
     path = build(tmp_path, patches=1)
     before = read_state(path)
     with pytest.raises(KeyError), IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["new"] = 1
         raise KeyError("boom")
     assert read_state(path) == before
@@ -315,12 +312,11 @@ def test_context_exception_discards_the_patch(tmp_path: Path) -> None:
     path = build(tmp_path, patches=1)
     before = read_state(path)
     with pytest.raises(KeyError), IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["new"] = [4, 5]
         rec.attrs["title"] = "interrupted"
         raise KeyError("boom")
     with IH5Record(path, "r+") as rec:
-        assert not rec.has_patch
+        assert untouched(rec)
     assert read_state(path) == before
     assert len(discover_containers(tmp_path, "rec")) == 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rec.")]
@@ -331,7 +327,6 @@ def test_suspended_patch_resumed_by_writer(tmp_path: Path, finish: str) -> None:
     path = build(tmp_path, patches=1)
     before = read_state(path)
     rec = IH5Record(path, "r+")
-    rec.create_patch()
     rec["new"] = [4, 5]
     rec.attrs["title"] = "interrupted"
     rec.close(commit=False)
@@ -353,7 +348,6 @@ def test_reader_ignores_open_patch_of_live_writer(tmp_path: Path) -> None:
     path = build(tmp_path, patches=1)
     before = read_state(path)
     with IH5Record(path, "r+") as writer:
-        writer.create_patch()
         writer["new"] = 1
         del writer["data"]
         writer.attrs["title"] = "uncommitted"
@@ -367,7 +361,6 @@ def make_foreign_uncommitted(tmp_path: Path) -> tuple[Path, Path]:
     """A record whose newest container sits under its final name without a hashsum."""
     path = build(tmp_path, patches=1)
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["foreign"] = [9, 9]
         rec.attrs["title"] = "foreign"
     patch = tmp_path / "rec.p2.ih5"
@@ -408,7 +401,6 @@ def test_history_lists_committed_containers(tmp_path: Path) -> None:
     path = build(tmp_path, patches=2)
     names = ["rec.ih5", "rec.p1.ih5", "rec.p2.ih5"]
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["uncommitted"] = 1
         history = rec.history()
         rec.discard_patch()
@@ -546,7 +538,6 @@ def test_discovery_ignores_foreign_files(tmp_path: Path, name: str, make: Any) -
         assert rec.containers == [tmp_path / "rec.ih5", tmp_path / "rec.p1.ih5"]
         assert state(rec) == before
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["after"] = 1
     assert read_state(path)["after"][3] == "1"
 
@@ -579,7 +570,6 @@ def build_merge_source(tmp_path: Path) -> Path:
     """A 3-patch record using every kind of change and storage."""
     path = build(tmp_path, patches=0)
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         for name, storage in STORAGE.items():
             rec.create_dataset(f"store/{name}", data=np.arange(100, dtype="i4"), **storage)
         rec.create_dataset("store/partial", shape=(20,), dtype="f8", fillvalue=1.5)
@@ -587,13 +577,11 @@ def build_merge_source(tmp_path: Path) -> Path:
         rec["store/gzip"].attrs["unit"] = "m"
         rec["strings"] = np.array(["a", "bc"], dtype=h5py.string_dtype())
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         rec["data"].attrs["changed"] = [1.0, 2.0]
         del rec["store/doomed"]
         del rec.attrs["title"]
         rec.create_group("grp/fresh").attrs["made"] = "patch 2"
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         del rec["grp"]
         rec.create_group("grp").attrs["again"] = True
         rec["store/partial"].copy_into_patch()[3:5] = 7.0
@@ -661,6 +649,8 @@ def test_merge_files_leaves_source_record_unchanged(tmp_path: Path, mode: str) -
     path = build_merge_source(tmp_path)
     before_files = files_in(tmp_path)
     with IH5Record(path, mode) as rec:
+        if mode == "r+":
+            rec.discard_patch()  # a record with an open patch cannot be merged
         before = state(rec)
         rec.merge_files(tmp_path / "merged.ih5")
         assert state(rec) == before
@@ -686,17 +676,14 @@ def test_merge_files_refuses_existing_target(tmp_path: Path) -> None:
 
 def test_merge_files_refuses_open_patch(tmp_path: Path) -> None:
     path = build(tmp_path, patches=1)
-    with IH5Record(path, "r+") as rec:
-        rec.create_patch()
-        with pytest.raises(RecordModeError):
-            rec.merge_files(tmp_path / "merged.ih5")
+    with IH5Record(path, "r+") as rec, pytest.raises(RecordModeError):
+        rec.merge_files(tmp_path / "merged.ih5")
     assert not (tmp_path / "merged.ih5").exists()
 
 
 def test_suspended_patch_waits_under_a_hidden_name_of_its_writer(tmp_path: Path) -> None:
     path = build(tmp_path)
     rec = IH5Record(path, "r+")
-    rec.create_patch()
     rec["suspended"] = 1
     rec.close(commit=False)
     (pending,) = [p.name for p in tmp_path.glob(".rec.*")]

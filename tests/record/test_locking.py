@@ -19,6 +19,8 @@ from ih5.errors import ConflictError, RecordExistsError, RecordLockedError
 from ih5.format import discover_containers
 from ih5.record import IH5Record
 
+from .helpers import untouched
+
 FORK = multiprocessing.get_context("fork")
 CHILD_TIMEOUT = 30.0
 
@@ -30,7 +32,6 @@ def build(directory: Path, patches: int = 1) -> Path:
         rec["data"] = np.arange(4)
     for index in range(1, patches + 1):
         with IH5Record(path, "r+") as rec:
-            rec.create_patch()
             rec.attrs["index"] = index
     return path
 
@@ -82,8 +83,6 @@ def timed_open(path: Path, mode: str, timeout: float) -> Callable[[], tuple[Any,
         error = None
         try:
             with IH5Record(path, mode, lock_timeout=timeout) as rec:
-                if not rec.has_patch:
-                    rec.create_patch()
                 rec.attrs["writer"] = os.getpid()
         except RecordLockedError as exc:
             error = exc
@@ -105,11 +104,11 @@ def test_lock_second_writer_in_same_process_times_out(tmp_path: Path, mode: str)
             IH5Record(path, mode, lock_timeout=0.3)
         waited = time.monotonic() - start
         assert snapshot(tmp_path) == before
-        assert not first.has_patch
+        assert untouched(first)
     assert isinstance(caught.value, TimeoutError)
     assert waited >= 0.3
     with IH5Record(path, mode, lock_timeout=0) as second:
-        assert second.mode == mode
+        assert second.mode == "r+"  # whatever mode opened it for writing
 
 
 def test_lock_writer_in_other_thread_proceeds_once_released(tmp_path: Path) -> None:
@@ -125,7 +124,6 @@ def test_lock_writer_in_other_thread_proceeds_once_released(tmp_path: Path) -> N
     with IH5Record(path, "r+") as first:
         thread = threading.Thread(target=write)
         thread.start()
-        first.create_patch()
         first.attrs["writer"] = "first"
         time.sleep(0.3)
     thread.join(CHILD_TIMEOUT)
@@ -145,7 +143,8 @@ def test_lock_writer_in_other_thread_proceeds_once_released(tmp_path: Path) -> N
 def test_lock_second_writer_in_other_process_times_out(tmp_path: Path, mode: str) -> None:
     path = build(tmp_path)
     before = snapshot(tmp_path)
-    with IH5Record(path, "r+"):
+    with IH5Record(path, "r+") as first:
+        first.discard_patch()  # fork with no HDF5 file open for writing (see above)
         error, waited = Child(timed_open(path, mode, timeout=0.5)).result()
     assert snapshot(tmp_path) == before
     assert isinstance(error, RecordLockedError)
@@ -157,6 +156,7 @@ def test_lock_second_writer_in_other_process_times_out(tmp_path: Path, mode: str
 def test_lock_waiting_writer_proceeds_once_released(tmp_path: Path) -> None:
     path = build(tmp_path)
     with IH5Record(path, "r+") as first:
+        first.discard_patch()  # fork with no HDF5 file open for writing (see above)
         child = Child(timed_open(path, "r+", timeout=20))
         first.create_patch()
         first.attrs["writer"] = "first"
@@ -174,14 +174,13 @@ def test_lock_released_when_writer_process_dies(tmp_path: Path) -> None:
 
     def die_holding_lock() -> None:
         rec = IH5Record(path, "r+")
-        rec.create_patch()
+        assert rec.has_patch
         os.kill(os.getpid(), signal.SIGKILL)
 
     with pytest.raises(EOFError):
         Child(die_holding_lock).result()
     with IH5Record(path, "r+", lock_timeout=5) as rec:
-        assert not rec.has_patch, "a dead writer's half-written patch is never resumed"
-        rec.create_patch()
+        assert untouched(rec), "a dead writer's half-written patch is never resumed"
 
 
 def test_lock_released_after_failed_open(tmp_path: Path) -> None:
@@ -203,6 +202,7 @@ def test_lock_reader_not_blocked_by_writer(tmp_path: Path, mode: str) -> None:
             return int(rec.attrs["index"])
 
     with IH5Record(path, mode) as writer:
+        writer.discard_patch()  # fork with no HDF5 file open for writing (see above)
         child = Child(read)
         writer.create_patch()
         writer.attrs["index"] = 99
@@ -217,14 +217,12 @@ def test_lock_reader_not_blocked_by_writer(tmp_path: Path, mode: str) -> None:
 
 @pytest.mark.parametrize("seen", [1, 2])
 @pytest.mark.parametrize("mode", ["r+", "a"])
-def test_create_patch_refuses_stale_view(tmp_path: Path, seen: int, mode: str) -> None:
+def test_open_for_writing_refuses_stale_view(tmp_path: Path, seen: int, mode: str) -> None:
     path = build(tmp_path, patches=2)
     before = snapshot(tmp_path)
     view = discover_containers(tmp_path, "rec")[:seen]
-    with IH5Record(view, mode) as rec:
-        with pytest.raises(ConflictError) as caught:
-            rec.create_patch()
-        assert not rec.has_patch
+    with pytest.raises(ConflictError) as caught:
+        IH5Record(view, mode)
     assert caught.value.path == str(tmp_path / "rec.p2.ih5") or seen == 1
     assert snapshot(tmp_path) == before
     with IH5Record(path) as rec:
@@ -234,7 +232,6 @@ def test_create_patch_refuses_stale_view(tmp_path: Path, seen: int, mode: str) -
 def test_commit_patch_refuses_stale_view(tmp_path: Path) -> None:
     path = build(tmp_path, patches=0)
     rec = IH5Record(path, "r+")
-    rec.create_patch()
     rec["stale"] = 1
     rec.close(commit=False)
     (pending,) = tmp_path.glob(".rec.p1.ih5.*.pending")

@@ -16,6 +16,7 @@ from ih5.errors import (
     NodeNotFoundError,
     RecordModeError,
     ReservedValueError,
+    UnsupportedValueError,
 )
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 
@@ -53,7 +54,6 @@ def path(tmp_path: Path) -> Path:
 def rec(path: Path) -> Iterator[IH5Record]:
     """The base record open with a fresh patch."""
     record = IH5Record(path, "r+")
-    record.create_patch()
     yield record
     record.close(commit=False)
 
@@ -149,7 +149,6 @@ def test_iteration_order_matches_h5py(tmp_path: Path, plain: h5py.File, in_patch
         for name in NAMES[in_patch:]:
             rec.create_group(name)
     with IH5Record(path, "r+") as rec:
-        rec.create_patch()
         for name in NAMES[:in_patch]:
             rec.create_group(name)
         for name in NAMES:
@@ -199,8 +198,11 @@ def test_setitem_creates_dataset(rec: IH5Record, plain: h5py.File, key: str, val
         assert np.array_equal(reader[key][()], expected[()])
 
 
-def test_setitem_with_object_copies_it(rec: IH5Record) -> None:
-    rec["copy"] = rec["grp/x"]
+def test_setitem_with_object_refused_copy_copies_it(rec: IH5Record) -> None:
+    with pytest.raises(UnsupportedValueError, match="hard links"):
+        rec["copy"] = rec["grp/x"]
+    assert "copy" not in rec
+    rec.copy("grp/x", "copy")
     assert rec["copy"][()].tolist() == [1.0, 2.0, 3.0]
     assert rec["copy"].attrs["unit"] == "m"
     assert "grp/x" in rec
@@ -607,12 +609,14 @@ def test_dataset_write_to_older_dataset_needs_copy_into_patch(rec: IH5Record, ke
         assert np.array_equal(past[key][()], before)
 
 
-def test_dataset_copy_into_patch_twice_keeps_values(rec: IH5Record) -> None:
+def test_dataset_copy_into_patch_twice_refused_keeping_values(rec: IH5Record) -> None:
     rec["data"].copy_into_patch()[0] = 100
-    rec["data"].copy_into_patch()
+    with pytest.raises(RecordModeError, match="already in the latest"):
+        rec["data"].copy_into_patch()
     assert rec["data"][0] == 100
     rec["made"] = [1, 2]
-    rec["made"].copy_into_patch()
+    with pytest.raises(RecordModeError, match="already in the latest"):
+        rec["made"].copy_into_patch()
     assert rec["made"][()].tolist() == [1, 2]
 
 

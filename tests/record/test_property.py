@@ -39,6 +39,7 @@ from ih5.record.opening import build_tree
 from ih5.record.tree import Node, apply_container
 from ih5.record.tree import walk as tree_walk
 
+from .helpers import untouched
 from .model import (
     Tree,
     assert_matches,
@@ -252,7 +253,10 @@ class RecordMachine(RuleBasedStateMachine):
             with pytest.raises(RecordModeError):
                 dataset[()] = value
             copy_first = True
-        if copy_first:
+        if copy_first and path in self.fresh:
+            with pytest.raises(RecordModeError):
+                dataset.copy_into_patch()  # already in the open patch
+        elif copy_first:
             dataset.copy_into_patch()
             self.fresh.add(path)
         dataset[()] = value
@@ -291,12 +295,19 @@ class RecordMachine(RuleBasedStateMachine):
         self.index += 1
 
     def reopen_now(self, commit: bool = True, mode: str = "r+") -> None:
+        dropped = commit and self.index > 0 and untouched(self.record)
         self.record.close(commit=commit)
         if commit:
             self.record = IH5Record(self.path, mode)
-            self.check_committed(f"after closing with patch {self.index}")
+            self.record.discard_patch()  # the patch opening started: checks need none open
+            if dropped:
+                # Closing drops a patch without changes instead of publishing it.
+                assert self.record.user_block.patch_index == self.index - 1
+                assert_matches(self.record, self.model, "after closing an unchanged patch")
+            else:
+                self.check_committed(f"after closing with patch {self.index}")
+                self.index += 1
             self.record.create_patch()
-            self.index += 1
         else:
             # Our own uncommitted container is resumed; before the first commit only
             # mode "a" may open a record that has no committed container yet.
@@ -549,7 +560,6 @@ def test_regression_failed_create_keeps_deletion_in_same_patch(tmp_path: Path) -
     with IH5Record(tmp_path / "rec", "w") as record:
         record["a"] = np.arange(3)
     with IH5Record(tmp_path / "rec", "r+") as record:
-        record.create_patch()
         del record["a"]
         with pytest.raises(TypeError):
             record.create_dataset("a", data=np.int64(1), compression="gzip")

@@ -115,8 +115,6 @@ def continue_record(record: Path, *, manifest: bool = False, values: bool = True
         found: Any = content(rec, values=values)
         if not rec.containers and found == EMPTY:
             found = ABSENT  # "a" made a fresh base: there was no record
-        if rec.containers and not rec.has_patch:
-            rec.create_patch()
         rec.attrs[CONTINUED] = 1
     after = observe_record(record, manifest=manifest, values=values)
     expected = {} if found == ABSENT else dict(found)

@@ -108,7 +108,8 @@ def model_states(changes: list[list[Change]]) -> list[dict[str, Any]]:
 def write_patches(record: Path, changes: list[list[Change]], kind: type[IH5Record]) -> None:
     with kind(record, "r+", lock_timeout=10) as rec:
         for index, step in enumerate(changes, 1):
-            rec.create_patch()
+            if index > 1:
+                rec.create_patch()
             apply(rec, step, index)
             rec.commit_patch()
 

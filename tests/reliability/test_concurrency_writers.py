@@ -37,7 +37,6 @@ def commit_own_patches(record: Path, writer: int, count: int, acks: Path) -> Non
         while True:
             try:
                 with kind(record, "r+", lock_timeout=LOCK_TIMEOUT) as rec:
-                    rec.create_patch()
                     rec[f"w{writer}/k{k}"] = np.array([writer, k])
                     rec.attrs["last"] = f"{writer}:{k}"
                     rec.commit_patch()

@@ -37,7 +37,6 @@ def build_record(directory: Path, *, manifest: bool = False, patches: int = 1) -
         rec.attrs["title"] = "base"
     for index in range(patches):
         with kind(record, "r+") as rec:
-            rec.create_patch()
             rec[f"p{index}"] = np.full(3, index)
             rec.attrs["title"] = f"patch {index}"
     return record
@@ -66,13 +65,11 @@ def create(directory: Path) -> None:
 def commit(directory: Path, *, manifest: bool) -> None:
     kind = IH5MFRecord if manifest else IH5Record
     with kind(directory / "rec", "r+", lock_timeout=5) as rec:
-        rec.create_patch()
         change(rec)
 
 
 def discard(directory: Path) -> None:
     with IH5Record(directory / "rec", "r+", lock_timeout=5) as rec:
-        rec.create_patch()
         change(rec)
         rec.discard_patch()
 

@@ -74,21 +74,18 @@ Operation = Callable[[Path, Path], object]
 
 def commit(where: Path, source: Path) -> object:
     with IH5Record(where / "rec", "r+") as rec:
-        rec.create_patch()
         rec["big"] = np.random.default_rng(1).random(20_000)
     return None
 
 
 def manifest_commit(where: Path, source: Path) -> object:
     with IH5MFRecord(where / "mf", "r+") as rec:
-        rec.create_patch()
         rec["big"] = np.random.default_rng(1).random(20_000)
     return None
 
 
 def attribute_commit(where: Path, source: Path) -> object:
     with IH5MFRecord(where / "mf", "r+") as rec:
-        rec.create_patch()
         rec.attrs["note"] = "y" * 200
     return None
 

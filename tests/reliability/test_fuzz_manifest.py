@@ -126,7 +126,6 @@ def test_regression_pack_directory_refuses_a_damaged_pack_state(tmp_path: Path) 
     (tmp_path / "src" / "f").write_bytes(b"one")
     pack_directory(tmp_path / "src", tmp_path / "out" / "rec")
     with IH5MFRecord(tmp_path / "out" / "rec", "a") as record:
-        record.create_patch()
         record["x"] = 1
         record.commit_patch(manifest_exts={"ih5_pack": {"entries": {"f": {"kind": "?"}}}})
     (tmp_path / "src" / "g").write_bytes(b"two")

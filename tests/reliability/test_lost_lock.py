@@ -122,7 +122,6 @@ def write_loop(record: Path, log: Path, deadline: float, manifest: bool, no_lock
         key = f"w{pid}_{i}"
         try:
             with kind(record, "r+", lock_timeout=LOCK_TIMEOUT) as rec:
-                rec.create_patch()
                 rec[key] = i
                 rec.commit_patch()
                 index = rec.user_block.patch_index
@@ -313,7 +312,6 @@ def check_outcome(directory: Path, record: Path, variant: str, outcome: Outcome)
         assert not leaked, f"refused changes were published: {leaked}"
     # A later writer (a real lock again) rolls forward what the killed left and commits.
     with kind(record, "r+") as rec:
-        rec.create_patch()
         rec["after"] = 1
     with kind(record, "r", verify=True) as rec:
         assert "after" in rec

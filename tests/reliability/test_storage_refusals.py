@@ -39,7 +39,6 @@ def _create(where: Path) -> None:
 
 def _patch(where: Path) -> None:
     with IH5Record(where / "rec", "r+") as rec:
-        rec.create_patch()
         rec["b"] = 2
 
 

@@ -220,7 +220,7 @@ def manifest(record: Path, as_json: bool) -> None:
       ih5 manifest data/rec --json | jq '.skeleton | keys'
     """
     with IH5MFRecord(record) as rec:
-        found = rec.manifest
+        found = rec.manifest if rec.has_manifest else None
         path = manifest_path(rec.containers[-1])
     if found is None:
         raise click.ClickException(
@@ -260,7 +260,8 @@ def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
       ih5 stub data/rec.p3.ih5mf.json elsewhere/rec
       ih5 stub data/rec.p3.ih5mf.json elsewhere/rec --json | jq -r .stub
     """
-    created = IH5MFRecord.create_stub(target, manifest_file)
+    with IH5MFRecord.create_stub(target, manifest_file) as built:
+        created = built.ih5_files[0]
     identity = IH5Manifest.load(manifest_path(created)).user_block
     if as_json:
         echo_json(

@@ -90,6 +90,15 @@ class IH5UserBlock(BaseModel):
             ub_exts=copy.deepcopy(inheritable_exts(prev.ub_exts)),
         )
 
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> IH5UserBlock:
+        """Read the user block of the container file at ``path`` (metador-core's name)."""
+        return read_user_block(path)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write this block, in place, over the user block of the closed file at ``path``."""
+        write_user_block(path, self)
+
     def to_text(self) -> str:
         """Return the JSON line exactly as metador-core 0.1.1 writes it (key order, escaping)."""
         return json.dumps(

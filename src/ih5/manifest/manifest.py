@@ -34,9 +34,16 @@ class IH5UBExtManifest(BaseModel):
         return None if data is None else cls.model_validate(data)
 
     def update(self, user_block: IH5UserBlock) -> IH5UserBlock:
-        """Return a copy of ``user_block`` carrying this extension."""
+        """Write this extension into ``user_block`` in place (as metador-core does); return it.
+
+        The one change a user block takes after creation: its ``ub_exts`` is replaced by
+        a new dict (never changed in place, as copies may share it). ih5 hands out only
+        copies of the blocks it holds, and its own code updates copies.
+        """
         exts = {**user_block.ub_exts, EXT_NAME: self.model_dump(mode="json")}
-        return user_block.model_copy(update={"ub_exts": exts})
+        # Frozen models refuse assignment; this is the one deliberate exception.
+        object.__setattr__(user_block, "ub_exts", exts)
+        return user_block
 
 
 def without_manifest_ext(user_block: IH5UserBlock) -> IH5UserBlock:
@@ -54,6 +61,23 @@ class IH5Manifest(BaseModel):
     user_block: IH5UserBlock
     skeleton: IH5Skeleton
     manifest_exts: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_userblock(
+        cls,
+        ub: IH5UserBlock,
+        skeleton: IH5Skeleton | None = None,
+        exts: dict[str, Any] | None = None,
+    ) -> IH5Manifest:
+        """A new manifest for the container of ``ub`` (its manifest extension left out)."""
+        return cls(
+            user_block=without_manifest_ext(ub),
+            skeleton=skeleton if skeleton is not None else IH5Skeleton({}),
+            manifest_exts=dict(exts) if exts is not None else {},
+        )
+
+    def __bytes__(self) -> bytes:
+        return self.to_bytes()
 
     def to_bytes(self) -> bytes:
         """The file's bytes: 2-space indented JSON and one trailing newline (FORMAT.md 5)."""
@@ -90,6 +114,11 @@ class IH5Manifest(BaseModel):
             raise ManifestError(f"manifest {os.fspath(path)} is a directory", path) from exc
         return cls.from_bytes(raw, path)
 
+    @classmethod
+    def parse_file(cls, path: str | os.PathLike[str]) -> IH5Manifest:  # type: ignore[override]
+        """metador-core's name (pydantic 1's) for :meth:`load`."""
+        return cls.load(path)
+
     def save(self, path: str | os.PathLike[str]) -> str:
         """Write the manifest atomically; return the hashsum of its bytes."""
         raw = self.to_bytes()
@@ -102,8 +131,13 @@ def manifest_path(container: Path) -> Path:
     return container.with_name(manifest_name(container.name))
 
 
-def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | None:
-    """Load and check the manifest a container's user block names (None if it names none)."""
+def check_manifest(
+    container: Path, user_block: IH5UserBlock, manifest_file: Path | None = None
+) -> IH5Manifest | None:
+    """Load and check the manifest a container's user block names (None if it names none).
+
+    ``manifest_file`` is checked instead of the manifest beside the container.
+    """
     try:
         ext = IH5UBExtManifest.get(user_block)
     except ValidationError as exc:
@@ -114,7 +148,7 @@ def check_manifest(container: Path, user_block: IH5UserBlock) -> IH5Manifest | N
         ) from exc
     if ext is None:
         return None
-    path = manifest_path(container)
+    path = manifest_path(container) if manifest_file is None else manifest_file
     try:
         raw = path.read_bytes()
     except FileNotFoundError as exc:

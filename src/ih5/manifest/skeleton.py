@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, RootModel
 
+from ih5.record import IH5Record
 from ih5.record.tree import Node, walk
 
 
@@ -23,6 +24,12 @@ class SkeletonEntry(BaseModel):
     node_type: Literal["group", "dataset"]
     patch_index: int
     attrs: dict[str, int]
+
+    def with_patch_index(self, index: int) -> SkeletonEntry:
+        """A copy whose node and attributes all come from patch ``index``."""
+        return self.model_copy(
+            update={"patch_index": index, "attrs": dict.fromkeys(self.attrs, index)}
+        )
 
 
 class IH5Skeleton(RootModel[dict[str, SkeletonEntry]]):
@@ -48,6 +55,17 @@ class IH5Skeleton(RootModel[dict[str, SkeletonEntry]]):
                 attrs=dict(sorted(node.attrs.items())),
             )
         return cls(entries)
+
+    @classmethod
+    def for_record(cls, record: IH5Record) -> IH5Skeleton:
+        """The skeleton of a record's current state (its open patch included)."""
+        return cls.from_tree(record.chain.root)
+
+    def with_patch_index(self, index: int) -> IH5Skeleton:
+        """A copy with every node and attribute index set to ``index``."""
+        return type(self)(
+            {path: entry.with_patch_index(index) for path, entry in self.root.items()}
+        )
 
     def to_json_data(self) -> dict[str, Any]:
         """Plain JSON data in the manifest's key order."""

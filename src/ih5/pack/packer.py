@@ -479,8 +479,9 @@ def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
         state = _apply(writer, job.listing, changes, previous)
         rec.commit_patch(manifest_exts={**rec.manifest_exts, **state.to_ext()})
     except BaseException:
-        # Nothing of a failed run is published (a manifest only follows its container).
-        if rec.has_patch:
+        # Nothing of a failed run is published (a manifest only follows its container);
+        # a new base cannot be discarded: the ``with`` that opened it drops it.
+        if rec.has_patch and rec.containers:
             rec.discard_patch()
         raise
     return _result(rec, where, action, changes, state)
@@ -542,8 +543,7 @@ def _pack_on_stub(manifest: Path, where: Path, job: _Job) -> PackResult:
     prefix = f".{where.name}.stub-{os.getpid()}-"
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=where.parent))
     try:
-        IH5MFRecord.create_stub(staging / where.name, manifest)
-        with IH5MFRecord(staging / where.name, "r+") as rec:
+        with IH5MFRecord.create_stub(staging / where.name, manifest) as rec:
             result = _pack_into(rec, job, "patched-on-stub")
         if result.action == "unchanged":
             return replace(result, record=where)

@@ -40,7 +40,8 @@ class Chain:
         """Raise RecordClosedError once the chain (its record) is closed."""
         if self.closed:
             raise RecordClosedError(
-                f"record {self.label} is closed; open it again to go on", self.label
+                f"record {self.label} is not open (it was closed); open it again to go on",
+                self.label,
             )
 
     @property

@@ -14,13 +14,31 @@ from typing import Any, TypeVar
 import h5py
 import numpy as np
 
-from ih5.errors import NodeNotFoundError, RecordClosedError, StubError
+from ih5.errors import (
+    NodeNotFoundError,
+    NotAGroupError,
+    RecordClosedError,
+    RecordModeError,
+    StubError,
+    UnknownKeywordError,
+    UnsupportedValueError,
+)
 from ih5.record.attrs import IH5AttributeManager
 from ih5.record.chain import Chain
 from ih5.record.opening import payload_errors
 from ih5.record.tree import Node, split_path, walk
 
 T = TypeVar("T")
+
+DATASET_KEYWORDS = frozenset(
+    {
+        "chunks", "compression", "compression_opts", "shuffle", "fletcher32", "maxshape",
+        "fillvalue", "scaleoffset", "track_times", "track_order", "external", "dcpl", "dapl",
+        "efile_prefix", "virtual_prefix", "allow_unknown_filter", "rdcc_nslots",
+        "rdcc_nbytes", "rdcc_w0", "fill_time",
+    }
+)  # fmt: skip
+"""The keywords h5py 3's ``create_dataset`` takes besides shape, dtype and data."""
 
 
 class IH5Object:
@@ -156,6 +174,11 @@ class IH5Dataset(IH5Object):
     def copy_into_patch(self) -> IH5Dataset:
         """Copy this dataset (values, storage, attributes) into the open patch so it can change."""
         writer = self._chain.require_writer()
+        if self._node().created == writer.index:
+            raise RecordModeError(
+                f"dataset {self._path!r} is already in the latest (open) patch; write to it",
+                self._path,
+            )
         values = dict(self.attrs.items())
         writer.take_dataset(self._path, values, self._h5())
         return self
@@ -187,13 +210,40 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
 
     def __getitem__(self, path: str) -> IH5Group | IH5Dataset:
         target = self._abs(path)
-        return self._view(target, self._chain.resolve(target))
+        try:
+            return self._view(target, self._chain.resolve(target))
+        except NodeNotFoundError:
+            self._refuse_path_through_dataset(target)
+            raise
+
+    def _refuse_path_through_dataset(self, target: str) -> None:
+        parts = split_path(target)
+        for depth in range(1, len(parts)):
+            prefix = "/" + "/".join(parts[:depth])
+            try:
+                node = self._chain.resolve(prefix)
+            except NodeNotFoundError:
+                return
+            if not node.is_group:
+                raise NotAGroupError(
+                    f"{target!r} goes through {prefix!r}, which is a dataset, not a group",
+                    target,
+                )
 
     def __setitem__(self, path: str, value: Any) -> None:
         if isinstance(value, (IH5Group, IH5Dataset)):
-            self.copy(value, path)
-        else:
-            self.create_dataset(path, data=value)
+            raise UnsupportedValueError(
+                f"cannot store {value.name!r} at {path!r}: hard links are not supported; "
+                "use copy() to copy it",
+                path,
+            )
+        if isinstance(value, (h5py.SoftLink, h5py.ExternalLink, h5py.HardLink)):
+            raise UnsupportedValueError(
+                f"cannot store h5py.{type(value).__name__} at {path!r}: links (symlink, "
+                "ExternalLink, hard links) are not supported; store a copy of the data",
+                path,
+            )
+        self.create_dataset(path, data=value)
 
     def __delitem__(self, path: str) -> None:
         self._chain.require_writer().delete(self._abs(path))
@@ -223,6 +273,13 @@ class IH5Group(IH5Object, MutableMapping[str, "IH5Group | IH5Dataset"]):
         self, path: str, shape: Any = None, dtype: Any = None, data: Any = None, **kwargs: Any
     ) -> IH5Dataset:
         """Create a dataset; accepts h5py's keywords (chunks, compression, fillvalue, ...)."""
+        unknown = sorted(set(kwargs) - DATASET_KEYWORDS)
+        if unknown:
+            raise UnknownKeywordError(
+                f"create_dataset({path!r}) got unknown keyword(s) {', '.join(unknown)}; "
+                f"h5py's are {', '.join(sorted(DATASET_KEYWORDS))}",
+                path,
+            )
         target = self._abs(path)
         self._chain.require_writer().create_dataset(
             target, shape=shape, dtype=dtype, data=data, **kwargs

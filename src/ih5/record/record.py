@@ -1,7 +1,8 @@
 """``IH5Record``: a chain of immutable HDF5 containers behaving like one h5py file.
 
-Life cycle: open or create, ``create_patch``, change things through the
-overlay, ``commit_patch`` (or ``discard_patch``), ``close``. The handle is
+Life cycle: open with r+/a (which starts a patch at once) or create, change
+things through the overlay, ``commit_patch`` (or ``discard_patch``), then
+``create_patch`` for the next change set, or ``close``. The handle is
 thin: the committed containers, their resolved tree and the open files live
 in a :class:`~ih5.record.chain.Chain`; staging, sealing and publishing go
 through the one commit protocol (:mod:`ih5.record.commit`).
@@ -15,13 +16,15 @@ import logging
 import os
 import threading
 import time
+import uuid
 import warnings
 import weakref
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import h5py
 
@@ -29,14 +32,18 @@ from ih5.errors import (
     ConflictError,
     FileLockTimeoutError,
     IntegrityError,
+    NoContainersGivenError,
     NotAnIH5ContainerError,
+    RecordDirectoryError,
     RecordExistsError,
     RecordLockedError,
     RecordModeError,
     RecordNotFoundError,
     StrayFileWarning,
+    UnknownKeywordError,
 )
 from ih5.format import (
+    CONTAINER_SUFFIX,
     USER_BLOCK_SIZE,
     ContainerRef,
     IH5UserBlock,
@@ -45,6 +52,7 @@ from ih5.format import (
     manifest_name,
     parse_container_name,
     read_user_block_with_size,
+    split_record_path,
     write_user_block,
 )
 from ih5.fs import file_lock, lock_holder, typed_storage_errors
@@ -174,6 +182,17 @@ class IH5Record(IH5Group):
             raise RecordModeError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         if at is not None and mode != "r":
             raise RecordModeError("a past state (at=...) can only be opened read-only (mode 'r')")
+        if not isinstance(record, (str, os.PathLike)):
+            record = list(record)
+            if not record:
+                raise NoContainersGivenError(
+                    "no container files were given; pass at least the base"
+                )
+            if mode in ("w", "w-", "x"):
+                raise RecordModeError(
+                    f"mode {mode!r} creates a record: give it as DIR/NAME, not as a list of "
+                    "container files"
+                )
         self._mode = mode
         self._directory, self._name, files = locate(record)
         self._label = str(self._directory / (self._name or "?"))
@@ -193,6 +212,7 @@ class IH5Record(IH5Group):
             refs, foreign = self._open(record, mode, files, verify, progress, at)
             self._chain.reset(refs)
             self._report_strays()
+            self._check_opened()
             if mode != "r":
                 self._start_writing(foreign, base_user_block or IH5UserBlock.create())
         except BaseException:
@@ -249,6 +269,9 @@ class IH5Record(IH5Group):
         if at is not None:
             refs = self._chain_until(refs, at)
         return refs, foreign
+
+    def _check_opened(self) -> None:
+        """Check the committed chain just read, before any patch is started (a subclass hook)."""
 
     def _complete_manifest(self, ref: ContainerRef) -> None:
         """Publish the staged manifest of a newest container a killed writer left without it."""
@@ -359,6 +382,9 @@ class IH5Record(IH5Group):
             return
         if newest is None:
             self._create_container(base)
+        else:
+            # As in metador-core: a writer opening a committed record can write at once.
+            self._new_patch(newest)
 
     def _next_file_index(self) -> int:
         newest = self._chain.newest
@@ -393,8 +419,84 @@ class IH5Record(IH5Group):
 
     @property
     def mode(self) -> str:
-        """The mode the record was opened in."""
-        return self._mode
+        """``"r"`` (read-only) or ``"r+"`` (patches allowed), whatever mode opened it."""
+        return "r" if self._mode == "r" else "r+"
+
+    @property
+    def ih5_uuid(self) -> uuid.UUID:
+        """The record uuid (known before the first commit, from the open base)."""
+        self._chain.check_open()
+        block = self._chain.newest or self._patch.user_block
+        if block is None:
+            raise RecordNotFoundError(f"record {self._label} has no container", self._label)
+        return block.record_uuid
+
+    @property
+    def ih5_files(self) -> list[Path]:
+        """Every container file, oldest first, the open (uncommitted) one last."""
+        self._chain.check_open()
+        files = [ref.path for ref in self._chain.refs]
+        if self._chain.writer is not None and self._patch.path is not None:
+            files.append(self._patch.path)
+        return files
+
+    @property
+    def ih5_meta(self) -> list[IH5UserBlock]:
+        """Copies of the user blocks, in the order of ``ih5_files``."""
+        self._chain.check_open()
+        blocks = [ref.user_block for ref in self._chain.refs]
+        if self._chain.writer is not None and self._patch.user_block is not None:
+            blocks.append(self._patch.user_block)
+        return [block.model_copy(deep=True) for block in blocks]
+
+    @classmethod
+    def find_files(cls, record: str | os.PathLike[str]) -> list[Path]:
+        """The container files of record ``DIR/NAME`` found by name, in chain order."""
+        directory, name = split_record_path(record)
+        return discover_containers(directory, name)
+
+    @classmethod
+    def list_records(cls, directory: str | os.PathLike[str]) -> list[Path]:
+        """The records (``DIR/NAME``) whose containers are in ``directory``, sorted by name."""
+        where = Path(directory)
+        if not where.is_dir():
+            raise RecordDirectoryError(
+                f"{where} is not a directory; give the directory holding the records", where
+            )
+        names = set()
+        for entry in os.listdir(where):
+            parsed = parse_container_name(entry)
+            if parsed is not None and (where / entry).is_file():
+                names.add(parsed[0])
+        return [where / name for name in sorted(names)]
+
+    @classmethod
+    def delete_files(
+        cls, record: str | os.PathLike[str], *, lock_timeout: float | None = 30.0
+    ) -> None:
+        """Delete every container of record ``DIR/NAME``, newest first, under its writer lock.
+
+        Also deletes what a subclass keeps beside each container (manifests) and
+        the staged files of writers that are gone. This cannot be undone.
+        """
+        directory, name = split_record_path(record)
+        if not directory.is_dir():
+            return
+        with _writer_lock(cls._writers, directory, name, lock_timeout):
+            store = LocalStore(directory)
+            for container in reversed(discover_containers(directory, name)):
+                container.unlink(missing_ok=True)
+                for beside in cls._files_beside(container):
+                    beside.unlink(missing_ok=True)
+            for staged in CommitProtocol(store, name).staged_files():
+                if not staged.owner_alive(holding_lock=True):
+                    (store.staging_dir / staged.name).unlink(missing_ok=True)
+            store.sync()
+
+    @classmethod
+    def _files_beside(cls, container: Path) -> list[Path]:
+        """Files a record of this class keeps beside ``container`` (none for plain records)."""
+        return []
 
     def _open_patch(self, path: Path, user_block: IH5UserBlock, block_size: int) -> None:
         file = open_container(path, "r+")
@@ -453,25 +555,45 @@ class IH5Record(IH5Group):
                 )
 
     def create_patch(self) -> None:
-        """Start a new change set on top of the newest committed container."""
+        """Start a new change set on top of the newest committed container.
+
+        Opening with r+ or a already does this; call it after ``commit_patch`` or
+        ``discard_patch`` to go on writing.
+        """
         self._chain.check_open()
         if self._mode == "r":
             self._chain.require_writer()
         if self._chain.writer is not None:
-            raise RecordModeError(f"record {self._label} already has an open patch")
+            raise RecordModeError(
+                f"record {self._label} already has an open patch; commit or discard it first"
+            )
         newest = self._chain.newest
         if newest is None:
             raise RecordNotFoundError(f"record {self._label} has no committed base yet")
+        self._new_patch(newest)
+
+    def _new_patch(self, newest: IH5UserBlock) -> None:
         self._check_newest_on_disk()
         self._create_container(IH5UserBlock.create(newest))
+
+    def _patch_is_empty(self) -> bool:
+        """True for an open patch (not a base) without any change: closing drops it."""
+        writer = self._chain.writer
+        if writer is None or writer.is_base:
+            return False
+        return len(writer.file) == 0 and len(writer.file.attrs) == 0
 
     def _sidecar(self) -> Sidecar | None:
         """What a commit publishes beside its container (a manifest); none for plain records."""
         return None
 
-    def commit_patch(self) -> None:
+    def commit_patch(self, **kwargs: Any) -> None:
         """Hash the open container, seal its user block and publish it under its final name."""
         self._chain.check_open()
+        if kwargs:
+            raise UnknownKeywordError(
+                f"commit_patch() got unknown keyword(s) {', '.join(sorted(kwargs))}", self._label
+            )
         writer = self._chain.require_writer()
         protocol = self._require_protocol()
         patch = self._patch
@@ -538,8 +660,23 @@ class IH5Record(IH5Group):
         self._require_protocol().suspend(path)
 
     def discard_patch(self) -> None:
-        """Throw the open container away; the overlay returns to the last committed state."""
+        """Throw the open patch away; the overlay returns to the last committed state.
+
+        The uncommitted base of a new record cannot be discarded (as in metador-core):
+        ``close(commit=False)`` keeps it, ``delete_files`` removes it.
+        """
         self._chain.check_open()
+        writer = self._chain.require_writer()
+        if writer.is_base:
+            raise RecordModeError(
+                f"record {self._label} has no committed container: its open base cannot be "
+                "discarded; close(commit=False) keeps it, delete_files() removes it",
+                self._label,
+            )
+        self._drop_patch()
+
+    def _drop_patch(self) -> None:
+        """Throw the open container (a patch or the base) away."""
         writer = self._chain.require_writer()
         path, self._patch.path = self._patch.path, None
         # Forget the patch first: should closing or removing its file fail, closing the
@@ -557,12 +694,13 @@ class IH5Record(IH5Group):
 
     @property
     def user_block(self) -> IH5UserBlock:
-        """The user block of the newest committed container."""
+        """A copy of the user block of the newest committed container."""
         self._chain.check_open()
         newest = self._chain.newest
         if newest is None:
             raise RecordNotFoundError(f"record {self._label} has no committed container")
-        return newest
+        # A copy: IH5UBExtManifest.update() changes a user block in place (as in metador-core).
+        return newest.model_copy(deep=True)
 
     @property
     def containers(self) -> list[Path]:
@@ -595,19 +733,32 @@ class IH5Record(IH5Group):
         check_hashsums(self._chain.refs, progress)
 
     def merge_files(self, target: str | os.PathLike[str]) -> Path:
-        """Write the current committed state into one new base container at ``target``."""
+        """Write the committed state into one new base container; return its path.
+
+        ``target`` is ``DIR/NAME`` (written as ``DIR/NAME.ih5``, as in metador-core)
+        or a file name ending in ``.ih5``.
+        """
         self._chain.check_open()
-        return merge_record(self._chain, Path(target), self._sidecar())
+        path = Path(target)
+        if not path.name.endswith(CONTAINER_SUFFIX):
+            path = path.with_name(path.name + CONTAINER_SUFFIX)
+        return merge_record(self._chain, path, self._sidecar())
 
     # --- closing --------------------------------------------------------------
 
     def close(self, commit: bool = True) -> None:
-        """Commit (or keep uncommitted, ``commit=False``) an open patch, then release all."""
+        """Commit (or keep uncommitted, ``commit=False``) an open patch, then release all.
+
+        A patch without any change is dropped rather than published as an empty container.
+        """
         if self._chain.closed:
             return
         try:
             if self._chain.writer is not None:
-                if commit:
+                if commit and self._patch_is_empty():
+                    # Opening r+ just to read publishes nothing (metador-core adds an empty patch).
+                    self._drop_patch()
+                elif commit:
                     self.commit_patch()
                 else:
                     self._suspend_patch()
@@ -626,7 +777,7 @@ class IH5Record(IH5Group):
         if exc is not None and self._chain.writer is not None and not self._chain.closed:
             # An exception inside ``with`` abandons the change set: it is never published.
             try:
-                self.discard_patch()
+                self._drop_patch()
             finally:
                 self.close()
             return
@@ -635,6 +786,31 @@ class IH5Record(IH5Group):
     def __repr__(self) -> str:
         state = "closed" if self._chain.closed else f"mode {self._mode!r}"
         return f"<IH5Record {self._label} ({len(self._chain.refs)} containers, {state})>"
+
+
+@contextmanager
+def _writer_lock(
+    writers: _WriterRegistry, directory: Path, name: str, timeout: float | None
+) -> Iterator[None]:
+    """Hold the writer lock of record ``directory/name`` (this process's and the file lock)."""
+    target = lock_target(directory, name)
+    key = os.path.realpath(target)
+    if not writers.claim(key, timeout):
+        raise RecordLockedError(
+            f"record {directory / name} is open for writing in this process; close it first",
+            target,
+        )
+    try:
+        with file_lock(target, timeout):
+            yield
+    except FileLockTimeoutError as exc:
+        raise RecordLockedError(
+            f"record {directory / name} is locked by another writer ({lock_holder(target)}; "
+            f"waited {timeout} s); retry when it is done",
+            target,
+        ) from exc
+    finally:
+        writers.release(key)
 
 
 def _published_ref(sealed: Sealed, directory: Path) -> ContainerRef:

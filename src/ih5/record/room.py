@@ -66,6 +66,8 @@ class Room:
         After a flush HDF5's own idea of the file's end is exact (it does not see
         the blocks reserved past it), so the file is cut there once closed.
         """
+        if not self.file.id.valid:
+            return  # closed already (a failed commit closed it before sealing)
         self.ensure(self._end() // 64)
         self.file.flush()
         end = self._end()
@@ -80,6 +82,8 @@ class Room:
         Without room for the final flush, the file's blocks are freed first
         (its content no longer matters), so that HDF5 can write what it must.
         """
+        if not self.file.id.valid:
+            return
         try:
             self.ensure(self._end() // 64)
         except OSError:
