@@ -94,7 +94,7 @@ def test_pack_directory_creates_the_record_after_a_failed_first_commit(
     record = tmp_path / "out" / "rec"
     with monkeypatch.context() as patched:
         patched.setattr(ih5.store.LocalStore, "publish", disk_full)
-        with pytest.raises(OSError, match="(?i)no space"):
+        with pytest.raises(OSError, match=r"(?i)no space"):
             pack_directory(source, record)
     assert container_names(record.parent) == set()
     assert not pending(record.parent)
@@ -114,7 +114,7 @@ def test_pack_directory_patches_again_after_a_failed_patch_commit(
     (source / "top.txt").write_bytes(b"changed\n")
     with monkeypatch.context() as patched:
         patched.setattr(ih5.store.LocalStore, "publish", disk_full)
-        with pytest.raises(OSError, match="(?i)no space"):
+        with pytest.raises(OSError, match=r"(?i)no space"):
             pack_directory(source, record)
     assert container_names(record.parent) == {"rec.ih5"}
     result = pack_directory(source, record)
