@@ -16,6 +16,7 @@ if TYPE_CHECKING:
         CorruptDocumentError,
         DamagedPayloadError,
         DiskFullError,
+        EngineError,
         FileLockError,
         FileLockTimeoutError,
         HashsumFormatError,
@@ -96,7 +97,10 @@ if TYPE_CHECKING:
         UnpackResult,
         pack_directory,
         pack_many,
+        plan_many,
+        rebuild_catalog,
         unpack_record,
+        verify_many,
     )
     from ih5.record import (
         ContainerInfo,
@@ -113,6 +117,10 @@ if TYPE_CHECKING:
     from ih5.store import RemoteOptions
 
 _SOURCES = {
+    "plan_many": "ih5.pack",
+    "rebuild_catalog": "ih5.pack",
+    "verify_many": "ih5.pack",
+    "EngineError": "ih5.errors",
     "RemoteAuthError": "ih5.errors",
     "RemoteError": "ih5.errors",
     "RemoteNotFoundError": "ih5.errors",
@@ -214,6 +222,7 @@ __all__ = [
     "CorruptDocumentError",
     "DamagedPayloadError",
     "DiskFullError",
+    "EngineError",
     "FileCodec",
     "FileLockError",
     "FileLockTimeoutError",
@@ -289,12 +298,15 @@ __all__ = [
     "migrate_legacy_metadata",
     "pack_directory",
     "pack_many",
+    "plan_many",
     "plan_migration",
     "plate_view",
     "pull",
     "push",
     "read_json",
+    "rebuild_catalog",
     "unpack_record",
+    "verify_many",
 ]
 
 

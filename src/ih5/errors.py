@@ -292,3 +292,7 @@ class RemoteNotFoundError(RemoteError, FileNotFoundError):
 
 class RemoteReadOnlyError(RemoteError, PermissionError):
     """The location can only be read (plain HTTP(S)); writing needs object storage."""
+
+
+class EngineError(Ih5Error, RuntimeError):
+    """A task engine (a Dask scheduler, a local cluster) cannot be started or reached."""

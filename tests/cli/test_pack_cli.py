@@ -711,5 +711,8 @@ def test_pack_many_escaping_symlink_fails_that_subdirectory_only(tmp_path: Path)
                 f"{out / name}: nothing changed since patch 0; no patch written"
                 for name in PLATES.values()
             ),
+            f"{len(PLATES) + 1} records: 1 failed, {len(PLATES)} unchanged",
+            "failed (the other records are packed; run the same command again to retry these):",
+            f"  bad ({root / 'bad'}): {error}",
         ]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,11 +16,19 @@ import pytest
 
 from ih5 import PackError, read_json
 from ih5.manifest import IH5MFRecord
-from ih5.pack import CATALOG_NAME, PackOutcome, pack_many, record_name_for
+from ih5.pack import (
+    CATALOG_NAME,
+    PackOutcome,
+    pack_directory,
+    pack_many,
+    plan_many,
+    rebuild_catalog,
+    record_name_for,
+)
 
 from .helpers import Link, container_names, make_tree, snapshot, unpacked
 
-SUBDIRS = {
+SUBDIRS: dict[str, dict[str, bytes | None]] = {
     "plate_1": {"a.bin": b"1" * 100, "wells/A01.txt": b"A01\n"},
     "plate_2": {"a.bin": b"2" * 200, "empty": None},
     "run 3": {"b.bin": b"3" * 300},
@@ -102,24 +111,105 @@ def test_pack_many_reports_each_subdirectory_as_it_finishes(tmp_path: Path) -> N
         ("__x__", "x"),
         ("a.b.c", "a-b-c"),
         ("already-fine-09", "already-fine-09"),
-        ("ünï", "n"),
+        ("Ünïcode", "Unicode"),
+        ("ünï", "uni"),
+        ("Straße 5µm", "Strasse-5um"),
+        ("\uff30late", "Plate"),  # a full-width P
+        ("Ølstykke_æble", "Olstykke-aeble"),
     ],
 )
-def test_record_name_for_sanitises_directory_names(directory: str, name: str) -> None:
+def test_record_name_for_transliterates_directory_names(directory: str, name: str) -> None:
     assert record_name_for(directory) == name
 
 
-@pytest.mark.parametrize("directory", ["___", "...", "☃"])
+@pytest.mark.parametrize("directory", ["___", "...", "☃", "日本"])
 def test_record_name_for_refuses_names_without_letters_or_digits(directory: str) -> None:
     with pytest.raises(PackError, match="record name"):
         record_name_for(directory)
 
 
-def test_pack_many_refuses_clashing_record_names(tmp_path: Path) -> None:
+def test_pack_many_refuses_clashing_record_names_naming_the_directories(tmp_path: Path) -> None:
     root = make_root(tmp_path, {"plate_1": {"a": b"a"}, "plate-1": {"b": b"b"}, "y": {}})
-    with pytest.raises(PackError, match="plate-1"):
+    with pytest.raises(
+        PackError, match="'plate-1' and 'plate_1' would all become record 'plate-1'"
+    ):
         pack_many(root, tmp_path / "out", jobs=2)
     assert not (tmp_path / "out").exists()
+
+
+def test_pack_many_refuses_a_directory_without_letters_naming_it(tmp_path: Path) -> None:
+    root = make_root(tmp_path, {"☃": {"a": b"a"}, "y": {"b": b"b"}})
+    with pytest.raises(PackError, match="'☃' has no Latin letters or digits"):
+        pack_many(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_plan_lists_records_with_sizes_and_writes_nothing(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    out = tmp_path / "out"
+    plan = plan_many(root, out)
+    assert [(item.name, item.source, item.files, item.bytes) for item in plan.items] == [
+        ("plate-1", str(root / "plate_1"), 2, 104),
+        ("plate-2", str(root / "plate_2"), 1, 200),
+        ("run-3", str(root / "run 3"), 1, 300),
+        ("x", str(root / "x"), 1, 1),
+    ]
+    assert (plan.files, plan.bytes) == (5, 605)
+    assert not any(item.exists for item in plan.items)
+    assert not out.exists()
+
+
+def test_plan_reports_loose_files_and_the_output_directory_as_skipped(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    out = root / "archive"
+    pack_many(root, out)
+    plan = plan_many(root, out)
+    assert [(Path(entry.path).name, entry.reason) for entry in plan.skipped] == [
+        ("README.txt", "not a directory (only subdirectories are packed)"),
+        ("archive", "the output directory"),
+    ]
+    assert all(item.exists for item in plan.items)
+    assert "archive" not in catalog_records(out)
+
+
+def test_catalog_rebuild_follows_a_patch_installed_by_copying(tmp_path: Path) -> None:
+    """The main job: a packer without the archive writes patch 1 from the manifest alone;
+    copied beside the record, the rebuilt catalog lists patch 1."""
+    root = make_root(tmp_path)
+    out = tmp_path / "out"
+    pack_many(root, out)
+    packer = tmp_path / "packer"
+    packer.mkdir()
+    shutil.copy(out / "run-3.ih5mf.json", packer)
+    (root / "run 3" / "b.bin").write_bytes(b"changed")
+    result = pack_directory(root / "run 3", packer / "run-3")
+    for path in result.written:
+        shutil.copy(path, out)
+    assert catalog_records(out)["run-3"]["patch_index"] == 0
+    rebuilt = rebuild_catalog(out)
+    assert rebuilt.problems == {}
+    entry = catalog_records(out)["run-3"]
+    with IH5MFRecord(out / "run-3") as rec:
+        user_block = rec.user_block
+    assert (entry["patch_index"], user_block.patch_index) == (1, 1)
+    assert entry["manifest_hashsum"] == user_block.ub_exts["ih5mf_v01"]["manifest_hashsum"]
+    assert entry["source"] == str(root / "run 3")
+    assert (entry["files"], entry["bytes"]) == (1, len(b"changed"))
+    assert catalog_records(out)["plate-1"] == {
+        **rebuilt.records["plate-1"],
+        "updated": catalog_records(out)["plate-1"]["updated"],
+    }
+
+
+def test_catalog_rebuild_leaves_out_an_unreadable_record_and_names_it(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    out = tmp_path / "out"
+    pack_many(root, out)
+    (out / "x.ih5mf.json").write_text("{}")
+    rebuilt = rebuild_catalog(out)
+    assert sorted(rebuilt.records) == ["plate-1", "plate-2", "run-3"]
+    assert "x.ih5mf.json" in rebuilt.problems["x"]
+    assert sorted(catalog_records(out)) == ["plate-1", "plate-2", "run-3"]
 
 
 def test_pack_many_refuses_a_missing_root(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ih5.cli import exits
+from ih5.cli.many import catalog_command
 from ih5.cli.meta import meta
 from ih5.cli.pack import pack_command, pack_many_command, unpack_command
 from ih5.cli.records import register as register_records
@@ -135,3 +136,4 @@ cli.add_command(pack_many_command)
 register_records(cli)
 cli.add_command(push_command)
 cli.add_command(pull_command)
+cli.add_command(catalog_command)

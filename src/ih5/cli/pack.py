@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ih5.cli.arguments import new_record_argument, record_argument
+from ih5.cli.engine import engine_options, open_engine
+from ih5.cli.many import report_outcomes, report_skipped, show_plan
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import byte_progress
 from ih5.cli.remote import options_from, remote_options
@@ -214,46 +216,67 @@ def unpack_command(record: Path | str, destination: Path, at: int | None, as_jso
 @click.command("pack-many")
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True)
+@engine_options
+@click.option(
+    "--plan", "plan_only", is_flag=True, help="Show what would be packed, with sizes; pack nothing."
+)
 @storage_options
 @json_option
 def pack_many_command(
     root: Path,
     out_dir: Path,
-    jobs: int,
+    jobs: int | None,
+    scheduler: str | None,
+    local_dask: bool,
+    plan_only: bool,
     compression: str | None,
     level: int | None,
     trust_mtime: bool,
     as_json: bool,
 ) -> None:
-    """Pack each subdirectory of ROOT as its own record in OUT_DIR, in JOBS processes.
+    """Pack each subdirectory of ROOT as its own record in OUT_DIR, one task per record.
 
-    Every record is registered in OUT_DIR/catalog.json. Exits 1 if any
-    subdirectory failed (the others are still packed).
+    The tasks run in JOBS local processes, or on a Dask cluster (--scheduler
+    tcp://HOST:8786, or --dask for a local one). Every record is registered
+    in OUT_DIR/catalog.json. Exits 1 if any subdirectory failed (the others
+    are still packed, and each failure is listed); running the same command
+    again packs what is left.
 
     \b
     Examples:
+      ih5 pack-many plates/ archive/ --plan
       ih5 pack-many plates/ archive/ --jobs 4
-      ih5 pack-many plates/ archive/ -j 2 --json
+      ih5 pack-many plates/ archive/ --dask --jobs 2 --json
     """
-    from ih5.pack import pack_many
+    from ih5.pack import pack_plan, plan_many
 
-    def report(outcome: PackOutcome) -> None:
-        if not as_json:
-            say(
-                _summary(outcome.result)
-                if outcome.result
-                else f"Error: {outcome.source}: {outcome.error}"
-            )
+    options = _options(compression, level)
+    plan = plan_many(root, out_dir)
+    if plan_only:
+        show_plan(plan, as_json)
+        return
+    report_skipped(plan)
 
-    outcomes = pack_many(
-        root,
-        out_dir,
-        jobs=jobs,
-        options=_options(compression, level),
-        trust_mtime=trust_mtime,
-        on_done=report,
-    )
+    with open_engine(jobs, scheduler, local_dask) as executor, byte_progress() as bar:
+        bar.phase("packing", plan.bytes)
+
+        def report(outcome: PackOutcome) -> None:
+            bar.advance(outcome.bytes)
+            if not as_json:
+                say(
+                    _summary(outcome.result)
+                    if outcome.result
+                    else f"Error: {outcome.source}: {outcome.error}"
+                )
+
+        outcomes = pack_plan(
+            plan,
+            executor=executor,
+            jobs=jobs or 1,
+            options=options,
+            trust_mtime=trust_mtime,
+            on_done=report,
+        )
     rows = [
         {
             "name": outcome.record_name,
@@ -281,5 +304,4 @@ def pack_many_command(
                 for row in rows
             ],
         )
-    if any(outcome.error for outcome in outcomes):
-        raise click.exceptions.Exit(1)
+    report_outcomes(outcomes)

@@ -10,6 +10,8 @@ import click
 from ih5.cli import exits
 from ih5.cli.arguments import RecordPath, record_argument
 from ih5.cli.contents import cat, diff, get, tree
+from ih5.cli.engine import engine_options, engine_requested
+from ih5.cli.many import verify_on_engine
 from ih5.cli.output import counted, echo_json, echo_table, json_option, say
 from ih5.cli.progress import activity, byte_progress
 from ih5.errors import RecordExistsError
@@ -165,8 +167,15 @@ def log(record: Path | str, as_json: bool) -> None:
 
 @click.command()
 @record_argument
+@engine_options
 @json_option
-def verify(record: Path | str, as_json: bool) -> None:
+def verify(
+    record: Path | str,
+    jobs: int | None,
+    scheduler: str | None,
+    local_dask: bool,
+    as_json: bool,
+) -> None:
     """Re-hash every container of RECORD and check every manifest against its container.
 
     Reports each file as ok, damaged, missing or stray (a file that looks like
@@ -179,9 +188,16 @@ def verify(record: Path | str, as_json: bool) -> None:
       ih5 verify data/rec
       ih5 verify data/rec --json | jq -r '.containers[] | select(.status != "ok") | .file'
       ih5 verify data/rec > report.tsv || echo "see report.tsv"
+      ih5 verify data/rec --jobs 2
+
+    With --jobs, --scheduler or --dask, the containers are hashed as parallel
+    tasks on a local pool or a Dask cluster (every damaged one is named).
     """
     if isinstance(record, str):
         return _remote_verify(record, as_json)
+    if engine_requested(jobs, scheduler, local_dask):
+        verify_on_engine([record], jobs, scheduler, local_dask, as_json)
+        return
     from ih5.manifest import check_record
 
     with byte_progress() as bar:
@@ -473,16 +489,7 @@ def _remote_log(record: str, as_json: bool) -> None:
 
 
 def _remote_verify(record: str, as_json: bool) -> None:
-    """Re-hash every container of RECORD against its user block.
-
-    Exits 0 when every hashsum matches, 1 (with one Error: line) when a
-    container is damaged or the chain is broken.
-
-    \b
-    Examples:
-      ih5 verify data/rec
-      ih5 verify data/rec --json || echo "restore data/rec from a backup"
-    """
+    """Re-hash every container of the remote RECORD against its user block (streamed once)."""
     with _open_unhashed(record) as rec:
         history = rec.history()
         total = sum(entry.size for entry in history)

@@ -338,7 +338,7 @@ def _rebuild_one(
         warnings.simplefilter("ignore", StrayFileWarning)  # the report lists them
         rec = IH5Record(directory / name, at=entry.index)
     with rec:
-        skeleton = IH5Skeleton.from_tree(rec.chain.root)
+        skeleton = IH5Skeleton.for_record(rec)
         proposals = [{}, *(candidates(rec) if candidates is not None else [])]
     for exts in proposals:
         raw = IH5Manifest(

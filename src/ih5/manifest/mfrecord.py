@@ -23,8 +23,9 @@ from ih5.manifest.manifest import (
     manifest_path,
     without_manifest_ext,
 )
+from ih5.manifest.skeleton import layout_of
 from ih5.record import IH5Record
-from ih5.record.chunkmap import create_from_layout, describe_layout
+from ih5.record.chunkmap import create_from_layout
 from ih5.record.commit import Sidecar
 from ih5.record.facts import read_facts
 from ih5.record.opening import RecordSource
@@ -172,11 +173,7 @@ class IH5MFRecord(IH5Record):
         """The layout of a chunked dataset for the manifest (None for contiguous ones)."""
         if self._layouts is not None:
             return self._layouts.get(path)
-        dataset = self.chain.h5(node.created)[path]
-        if not isinstance(dataset, h5py.Dataset) or dataset.chunks is None:
-            return None
-        shape = self.chain.chunked(path, node).shape
-        return describe_layout(dataset, shape, node.deltas)
+        return layout_of(self, path, node)
 
     def _patch_is_empty(self) -> bool:
         """New manifest extensions are a change worth a commit of their own."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
+import h5py
 from pydantic import BaseModel, ConfigDict, RootModel
 
 from ih5.record import IH5Record
+from ih5.record.chunkmap import describe_layout
 from ih5.record.tree import Node, walk
 
 LAYOUT_KEY = "ih5_layout"
@@ -84,7 +86,7 @@ class IH5Skeleton(RootModel[dict[str, SkeletonEntry]]):
     @classmethod
     def for_record(cls, record: IH5Record) -> IH5Skeleton:
         """The skeleton of a record's current state (its open patch included)."""
-        return cls.from_tree(record.chain.root)
+        return cls.from_tree(record.chain.root, lambda path, node: layout_of(record, path, node))
 
     def with_patch_index(self, index: int) -> IH5Skeleton:
         """A copy with every node and attribute index set to ``index``."""
@@ -95,3 +97,12 @@ class IH5Skeleton(RootModel[dict[str, SkeletonEntry]]):
     def to_json_data(self) -> dict[str, Any]:
         """Plain JSON data in the manifest's key order."""
         return {path: entry.model_dump(mode="json") for path, entry in self.root.items()}
+
+
+def layout_of(record: IH5Record, path: str, node: Node) -> dict[str, Any] | None:
+    """The ``ih5_layout`` of the dataset ``node`` at ``path`` (None if not chunked)."""
+    dataset = record.chain.h5(node.created)[path]
+    if not isinstance(dataset, h5py.Dataset) or dataset.chunks is None:
+        return None
+    shape = record.chain.chunked(path, node).shape
+    return describe_layout(dataset, shape, node.deltas)

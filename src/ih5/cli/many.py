@@ -1,0 +1,152 @@
+"""Many records at once: the plan and summary of ``pack-many``, ``verify`` on an engine, and
+``ih5 catalog``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ih5.cli.engine import open_engine
+from ih5.cli.output import echo_json, echo_table, json_option, say
+from ih5.cli.progress import byte_progress
+
+if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or rich
+    from ih5.pack import (
+        ContainerCheck,
+        PackOutcome,
+        PackPlan,
+    )
+
+
+def show_plan(plan: PackPlan, as_json: bool) -> None:
+    """Print what ``pack-many`` would pack (records, sizes) and what it skips."""
+    if as_json:
+        echo_json(plan.to_json())
+        return
+    echo_table(
+        f"plan: {plan.root} -> {plan.out_dir}",
+        ["record", "source", "files", "bytes", "record exists"],
+        [
+            [item.name, item.source, item.files, item.bytes, "yes" if item.exists else "no"]
+            for item in plan.items
+        ],
+    )
+    report_skipped(plan)
+    say(
+        f"{len(plan.items)} records, {plan.files} files, {plan.bytes} bytes would be packed; "
+        "nothing was written (run again without --plan to pack)"
+    )
+
+
+def report_skipped(plan: PackPlan) -> None:
+    """Say which entries of the root do not become records."""
+    for entry in plan.skipped:
+        say(f"skipped {entry.path}: {entry.reason}")
+
+
+def report_outcomes(outcomes: Sequence[PackOutcome]) -> None:
+    """One summary line, then every failure with its error; exit 1 if any record failed."""
+    actions = Counter(
+        outcome.result.action if outcome.result is not None else "failed" for outcome in outcomes
+    )
+    counts = ", ".join(f"{count} {action}" for action, count in sorted(actions.items()))
+    say(f"{len(outcomes)} records: {counts}")
+    failures = [outcome for outcome in outcomes if outcome.error is not None]
+    if not failures:
+        return
+    say("failed (the other records are packed; run the same command again to retry these):")
+    for outcome in failures:
+        say(f"  {outcome.record_name} ({outcome.source}): {outcome.error}")
+    raise click.exceptions.Exit(1)
+
+
+def verify_on_engine(
+    records: Sequence[Path],
+    jobs: int | None,
+    scheduler: str | None,
+    local_dask: bool,
+    as_json: bool,
+) -> None:
+    """``ih5 verify`` with engine options: one task per container, then the same verdicts."""
+    from ih5.pack import plan_verify, verify_plan
+
+    plan = plan_verify(records)
+    with open_engine(jobs, scheduler, local_dask) as executor, byte_progress() as bar:
+        bar.phase("verifying", plan.bytes)
+
+        def advance(check: ContainerCheck) -> None:
+            bar.advance(check.size)
+
+        checks = verify_plan(plan, executor=executor, jobs=jobs or 1, on_done=advance)
+    if as_json:
+        data = [
+            {
+                "record": check.record,
+                "ok": check.ok,
+                "containers": len(check.containers),
+                "size": check.size,
+                "error": check.error,
+                "checks": [
+                    {
+                        "container": container.container,
+                        "status": container.status,
+                        "size": container.size,
+                        "error": container.error,
+                    }
+                    for container in check.containers
+                ],
+            }
+            for check in checks
+        ]
+        echo_json(data[0] if len(data) == 1 else data)
+    for check in checks:
+        if check.ok:
+            if not as_json:
+                say(
+                    f"{check.record}: {len(check.containers)} containers, {check.size} bytes; "
+                    "every hashsum matches"
+                )
+            continue
+        for error in check.errors():
+            say(f"Error: {error}")
+    if not all(check.ok for check in checks):
+        raise click.exceptions.Exit(1)
+
+
+@click.command("catalog")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@json_option
+def catalog_command(out_dir: Path, as_json: bool) -> None:
+    """Rebuild OUT_DIR/catalog.json from the records in OUT_DIR as they are now.
+
+    Use it after patches were copied next to the records by hand (pack-many
+    keeps the catalog up to date itself). Only user blocks and manifests are
+    read; no payload is hashed.
+
+    \b
+    Examples:
+      ih5 catalog archive/
+      ih5 catalog archive/ --json | jq '.records[] | .patch_index'
+    """
+    from ih5.pack import CATALOG_NAME, rebuild_catalog
+
+    rebuilt = rebuild_catalog(out_dir)
+    if as_json:
+        echo_json({"records": rebuilt.records, "problems": rebuilt.problems})
+    else:
+        echo_table(
+            str(out_dir / CATALOG_NAME),
+            ["record", "patch", "files", "bytes", "source"],
+            [
+                [name, entry["patch_index"], entry["files"], entry["bytes"], entry["source"]]
+                for name, entry in rebuilt.records.items()
+            ],
+        )
+    for name, problem in rebuilt.problems.items():
+        say(f"Error: {name} left out of the catalog: {problem}")
+    if rebuilt.problems:
+        raise click.exceptions.Exit(1)

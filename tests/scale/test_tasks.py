@@ -1,0 +1,85 @@
+"""run_tasks: one task per item on any Executor, failures kept per item, results in order."""
+
+from __future__ import annotations
+
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ih5 import Ih5Error, PackError
+from ih5.errors import EngineError
+from ih5.pack import dask_executor, run_tasks
+from ih5.pack import tasks as tasks_module
+
+
+def square_unless_odd(item: int) -> str:
+    time.sleep(item / 100)  # larger items finish later
+    if item % 2:
+        raise PackError(f"item {item} is odd", f"/plates/{item}")
+    return f"{item * item}"
+
+
+def failed(item: int, message: str) -> str:
+    return f"failed {item}: {message}"
+
+
+def test_results_come_back_in_item_order_whatever_order_they_finish_in() -> None:
+    seen: list[str] = []
+    with ThreadPoolExecutor(5) as pool:
+        results = run_tasks(
+            square_unless_odd, [8, 6, 4, 2, 0], failed, executor=pool, on_done=seen.append
+        )
+    assert results == ["64", "36", "16", "4", "0"]
+    assert seen == ["0", "4", "16", "36", "64"]
+
+
+def test_a_raising_task_fails_its_own_item_only() -> None:
+    with ThreadPoolExecutor(2) as pool:
+        results = run_tasks(square_unless_odd, [1, 2, 3, 4], failed, executor=pool)
+    assert results == ["failed 1: item 1 is odd", "4", "failed 3: item 3 is odd", "16"]
+
+
+def test_a_given_executor_is_left_running_for_its_owner() -> None:
+    with ThreadPoolExecutor(1) as pool:
+        run_tasks(square_unless_odd, [2], failed, executor=pool)
+        assert pool.submit(square_unless_odd, 4).result() == "16"
+
+
+def test_no_items_start_no_pool() -> None:
+    assert run_tasks(square_unless_odd, [], failed) == []
+
+
+def test_a_failing_callback_stops_the_run_and_cancels_what_is_queued() -> None:
+    started: list[int] = []
+
+    def task(item: int) -> int:
+        started.append(item)
+        return item
+
+    def stop(result: int) -> None:
+        raise KeyboardInterrupt
+
+    with ThreadPoolExecutor(1) as pool, pytest.raises(KeyboardInterrupt):
+        run_tasks(task, list(range(50)), lambda item, message: -1, executor=pool, on_done=stop)
+    assert len(started) < 50
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_an_unreachable_scheduler_is_an_engine_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tasks_module, "CONNECT_TIMEOUT", 1.0)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    expected = f"cannot reach the Dask scheduler at {address}"
+    with pytest.raises(EngineError, match=expected) as info, dask_executor(address):
+        pass
+    assert isinstance(info.value, Ih5Error) and isinstance(info.value, RuntimeError)
