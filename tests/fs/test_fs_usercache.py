@@ -35,6 +35,7 @@ def test_the_oldest_entries_go_beyond_the_kinds_count(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(usercache.LIMITS, "trees", (3, 1 << 20))
+    monkeypatch.setattr(usercache, "PRUNE_EVERY", 1)
     for number in range(5):
         write_entry("trees", f"e{number}.json", b"[]")
         os.utime(cache / "trees" / f"e{number}.json", ns=(number, number))
@@ -49,6 +50,7 @@ def test_the_oldest_entries_go_beyond_the_kinds_byte_budget(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(usercache.LIMITS, "facts", (100, 2500))
+    monkeypatch.setattr(usercache, "PRUNE_EVERY", 1)
     for number in range(4):
         write_entry("facts", f"e{number}.json", b"x" * 1000)
         os.utime(cache / "facts" / f"e{number}.json", ns=(number, number))
@@ -70,3 +72,17 @@ def test_the_default_place_is_the_users_cache_directory(monkeypatch: pytest.Monk
     assert usercache.cache_root() == Path("/somewhere/cache/ih5")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # ignored, as the XDG spec says
     assert usercache.cache_root() == Path.home() / ".cache" / "ih5"
+
+
+def test_pruning_scans_the_directory_only_every_so_many_writes(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan costs more than a write: between prunes a kind may overshoot its count."""
+    monkeypatch.setitem(usercache.LIMITS, "trees", (2, 1 << 20))
+    monkeypatch.setattr(usercache, "PRUNE_EVERY", 4)
+    monkeypatch.setattr(usercache, "_WRITES", {})
+    for number in range(4):
+        write_entry("trees", f"e{number}.json", b"[]")
+    assert len(list((cache / "trees").iterdir())) == 4
+    write_entry("trees", "e4.json", b"[]")
+    assert len(list((cache / "trees").iterdir())) == 2

@@ -75,7 +75,16 @@ def write_entry(kind: str, name: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             temp.unlink()
         return
-    _prune(path.parent, *LIMITS.get(kind, _DEFAULT_LIMIT))
+    # A scan of the cache directory costs more than the write: prune on this process's
+    # first write of a kind and every PRUNE_EVERY-th after (the bounds overshoot by that).
+    written = _WRITES.get(kind, 0)
+    _WRITES[kind] = written + 1
+    if written % PRUNE_EVERY == 0:
+        _prune(path.parent, *LIMITS.get(kind, _DEFAULT_LIMIT))
+
+
+PRUNE_EVERY = 64
+_WRITES: dict[str, int] = {}
 
 
 def _prune(directory: Path, keep: int, budget: int) -> None:

@@ -158,10 +158,14 @@ class IH5MFRecord(IH5Record):
         if self._changed is None:
             yield from walk(self.chain.root)
             return
+        index = self.chain.writer.index if self.chain.writer is not None else -1
         for path in self._changed:
             node = lookup(self.chain.root, path)
-            if node is not None:
-                yield from walk(node, path)
+            if node is None:
+                continue
+            # As fragments.updated: a node this patch created is rebuilt with its subtree,
+            # any other node the patch holds (a virtual group) only by itself.
+            yield from walk(node, path) if node.created == index else [(path, node)]
 
     def _took(self, written: _Written | None) -> None:
         """The manifest just published is the newest one now."""
