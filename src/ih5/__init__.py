@@ -6,8 +6,9 @@ line start without loading h5py, numpy or pydantic until something needs them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ih5._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ih5.errors import (
@@ -310,15 +311,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name on first use (PEP 562)."""
-    module = _SOURCES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ih5' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES, __all__, globals())

@@ -373,11 +373,13 @@ def manifest(record: Path | str, rebuild: bool, as_json: bool) -> None:
       ih5 manifest data/rec --json | jq '.skeleton | keys'
       ih5 manifest data/rec --rebuild
     """
-    if isinstance(record, str):
-        return _remote_manifest(record, as_json)
     from ih5.manifest import IH5MFRecord, manifest_path
 
     if rebuild:
+        if isinstance(record, str):
+            raise click.UsageError(
+                f"--rebuild writes beside the containers; pull {record} to a directory first"
+            )
         _rebuild(record, as_json)
         return
     with IH5MFRecord(record) as rec:
@@ -509,44 +511,6 @@ def _remote_verify(record: str, as_json: bool) -> None:
         echo_json({"record": str(record), "ok": True, "containers": len(history), "size": total})
     else:
         say(f"{record}: {len(history)} containers, {total} bytes; every hashsum matches")
-
-
-def _remote_manifest(record: str, as_json: bool) -> None:
-    """Show the manifest of the newest container of RECORD.
-
-    The manifest is checked against the hashsum its container names; --json
-    prints the manifest document itself.
-
-    \b
-    Examples:
-      ih5 manifest data/rec
-      ih5 manifest data/rec --json | jq '.skeleton | keys'
-    """
-    from ih5.manifest import IH5MFRecord, manifest_path
-
-    with IH5MFRecord(record) as rec:
-        found = rec.manifest
-        path = manifest_path(rec.containers[-1])
-    if found is None:
-        raise click.ClickException(
-            f"the newest container of {record} names no manifest; "
-            "commit a patch with IH5MFRecord to write one"
-        )
-    if as_json:
-        click.echo(found.to_bytes().decode("utf-8"), nl=False)
-        return
-    types = [entry.node_type for entry in found.skeleton.root.values()]
-    rows = [
-        ("file", path),
-        ("manifest uuid", found.manifest_uuid),
-        ("record uuid", found.user_block.record_uuid),
-        ("patch index", found.user_block.patch_index),
-        ("patch uuid", found.user_block.patch_uuid),
-        ("groups", types.count("group")),
-        ("datasets", types.count("dataset")),
-        ("manifest_exts", ",".join(found.manifest_exts)),
-    ]
-    echo_table(str(record), ("field", "value"), rows)
 
 
 def _open_unhashed(record: Path | str) -> IH5Record:
