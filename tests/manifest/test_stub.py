@@ -15,6 +15,7 @@ from ih5.errors import ChainError, ManifestError, RecordExistsError, StubError
 from ih5.format import read_user_block, write_user_block
 from ih5.manifest import IH5Manifest, IH5MFRecord, IH5UBExtManifest, check_manifest
 from ih5.record import IH5Dataset, IH5Record
+from tests.helpers.nodes import as_dataset
 
 from .helpers import MY_EXTS, build_mf_record, content, copy_patch, files_in
 
@@ -145,7 +146,7 @@ def test_create_stub_from_missing_manifest_creates_nothing(tmp_path: Path) -> No
 
 
 def read_value(rec: IH5Record) -> object:
-    return rec["data"][()]
+    return as_dataset(rec["data"])[()]
 
 
 def read_array(rec: IH5Record) -> object:
@@ -153,11 +154,11 @@ def read_array(rec: IH5Record) -> object:
 
 
 def read_shape(rec: IH5Record) -> object:
-    return rec["data"].shape
+    return as_dataset(rec["data"]).shape
 
 
 def write_value(rec: IH5Record) -> object:
-    rec["data"][()] = 1
+    as_dataset(rec["data"])[()] = 1
     return None
 
 
@@ -212,7 +213,7 @@ def test_stub_placeholder_can_be_replaced_and_deleted(workspace: Workspace) -> N
         del rec["grp/sub/value"]
         rec["grp"].attrs["g"] = "replaced"
         del rec["grp/sub"].attrs["note"]
-        assert rec["data"][()].tolist() == [5, 6]
+        assert as_dataset(rec["data"])[()].tolist() == [5, 6]
         assert rec["grp"].attrs["g"] == "replaced"
         assert list(rec["grp/sub"]) == []
         assert list(rec["grp/sub"].attrs) == []
@@ -222,10 +223,10 @@ def test_stub_patch_data_is_readable_on_the_stub(workspace: Workspace) -> None:
     _, stub = workspace
     change_stub(stub)
     with IH5MFRecord(stub) as rec:
-        assert rec["data"][()].tolist() == [0, 10, 20]
+        assert as_dataset(rec["data"])[()].tolist() == [0, 10, 20]
         assert rec["grp/added"].attrs["flag"] == 1
         with pytest.raises(StubError):
-            rec["grp/added"][()]
+            as_dataset(rec["grp/added"])[()]
 
 
 # --- applying a stub's patch to the real record ----------------------------------------
@@ -255,9 +256,9 @@ def test_real_record_continues_after_stub_patch(workspace: Workspace) -> None:
     real, stub = workspace
     copy_patch(change_stub(stub), real)
     with IH5MFRecord(real, "r+") as rec:
-        rec["grp/sub/value"] = rec["data"][()] + 1
+        rec["grp/sub/value"] = as_dataset(rec["data"])[()] + 1
     with IH5MFRecord(real) as rec:
-        assert rec["grp/sub/value"][()].tolist() == [1, 11, 21]
+        assert as_dataset(rec["grp/sub/value"])[()].tolist() == [1, 11, 21]
         assert rec.containers[-1].name == "rec.p3.ih5"
 
 

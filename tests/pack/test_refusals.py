@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,10 +96,10 @@ def make_unreadable(monkeypatch: pytest.MonkeyPatch, path: Path, how: str) -> No
         return
     real_access = os.access
 
-    def access(target: str | os.PathLike[str], mode: int, **kwargs: object) -> bool:
+    def access(target: str | os.PathLike[str], mode: int, **kwargs: Any) -> bool:
         if Path(target) == path and mode & os.R_OK:
             return False
-        return real_access(target, mode, **kwargs)  # type: ignore[arg-type]
+        return real_access(target, mode, **kwargs)
 
     monkeypatch.setattr(os, "access", access)
 

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from ih5.record import IH5Dataset, IH5Group, IH5Record
+from tests.helpers.nodes import as_dataset
 
 from .helpers import untouched
 
@@ -92,7 +93,7 @@ def write_patch(path: Path, size: int) -> None:
         del rec["grp"]
         rec.create_group("grp").attrs["level"] = 2
         rec.attrs["title"] = "new"
-        rec["kept"].copy_into_patch()[0] = -1
+        as_dataset(rec["kept"]).copy_into_patch()[0] = -1
 
 
 def arm_kill(n: int) -> Callable[[], None]:

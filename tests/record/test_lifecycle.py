@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from ih5.format import (
 )
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 from ih5.record.facts import FactsCache, NodeFact, NodeKind
+from tests.helpers.nodes import as_dataset
 
 from .helpers import untouched
 
@@ -297,7 +299,7 @@ def test_close_with_commit_false_keeps_patch_for_later(tmp_path: Path) -> None:
     assert read_state(path) == before
     with IH5Record(path, "r+") as rec:
         assert rec.has_patch
-        assert rec["kept"][()] == 7
+        assert as_dataset(rec["kept"])[()] == 7
 
 
 def test_context_exception_does_not_commit(tmp_path: Path) -> None:
@@ -335,7 +337,7 @@ def test_suspended_patch_resumed_by_writer(tmp_path: Path, finish: str) -> None:
     rec.close(commit=False)
     with IH5Record(path, "r+") as rec:
         assert rec.has_patch
-        assert rec["new"][()].tolist() == [4, 5]
+        assert as_dataset(rec["new"])[()].tolist() == [4, 5]
         assert rec.attrs["title"] == "interrupted"
         getattr(rec, finish)()
     after = read_state(path)
@@ -386,11 +388,11 @@ def test_writer_resumes_foreign_uncommitted_container(tmp_path: Path, finish: st
     path, patch = make_foreign_uncommitted(tmp_path)
     with IH5Record(path, "r+") as rec:
         assert rec.has_patch
-        assert rec["foreign"][()].tolist() == [9, 9]
+        assert as_dataset(rec["foreign"])[()].tolist() == [9, 9]
         getattr(rec, finish)()
     with IH5Record(path, "r") as rec:
         if finish == "commit_patch":
-            assert rec["foreign"][()].tolist() == [9, 9]
+            assert as_dataset(rec["foreign"])[()].tolist() == [9, 9]
             assert read_user_block(patch).hdf5_hashsum == hashsum_container(patch)
         else:
             assert "foreign" not in rec
@@ -443,7 +445,7 @@ def test_open_without_verification_skips_hash_check(tmp_path: Path) -> None:
     copy = shutil.copytree(tmp_path / "original", tmp_path / "copy")
     flip_payload_byte(copy / "rec.ih5")
     with IH5Record(copy / "rec", "r", verify=False) as rec:
-        assert rec["payload"][()].tobytes() != PAYLOAD.tobytes()
+        assert as_dataset(rec["payload"])[()].tobytes() != PAYLOAD.tobytes()
         assert rec.attrs["title"] == "patch 1"
 
 
@@ -468,12 +470,22 @@ def small_facts(count: int) -> dict[str, NodeFact]:
     return {f"/n{index}": NodeFact(NodeKind.GROUP, False, {}, ()) for index in range(count)}
 
 
+def recording(computed: list[int], index: int) -> Callable[[], dict[str, NodeFact]]:
+    """Facts that note in ``computed`` that they were computed."""
+
+    def compute() -> dict[str, NodeFact]:
+        computed.append(index)
+        return {}
+
+    return compute
+
+
 def test_facts_cache_holds_chain_longer_than_any_container_count(tmp_path: Path) -> None:
     cache = FactsCache()
     computed: list[int] = []
     for _ in range(2):
         for index in range(2000):
-            cache.get((f"uuid{index}", "hash"), lambda index=index: computed.append(index) or {})
+            cache.get((f"uuid{index}", "hash"), recording(computed, index))
     assert computed == list(range(2000))
 
 
@@ -483,7 +495,7 @@ def test_facts_cache_bounds_paths(tmp_path: Path) -> None:
         cache.get((f"uuid{index}", "hash"), lambda: small_facts(4))
     computed: list[int] = []
     for index in reversed(range(5)):
-        cache.get((f"uuid{index}", "hash"), lambda index=index: computed.append(index) or {})
+        cache.get((f"uuid{index}", "hash"), recording(computed, index))
     assert computed == [2, 1, 0]
     big = small_facts(50)
     assert cache.get(("huge", "hash"), lambda: big) is big
@@ -587,7 +599,7 @@ def build_merge_source(tmp_path: Path) -> Path:
     with IH5Record(path, "r+") as rec:
         del rec["grp"]
         rec.create_group("grp").attrs["again"] = True
-        rec["store/partial"].copy_into_patch()[3:5] = 7.0
+        as_dataset(rec["store/partial"]).copy_into_patch()[3:5] = 7.0
     return path
 
 
