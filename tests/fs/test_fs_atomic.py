@@ -17,6 +17,7 @@ import pytest
 
 from ih5 import UnserializableDataError, atomic_write_bytes, atomic_write_json, read_json
 from ih5.fs import is_temp_name, replace_file, sweep_stale_temp_files, temp_path_for
+from tests.helpers.trees import files_of
 
 
 @pytest.fixture
@@ -26,14 +27,6 @@ def umask() -> Iterator[None]:
     os.umask(previous)
     yield
     os.umask(previous)
-
-
-def listing(directory: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
-
-
-def temp_files(directory: Path) -> list[str]:
-    return [path.name for path in directory.iterdir() if is_temp_name(path.name)]
 
 
 def dead_pid() -> int:
@@ -56,7 +49,7 @@ def test_atomic_write_bytes_creates_the_file(target: Path) -> None:
 def test_atomic_write_bytes_replaces_the_file(target: Path) -> None:
     target.write_bytes(b"old contents, longer than the new")
     atomic_write_bytes(target, b"new")
-    assert listing(target.parent) == {"doc.json": b"new"}
+    assert files_of(target.parent) == {"doc.json": b"new"}
 
 
 @pytest.mark.parametrize(
@@ -140,13 +133,13 @@ def test_atomic_write_bytes_removes_its_temp_file_on_failure(
     with pytest.raises(type(failure)):
         atomic_write_bytes(target, b"new")
     monkeypatch.undo()
-    assert listing(target.parent) == {"doc.json": b"old"}
+    assert files_of(target.parent) == {"doc.json": b"old"}
 
 
 def test_atomic_write_bytes_removes_its_temp_file_when_data_is_not_bytes(target: Path) -> None:
     with pytest.raises(TypeError):
         atomic_write_bytes(target, "text is not bytes")  # type: ignore[arg-type]
-    assert listing(target.parent) == {}
+    assert files_of(target.parent) == {}
 
 
 # --- atomic_write_json -------------------------------------------------------
@@ -189,7 +182,7 @@ def test_atomic_write_json_refuses_unserialisable_data(target: Path, data: Any) 
         atomic_write_json(target, data)
     assert isinstance(caught.value, TypeError)
     assert caught.value.path == str(target)
-    assert listing(target.parent) == {"doc.json": b'{"kept": true}\n'}
+    assert files_of(target.parent) == {"doc.json": b'{"kept": true}\n'}
 
 
 def test_atomic_write_json_refuses_bad_data_before_opening_any_file(
@@ -270,7 +263,7 @@ def test_sweep_stale_temp_files_leaves_other_files_alone(target: Path) -> None:
     for name, data in others.items():
         (target.parent / name).write_bytes(data)
     assert sweep_stale_temp_files(target) == []
-    assert listing(target.parent) == dict(sorted(others.items()))
+    assert files_of(target.parent) == dict(sorted(others.items()))
 
 
 def test_replace_file_moves_a_complete_temp_file_over_the_target(target: Path) -> None:
@@ -278,4 +271,4 @@ def test_replace_file_moves_a_complete_temp_file_over_the_target(target: Path) -
     temp = temp_path_for(target)
     temp.write_bytes(b"new")
     replace_file(temp, target)
-    assert listing(target.parent) == {"doc.json": b"new"}
+    assert files_of(target.parent) == {"doc.json": b"new"}

@@ -16,8 +16,9 @@ from ih5.format import read_user_block, write_user_block
 from ih5.manifest import IH5Manifest, IH5MFRecord, IH5UBExtManifest, check_manifest
 from ih5.record import IH5Dataset, IH5Record
 from tests.helpers.nodes import as_dataset
+from tests.helpers.trees import files_without_locks
 
-from .helpers import MY_EXTS, build_mf_record, content, copy_patch, files_in
+from .helpers import MY_EXTS, build_mf_record, content, copy_patch
 
 Workspace = tuple[Path, Path]
 """(the real record, the stub record) in separate directories."""
@@ -130,10 +131,10 @@ def test_create_stub_manifest_is_checked_on_open(workspace: Workspace) -> None:
 
 def test_create_stub_refuses_existing_record(workspace: Workspace) -> None:
     _, stub = workspace
-    before = files_in(stub.parent)
+    before = files_without_locks(stub.parent)
     with pytest.raises(RecordExistsError):
         IH5MFRecord.create_stub(stub, stub.with_name("given.json"))
-    assert files_in(stub.parent) == before
+    assert files_without_locks(stub.parent) == before
 
 
 def test_create_stub_from_missing_manifest_creates_nothing(tmp_path: Path) -> None:
@@ -276,10 +277,10 @@ def test_stub_patch_without_real_predecessor_is_refused(workspace: Workspace) ->
 def test_stub_chain_merge_raises_stub_error(workspace: Workspace) -> None:
     _, stub = workspace
     change_stub(stub)
-    before = files_in(stub.parent)
+    before = files_without_locks(stub.parent)
     with IH5MFRecord(stub) as rec, pytest.raises(StubError):
         rec.merge_files(stub.with_name("merged.ih5"))
-    assert files_in(stub.parent) == before
+    assert files_without_locks(stub.parent) == before
 
 
 def test_stub_after_first_container_is_refused(workspace: Workspace) -> None:

@@ -14,8 +14,9 @@ from ih5.manifest import IH5MFRecord
 from ih5.pack import PackOptions, pack_directory
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 from tests.helpers.nodes import as_dataset
+from tests.helpers.trees import snapshot
 
-from .helpers import make_tree, npy_bytes, snapshot, unpacked
+from .helpers import make_tree, npy_bytes, unpacked
 
 MIB = 1 << 20
 

@@ -27,8 +27,9 @@ from ih5 import IH5Record, PackError
 from ih5.pack import pack_directory, unpack_record
 from ih5.pack.codecs import PackOptions, RawCodec
 from ih5.record import IH5Dataset, IH5Group
+from tests.helpers.trees import snapshot
 
-from .helpers import make_tree, snapshot
+from .helpers import make_tree
 
 SECRET = b"SECRET-outside-the-source-7f3a9c"
 

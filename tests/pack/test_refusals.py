@@ -14,8 +14,9 @@ import ih5.pack.tree_state
 from ih5 import PackError
 from ih5.pack import pack_directory
 from ih5.record import IH5Record
+from tests.helpers.trees import snapshot
 
-from .helpers import Link, container_names, make_tree, snapshot, unpacked
+from .helpers import Link, container_names, make_tree, unpacked
 
 TREE = {"a/file.txt": b"text\n", "a/sub": None, "b/other.bin": b"\x00\x01"}
 

@@ -14,6 +14,7 @@ import ih5.format.chain
 import ih5.fs
 import ih5.pack.tree_state
 from ih5.pack import PackResult, pack_directory
+from tests.helpers.trees import snapshot
 
 from .helpers import (
     Link,
@@ -22,7 +23,6 @@ from .helpers import (
     npy_bytes,
     patch_paths,
     remove,
-    snapshot,
     unpacked,
 )
 

@@ -32,6 +32,7 @@ from ih5.format import (
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 from ih5.record.facts import FactsCache, NodeFact, NodeKind
 from tests.helpers.nodes import as_dataset
+from tests.helpers.trees import files_without_locks
 
 from .helpers import untouched
 
@@ -79,11 +80,6 @@ def build(tmp_path: Path, patches: int = 2, name: str = "rec") -> Path:
     return path
 
 
-def files_in(directory: Path) -> dict[str, bytes]:
-    """Every file of a directory with its bytes (lock files excluded)."""
-    return {p.name: p.read_bytes() for p in directory.iterdir() if not p.name.endswith(".lock")}
-
-
 def flip_payload_byte(container: Path) -> None:
     """Change one byte of PAYLOAD's raw data inside ``container``."""
     data = bytearray(container.read_bytes())
@@ -106,10 +102,10 @@ def test_open_missing_record_refused(tmp_path: Path, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["w-", "x"])
 def test_open_exclusive_create_refuses_existing_record(tmp_path: Path, mode: str) -> None:
     path = build(tmp_path, patches=1)
-    before = files_in(tmp_path)
+    before = files_without_locks(tmp_path)
     with pytest.raises(RecordExistsError):
         IH5Record(path, mode)
-    assert files_in(tmp_path) == before
+    assert files_without_locks(tmp_path) == before
 
 
 @pytest.mark.parametrize("mode", ["w-", "x"])
@@ -183,12 +179,12 @@ READ_ONLY_WRITES = {
 @pytest.mark.parametrize("write", READ_ONLY_WRITES.values(), ids=READ_ONLY_WRITES.keys())
 def test_open_read_only_refuses_writes(tmp_path: Path, write: Any) -> None:
     path = build(tmp_path, patches=1)
-    before = files_in(tmp_path)
+    before = files_without_locks(tmp_path)
     with IH5Record(path, "r") as rec:
         with pytest.raises(RecordModeError):
             write(rec)
         assert not rec.has_patch
-    assert files_in(tmp_path) == before
+    assert files_without_locks(tmp_path) == before
 
 
 @pytest.mark.parametrize("mode", ["", "R", "rw", "w+", "b", "rb"])
@@ -201,10 +197,10 @@ def test_open_unknown_mode_refused(tmp_path: Path, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["r+", "a", "w", "w-", "x"])
 def test_open_at_requires_read_only_mode(tmp_path: Path, mode: str) -> None:
     path = build(tmp_path, patches=1)
-    before = files_in(tmp_path)
+    before = files_without_locks(tmp_path)
     with pytest.raises(RecordModeError):
         IH5Record(path, mode, at=0)
-    assert files_in(tmp_path) == before
+    assert files_without_locks(tmp_path) == before
 
 
 def test_open_at_shows_past_states(tmp_path: Path) -> None:
@@ -662,7 +658,7 @@ def test_merge_files_chain_refuses_stale_containers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["r", "r+"])
 def test_merge_files_leaves_source_record_unchanged(tmp_path: Path, mode: str) -> None:
     path = build_merge_source(tmp_path)
-    before_files = files_in(tmp_path)
+    before_files = files_without_locks(tmp_path)
     with IH5Record(path, mode) as rec:
         if mode == "r+":
             rec.discard_patch()  # a record with an open patch cannot be merged
@@ -673,7 +669,7 @@ def test_merge_files_leaves_source_record_unchanged(tmp_path: Path, mode: str) -
         if mode == "r+":
             rec.create_patch()
             rec["after"] = 1
-    after_files = files_in(tmp_path)
+    after_files = files_without_locks(tmp_path)
     assert {name: after_files[name] for name in before_files} == before_files
     if mode == "r+":
         assert read_state(path)["after"][3] == "1"
