@@ -110,22 +110,25 @@ def test_lock_second_writer_in_same_process_times_out(tmp_path: Path, mode: str)
 def test_lock_writer_in_other_thread_proceeds_once_released(tmp_path: Path) -> None:
     path = build(tmp_path)
     outcome: list[Any] = []
+    trying, opened = threading.Event(), threading.Event()
 
     def write() -> None:
+        trying.set()
         try:
             outcome.append(timed_open(path, "r+", timeout=20)())
         except BaseException as exc:
             outcome.append(exc)
+        opened.set()
 
     with IH5Record(path, "r+") as first:
         thread = threading.Thread(target=write)
         thread.start()
         first.attrs["writer"] = "first"
-        time.sleep(0.3)
+        assert trying.wait(CHILD_TIMEOUT)
+        assert not opened.wait(0.3), "the second writer got in while the first held the lock"
     thread.join(CHILD_TIMEOUT)
-    [(error, waited)] = outcome
+    [(error, _)] = outcome
     assert error is None
-    assert waited >= 0.25
     with IH5Record(path) as rec:
         assert rec.user_block.patch_index == 3
 
@@ -151,15 +154,24 @@ def test_lock_second_writer_in_other_process_times_out(tmp_path: Path, mode: str
 
 def test_lock_waiting_writer_proceeds_once_released(tmp_path: Path) -> None:
     path = build(tmp_path)
+    trying, opened = FORK.Event(), FORK.Event()
+    open_when_free = timed_open(path, "r+", timeout=20)
+
+    def write() -> tuple[Any, float]:
+        trying.set()
+        result = open_when_free()
+        opened.set()
+        return result
+
     with IH5Record(path, "r+") as first:
         first.discard_patch()  # fork with no HDF5 file open for writing (see above)
-        child = Child(timed_open(path, "r+", timeout=20))
+        child = Child(write)
         first.create_patch()
         first.attrs["writer"] = "first"
-        time.sleep(0.3)
-    error, waited = child.result()
+        assert trying.wait(CHILD_TIMEOUT)
+        assert not opened.wait(0.3), "the waiting writer got in while the first held the lock"
+    error, _ = child.result()
     assert error is None
-    assert waited >= 0.25
     with IH5Record(path) as rec:
         assert rec.user_block.patch_index == 3
         assert rec.attrs["writer"] != "first"
