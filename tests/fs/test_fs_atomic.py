@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from ih5 import UnserializableDataError, atomic_write_bytes, atomic_write_json, read_json
-from ih5.fs import is_temp_name, replace_file, sweep_stale_temp_files, temp_path_for
+from ih5.fs import (
+    StagedFile,
+    is_temp_name,
+    replace_file,
+    sweep_stale_temp_files,
+    temp_path_for,
+)
 from tests.helpers.trees import files_of
 
 
@@ -272,3 +278,47 @@ def test_replace_file_moves_a_complete_temp_file_over_the_target(target: Path) -
     temp.write_bytes(b"new")
     replace_file(temp, target)
     assert files_of(target.parent) == {"doc.json": b"new"}
+
+
+# --- a streamed new file, published whole ------------------------------------------
+
+
+def test_staged_file_appears_under_its_name_only_when_published(tmp_path: Path) -> None:
+    with StagedFile(tmp_path) as staged:
+        staged.stream.write(b"streamed")
+        staged.seal(0o640, mtime_ns=1_000_000_000)
+        assert files_of(tmp_path) == {staged.temp_name: b"streamed"}
+        staged.publish("out.bin")
+    assert files_of(tmp_path) == {"out.bin": b"streamed"}
+    info = (tmp_path / "out.bin").stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_mtime_ns) == (0o640, 1_000_000_000)
+
+
+def test_staged_file_without_replace_refuses_an_existing_name(tmp_path: Path) -> None:
+    (tmp_path / "out.bin").write_bytes(b"old")
+    with StagedFile(tmp_path) as staged, pytest.raises(FileExistsError):
+        staged.stream.write(b"new")
+        staged.seal(0o644)
+        staged.publish("out.bin", replace=False)
+    assert files_of(tmp_path) == {"out.bin": b"old"}
+
+
+def test_staged_file_left_by_an_error_is_removed(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), StagedFile(tmp_path, label="ih5-unpack") as staged:
+        assert is_temp_name(staged.temp_name)
+        staged.stream.write(b"half")
+        raise RuntimeError("the codec failed")
+    assert files_of(tmp_path) == {}
+
+
+def test_staged_file_below_a_directory_descriptor_stays_there(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    fd = os.open(tmp_path / "sub", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with StagedFile(dir_fd=fd) as staged:
+            staged.stream.write(b"beneath")
+            staged.seal(0o600)
+            staged.publish("out.bin")
+    finally:
+        os.close(fd)
+    assert files_of(tmp_path / "sub") == {"out.bin": b"beneath"}
