@@ -281,18 +281,22 @@ def _user_block_size(stream: BinaryIO, name: str) -> int:
     return offset
 
 
-def write_user_block(path: str | os.PathLike[str], ub: IH5UserBlock) -> None:
-    """Overwrite, in place and durably, the user block of a closed, uncommitted HDF5 file.
+def write_user_block(
+    path: str | os.PathLike[str], ub: IH5UserBlock, *, durable: bool = True
+) -> None:
+    """Overwrite, in place, the user block of a closed, uncommitted HDF5 file.
 
     The block size is the file's own (where its superblock sits); an oversize
-    block raises UserBlockTooLargeError before a byte is written.
+    block raises UserBlockTooLargeError before a byte is written. ``durable``
+    fsyncs the file; a file nobody can see yet (a new patch) is made durable later.
     """
     with open(path, "r+b") as stream:
         data = _encode(ub, _user_block_size(stream, os.fspath(path)), path)
         stream.seek(0)
         stream.write(data)
         stream.flush()
-        os.fsync(stream.fileno())
+        if durable:
+            os.fsync(stream.fileno())
 
 
 def hashsum_container(
