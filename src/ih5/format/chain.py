@@ -23,7 +23,8 @@ from ih5.errors import (
     RecordNotFoundError,
 )
 from ih5.format.extensions import is_stub_container
-from ih5.format.userblock import IH5UserBlock, read_user_block_with_size
+from ih5.format.knownblocks import KnownUserBlocks
+from ih5.format.userblock import IH5UserBlock
 from ih5.fs import hashsum_file, hashsum_stream, parse_hashsum
 from ih5.fs.filestate import StatMemo
 from ih5.fs.hashing import Progress
@@ -72,18 +73,27 @@ a record of N containers parses only those that are new or changed."""
 
 
 def load_refs(paths: Iterable[str | os.PathLike[str]]) -> list[ContainerRef]:
-    """Read the user block of each container file (NotAnIH5ContainerError on a bad one)."""
+    """Read the user block of each container file (NotAnIH5ContainerError on a bad one).
+
+    Blocks this process, or through the per-user cache an earlier one, read from a
+    file unchanged since are not read again.
+    """
+    files = [Path(path) for path in paths]
+    if not files:
+        return []
+    known = KnownUserBlocks(files[0])
     refs = []
-    for path in paths:
+    for path in files:
         try:
-            user_block, block_size = USER_BLOCKS.get(path, partial(read_user_block_with_size, path))
+            user_block, block_size = USER_BLOCKS.get(path, partial(known.read, path))
         except FileNotFoundError as exc:
             raise RecordNotFoundError(f"container {path} does not exist", path) from exc
         except IsADirectoryError as exc:
             raise NotAnIH5ContainerError(
                 f"{path} is a directory, not an IH5 container; pass container files", path
             ) from exc
-        refs.append(ContainerRef(Path(path), user_block, block_size))
+        refs.append(ContainerRef(path, user_block, block_size))
+    known.save()
     return refs
 
 

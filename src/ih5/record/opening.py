@@ -28,6 +28,7 @@ from ih5.format import (
     split_uncommitted,
     validate_chain,
 )
+from ih5.format.chain import USER_BLOCKS
 from ih5.fs.hashing import Progress
 from ih5.record.facts import FACTS_CACHE, ContainerFacts, read_facts
 from ih5.record.tree import Node, apply_container
@@ -235,3 +236,10 @@ def build_tree(chain: Sequence[ContainerRef]) -> Node:
 PREFIX_PROBES = 16
 """How many prefixes of a chain ``build_tree`` looks for in the tree cache (each miss
 costs one failed file open)."""
+
+
+def forget_process_caches() -> None:
+    """Forget what this process remembers of containers (facts, user blocks), as a new
+    process starts; the per-user cache directory is kept."""
+    FACTS_CACHE.clear()
+    USER_BLOCKS.clear()
