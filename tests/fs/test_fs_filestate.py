@@ -98,7 +98,7 @@ def test_the_memo_reads_an_unchanged_settled_file_once(tmp_path: Path) -> None:
     memo: StatMemo[bytes] = StatMemo()
     reads: list[int] = []
 
-    def read() -> bytes:
+    def read(info: os.stat_result, taken: int) -> bytes:
         reads.append(1)
         return path.read_bytes()
 
@@ -109,9 +109,9 @@ def test_the_memo_reads_an_unchanged_settled_file_once(tmp_path: Path) -> None:
 def test_the_memo_reads_a_changed_file_again(tmp_path: Path) -> None:
     path = settled_file(tmp_path / "f", b"old!")
     memo: StatMemo[bytes] = StatMemo()
-    memo.get(path, path.read_bytes)
+    memo.get(path, lambda info, taken: path.read_bytes())
     path.write_bytes(b"new!")
-    assert memo.get(path, path.read_bytes) == b"new!"
+    assert memo.get(path, lambda info, taken: path.read_bytes()) == b"new!"
 
 
 def test_the_memo_does_not_remember_a_racy_read(tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ def test_the_memo_does_not_remember_a_racy_read(tmp_path: Path) -> None:
     memo: StatMemo[bytes] = StatMemo()
     reads: list[int] = []
 
-    def read() -> bytes:
+    def read(info: os.stat_result, taken: int) -> bytes:
         reads.append(1)
         return path.read_bytes()
 
@@ -138,8 +138,8 @@ def test_the_memo_keeps_at_most_its_limit(tmp_path: Path) -> None:
     time.sleep(racy_margin_ns(os.stat(paths[-1])) / SECOND + 0.01)
     reads: list[str] = []
 
-    def reader(path: Path) -> Callable[[], bytes]:
-        def read() -> bytes:
+    def reader(path: Path) -> Callable[[os.stat_result, int], bytes]:
+        def read(info: os.stat_result, taken: int) -> bytes:
             reads.append(path.name)
             return b"x"
 

@@ -78,7 +78,7 @@ def load_refs(paths: Iterable[str | os.PathLike[str]]) -> list[ContainerRef]:
     Blocks this process, or through the per-user cache an earlier one, read from a
     file unchanged since are not read again.
     """
-    files = [Path(path) for path in paths]
+    files = [path if isinstance(path, Path) else Path(path) for path in paths]
     if not files:
         return []
     known = KnownUserBlocks(files[0])

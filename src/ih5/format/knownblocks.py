@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 from ih5.format.naming import parse_container_name
@@ -42,10 +41,9 @@ class KnownUserBlocks:
             return {}
         return entries if isinstance(entries, dict) else {}
 
-    def read(self, path: Path) -> tuple[IH5UserBlock, int]:
-        """The user block of ``path`` and its size, from the cache when the file is unchanged."""
-        taken = time.time_ns()
-        info = os.stat(path)
+    def read(self, path: Path, info: os.stat_result, taken: int) -> tuple[IH5UserBlock, int]:
+        """The user block of ``path`` and its size, from the cache when the file is unchanged
+        (``info``: its stat, taken at ``taken``, a ``time.time_ns()``)."""
         key = stat_key(info)
         hit = self._known.get(key)
         if isinstance(hit, list) and len(hit) == 2:

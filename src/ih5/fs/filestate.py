@@ -28,8 +28,8 @@ advances once per kernel tick (at most 10 ms), so 50 ms is five ticks or more.""
 
 def stat_key(info: os.stat_result, *extra: object) -> str:
     """The key of a file's identity and state (plus ``extra`` facts the key depends on)."""
-    fields = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-    return ":".join(str(field) for field in (*fields, *extra))
+    key = f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+    return key + "".join(f":{fact}" for fact in extra) if extra else key
 
 
 def identity_of(key: str) -> str:
@@ -61,8 +61,9 @@ class StatMemo(Generic[T]):
         self._entries: OrderedDict[str, tuple[str, T]] = OrderedDict()
         self._mutex = threading.Lock()
 
-    def get(self, path: str | os.PathLike[str], read: Callable[[], T]) -> T:
-        """What ``read()`` returns for ``path``, from memory if the file has not changed."""
+    def get(self, path: str | os.PathLike[str], read: Callable[[os.stat_result, int], T]) -> T:
+        """What ``read(info, taken_ns)`` returns for ``path``, from memory if the file has
+        not changed (``info`` is the file's stat, taken at ``taken_ns``)."""
         name = os.fspath(path)
         taken = time.time_ns()
         info = os.stat(name)
@@ -72,7 +73,7 @@ class StatMemo(Generic[T]):
             if hit is not None and hit[0] == key:
                 self._entries.move_to_end(name)
                 return hit[1]
-        value = read()
+        value = read(info, taken)
         if is_settled(info, taken):
             with self._mutex:
                 self._entries[name] = (key, value)
