@@ -64,6 +64,17 @@ class TransferStats:
     bytes_uploaded: int = 0
     _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, int]:
+        """The counts (a result carrying them crosses process boundaries); no lock."""
+        return {
+            "requests": self.requests,
+            "bytes_downloaded": self.bytes_downloaded,
+            "bytes_uploaded": self.bytes_uploaded,
+        }
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__dict__.update(state, _mutex=threading.Lock())
+
     def count(self, down: int = 0, up: int = 0) -> None:
         """One more request, moving ``down`` and ``up`` bytes."""
         with self._mutex:
