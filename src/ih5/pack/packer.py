@@ -36,6 +36,7 @@ from ih5.format import (
     CONTAINER_SUFFIX,
     MANIFEST_SUFFIX,
     ContainerRef,
+    container_name,
     discover_containers,
     load_refs,
     manifest_name,
@@ -58,6 +59,7 @@ from ih5.pack.codecs import (
 )
 from ih5.pack.exclusion import exclusion
 from ih5.pack.hashing_reader import HashingReader
+from ih5.pack.newest import Newest, find_newest, remember
 from ih5.pack.tree_state import EntryState, TreeState, current_state, scan_directory
 from ih5.record import IH5Dataset, IH5Group
 from ih5.record.commit import (
@@ -731,35 +733,48 @@ def _remote_user_block(store: ObjectStore, container: str) -> ContainerRef:
     return ContainerRef(Path(container), user_block, size, store)
 
 
-def _pack_remote_once(store: ObjectStore, name: str, job: _Job) -> PackResult:
-    """One attempt: newest manifest -> stub (or a new base) -> patch -> publish."""
+def _newest_listed(store: ObjectStore, name: str) -> Newest:
+    """The newest manifest-backed container from a listing (completing parked manifests)."""
     containers, manifests = _remote_names(store.names(), name)
     if set(containers) - set(manifests):
         containers, manifests = _complete_remote_manifests(store, name)
     usable = sorted(index for index in manifests if index in containers)
-    url = store.describe(name)
     if containers and not usable:
+        url = store.describe(name)
         raise ManifestError(
             f"{url} has containers but no manifest: a packer needs a manifest-backed "
             "record; pull it ('ih5 pull'), pack it locally, and push it",
             url,
         )
+    if not usable:
+        return Newest(-1, None)
+    return Newest(usable[-1], store.read_bytes(manifests[usable[-1]]))
+
+
+def _pack_remote_once(store: ObjectStore, name: str, job: _Job) -> PackResult:
+    """One attempt: newest manifest -> stub (or a new base) -> patch -> publish."""
+    newest = find_newest(store, name) or _newest_listed(store, name)
+    url = store.describe(name)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.remote-"))
     try:
-        if not usable:
+        if newest.manifest is None:
             with IH5MFRecord(staging / name, "x") as rec:
                 result = _pack_into(rec, job, "created")
         else:
-            newest = staging / manifests[usable[-1]]
-            newest.write_bytes(store.read_bytes(manifests[usable[-1]]))
+            manifest = staging / manifest_name(container_name(name, newest.index))
+            manifest.write_bytes(newest.manifest)
             (staging / "stub").mkdir()
-            IH5MFRecord.create_stub(staging / "stub" / name, newest)
+            IH5MFRecord.create_stub(staging / "stub" / name, manifest)
             with IH5MFRecord(staging / "stub" / name, "r+") as rec:
                 result = _pack_into(rec, job, "patched")
         if result.action == "unchanged":
+            remember(store, name, newest.index)
             return replace(result, record=Path(name), url=url, transfer=store.stats)
         (container,) = [path for path in result.written if path.name.endswith(CONTAINER_SUFFIX)]
         _publish_remote(store, name, container)
+        published = parse_container_name(container.name)
+        if published is not None:
+            remember(store, name, published[1])
         written = (Path(container.name), Path(manifest_name(container.name)))
         return replace(result, record=Path(name), written=written, url=url, transfer=store.stats)
     finally:

@@ -62,6 +62,8 @@ class TransferStats:
     requests: int = 0
     bytes_downloaded: int = 0
     bytes_uploaded: int = 0
+    listings: int = 0
+    """Requests that listed the prefix (their size grows with the files there)."""
     _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, int]:
@@ -70,15 +72,17 @@ class TransferStats:
             "requests": self.requests,
             "bytes_downloaded": self.bytes_downloaded,
             "bytes_uploaded": self.bytes_uploaded,
+            "listings": self.listings,
         }
 
     def __setstate__(self, state: dict[str, int]) -> None:
         self.__dict__.update(state, _mutex=threading.Lock())
 
-    def count(self, down: int = 0, up: int = 0) -> None:
-        """One more request, moving ``down`` and ``up`` bytes."""
+    def count(self, down: int = 0, up: int = 0, listing: bool = False) -> None:
+        """One more request, moving ``down`` and ``up`` bytes (``listing``: it listed)."""
         with self._mutex:
             self.requests += 1
+            self.listings += listing
             self.bytes_downloaded += down
             self.bytes_uploaded += up
 
@@ -141,7 +145,7 @@ class ObjectStore:
         if not self.listable:
             return []
         listing = self._guard("list", "", lambda: obstore.list_with_delimiter(self.inner, None))
-        self.stats.count()
+        self.stats.count(listing=True)
         return sorted(str(entry["path"]).rsplit("/", 1)[-1] for entry in listing["objects"])
 
     def exists(self, name: str) -> bool:
