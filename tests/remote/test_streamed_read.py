@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ def test_a_large_read_from_s3_is_one_request_with_exactly_its_bytes(
     assert isinstance(store, ObjectStore)
     assert store.publish(staged, "blob.bin")
     reader = store.open_binary("blob.bin")
+    assert isinstance(reader, io.RawIOBase)  # what h5py calls readinto on
     before = store.stats.requests
     reader.seek(1_234_567)
     out = bytearray(4 << 20)
