@@ -124,6 +124,8 @@ class ObjectStore:
         self.part_size = part_size
         self.progress = progress
         self.stats = TransferStats()
+        self.listed: list[str] | None = None
+        """The names of the latest listing (opening reuses it instead of listing again)."""
         self._caches: dict[str, BlockCache] = {}
         self._mutex = threading.Lock()
         self._staging: tempfile.TemporaryDirectory[str] | None = None
@@ -152,7 +154,8 @@ class ObjectStore:
             return []
         listing = self._guard("list", "", lambda: obstore.list_with_delimiter(self.inner, None))
         self.stats.count(listing=True)
-        return sorted(str(entry["path"]).rsplit("/", 1)[-1] for entry in listing["objects"])
+        self.listed = sorted(str(entry["path"]).rsplit("/", 1)[-1] for entry in listing["objects"])
+        return list(self.listed)
 
     def exists(self, name: str) -> bool:
         """Tell whether ``name`` exists (one HEAD request)."""
