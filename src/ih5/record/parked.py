@@ -12,7 +12,9 @@ nothing needs any more (their manifest is published) are removed.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from ih5.errors import RemoteAuthError, RemoteReadOnlyError
 from ih5.format import MANIFEST_SUFFIX, manifest_name, parse_container_name
@@ -65,15 +67,18 @@ def complete_parked(
             except FileNotFoundError:
                 continue  # its writer finished meanwhile (or gave up)
             if hashsum_bytes(raw, parse_hashsum(expected)[0]) == expected:
-                local = store.staging_dir / found.name
-                local.write_bytes(raw)
-                store.publish(local, manifest_name(container))
+                # A temporary copy of its own: a reader's store keeps no staging directory.
+                with tempfile.TemporaryDirectory(prefix="ih5-parked-") as temp:
+                    local = Path(temp) / found.name
+                    local.write_bytes(raw)
+                    store.publish(local, manifest_name(container))
                 manifests[index] = manifest_name(container)
                 break
     for found in staged:
         parsed = parse_container_name(found.target.removesuffix(MANIFEST_SUFFIX))
-        done = parsed is not None and parsed[0] == name and parsed[1] in manifests
-        if done and parsed is not None and parsed[1] <= newest:
+        if parsed is None or parsed[0] != name:
+            continue  # another record's
+        if parsed[1] in manifests and parsed[1] <= newest:
             store.remove(found.name)
     return containers, manifests
 
