@@ -120,3 +120,33 @@ def test_pack_many_into_a_prefix_on_the_command_line(bucket: str, tmp_path: Path
     run = CliRunner().invoke(cli, ["pack-many", str(root), prefix])
     assert run.exit_code == 0, run.stderr
     assert "2 records: 2 unchanged" in run.stderr + run.stdout
+
+
+def test_the_summary_of_a_remote_patch_says_how_many_bytes_were_uploaded(
+    bucket: str, tmp_path: Path
+) -> None:
+    root = make_plates(tmp_path / "plates")
+    prefix = f"{bucket}/cli"
+    assert CliRunner().invoke(cli, ["pack-many", str(root), prefix]).exit_code == 0
+    (root / "plate_1" / "new.txt").write_bytes(b"new")
+    run = CliRunner().invoke(cli, ["pack-many", str(root), prefix])
+    assert run.exit_code == 0, run.stderr
+    said = run.stderr + run.stdout
+    line = next(text for text in said.splitlines() if "plate-1.p1.ih5," in text)
+    uploaded = int(line.rsplit("(", 1)[1].split(" bytes uploaded")[0])
+    assert uploaded > 1000  # the patch and its manifest, not "0 bytes"
+
+
+def test_local_workers_connect_as_the_caller_even_when_their_pool_started_earlier(
+    bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_plates(tmp_path / "plates")
+    aws = {key: value for key, value in os.environ.items() if key.startswith("AWS_")}
+    for key in aws:
+        monkeypatch.delenv(key)
+    # The workers' fork server starts (once per process) while no AWS_* variable is set.
+    assert all(o.error is None for o in pack_many(root, tmp_path / "local", jobs=1))
+    for key, value in aws.items():
+        monkeypatch.setenv(key, value)
+    outcomes = pack_many(root, f"{bucket}/archive", jobs=1)
+    assert [(o.record_name, o.error) for o in outcomes] == [("plate-1", None), ("plate-2", None)]

@@ -73,6 +73,13 @@ def _result_data(result: PackResult) -> dict[str, Any]:
     }
 
 
+def _written_size(result: PackResult, containers: tuple[Path, ...]) -> str:
+    """The size of what a pack wrote: its containers, or for a remote record what it sent."""
+    if result.url is not None and result.transfer is not None:
+        return f"{result.transfer.bytes_uploaded} bytes uploaded"
+    return f"{_size_of(containers)} bytes"
+
+
 def _size_of(paths: tuple[Path, ...]) -> int:
     return sum(path.stat().st_size for path in paths if path.exists())
 
@@ -89,7 +96,7 @@ def _summary(result: PackResult) -> str:
     if result.action == "created":
         return (
             f"{(result.url or result.record)}: created the record, {result.file_count} files "
-            f"({result.total_bytes} bytes) in {where} ({_size_of(containers)} bytes)"
+            f"({result.total_bytes} bytes) in {where} ({_written_size(result, containers)})"
         )
     counts = (
         f"{len(result.added)} added, {len(result.changed)} changed, {len(result.removed)} removed"
@@ -99,7 +106,9 @@ def _summary(result: PackResult) -> str:
         f"; {result.bytes_packed} bytes written, {max(kept, 0)} bytes of unchanged files "
         "not written again"
     )
-    patch = f"patch {result.patch_index} ({counts}) in {where} ({_size_of(containers)} bytes)"
+    patch = (
+        f"patch {result.patch_index} ({counts}) in {where} ({_written_size(result, containers)})"
+    )
     if result.action == "patched-on-stub":
         return (
             f"{result.record}: wrote {patch} on a stub{travel}; "

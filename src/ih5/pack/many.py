@@ -303,11 +303,21 @@ def _failure(item: PackItem, error: str) -> PackOutcome:
     return PackOutcome(Path(item.source), item.name, error=error, bytes=item.bytes)
 
 
+def _adopt_aws_environment(environment: dict[str, str]) -> None:
+    """Make this worker's ``AWS_*`` variables the caller's (a local pool's workers are forked
+    from a server started earlier, with the environment of that moment)."""
+    for key in [key for key in os.environ if key.startswith("AWS_")]:
+        if key not in environment:
+            del os.environ[key]
+    os.environ.update(environment)
+
+
 def pack_item(
     item: PackItem,
     options: PackOptions,
     trust_mtime: bool,
     remote: RemoteOptions | None = None,
+    aws_environment: dict[str, str] | None = None,
 ) -> PackOutcome:
     """Pack one record: the task ``pack_many`` runs, safe to run again or twice at once.
 
@@ -318,6 +328,8 @@ def pack_item(
     set then comes out as unchanged. A record URL is packed through the remote path of
     ``pack_directory`` (its newest manifest alone, create-if-absent).
     """
+    if aws_environment is not None:
+        _adopt_aws_environment(aws_environment)
     source = Path(item.source)
     message = ""
     for _ in range(CONFLICT_RETRIES):
@@ -444,8 +456,19 @@ def pack_plan(
 
     # Largest first: the long tasks start early and the short ones fill the gaps.
     items = sorted(plan.items, key=lambda item: (-item.bytes, item.name))
+    # The own local pool's workers connect as the caller would; an engine's workers
+    # (Dask) keep their own credentials, which are never sent over the wire.
+    aws = (
+        {key: value for key, value in os.environ.items() if key.startswith("AWS_")}
+        if plan.remote and executor is None
+        else None
+    )
     task = partial(
-        pack_item, options=options or PackOptions(), trust_mtime=trust_mtime, remote=remote
+        pack_item,
+        options=options or PackOptions(),
+        trust_mtime=trust_mtime,
+        remote=remote,
+        aws_environment=aws,
     )
     try:
         outcomes = run_tasks(task, items, _failure, executor=executor, jobs=jobs, on_done=done)
