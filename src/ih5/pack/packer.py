@@ -732,7 +732,8 @@ def _publish_remote(store: ObjectStore, name: str, container: Path) -> None:
     shutil.copyfile(manifest_path(container), staged)
     store.upload_bytes(staged.name, staged.read_bytes())
     try:
-        publish_container(store, Sealed(container, ref.user_block, ref.block_size, final, staged))
+        # As a local commit: refused when the name, or a stray manifest claiming it, is taken.
+        protocol.publish(Sealed(container, ref.user_block, ref.block_size, final, staged))
     except ConflictError:
         store.remove(staged.name)
         raise
