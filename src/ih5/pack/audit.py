@@ -17,8 +17,8 @@ from typing import Literal
 
 from ih5.errors import Ih5Error
 from ih5.format import (
-    discover_containers,
     load_refs,
+    parse_container_name,
     read_user_block_with_size,
     split_record_path,
     validate_chain,
@@ -109,13 +109,35 @@ def _failed(item: ContainerItem, error: str) -> ContainerCheck:
     return ContainerCheck(item.record, item.container, item.size, "failed", error)
 
 
-def _plan_one(record: str) -> RecordPlan:
-    """The containers of ``record`` in chain order, its chain checked by user blocks only."""
+def containers_by_record(directory: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """The container files in ``directory`` by record name, each list by patch index.
+
+    One listing for every record there, by the rule ``discover_containers`` applies
+    to one (names only; other files are ignored); a missing directory holds none.
+    """
+    found: dict[str, list[tuple[int, Path]]] = {}
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                parsed = parse_container_name(entry.name)
+                if parsed is not None and entry.is_file():
+                    found.setdefault(parsed[0], []).append((parsed[1], Path(entry.path)))
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    return {name: [path for _, path in sorted(paths)] for name, paths in found.items()}
+
+
+def _plan_one(record: str, listed: dict[Path, dict[str, list[Path]]]) -> RecordPlan:
+    """The containers of ``record`` in chain order, its chain checked by user blocks only.
+
+    ``listed`` caches each directory's listing: a thousand records in one directory
+    cost one listing, not a thousand.
+    """
     try:
         directory, name = split_record_path(record)
-        refs = validate_chain(
-            load_refs(discover_containers(directory, name)), verify_hashsums=False
-        )
+        if directory not in listed:
+            listed[directory] = containers_by_record(directory)
+        refs = validate_chain(load_refs(listed[directory].get(name, [])), verify_hashsums=False)
         items = [ContainerItem(record, str(ref.path), os.stat(ref.path).st_size) for ref in refs]
     except Ih5Error as exc:
         return RecordPlan(record, error=f"{record}: {exc}")
@@ -147,7 +169,8 @@ class VerifyPlan:
 
 def plan_verify(records: Iterable[str | os.PathLike[str]]) -> VerifyPlan:
     """Find and chain the containers of each record (``DIR/NAME``) from their user blocks."""
-    return VerifyPlan(tuple(_plan_one(os.fspath(record)) for record in records))
+    listed: dict[Path, dict[str, list[Path]]] = {}
+    return VerifyPlan(tuple(_plan_one(os.fspath(record), listed) for record in records))
 
 
 def verify_plan(

@@ -30,17 +30,37 @@ from ih5.errors import EngineError, Ih5Error
 T = TypeVar("T")
 R = TypeVar("R")
 
+PRELOAD = ("ih5.pack.many", "ih5.pack.audit", "ih5.pack.pushing")
+"""Modules of the tasks, imported once by the forkserver instead of by every worker."""
 CONNECT_TIMEOUT = 30.0
 """Seconds to wait for a Dask scheduler to answer."""
 
 
 def local_pool(jobs: int) -> ProcessPoolExecutor:
-    """The default engine: ``jobs`` local worker processes.
+    """The default engine: ``jobs`` local worker processes, in the caller's environment.
 
     Not "fork": a child must not inherit HDF5 state of files its parent has open.
+    A forkserver's children have the environment the forkserver started with, so
+    each worker takes the caller's environment as it is now (``AWS_*`` set later
+    in a long-lived caller included).
     """
     context = multiprocessing.get_context("spawn" if os.name == "nt" else "forkserver")
-    return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context)
+    if os.name != "nt":
+        # The forkserver (a fresh process that opens no files) imports the task modules
+        # once; every worker forked from it starts with h5py and numpy loaded.
+        context.set_forkserver_preload(list(PRELOAD))
+    return ProcessPoolExecutor(
+        max_workers=max(1, jobs),
+        mp_context=context,
+        initializer=_adopt_environment,
+        initargs=(dict(os.environ),),
+    )
+
+
+def _adopt_environment(environment: dict[str, str]) -> None:
+    """Make a new worker's environment the caller's."""
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def describe_failure(exc: BaseException) -> str:
