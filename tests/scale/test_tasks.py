@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -83,3 +84,23 @@ def test_an_unreachable_scheduler_is_an_engine_error_naming_it(
     with pytest.raises(EngineError, match=expected) as info, dask_executor(address):
         pass
     assert isinstance(info.value, Ih5Error) and isinstance(info.value, RuntimeError)
+
+
+def test_local_workers_see_the_callers_environment_as_it_is_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A forkserver started earlier has an older environment; its workers take the caller's."""
+    with tasks_module.local_pool(1) as pool:  # the forkserver is running from here on
+        assert pool.submit(os.getenv, "IH5_TEST_LATER").result(timeout=60) is None
+    monkeypatch.setenv("IH5_TEST_LATER", "set after the forkserver started")
+    with tasks_module.local_pool(1) as pool:
+        found = pool.submit(os.getenv, "IH5_TEST_LATER").result(timeout=60)
+    assert found == "set after the forkserver started"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no forkserver on Windows")
+def test_local_workers_start_with_the_task_modules_loaded() -> None:
+    """The forkserver imports h5py once; a worker does not import it again per process."""
+    with tasks_module.local_pool(1) as pool:
+        loaded = pool.submit(eval, "'h5py' in __import__('sys').modules").result(timeout=60)
+    assert loaded is True
