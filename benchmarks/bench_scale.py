@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -140,21 +140,25 @@ def bench(
     work: Path, root: Path, total: int, records_bytes: int, workers: Sequence[int], repeat: int
 ) -> list[Row]:
     """Best of ``repeat`` rounds; each round runs every engine once, so that a change in the
-    machine's load during the run affects every engine alike."""
+    machine's load during the run affects every engine alike.
+
+    Only the engine being measured runs: idle Dask workers, nannies and schedulers
+    of the other cases would take about a quarter of a core from it (heartbeats,
+    health checks), which on 2 cores is most of what separates 1.4x from 1.6x.
+    """
     names = sorted(path.name for path in root.iterdir())
     configs = [(kind, count) for kind in ("local pool", "dask") for count in workers]
     pack_times: dict[tuple[str, int], list[float]] = {config: [] for config in configs}
     verify_times: dict[tuple[str, int], list[float]] = {config: [] for config in configs}
-    with ExitStack() as stack:
-        executors = {config: stack.enter_context(engine(*config)) for config in configs}
-        for attempt in range(repeat):
-            for config, executor in executors.items():
+    for attempt in range(repeat):
+        for config in configs:
+            with engine(*config) as executor:
                 out = work / f"out-{attempt}"
                 pack_times[config].append(timed(partial(_pack, root, out, executor)))
                 records = [out / name.replace("_", "-") for name in names]
                 verify_times[config].append(timed(partial(_verify, records, executor)))
                 shutil.rmtree(out)
-            print(f"  round {attempt + 1} of {repeat} done", file=sys.stderr)
+        print(f"  round {attempt + 1} of {repeat} done", file=sys.stderr)
     return [
         Row(section, kind, count, min(times[(kind, count)]), nbytes)
         for section, times, nbytes in (

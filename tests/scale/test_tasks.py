@@ -104,3 +104,19 @@ def test_local_workers_start_with_the_task_modules_loaded() -> None:
     with tasks_module.local_pool(1) as pool:
         loaded = pool.submit(eval, "'h5py' in __import__('sys').modules").result(timeout=60)
     assert loaded is True
+
+
+def test_a_local_dask_cluster_runs_the_tasks_with_its_diagnostics_quiet() -> None:
+    """``--dask``: ih5's own cluster samples no profiles, checks its event loops seldom, and
+    leaves glibc's malloc trimming as it is."""
+    import dask
+
+    with dask_executor(workers=1) as executor:
+        settings = [
+            executor.submit(dask.config.get, key).result(timeout=60)
+            for key in tasks_module.QUIET_LOCAL_CLUSTER
+        ]
+        trim = executor.submit(os.getenv, "MALLOC_TRIM_THRESHOLD_").result(timeout=60)
+    assert settings == list(tasks_module.QUIET_LOCAL_CLUSTER.values())
+    assert trim is None
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # the caller's own
