@@ -106,10 +106,16 @@ def test_local_workers_start_with_the_task_modules_loaded() -> None:
     assert loaded is True
 
 
-def test_a_local_dask_cluster_runs_the_tasks_with_its_diagnostics_quiet() -> None:
+def test_a_local_dask_cluster_runs_the_tasks_with_its_diagnostics_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """``--dask``: ih5's own cluster samples no profiles, checks its event loops seldom, and
     leaves glibc's malloc trimming as it is."""
     import dask
+
+    # Dask's nannies leave their worker environment in the process that started them
+    # (the session's cluster here); ih5's workers would inherit it from there.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
 
     with dask_executor(workers=1) as executor:
         settings = [
