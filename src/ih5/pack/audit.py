@@ -183,18 +183,19 @@ MIN_TASKS = 64
 
 
 def _batches(items: list[ContainerItem]) -> list[tuple[ContainerItem, ...]]:
-    """``items`` in tasks: largest first, small ones together up to the batch size."""
+    """``items`` in tasks, largest first: a container alone, or small ones together as long
+    as they stay within the batch size (containers of about the same size stay apart)."""
     total = sum(item.size for item in items)
     target = max(1, min(TASK_BYTES, total // MIN_TASKS))
     batches: list[tuple[ContainerItem, ...]] = []
     current: list[ContainerItem] = []
     size = 0
     for item in sorted(items, key=lambda item: -item.size):
-        current.append(item)
-        size += item.size
-        if size >= target:
+        if current and size + item.size > target:
             batches.append(tuple(current))
             current, size = [], 0
+        current.append(item)
+        size += item.size
     if current:
         batches.append(tuple(current))
     return batches
