@@ -14,11 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ih5.errors import ManifestError
 from ih5.format import IH5UserBlock, manifest_name
 from ih5.format.chain import ContainerSource
+from ih5.format.extensions import MANIFEST_EXT, inheritable_exts
 from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
 from ih5.manifest.fragments import dumps_at, entry_fragment, quote, skeleton_text
 from ih5.manifest.skeleton import IH5Skeleton
-
-EXT_NAME = "ih5mf_v01"
 
 
 class IH5UBExtManifest(BaseModel):
@@ -33,7 +32,7 @@ class IH5UBExtManifest(BaseModel):
     @classmethod
     def get(cls, user_block: IH5UserBlock) -> IH5UBExtManifest | None:
         """Return the extension of ``user_block``, or None for plain containers."""
-        data = user_block.ub_exts.get(EXT_NAME)
+        data = user_block.ub_exts.get(MANIFEST_EXT)
         return None if data is None else cls.model_validate(data)
 
     def update(self, user_block: IH5UserBlock) -> IH5UserBlock:
@@ -43,7 +42,7 @@ class IH5UBExtManifest(BaseModel):
         a new dict (never changed in place, as copies may share it). ih5 hands out only
         copies of the blocks it holds, and its own code updates copies.
         """
-        exts = {**user_block.ub_exts, EXT_NAME: self.model_dump(mode="json")}
+        exts = {**user_block.ub_exts, MANIFEST_EXT: self.model_dump(mode="json")}
         # Frozen models refuse assignment; this is the one deliberate exception.
         object.__setattr__(user_block, "ub_exts", exts)
         return user_block
@@ -51,8 +50,7 @@ class IH5UBExtManifest(BaseModel):
 
 def without_manifest_ext(user_block: IH5UserBlock) -> IH5UserBlock:
     """The user block as a manifest embeds it: without the (circular) manifest extension."""
-    exts = {key: value for key, value in user_block.ub_exts.items() if key != EXT_NAME}
-    return user_block.model_copy(update={"ub_exts": exts})
+    return user_block.model_copy(update={"ub_exts": inheritable_exts(user_block.ub_exts)})
 
 
 class IH5Manifest(BaseModel):
@@ -201,7 +199,7 @@ def read_checked_manifest(
         ext = IH5UBExtManifest.get(user_block)
     except ValidationError as exc:
         raise ManifestError(
-            f"{container} has a damaged {EXT_NAME!r} section in its user block "
+            f"{container} has a damaged {MANIFEST_EXT!r} section in its user block "
             f"({exc.error_count()} problems); restore the container from a copy",
             container,
         ) from exc
