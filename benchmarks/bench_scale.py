@@ -22,8 +22,8 @@ work is at least 10 times that cost; below it the row says n/a, because it
 would time the engine rather than ih5. With ``--quick`` that is verify on Dask:
 a 2 MiB container hashes in a few milliseconds, and a Dask task costs about as
 much (its scheduler shares the 2 cores). ``--quick`` uses 2 MiB plates, not
-0.5 MiB: with those, a verify task (about 3 ms) was hardly more than the
-local pool's own cost per task either.
+0.5 MiB: with those, a verify task (about 3 ms) was barely 10 times the
+local pool's own cost per task (0.3 ms).
 
 Warm page cache (caches cannot be dropped here; sync before each case). On a
 machine shared with other work the ratios drop: the load average is printed.
