@@ -31,6 +31,7 @@ from ih5.pack.many import (
     record_name_for,
 )
 from ih5.pack.packer import Changes, PackProgress, PackResult, compare_states, pack_directory
+from ih5.pack.pushing import PushItem, PushOutcome, plan_push, push_many, push_plan
 from ih5.pack.tasks import dask_executor, run_tasks
 from ih5.pack.tree_state import EntryState, TreeState
 from ih5.pack.unpacker import (
@@ -59,6 +60,8 @@ __all__ = [
     "PackPlan",
     "PackProgress",
     "PackResult",
+    "PushItem",
+    "PushOutcome",
     "RawCodec",
     "RecordCheck",
     "Skipped",
@@ -76,7 +79,10 @@ __all__ = [
     "pack_many",
     "pack_plan",
     "plan_many",
+    "plan_push",
     "plan_verify",
+    "push_many",
+    "push_plan",
     "rebuild_catalog",
     "rebuild_pack_manifests",
     "record_name_for",

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from ih5.format import (
 )
 from ih5.fs import atomic_update_json, hashsum_bytes
 from ih5.manifest import IH5Manifest, check_manifest
-from ih5.pack.codecs import PackOptions
+from ih5.pack.codecs import FileCodec, PackOptions, installed_codecs
 from ih5.pack.packer import PackResult, pack_directory
 from ih5.pack.tasks import run_tasks
 from ih5.pack.tree_state import TreeState
@@ -303,13 +303,11 @@ def _failure(item: PackItem, error: str) -> PackOutcome:
     return PackOutcome(Path(item.source), item.name, error=error, bytes=item.bytes)
 
 
-def _adopt_aws_environment(environment: dict[str, str]) -> None:
-    """Make this worker's ``AWS_*`` variables the caller's (a local pool's workers are forked
-    from a server started earlier, with the environment of that moment)."""
-    for key in [key for key in os.environ if key.startswith("AWS_")]:
-        if key not in environment:
-            del os.environ[key]
-    os.environ.update(environment)
+@cache
+def _codecs_here() -> tuple[FileCodec, ...]:
+    """The installed codecs, looked up once per worker process: the entry-point scan
+    behind them costs milliseconds, a few percent of packing a small plate."""
+    return tuple(installed_codecs())
 
 
 def pack_item(
@@ -317,7 +315,6 @@ def pack_item(
     options: PackOptions,
     trust_mtime: bool,
     remote: RemoteOptions | None = None,
-    aws_environment: dict[str, str] | None = None,
 ) -> PackOutcome:
     """Pack one record: the task ``pack_many`` runs, safe to run again or twice at once.
 
@@ -328,14 +325,17 @@ def pack_item(
     set then comes out as unchanged. A record URL is packed through the remote path of
     ``pack_directory`` (its newest manifest alone, create-if-absent).
     """
-    if aws_environment is not None:
-        _adopt_aws_environment(aws_environment)
     source = Path(item.source)
     message = ""
     for _ in range(CONFLICT_RETRIES):
         try:
             result = pack_directory(
-                source, item.record, options=options, trust_mtime=trust_mtime, remote=remote
+                source,
+                item.record,
+                options=options,
+                trust_mtime=trust_mtime,
+                remote=remote,
+                codecs=_codecs_here(),
             )
         except ConflictError as exc:
             message = str(exc)
@@ -456,19 +456,10 @@ def pack_plan(
 
     # Largest first: the long tasks start early and the short ones fill the gaps.
     items = sorted(plan.items, key=lambda item: (-item.bytes, item.name))
-    # The own local pool's workers connect as the caller would; an engine's workers
-    # (Dask) keep their own credentials, which are never sent over the wire.
-    aws = (
-        {key: value for key, value in os.environ.items() if key.startswith("AWS_")}
-        if plan.remote and executor is None
-        else None
-    )
+    # The own local pool's workers take the caller's environment (AWS_* included, see
+    # tasks.local_pool); an engine's workers (Dask) keep their own credentials.
     task = partial(
-        pack_item,
-        options=options or PackOptions(),
-        trust_mtime=trust_mtime,
-        remote=remote,
-        aws_environment=aws,
+        pack_item, options=options or PackOptions(), trust_mtime=trust_mtime, remote=remote
     )
     try:
         outcomes = run_tasks(task, items, _failure, executor=executor, jobs=jobs, on_done=done)
