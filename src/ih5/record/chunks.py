@@ -11,6 +11,7 @@ shows the fill value there, as in h5py.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -57,8 +58,23 @@ def _min_shape(left: Sequence[int], right: Sequence[int]) -> tuple[int, ...]:
     return tuple(min(a, b) for a, b in zip(left, right, strict=False))
 
 
+@dataclass
+class _Memo:
+    """What a view of committed deltas works out once, shared with its extended copies."""
+
+    latest: dict[Coords, int] | None = None
+    """Chunk coordinates -> position of the newest committed delta with a row for them."""
+    known: dict[bytes, ChunkRef] | None = None
+    """Digest -> a committed chunk holding those bytes."""
+
+
 class ChunkedDataset:
-    """Values of one dataset assembled from its plain storage and its chunk deltas."""
+    """Values of one dataset assembled from its plain storage and its chunk deltas.
+
+    A view of committed deltas never changes and is kept by the chain; the open
+    patch's delta is laid on top of it by :meth:`extended`, at no cost that grows
+    with the number of patches.
+    """
 
     def __init__(
         self,
@@ -73,25 +89,60 @@ class ChunkedDataset:
             raise TypeError(f"{plain.name} is not chunked")
         self.plain = plain
         self.plain_level = plain_level
-        self.deltas = list(deltas)
         self.stored = stored
         self.plain_readable = plain_readable
         self.chunks: tuple[int, ...] = tuple(chunks)
         self.dtype: np.dtype[Any] = plain.dtype
-        self.shape: tuple[int, ...] = self.deltas[-1][1].shape if self.deltas else plain.shape
-        clips: list[tuple[int, ...]] = []
-        clip = self.shape
-        for _, facts in reversed(self.deltas):
-            clips.append(clip)
-            clip = _min_shape(clip, facts.floor)
-        clips.reverse()
-        self._clips = clips
-        """clips[j]: how far the chunks delta j stores are visible (newer floors, the shape)."""
-        self.plain_clip = _min_shape(clip, plain.shape)
-        self._latest: dict[Coords, int] | None = None
-        self._fill: tuple[Any] | None = None
         self.plain_shape: tuple[int, ...] = tuple(plain.shape)
+        self._base = list(deltas)
+        self.shape: tuple[int, ...] = self._base[-1][1].shape if self._base else self.plain_shape
+        count, ndim = len(self._base), len(self.chunks)
+        floors = np.array([facts.floor for _, facts in self._base], dtype=np.int64)
+        floors = floors.reshape(count, ndim)
+        newer = np.full((count, ndim), np.iinfo(np.int64).max, dtype=np.int64)
+        if count > 1:
+            newer[:-1] = np.minimum.accumulate(floors[::-1], axis=0)[::-1][1:]
+        self._newer = newer
+        """newer[j]: the smallest floor of the deltas newer than delta j, per axis."""
+        self._floors: tuple[int, ...] = self.plain_shape
+        if count:
+            self._floors = _min_shape(tuple(floors.min(axis=0).tolist()), self.plain_shape)
+        self.plain_clip = _min_shape(self.shape, self._floors)
         """How far plain storage is visible (every floor, its own shape)."""
+        self._cap: tuple[int, ...] = self.shape
+        """Caps every committed delta's visibility: the shape, or the open delta's floor."""
+        self._clips: dict[int, tuple[int, ...]] = {}
+        """position -> how far the chunks of that delta are visible (newer floors, the cap)."""
+        self._memo = _Memo()
+        self._fill: tuple[Any] | None = None
+        self._tail: tuple[int, DeltaFacts] | None = None
+        """The open patch's delta laid over the committed ones (see :meth:`extended`)."""
+
+    def extended(self, level: int, facts: DeltaFacts) -> ChunkedDataset:
+        """This view with the open patch's delta ``facts`` (patch ``level``) laid on top.
+
+        Its chunk rows are read live; its shape and floor are taken now.
+        """
+        view = copy.copy(self)
+        view._tail = (level, facts)
+        view.shape = facts.shape
+        view._cap = _min_shape(facts.shape, facts.floor)
+        view.plain_clip = _min_shape(view._cap, self._floors)
+        view._clips = {}
+        return view
+
+    def _clip(self, position: int) -> tuple[int, ...]:
+        """How far the chunks committed delta ``position`` stores are visible."""
+        clip = self._clips.get(position)
+        if clip is None:
+            clip = tuple(np.minimum(self._newer[position], self._cap).tolist())
+            self._clips[position] = clip
+        return clip
+
+    @property
+    def deltas(self) -> list[tuple[int, DeltaFacts]]:
+        """(patch index, delta facts) of every delta laid over the plain storage, oldest first."""
+        return self._base if self._tail is None else [*self._base, self._tail]
 
     # --- locating ----------------------------------------------------------
 
@@ -107,13 +158,14 @@ class ChunkedDataset:
         return tuple(c * n for c, n in zip(coords, self.chunks, strict=False))
 
     def _newest_rows(self) -> dict[Coords, int]:
-        """Chunk coordinates -> position of the newest delta with a row for them."""
-        if self._latest is None:
+        """Chunk coordinates -> position of the newest committed delta with a row for them."""
+        memo = self._memo
+        if memo.latest is None:
             latest: dict[Coords, int] = {}
-            for position, (_, facts) in enumerate(self.deltas):
+            for position, (_, facts) in enumerate(self._base):
                 latest.update(dict.fromkeys(facts.rows, position))
-            self._latest = latest
-        return self._latest
+            memo.latest = latest
+        return memo.latest
 
     def locate(self, coords: Coords) -> Located:
         """Where chunk ``coords`` comes from: the newest delta with a row for it, else plain.
@@ -122,16 +174,24 @@ class ChunkedDataset:
         clip covers every newer one.
         """
         origin = [c * n for c, n in zip(coords, self.chunks, strict=True)]
-        position = (self._latest if self._latest is not None else self._newest_rows()).get(coords)
-        if position is not None:
-            clip = self._clips[position]
-            if any(o >= c for o, c in zip(origin, clip, strict=True)):
-                return Located(None, clip)
-            ref = self.deltas[position][1].rows[coords]
-            return Located(None if ref.slot == FILL_SLOT else ref, clip)
-        if any(o >= c for o, c in zip(origin, self.plain_clip, strict=True)):
-            return Located(None, self.plain_clip)
-        return Located(ChunkRef(self.plain_level, PLAIN_SLOT), self.plain_clip)
+        ref: ChunkRef | None = None
+        tail = self._tail
+        if tail is not None:
+            ref = tail[1].rows.get(coords)
+            clip = self.shape
+        if ref is None:
+            latest = self._memo.latest
+            position = (latest if latest is not None else self._newest_rows()).get(coords)
+            if position is None:
+                clip = self.plain_clip
+                if any(o >= c for o, c in zip(origin, clip, strict=True)):
+                    return Located(None, clip)
+                return Located(ChunkRef(self.plain_level, PLAIN_SLOT), clip)
+            ref = self._base[position][1].rows[coords]
+            clip = self._clips.get(position) or self._clip(position)
+        if any(o >= c for o, c in zip(origin, clip, strict=True)):
+            return Located(None, clip)
+        return Located(None if ref.slot == FILL_SLOT else ref, clip)
 
     def grid(self) -> Iterator[Coords]:
         """Coordinates of every chunk of the current shape, in C order."""
@@ -428,13 +488,13 @@ class ChunkedDataset:
             self._keep(coords, where, old, buffer, delta, self._known_hashes(delta))
 
     def _known_hashes(self, delta: DeltaWriter) -> dict[bytes, ChunkRef]:
-        known: dict[bytes, ChunkRef] = {}
-        for level, facts in self.deltas:
-            if level == delta.level:
-                continue
-            for digest, slot in facts.hashes.items():
-                known[digest] = ChunkRef(level, slot)
-        return known
+        """Digest -> a chunk of another patch holding those bytes (committed deltas: kept)."""
+        if self._tail is not None and self._tail[0] == delta.level:
+            memo = self._memo
+            if memo.known is None:
+                memo.known = _hashes_of(self._base, delta.level)
+            return memo.known
+        return _hashes_of(self.deltas, delta.level)
 
     def _keep(
         self,
@@ -470,6 +530,17 @@ class ChunkedDataset:
                 delta.point(coords, ChunkRef(self.plain_level, PLAIN_SLOT))
                 return
         delta.store(coords, buffer, digest)
+
+
+def _hashes_of(deltas: Sequence[tuple[int, DeltaFacts]], skip: int) -> dict[bytes, ChunkRef]:
+    """Digest -> where those bytes are stored, over ``deltas`` but the one of patch ``skip``."""
+    known: dict[bytes, ChunkRef] = {}
+    for level, facts in deltas:
+        if level == skip:
+            continue
+        for digest, slot in facts.hashes.items():
+            known[digest] = ChunkRef(level, slot)
+    return known
 
 
 def _missing(name: str, level: int) -> IntegrityError:
