@@ -15,7 +15,7 @@ import copy
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
@@ -56,6 +56,19 @@ class PreparedWrite:
 
 def _min_shape(left: Sequence[int], right: Sequence[int]) -> tuple[int, ...]:
     return tuple(min(a, b) for a, b in zip(left, right, strict=False))
+
+
+class Source(NamedTuple):
+    """A chunk readable by one HDF5 call: its dataset, the offset of its rows there along
+    axis 0, and how far (absolute indices) its values are visible."""
+
+    dataset: h5py.Dataset
+    shift: int
+    limit: tuple[int, ...]
+
+
+_UNKNOWN = object()
+"""Marks a chunk whose :class:`Source` was not looked up yet."""
 
 
 @dataclass
@@ -114,6 +127,8 @@ class ChunkedDataset:
         self._clips: dict[int, tuple[int, ...]] = {}
         """position -> how far the chunks of that delta are visible (newer floors, the cap)."""
         self._memo = _Memo()
+        self._sources: dict[Coords, Source | None] = {}
+        """Chunk coordinates -> where one HDF5 call reads them (committed views only)."""
         self._fill: tuple[Any] | None = None
         self._tail: tuple[int, DeltaFacts] | None = None
         """The open patch's delta laid over the committed ones (see :meth:`extended`)."""
@@ -129,6 +144,7 @@ class ChunkedDataset:
         view._cap = _min_shape(facts.shape, facts.floor)
         view.plain_clip = _min_shape(view._cap, self._floors)
         view._clips = {}
+        view._sources = {}  # stays empty: the open delta's rows change under it
         return view
 
     def _clip(self, position: int) -> tuple[int, ...]:
@@ -342,51 +358,80 @@ class ChunkedDataset:
         flush()
         return True
 
+    def _source(self, coords: Coords) -> Source | None:
+        """Where chunk ``coords`` can be read by one HDF5 call (None: fill values, a stub's
+        placeholder or a lost patch, which the general path handles). Kept per committed view."""
+        where = self.locate(coords)
+        ref = where.ref
+        found: Source | None = None
+        if ref is not None and ref.slot != PLAIN_SLOT:
+            shift = (ref.slot - coords[0]) * self.chunks[0]
+            found = Source(self.stored(ref.level), shift, where.clip)
+        elif ref is not None and ref.level == self.plain_level and self.plain_readable:
+            found = Source(self.plain, 0, _min_shape(where.clip, self.plain_shape))
+        if self._tail is None:
+            self._sources[coords] = found
+        return found
+
     def _read_in_one_chunk(self, selection: Any) -> Any:
         """Fast path: integers and step-1 slices inside one visible chunk, read by one HDF5
         call from the container holding it (None when the selection is not that simple)."""
-        items = selection if isinstance(selection, tuple) else (selection,)
-        if len(items) != len(self.shape):
+        shape = self.shape
+        if type(selection) is slice and len(shape) == 1:
+            return self._read_slice_1d(selection)
+        items = selection if type(selection) is tuple else (selection,)
+        if len(items) != len(shape):
             return None
         coords: list[int] = []
-        local: list[Any] = []
-        for item, length, size in zip(items, self.shape, self.chunks, strict=True):
-            if isinstance(item, slice):
-                if item.step not in (None, 1):
+        bounds: list[tuple[int, int, bool]] = []
+        for item, length, size in zip(items, shape, self.chunks, strict=True):
+            if type(item) is slice:
+                if item.step is not None and item.step != 1:
                     return None
                 start, stop, _ = item.indices(length)
                 if stop <= start or start // size != (stop - 1) // size:
                     return None
-                coords.append(start // size)
-                local.append((start, stop, False))
+                bounds.append((start, stop, False))
             elif isinstance(item, (int, np.integer)) and -length <= item < length:
-                index = int(item) % length
-                coords.append(index // size)
-                local.append((index, index + 1, True))
+                start = int(item) % length
+                bounds.append((start, start + 1, True))
             else:
                 return None
-        where = self.locate(tuple(coords))
-        ref = where.ref
-        if ref is None:
+            coords.append(start // size)
+        key = tuple(coords)
+        found = self._sources.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._source(key)
+        if found is None:
             return None
-        limit = where.clip
-        if ref.slot == PLAIN_SLOT and limit is not self.plain_clip:
-            limit = _min_shape(limit, self.plain_shape)
-        for (_, stop, _), edge in zip(local, limit, strict=True):
+        assert isinstance(found, Source)
+        sel: list[Any] = []
+        shift = found.shift
+        for (start, stop, scalar), edge in zip(bounds, found.limit, strict=True):
             if stop > edge:
                 return None
-        if ref.slot == PLAIN_SLOT:
-            if ref.level != self.plain_level or not self.plain_readable:
-                return None
-            source, shift = self.plain, 0
-        else:
-            source = self.stored(ref.level)
-            shift = (ref.slot - coords[0]) * self.chunks[0]
-        sel = tuple(
-            (a + shift * (n == 0)) if scalar else slice(a + shift * (n == 0), b + shift * (n == 0))
-            for n, (a, b, scalar) in enumerate(local)
-        )
-        return source[sel]
+            sel.append(start + shift if scalar else slice(start + shift, stop + shift))
+            shift = 0
+        return found.dataset[tuple(sel)]
+
+    def _read_slice_1d(self, item: slice) -> Any:
+        """The fast path for the commonest read, a step-1 slice of a 1-D dataset."""
+        if item.step is not None and item.step != 1:
+            return None
+        start, stop, _ = item.indices(self.shape[0])
+        size = self.chunks[0]
+        chunk = start // size
+        if stop <= start or chunk != (stop - 1) // size:
+            return None
+        found = self._sources.get((chunk,), _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._source((chunk,))
+        if found is None:
+            return None
+        assert isinstance(found, Source)
+        if stop > found.limit[0]:
+            return None
+        return found.dataset[(slice(start + found.shift, stop + found.shift),)]
 
     def read(self, selection: Any) -> Any:
         """Read ``selection`` with h5py's semantics (result shape, scalars, fields)."""
