@@ -22,12 +22,14 @@ import numpy as np
 
 from ih5.errors import IntegrityError, StubError
 from ih5.record.chunkmap import (
+    CHUNK_OVERHEAD,
     FILL_SLOT,
     PLAIN_SLOT,
     ChunkRef,
     Coords,
     DeltaFacts,
     DeltaWriter,
+    buffer_bytes,
     chunk_digest,
 )
 from ih5.record.selection import Axis, Selection, as_array, is_contiguous, normalize
@@ -469,8 +471,19 @@ class ChunkedDataset:
             ) from exc
         return PreparedWrite(chosen, shaped)
 
+    def chunk_bytes(self) -> int:
+        """An upper bound of the disk space one stored chunk takes (variable-length items:
+        a guess; each chunk is reserved exactly again when it is written)."""
+        itemsize = self.dtype.itemsize + (32 if self.dtype.hasobject else 0)
+        return int(np.prod(self.chunks)) * itemsize + CHUNK_OVERHEAD
+
+    def storage_bound(self) -> int:
+        """An upper bound of the disk space the current values take as a plain dataset."""
+        visible = sum(1 for coords in self.grid() if self.locate(coords).ref is not None)
+        return visible * self.chunk_bytes() + CHUNK_OVERHEAD
+
     def touched_bytes(self, selection: Selection) -> int:
-        """Bytes of the chunks ``selection`` touches (what a write may store, at most)."""
+        """Disk space the chunks ``selection`` touches may take (what a write may store)."""
         count = 1
         for axis, size in zip(selection.axes, self.chunks, strict=True):
             if not len(axis):
@@ -479,11 +492,13 @@ class ChunkedDataset:
                 count *= (axis.stop - 1) // size - axis.start // size + 1
             else:
                 count *= len(np.unique(as_array(axis) // size))
-        return count * int(np.prod(self.chunks)) * self.dtype.itemsize
+        return count * self.chunk_bytes()
 
     def write(self, prepared: PreparedWrite, delta: DeltaWriter) -> None:
         """Apply ``prepared`` chunk by chunk into ``delta`` (the open patch's delta)."""
         chosen = prepared.selection
+        # The whole write fits before any chunk changes (each store checks again).
+        delta.reserve(self.touched_bytes(chosen))
         known = self._known_hashes(delta)
         rank: np.ndarray[Any, Any] | None = None
         if chosen.mask is not None:
@@ -516,10 +531,14 @@ class ChunkedDataset:
         Older chunks need nothing: the delta's floor hides them. The patch's own
         ones must not reappear when the dataset grows again within the patch.
         """
+        cut: list[Coords] = []
         for coords in list(delta.facts.rows):
             origin = self.origin(coords)
-            if all(o + c <= n for o, c, n in zip(origin, self.chunks, shape, strict=True)):
-                continue
+            if not all(o + c <= n for o, c, n in zip(origin, self.chunks, shape, strict=True)):
+                cut.append(coords)
+        delta.reserve(len(cut) * self.chunk_bytes())
+        for coords in cut:
+            origin = self.origin(coords)
             if any(o >= n for o, n in zip(origin, shape, strict=True)):
                 delta.point(coords, ChunkRef(delta.level, FILL_SLOT))
                 continue
@@ -616,13 +635,22 @@ def _raw_copy_allowed(view: ChunkedDataset, coords: Coords, where: Located) -> b
     )
 
 
-def write_plain(parent: h5py.Group, name: str, view: ChunkedDataset) -> h5py.Dataset:
+def write_plain(
+    parent: h5py.Group,
+    name: str,
+    view: ChunkedDataset,
+    reserve: Callable[[int], None] | None = None,
+) -> h5py.Dataset:
     """Write ``view``'s current values as a plain dataset ``parent[name]``.
 
     Chunk shape, filters, fill value, type and maxshape are those of the plain
     storage; chunks whose stored bytes are visible as they are get copied
     without decoding, chunks showing only the fill value are not written.
+    ``reserve(n)`` is called before each write of ``n`` bytes (a ``Room``'s ensure).
     """
+    if reserve is None:
+        reserve = _no_reservation
+    reserve(CHUNK_OVERHEAD)
     maxshape = tuple(h5py.h5s.UNLIMITED if n is None else n for n in view.plain.maxshape)
     space = h5py.h5s.create_simple(view.shape, maxshape)
     h5py.h5d.create(
@@ -651,6 +679,7 @@ def write_plain(parent: h5py.Group, name: str, view: ChunkedDataset) -> h5py.Dat
             if info.byte_offset is None:
                 continue
             mask, raw = source.id.read_direct_chunk(offset)
+            reserve(len(raw) + CHUNK_OVERHEAD)
             out.id.write_direct_chunk(origin, raw, mask)
             continue
         buffer = view.chunk_buffer(coords, where)
@@ -658,7 +687,11 @@ def write_plain(parent: h5py.Group, name: str, view: ChunkedDataset) -> h5py.Dat
             slice(0, min(n, s - o))
             for n, s, o in zip(view.chunks, view.shape, origin, strict=False)
         )
-        out[tuple(slice(o, o + v.stop) for o, v in zip(origin, valid, strict=False))] = buffer[
-            valid
-        ]
+        values = buffer[valid]
+        reserve(buffer_bytes(values) + CHUNK_OVERHEAD)
+        out[tuple(slice(o, o + v.stop) for o, v in zip(origin, valid, strict=False))] = values
     return out
+
+
+def _no_reservation(nbytes: int) -> None:
+    """For files whose disk space nobody reserves (tests, scratch files)."""
