@@ -57,6 +57,13 @@ KILL_POINTS: list[tuple[Any, str]] = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-user cache off: a kill point is the n-th file operation, and cache writes,
+    which happen once files are old enough (see ih5.fs.filestate), would shift them."""
+    monkeypatch.setenv("IH5_CACHE_DIR", "")
+
+
 def change(rec: IH5Record, extra_groups: int = 0) -> None:
     """The killed writer's patch."""
     for index in range(extra_groups):

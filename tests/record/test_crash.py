@@ -49,6 +49,13 @@ KILL_POINTS: list[tuple[Any, str]] = [
 """The calls before which the child may be killed: file system steps and HDF5 writes."""
 
 
+@pytest.fixture(autouse=True)
+def no_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-user cache off: a kill point is the n-th file operation, and cache writes,
+    which happen once files are old enough (see ih5.fs.filestate), would shift them."""
+    monkeypatch.setenv("IH5_CACHE_DIR", "")
+
+
 def state(group: IH5Group) -> dict[str, Any]:
     """Everything a reader can see in a record: kinds, attributes, values."""
     seen: dict[str, Any] = {}

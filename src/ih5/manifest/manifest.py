@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,31 @@ def manifest_path(container: Path) -> Path:
     return container.with_name(manifest_name(container.name))
 
 
+@dataclass(frozen=True)
+class CheckedManifest:
+    """The bytes of a container's manifest, checked against the hashsum its user block
+    holds; parsed only when asked for (``parse``)."""
+
+    raw: bytes
+    label: str
+    """Where the manifest was read, for messages."""
+    container: str
+    """The container whose manifest it is, for messages."""
+    manifest_uuid: uuid.UUID
+    """The uuid the container's user block expects the manifest to have."""
+
+    def parse(self) -> IH5Manifest:
+        """The manifest (ManifestError if it is damaged or is another container's)."""
+        manifest = IH5Manifest.from_bytes(self.raw, self.label)
+        if manifest.manifest_uuid != self.manifest_uuid:
+            raise ManifestError(
+                f"manifest {self.label} has uuid {manifest.manifest_uuid}, but {self.container} "
+                f"expects {self.manifest_uuid}",
+                self.label,
+            )
+        return manifest
+
+
 def check_manifest(
     container: Path,
     user_block: IH5UserBlock,
@@ -159,6 +185,18 @@ def check_manifest(
     ``manifest_file`` is checked instead of the manifest beside the container; a
     remote container's manifest is read from its ``source``.
     """
+    checked = read_checked_manifest(container, user_block, manifest_file, source)
+    return None if checked is None else checked.parse()
+
+
+def read_checked_manifest(
+    container: Path,
+    user_block: IH5UserBlock,
+    manifest_file: Path | None = None,
+    source: ContainerSource | None = None,
+) -> CheckedManifest | None:
+    """Read the manifest a container's user block names and check its hashsum, as
+    ``check_manifest`` does, without parsing it (None if the block names none)."""
     try:
         ext = IH5UBExtManifest.get(user_block)
     except ValidationError as exc:
@@ -190,11 +228,4 @@ def check_manifest(
             f"expects {ext.manifest_hashsum}); it was modified or belongs to another container",
             path,
         )
-    manifest = IH5Manifest.from_bytes(raw, path)
-    if manifest.manifest_uuid != ext.manifest_uuid:
-        raise ManifestError(
-            f"manifest {path} has uuid {manifest.manifest_uuid}, but {container} expects "
-            f"{ext.manifest_uuid}",
-            path,
-        )
-    return manifest
+    return CheckedManifest(raw, str(path), str(container), ext.manifest_uuid)
