@@ -26,6 +26,7 @@ from ih5.record.chunks import ChunkedDataset
 from ih5.record.opening import build_tree, container_facts, open_container
 from ih5.record.patch import PatchWriter
 from ih5.record.tree import Node, lookup
+from ih5.record.treecache import remember_tree
 
 
 class Chain:
@@ -70,8 +71,13 @@ class Chain:
         self.root = build_tree(self.refs)
 
     def append(self, ref: ContainerRef) -> None:
-        """Add our newly committed container (its changes are in the tree already)."""
+        """Add our newly committed container (its changes are in the tree already).
+
+        The tree is kept for the next opening of the grown chain, which then reads
+        no container's facts (the writer's tree is the one its facts resolve to).
+        """
         self.refs.append(ref)
+        remember_tree(self.refs, self.root)
 
     def rebuild(self) -> None:
         """Forget changes of a discarded patch: resolve the committed chain again."""
