@@ -63,6 +63,8 @@ class PatchWriter:
         # that building a tree is linear in its size and depth. Cleared on removals.
         self._near_node: tuple[str, Node] | None = None
         self._near_obj: tuple[str, H5Object] | None = None
+        # The dataset created last: setting its attributes next needs no HDF5 lookup.
+        self._near_leaf: tuple[str, H5Object] | None = None
 
     # --- locating -------------------------------------------------------
 
@@ -76,6 +78,7 @@ class PatchWriter:
     def _forget_near(self) -> None:
         self._near_node = None
         self._near_obj = None
+        self._near_leaf = None
 
     def _patch_object(self, parts: list[str]) -> H5Object:
         """Return the patch's object for an existing overlay path, adding virtual groups.
@@ -88,6 +91,8 @@ class PatchWriter:
         key = "/".join(parts)
         if self._near_obj is not None and self._near_obj[0] == key:
             return self._near_obj[1]
+        if self._near_leaf is not None and self._near_leaf[0] == key:
+            return self._near_leaf[1]
         obj = self.file.get(key)
         if obj is None:
             obj = self.file.create_group(key)
@@ -165,9 +170,9 @@ class PatchWriter:
         member = self._new_member(path, is_group=False)
         parent, name = member.parent, member.name
         try:
-            parent.create_dataset(name, **kwargs)
+            dataset = parent.create_dataset(name, **kwargs)
             # The stored value may still be the marker (a fill value, bytes given as V1 data).
-            check_user_value(parent[name], path=path)
+            check_user_value(dataset, path=path)
         except BaseException:
             self._forget(path)
             if name in parent:
@@ -175,6 +180,7 @@ class PatchWriter:
             if member.was_deleted:
                 write_deletion_marker(parent, name)
             raise
+        self._near_leaf = ("/".join(split_path(path)), dataset)
 
     def copy_dataset(
         self, path: str, source: h5py.Dataset | ChunkedDataset, attrs: Mapping[str, Any]
