@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import IO
 
@@ -18,6 +19,11 @@ class HashingReader:
     With ``limit`` it hands out at most that many bytes: the size taken when
     the file was opened, so bytes appended while packing are never hashed
     (the archive then holds exactly the bytes its hashsum covers).
+
+    With ``background`` the bytes are hashed there (hashlib lets go of the GIL)
+    while the caller writes them, so hashing and writing share two cores. The
+    caller must then leave every buffer it filled unchanged until its next read
+    or ``hashsum()``: those wait for the hashing of the bytes before.
     """
 
     def __init__(
@@ -25,16 +31,29 @@ class HashingReader:
         stream: IO[bytes],
         progress: Callable[[int], None] | None = None,
         limit: int | None = None,
+        background: Executor | None = None,
     ) -> None:
         self._stream = stream
         self._hasher = hashlib.new(DEFAULT_ALGORITHM)
         self._progress = progress
         self._left = limit
+        self._background = background
+        self._pending: Future[None] | None = None
         self.count = 0
         """Bytes handed out so far."""
 
+    def _settle(self) -> None:
+        """Wait until every byte handed out so far is hashed."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
     def _seen(self, data: bytes | memoryview) -> None:
-        self._hasher.update(data)
+        self._settle()
+        if self._background is not None and data:
+            self._pending = self._background.submit(self._hasher.update, data)
+        else:
+            self._hasher.update(data)
         self.count += len(data)
         if self._left is not None:
             self._left -= len(data)
@@ -51,6 +70,7 @@ class HashingReader:
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fill ``buffer`` like a raw file object."""
+        self._settle()  # the buffer may hold bytes still being hashed
         view = memoryview(buffer).cast("B")
         if self._left is not None:
             view = view[: self._left]
@@ -63,6 +83,7 @@ class HashingReader:
         buffer = bytearray(CHUNK)
         while self.readinto(buffer):
             pass
+        self._settle()
         return f"{DEFAULT_ALGORITHM}:{self._hasher.hexdigest()}"
 
     def __enter__(self) -> HashingReader:
@@ -74,4 +95,5 @@ class HashingReader:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._settle()
         self._stream.close()

@@ -21,9 +21,10 @@ import stat
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ih5.errors import (
     ConflictError,
@@ -51,6 +52,7 @@ from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
 from ih5.pack.codecs import (
     CODEC_ATTR,
     FileCodec,
+    NpyCodec,
     PackOptions,
     RawCodec,
     choose_codec,
@@ -78,6 +80,9 @@ from ih5.store import (
 )
 
 HEAD_SIZE = 1 << 16
+WRITE_BACK = 64 << 20
+"""Bytes packed between two write-backs of the patch file started in the background."""
+BUILTIN_TYPES = (RawCodec, NpyCodec)
 SYMLINK_CODEC = "symlink"
 TARGET_ATTR = "target"
 
@@ -206,6 +211,36 @@ class _Writer:
         self.codecs = codecs
         self.options = options
         self.progress = progress
+        # Hashing runs beside the HDF5 writes, and the patch file is written back to disk
+        # while later files are packed, so the commit's fsync finds little left to do.
+        self._hashing = ThreadPoolExecutor(1, thread_name_prefix="ih5-pack-hash")
+        self._flushing = ThreadPoolExecutor(1, thread_name_prefix="ih5-pack-flush")
+        self._flush: Future[None] | None = None
+        self._unflushed = 0
+        self._patch_fd: int | None = None
+
+    def close(self) -> None:
+        """Wait for the hashing and write-back threads and let them go."""
+        self._hashing.shutdown()
+        self._flushing.shutdown()
+        if self._patch_fd is not None:
+            os.close(self._patch_fd)
+            self._patch_fd = None
+
+    def _written(self, nbytes: int) -> None:
+        """Start writing the patch file back to disk after every WRITE_BACK bytes packed."""
+        self._unflushed += nbytes
+        writer = self.record.chain.writer
+        if self._unflushed < WRITE_BACK or writer is None:
+            return
+        if self._flush is not None and not self._flush.done():
+            return  # the disk is behind: the next file asks again
+        if self._flush is not None:
+            self._flush.result()
+        if self._patch_fd is None:
+            self._patch_fd = os.open(writer.file.filename, os.O_RDONLY)
+        self._unflushed = 0
+        self._flush = self._flushing.submit(os.fdatasync, self._patch_fd)
 
     def _parent(self, relative: str) -> tuple[IH5Group, str]:
         parent, _, name = relative.rpartition("/")
@@ -239,15 +274,16 @@ class _Writer:
                 scanned is not None and _identity(info) != _identity(scanned)
             ):
                 raise _changed(path, "was replaced or changed")
-            hashsum = self._read_into(fd, info, group, name, path)
+            attrs = {
+                "size": info.st_size,
+                "media_type": _media_type(relative),
+                MODE_ATTR: stat.S_IMODE(info.st_mode),
+                MTIME_ATTR: info.st_mtime_ns,
+            }
+            hashsum = self._read_into(fd, info, group, name, path, attrs)
         finally:
             os.close(fd)
-        dataset = group[name]
-        dataset.attrs["size"] = info.st_size
-        dataset.attrs["hashsum"] = hashsum
-        dataset.attrs["media_type"] = _media_type(relative)
-        dataset.attrs[MODE_ATTR] = stat.S_IMODE(info.st_mode)
-        dataset.attrs[MTIME_ATTR] = info.st_mtime_ns
+        self._written(info.st_size)
         return EntryState(
             kind="file",
             size=info.st_size,
@@ -257,7 +293,13 @@ class _Writer:
         )
 
     def _read_into(
-        self, fd: int, before: os.stat_result, group: IH5Group, name: str, path: Path
+        self,
+        fd: int,
+        before: os.stat_result,
+        group: IH5Group,
+        name: str,
+        path: Path,
+        attrs: dict[str, Any],
     ) -> str:
         """Write the file's ``before.st_size`` bytes as dataset ``name``; refuse if it changes."""
         size = before.st_size
@@ -265,7 +307,7 @@ class _Writer:
             head = os.pread(fd, min(HEAD_SIZE, size), 0)
             codec = choose_codec(self.codecs, name, head, size)
             with open(fd, "rb", buffering=0, closefd=False) as stream:
-                hashsum = self._write_with(codec, group, name, stream, size, path)
+                hashsum = self._write_with(codec, group, name, stream, size, path, attrs)
             after = os.fstat(fd)
         except StorageError:
             raise  # the record's side: a full disk or a refusal there, already named
@@ -285,9 +327,14 @@ class _Writer:
         stream: io.RawIOBase,
         size: int,
         path: Path,
+        attrs: dict[str, Any],
     ) -> str:
+        """Write with ``codec``, give the dataset ``attrs``, its codec and its hashsum."""
         stream.seek(0)
-        reader = HashingReader(stream, self._advance, limit=size)  # type: ignore[arg-type]
+        # Built-in codecs leave the buffers they read into alone: their bytes can be
+        # hashed while they are written. A plug-in's are hashed as they are read.
+        background = self._hashing if isinstance(codec, BUILTIN_TYPES) else None
+        reader = HashingReader(stream, self._advance, limit=size, background=background)  # type: ignore[arg-type]
         try:
             dataset = codec.write(group, name, reader, size, self.options)  # type: ignore[arg-type]
         except (OSError, PackError):
@@ -301,14 +348,18 @@ class _Writer:
                 "that the codec does not take it",
                 path,
             ) from exc
+        # The hashsum comes last: the other attributes are set while the bytes are hashed.
+        dataset.attrs[CODEC_ATTR] = codec.name
+        for key, value in attrs.items():
+            dataset.attrs[key] = value
         hashsum = reader.hashsum()
         if reader.count != size:
             raise OSError(errno.EIO, f"read {reader.count} of {size} bytes", str(path))
-        dataset.attrs[CODEC_ATTR] = codec.name
         if not isinstance(codec, RawCodec) and _decoded_hashsum(codec, dataset) != hashsum:
             # A codec that cannot give the bytes back exactly must not be trusted with them.
             del group[name]
-            return self._write_with(RawCodec(), group, name, stream, size, path)
+            return self._write_with(RawCodec(), group, name, stream, size, path, attrs)
+        dataset.attrs["hashsum"] = hashsum
         return hashsum
 
     def write_dir(self, relative: str, scanned: os.stat_result | None = None) -> EntryState:
@@ -552,7 +603,10 @@ def _pack_into(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
         )
     writer = _Writer(job.root, rec, job.codecs, job.options, job.progress)
     try:
-        state = _apply(writer, job.listing, changes, previous)
+        try:
+            state = _apply(writer, job.listing, changes, previous)
+        finally:
+            writer.close()
         rec.commit_patch(manifest_exts={**rec.manifest_exts, **state.to_ext()})
     except BaseException:
         # Nothing of a failed run is published (a manifest only follows its container);
