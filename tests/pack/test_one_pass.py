@@ -3,6 +3,7 @@ started while packing; what is packed comes back byte for byte and carries its t
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import os
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 import ih5.pack
@@ -21,7 +23,7 @@ from ih5.pack import pack_directory
 from ih5.pack.codecs import RAW_CHUNK
 from ih5.pack.hashing_reader import HashingReader
 
-from .helpers import make_tree, snapshot, unpacked
+from .helpers import make_tree, npy_bytes, snapshot, unpacked
 
 SIZES = (0, 1, RAW_CHUNK - 1, RAW_CHUNK, RAW_CHUNK + 1, 3 * RAW_CHUNK + 17)
 
@@ -73,6 +75,37 @@ def test_packing_with_a_write_back_after_every_file_keeps_every_byte(
     result = pack_directory(source, tmp_path / "out" / "rec")
     assert result.changed == ("p0/f00.bin",)
     assert unpacked(tmp_path / "out" / "rec", tmp_path / "back") == snapshot(source)
+
+
+@pytest.mark.parametrize("core_free", [True, False])
+def test_files_hashed_in_a_second_thread_or_not_carry_their_true_hashsums(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, core_free: bool
+) -> None:
+    monkeypatch.setattr(ih5.pack.packer, "_core_free", lambda: core_free)
+    spec: dict[str, bytes | None] = {
+        f"d/f{i}.bin": os.urandom(size) for i, size in enumerate((*SIZES, 5_000, 70_000))
+    }
+    spec["d/array.npy"] = npy_bytes(np.arange(300_000, dtype="<i4").reshape(600, 500))
+    source = make_tree(tmp_path / "src", spec)
+    pack_directory(source, tmp_path / "out" / "rec")
+    with h5py.File(tmp_path / "out" / "rec.ih5", "r") as file:
+        for relative, data in spec.items():
+            assert data is not None
+            expected = "sha256:" + hashlib.sha256(data).hexdigest()
+            assert file[relative].attrs["hashsum"] == expected
+    assert unpacked(tmp_path / "out" / "rec", tmp_path / "back") == snapshot(source)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_pack_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path, enabled: bool) -> None:
+    source = make_tree(tmp_path / "src", {"a.bin": b"a", "b/c.bin": b"c"})
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        pack_directory(source, tmp_path / "out" / "rec")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_importing_the_pack_floor_loads_only_the_modules_a_name_needs() -> None:
