@@ -499,7 +499,8 @@ class _Job:
     options: PackOptions
     trust_mtime: bool
     progress: PackProgress | None
-    codecs: Sequence[FileCodec]
+    codecs: Sequence[FileCodec] | None
+    """None: the installed ones, looked up only when a file is to be written."""
     refuse_full_replace: bool = False
     record: Path | None = None
     """DIR/NAME as asked for (a patch on a stub is written elsewhere first)."""
@@ -567,7 +568,7 @@ def pack_directory(
         options or PackOptions(),
         trust_mtime,
         progress,
-        list(codecs) if codecs is not None else installed_codecs(),
+        list(codecs) if codecs is not None else None,
         refuse_full_replace,
         directory / name,
     )
@@ -642,7 +643,8 @@ def _pack_changes(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
         job.progress.phase(
             "packing", _bytes_to_pack(job.listing, [*changes.added, *changes.changed])
         )
-    writer = _Writer(job.root, rec, job.codecs, job.options, job.progress)
+    codecs = job.codecs if job.codecs is not None else installed_codecs()
+    writer = _Writer(job.root, rec, codecs, job.options, job.progress)
     try:
         try:
             state = _apply(writer, job.listing, changes, previous)
@@ -754,7 +756,7 @@ def _pack_remote(
         options or PackOptions(),
         trust_mtime,
         progress,
-        list(codecs) if codecs is not None else installed_codecs(),
+        list(codecs) if codecs is not None else None,
     )
     try:
         for attempt in range(REMOTE_ATTEMPTS):
