@@ -254,7 +254,9 @@ class PatchWriter:
         check_user_value(value)
         node = self.node(path)
         self.room.ensure(value_bytes(value))
-        _store_attr(self._patch_object(split_path(path)).attrs, name, value, path)
+        target = self._patch_object(split_path(path))
+        if not _create_scalar_attr(target, name, value):
+            _store_attr(target.attrs, name, value, path)
         node.attrs[name] = self.index
 
     def delete_attr(self, path: str, name: str) -> None:
@@ -316,6 +318,49 @@ class PatchWriter:
             check_user_value(np.asarray(value, dtype=dataset.dtype), path=path)
         self.room.ensure(write_bytes(dataset, value))
         dataset[selection] = value
+
+
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+_STRING = h5py.string_dtype("utf-8")
+_HDF5_TYPES: dict[str, Any] = {}
+"""HDF5 types of the values ``_create_scalar_attr`` writes, made once per process."""
+
+
+def _create_scalar_attr(target: H5Object, name: str, value: Any) -> bool:
+    """Create a new ``str`` or int64 attribute with HDF5's own calls; False if it is not one.
+
+    A plain string or integer becomes exactly what h5py's ``attrs[name] = value``
+    stores (a scalar variable-length UTF-8 string, a scalar int64), at a third
+    of the cost: h5py writes every attribute under a temporary name and renames
+    it, so that it can replace one. Names already there, names that are not
+    ASCII and every other value are left to h5py.
+    """
+    if type(value) is str:
+        if "\x00" in value or not (value.isascii() or _encodes(value)):
+            return False  # h5py's error, or its way with surrogate escapes
+        data = np.array(value, dtype=_STRING)
+        kind = "str"
+    elif type(value) is int and _INT64[0] <= value <= _INT64[1]:
+        data = np.array(value, dtype=np.int64)
+        kind = "int64"
+    else:
+        return False
+    if not name.isascii():
+        return False
+    key = name.encode("ascii")
+    if h5py.h5a.exists(target.id, key):
+        return False
+    hdf5_type = _HDF5_TYPES.get(kind)
+    if hdf5_type is None:
+        hdf5_type = _HDF5_TYPES[kind] = h5py.h5t.py_create(data.dtype, logical=True)
+    space = h5py.h5s.create(h5py.h5s.SCALAR)
+    attr = h5py.h5a.create(target.id, key, hdf5_type, space)
+    try:
+        attr.write(data)
+    except BaseException:
+        h5py.h5a.delete(target.id, key)
+        raise
+    return True
 
 
 def _store_attr(attrs: h5py.AttributeManager, name: str, value: Any, path: str) -> None:
