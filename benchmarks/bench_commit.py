@@ -6,7 +6,7 @@ commit must do. The arms open a record for writing, change it, and close it (sea
 hash, publish create-if-absent, and for IH5MFRecord also the manifest), in the
 same run, on the same disk, arms interleaved.
 
-    .venv/bin/python benchmarks/bench_commit.py [--commits N] [--dir DIR]
+    .venv/bin/python benchmarks/bench_commit.py [--commits N] [--dir DIR] [--quick]
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=40, help="commits per arm")
     parser.add_argument("--dir", default=".", help="where to make the temp dir")
+    parser.add_argument("--quick", action="store_true", help="CI-sized: 20 commits per arm")
     args = parser.parse_args()
+    if args.quick:
+        args.commits = min(args.commits, 20)
     data = np.arange(1000, dtype="f8")
     with tempfile.TemporaryDirectory(dir=args.dir) as temp:
         root = Path(temp)

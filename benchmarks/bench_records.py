@@ -49,7 +49,7 @@ from verdict import Check, finish, load_note
 
 from ih5.manifest import IH5MFRecord
 from ih5.record import IH5Record
-from ih5.record.facts import FACTS_CACHE
+from ih5.record.opening import forget_process_caches
 
 BENCH = "bench_records"
 DEPTH5 = "a/b/c/d/e/ds"
@@ -186,7 +186,7 @@ def bench_opens(records: dict[int, Path], repeat: int, work: Path) -> list[Row]:
                 read_once(file)
 
         def ours(path: Path = path, verify: bool = True) -> None:
-            FACTS_CACHE.clear()  # as in a new process
+            forget_process_caches()  # as in a new process
             with IH5Record(path, "r", verify=verify) as rec:
                 read_once(rec)
 
@@ -242,7 +242,7 @@ def bench_big(path: Path, repeat: int) -> list[Row]:
             file["small"][()]
 
     def ours() -> None:
-        FACTS_CACHE.clear()
+        forget_process_caches()
         with IH5Record(path, "r") as rec:
             rec["small"][()]
 

@@ -20,10 +20,9 @@ from click.testing import CliRunner
 
 from ih5 import IH5Dataset, IH5Group, IH5Record
 from ih5.cli import cli, exits
+from tests.helpers.trees import files_of, snapshot
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="source trees hold symlinks")
-
-Snapshot = dict[str, tuple[str, bytes | str | None]]
 
 
 @dataclass(frozen=True)
@@ -151,27 +150,6 @@ def edit_images(root: Path) -> dict[str, list[str]]:
         "changed": ["/images/A01.npy"],
         "removed": ["/images/notes-link"],
     }
-
-
-def snapshot(root: Path) -> Snapshot:
-    """Every path below ``root``: ("dir", None), ("file", bytes) or ("link", target)."""
-    seen: Snapshot = {}
-    for directory, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = Path(directory) / name
-            relative = path.relative_to(root).as_posix()
-            if path.is_symlink():
-                seen[relative] = ("link", os.readlink(path))
-            elif path.is_dir():
-                seen[relative] = ("dir", None)
-            else:
-                seen[relative] = ("file", path.read_bytes())
-    return dict(sorted(seen.items()))
-
-
-def files_of(directory: Path) -> dict[str, bytes]:
-    """The files directly in ``directory`` by name, with their bytes."""
-    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
 
 
 def sha256(data: bytes) -> str:

@@ -118,11 +118,11 @@ def test_packing_a_different_source_into_a_record_asks_for_replace(tmp_path: Pat
 
 HOLD_LOCK = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from ih5.fs import file_lock
     with file_lock(sys.argv[1], 10):
         print("locked", flush=True)
-        time.sleep(float(sys.argv[2]))
+        sys.stdin.readline()  # held until the test says so
     """
 )
 
@@ -136,29 +136,42 @@ def test_a_second_pack_says_it_waits_for_the_writer_and_then_packs(tmp_path: Pat
     assert invoke("pack", source, record).exit_code == 0
     (source / "b.txt").write_text("b")
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "archive" / "rec.ih5"), "6"],
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "archive" / "rec.ih5")],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdin is not None and holder.stdout is not None
+    packer = None
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
-        done = subprocess.run(
+        assert holder.stdout.readline() == "locked\n"
+        packer = subprocess.Popen(
             [sys.executable, "-m", "ih5", "pack", str(source), str(record)],
-            capture_output=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=60,
-            check=False,
         )
+        assert packer.stderr is not None
+        first = packer.stderr.readline().rstrip("\n")  # said while it waits
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        rest = packer.stderr.read().splitlines()
+        assert packer.wait(timeout=60) == 0, rest
     finally:
+        holder.stdin.close()
         holder.wait(timeout=30)
-        if holder.stdout is not None:
-            holder.stdout.close()
-    assert done.returncode == 0, done.stderr
-    first, last = done.stderr.splitlines()
+        holder.stdout.close()
+        if packer is not None:
+            if packer.poll() is None:
+                packer.kill()
+                packer.wait()
+            if packer.stderr is not None:
+                packer.stderr.close()
     assert first == (
         f"ih5: waiting for the writer of record {record} (pid {holder.pid} on {os.uname()[1]}) "
         "to finish"
     )
+    (last,) = rest
     assert last.startswith(f"{record}: wrote patch 1 (1 added, 0 changed, 0 removed)")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ih5 import IH5Manifest, IH5MFRecord, IH5Record
+from tests.helpers.nodes import as_dataset
 
 
 def test_names_metador_refuses_are_accepted(tmp_ds_path: Path) -> None:
@@ -61,9 +62,9 @@ def test_close_commit_false_keeps_the_patch_for_the_next_writer(tmp_ds_path: Pat
     with IH5Record(tmp_ds_path) as reader:
         assert "resumed" not in reader
     with IH5Record(tmp_ds_path, "r+") as ds:
-        assert ds["resumed"][()] == 2  # type: ignore[index]
+        assert as_dataset(ds["resumed"])[()] == 2
     with IH5Record(tmp_ds_path) as reader:
-        assert reader["resumed"][()] == 2  # type: ignore[index]
+        assert as_dataset(reader["resumed"])[()] == 2
 
 
 def test_closing_a_patch_without_changes_publishes_nothing(tmp_ds_path: Path) -> None:
@@ -71,7 +72,7 @@ def test_closing_a_patch_without_changes_publishes_nothing(tmp_ds_path: Path) ->
         ds["x"] = 1
     with IH5Record(tmp_ds_path, "r+") as ds:
         # Opened for writing, only read.
-        assert ds["x"][()] == 1  # type: ignore[index]
+        assert as_dataset(ds["x"])[()] == 1
     with IH5Record(tmp_ds_path, "r+") as ds:
         ds.commit_patch()  # an explicit commit publishes even an empty patch
     assert len(IH5Record.find_files(tmp_ds_path)) == 2
@@ -98,8 +99,8 @@ def test_merge_keeps_storage_and_writes_a_fresh_manifest(tmp_ds_path: Path, tmp_
         merged = ds.merge_files(tmp_path / "merged" / "record")
         newest = ds.manifest
     with IH5MFRecord(tmp_path / "merged" / "record") as result:
-        data = result["data"]
-        assert (data.chunks, data.compression) == ((10,), "gzip")  # type: ignore[union-attr]
+        data = as_dataset(result["data"])
+        assert (data.chunks, data.compression) == ((10,), "gzip")
         fresh = IH5Manifest.load(Path(f"{merged}mf.json"))
         assert result.manifest == fresh
         assert fresh.manifest_uuid != newest.manifest_uuid

@@ -27,6 +27,7 @@ from ih5 import (
     UnknownKeywordError,
 )
 from ih5.errors import RecordClosedError
+from tests.helpers.nodes import as_dataset, as_group
 
 
 def committed(path: Path, patches: int = 0) -> Path:
@@ -79,7 +80,7 @@ def test_open_existing_for_writing_creates_a_patch_at_once(tmp_ds_path: Path, mo
         ds["test"] = "write"  # no create_patch() needed
     with IH5Record(tmp_ds_path) as ds:
         assert len(ds.ih5_files) == 2
-        assert ds["test"][()] == b"write"  # type: ignore[index]
+        assert as_dataset(ds["test"])[()] == b"write"
 
 
 def test_open_for_writing_resumes_an_uncommitted_newest_container(tmp_ds_path: Path) -> None:
@@ -89,7 +90,7 @@ def test_open_for_writing_resumes_an_uncommitted_newest_container(tmp_ds_path: P
     ds.close(commit=False)
     with IH5Record(tmp_ds_path, "r+") as ds:
         assert len(ds.ih5_files) == 2
-        assert ds["kept"][()] == 1  # type: ignore[index]
+        assert as_dataset(ds["kept"])[()] == 1
     with IH5Record(tmp_ds_path) as ds:
         assert len(ds.ih5_files) == 2
 
@@ -99,7 +100,7 @@ def test_open_a_creates_a_missing_record_writable(tmp_ds_path: Path) -> None:
         assert ds.mode == "r+"
         ds["test"] = "write"
     with IH5Record(tmp_ds_path) as ds:
-        assert ds["test"][()] == b"write"  # type: ignore[index]
+        assert as_dataset(ds["test"])[()] == b"write"
 
 
 def test_open_w_creates_writable_base_and_truncates(tmp_ds_path: Path) -> None:
@@ -202,7 +203,7 @@ def test_commit_patch_unknown_keyword_is_value_error(
         assert isinstance(raised.value, UnknownKeywordError)
         assert ds.has_patch
     with cls(tmp_ds_path) as ds:
-        assert ds["x"][()] == 1  # type: ignore[index]
+        assert as_dataset(ds["x"])[()] == 1
 
 
 def test_discard_patch_without_patch_is_value_error(tmp_ds_path: Path) -> None:
@@ -222,9 +223,9 @@ def test_discard_patch_of_the_uncommitted_base_is_value_error(tmp_ds_path: Path)
         with pytest.raises(ValueError) as raised:
             ds.discard_patch()
         assert isinstance(raised.value, RecordModeError)
-        assert ds["foo"][()] == 123  # type: ignore[index]
+        assert as_dataset(ds["foo"])[()] == 123
     with IH5Record(tmp_ds_path) as ds:
-        assert ds["foo"][()] == 123  # type: ignore[index]
+        assert as_dataset(ds["foo"])[()] == 123
 
 
 def test_close_commits_the_open_patch_unless_commit_false(tmp_ds_path: Path) -> None:
@@ -246,7 +247,7 @@ def test_closed_record_and_its_views_raise_value_error_not_open(
 ) -> None:
     ds = IH5Record(tmp_ds_path_factory(), "w")
     ds["grp/val"] = 1
-    group, value, attrs = ds["grp"], ds["grp/val"], ds.attrs
+    group, value, attrs = as_group(ds["grp"]), as_dataset(ds["grp/val"]), ds.attrs
     ds.close()
     calls: list[Callable[[], object]] = [
         ds.create_patch,
@@ -255,8 +256,8 @@ def test_closed_record_and_its_views_raise_value_error_not_open(
         lambda: ds.merge_files(tmp_ds_path_factory()),
         lambda: ds["grp"],
         lambda: ds.ih5_files,
-        lambda: list(group),  # type: ignore[arg-type]
-        lambda: value[()],  # type: ignore[index]
+        lambda: list(group),
+        lambda: value[()],
         lambda: list(attrs),
     ]
     for call in calls:
@@ -367,7 +368,7 @@ def test_context_manager_closes_and_commits(tmp_ds_path: Path) -> None:
     with pytest.raises(ValueError):
         ds["x"]
     with IH5Record(tmp_ds_path) as ds:
-        assert ds["x"][()] == 1  # type: ignore[index]
+        assert as_dataset(ds["x"])[()] == 1
 
 
 @pytest.mark.parametrize("name", ["invalid.name", "invalid_name", "Юникод", "inva#lid"])

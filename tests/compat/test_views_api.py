@@ -23,6 +23,7 @@ from ih5 import (
     UnsupportedValueError,
 )
 from ih5.errors import RecordClosedError
+from tests.helpers.nodes import as_dataset, as_group
 
 
 def test_views_have_the_h5py_like_members(tmp_ds_path: Path) -> None:
@@ -44,7 +45,7 @@ def test_views_have_the_h5py_like_members(tmp_ds_path: Path) -> None:
         val = ds["grp/val"]
         assert isinstance(val, IH5Dataset) and isinstance(grp, IH5Group)
         assert (val.name, val.parent, val.file, val.ndim) == ("/grp/val", grp, ds, 1)
-        assert ds["mat"].ndim == 2  # type: ignore[union-attr]
+        assert as_dataset(ds["mat"]).ndim == 2
         ds.copy("grp", "copied")
         ds.move("copied", "moved")
         del ds["mat"]
@@ -156,8 +157,8 @@ def test_views_of_a_closed_record_are_value_error(tmp_ds_path: Path) -> None:
     with IH5Record(tmp_ds_path, "w") as ds:
         ds["grp/val"] = np.arange(3)
         ds["grp"].attrs["a"] = 1
-        group, value, attrs = ds["grp"], ds["grp/val"], ds["grp"].attrs
-    for call in (lambda: group["val"], lambda: value[0], lambda: attrs["a"], lambda: len(group)):  # type: ignore[index]
+        group, value, attrs = as_group(ds["grp"]), as_dataset(ds["grp/val"]), ds["grp"].attrs
+    for call in (lambda: group["val"], lambda: value[0], lambda: attrs["a"], lambda: len(group)):
         with pytest.raises(ValueError) as raised:
             call()
         assert isinstance(raised.value, RecordClosedError)

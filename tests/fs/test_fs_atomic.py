@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from ih5 import UnserializableDataError, atomic_write_bytes, atomic_write_json, read_json
-from ih5.fs import is_temp_name, replace_file, sweep_stale_temp_files, temp_path_for
+from ih5.fs import (
+    StagedFile,
+    is_temp_name,
+    replace_file,
+    sweep_stale_temp_files,
+    temp_path_for,
+)
+from tests.helpers.trees import files_of
 
 
 @pytest.fixture
@@ -26,14 +33,6 @@ def umask() -> Iterator[None]:
     os.umask(previous)
     yield
     os.umask(previous)
-
-
-def listing(directory: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
-
-
-def temp_files(directory: Path) -> list[str]:
-    return [path.name for path in directory.iterdir() if is_temp_name(path.name)]
 
 
 def dead_pid() -> int:
@@ -56,7 +55,7 @@ def test_atomic_write_bytes_creates_the_file(target: Path) -> None:
 def test_atomic_write_bytes_replaces_the_file(target: Path) -> None:
     target.write_bytes(b"old contents, longer than the new")
     atomic_write_bytes(target, b"new")
-    assert listing(target.parent) == {"doc.json": b"new"}
+    assert files_of(target.parent) == {"doc.json": b"new"}
 
 
 @pytest.mark.parametrize(
@@ -140,13 +139,13 @@ def test_atomic_write_bytes_removes_its_temp_file_on_failure(
     with pytest.raises(type(failure)):
         atomic_write_bytes(target, b"new")
     monkeypatch.undo()
-    assert listing(target.parent) == {"doc.json": b"old"}
+    assert files_of(target.parent) == {"doc.json": b"old"}
 
 
 def test_atomic_write_bytes_removes_its_temp_file_when_data_is_not_bytes(target: Path) -> None:
     with pytest.raises(TypeError):
         atomic_write_bytes(target, "text is not bytes")  # type: ignore[arg-type]
-    assert listing(target.parent) == {}
+    assert files_of(target.parent) == {}
 
 
 # --- atomic_write_json -------------------------------------------------------
@@ -189,7 +188,7 @@ def test_atomic_write_json_refuses_unserialisable_data(target: Path, data: Any) 
         atomic_write_json(target, data)
     assert isinstance(caught.value, TypeError)
     assert caught.value.path == str(target)
-    assert listing(target.parent) == {"doc.json": b'{"kept": true}\n'}
+    assert files_of(target.parent) == {"doc.json": b'{"kept": true}\n'}
 
 
 def test_atomic_write_json_refuses_bad_data_before_opening_any_file(
@@ -270,7 +269,7 @@ def test_sweep_stale_temp_files_leaves_other_files_alone(target: Path) -> None:
     for name, data in others.items():
         (target.parent / name).write_bytes(data)
     assert sweep_stale_temp_files(target) == []
-    assert listing(target.parent) == dict(sorted(others.items()))
+    assert files_of(target.parent) == dict(sorted(others.items()))
 
 
 def test_replace_file_moves_a_complete_temp_file_over_the_target(target: Path) -> None:
@@ -278,4 +277,48 @@ def test_replace_file_moves_a_complete_temp_file_over_the_target(target: Path) -
     temp = temp_path_for(target)
     temp.write_bytes(b"new")
     replace_file(temp, target)
-    assert listing(target.parent) == {"doc.json": b"new"}
+    assert files_of(target.parent) == {"doc.json": b"new"}
+
+
+# --- a streamed new file, published whole ------------------------------------------
+
+
+def test_staged_file_appears_under_its_name_only_when_published(tmp_path: Path) -> None:
+    with StagedFile(tmp_path) as staged:
+        staged.stream.write(b"streamed")
+        staged.seal(0o640, mtime_ns=1_000_000_000)
+        assert files_of(tmp_path) == {staged.temp_name: b"streamed"}
+        staged.publish("out.bin")
+    assert files_of(tmp_path) == {"out.bin": b"streamed"}
+    info = (tmp_path / "out.bin").stat()
+    assert (stat.S_IMODE(info.st_mode), info.st_mtime_ns) == (0o640, 1_000_000_000)
+
+
+def test_staged_file_without_replace_refuses_an_existing_name(tmp_path: Path) -> None:
+    (tmp_path / "out.bin").write_bytes(b"old")
+    with StagedFile(tmp_path) as staged, pytest.raises(FileExistsError):
+        staged.stream.write(b"new")
+        staged.seal(0o644)
+        staged.publish("out.bin", replace=False)
+    assert files_of(tmp_path) == {"out.bin": b"old"}
+
+
+def test_staged_file_left_by_an_error_is_removed(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), StagedFile(tmp_path, label="ih5-unpack") as staged:
+        assert is_temp_name(staged.temp_name)
+        staged.stream.write(b"half")
+        raise RuntimeError("the codec failed")
+    assert files_of(tmp_path) == {}
+
+
+def test_staged_file_below_a_directory_descriptor_stays_there(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    fd = os.open(tmp_path / "sub", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with StagedFile(dir_fd=fd) as staged:
+            staged.stream.write(b"beneath")
+            staged.seal(0o600)
+            staged.publish("out.bin")
+    finally:
+        os.close(fd)
+    assert files_of(tmp_path / "sub") == {"out.bin": b"beneath"}

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from ih5 import atomic_update_json, atomic_write_json, read_json
-from ih5.fs import is_temp_name
+from tests.helpers.trees import temp_files
 
 FORK = multiprocessing.get_context("fork")
 JOIN_TIMEOUT = 120.0
@@ -149,10 +149,6 @@ def assert_every_acknowledged_update_present(run: StressRun) -> None:
         assert applied == list(range(len(applied))), f"{key}: updates lost or applied twice"
         # At most one update can be in the document unacknowledged: the one in flight at a kill.
         assert len(acked) <= len(applied) <= len(acked) + 1, f"{key}: acknowledged update lost"
-
-
-def temp_files(directory: Path) -> list[str]:
-    return [path.name for path in directory.iterdir() if is_temp_name(path.name)]
 
 
 @pytest.mark.parametrize(

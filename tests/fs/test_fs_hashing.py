@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ih5 import HashsumFormatError, hashsum_bytes, hashsum_file
-from ih5.fs import HASH_ALGORITHMS, hashsum_stream, parse_hashsum
+from ih5.fs import HASH_ALGORITHMS, HashingReader, HashingWriter, hashsum_stream, parse_hashsum
 
 HELLO = b"hello world!"
 HELLO_SHA256 = "sha256:7509e5bda0c762d2bac7f90d758b5b2263fa01ccbc542ab5e3df163be08e6ca9"
@@ -109,3 +109,24 @@ def test_parse_hashsum_refuses_malformed_strings(value: str) -> None:
 def test_parse_hashsum_refuses_non_strings(value: object) -> None:
     with pytest.raises(HashsumFormatError):
         parse_hashsum(value)  # type: ignore[arg-type]
+
+
+# --- streams hashed on their way -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "expected"), [("sha256", HELLO_SHA256), ("sha512", HELLO_SHA512)]
+)
+def test_hashing_writer_passes_every_byte_on_and_hashes_them(algorithm: str, expected: str) -> None:
+    out = io.BytesIO()
+    writer = HashingWriter(out, algorithm)
+    assert writer.write(HELLO[:5]) == 5
+    assert writer.write(memoryview(bytearray(HELLO[5:]))) == len(HELLO) - 5
+    assert (out.getvalue(), writer.size, writer.hashsum()) == (HELLO, len(HELLO), expected)
+
+
+def test_hashing_reader_hashes_only_up_to_its_limit() -> None:
+    reader = HashingReader(io.BytesIO(HELLO + b" appended later"), limit=len(HELLO))
+    assert reader.read(5) == HELLO[:5]
+    assert reader.hashsum() == HELLO_SHA256
+    assert reader.count == len(HELLO)

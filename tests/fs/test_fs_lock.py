@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
+import inspect
 import itertools
 import multiprocessing
 import os
@@ -11,6 +13,7 @@ import resource
 import signal
 import threading
 import time
+import tracemalloc
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -425,6 +428,38 @@ def test_file_lock_leaks_no_held_lock_when_checking_the_lock_file_fails(
     assert isinstance(error, PermissionError)
     assert fd_count() == before
     assert not is_locked(target)
+
+
+# --- nothing kept per path once released ----------------------------------------
+
+
+def memory_held_by_the_lock_code() -> int:
+    """Bytes that were allocated by the lock module's own lines and are still alive."""
+    gc.collect()
+    source = inspect.getsourcefile(inspect.unwrap(file_lock))
+    assert source is not None
+    traces = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(True, source)])
+    return sum(stat.size for stat in traces.statistics("filename"))
+
+
+def test_file_lock_keeps_nothing_per_distinct_path_once_released(tmp_path: Path) -> None:
+    """A long-lived process locking ever new paths (one sidecar per plate) must not grow."""
+
+    def lock_each(names: range) -> None:
+        for index in names:
+            with file_lock(tmp_path / f"doc{index}.json"):
+                pass
+
+    tracemalloc.start()
+    try:
+        lock_each(range(100))
+        before = memory_held_by_the_lock_code()
+        lock_each(range(100, 2100))
+        grown = memory_held_by_the_lock_code() - before
+    finally:
+        tracemalloc.stop()
+    # An entry kept per path costs hundreds of bytes: 2000 paths would hold ~1 MB.
+    assert grown < 16 * 1024
 
 
 # --- waiting ---------------------------------------------------------------

@@ -44,15 +44,6 @@ def content(group: IH5Group | h5py.Group) -> dict[str, Any]:
     return seen
 
 
-def files_in(directory: Path) -> dict[str, bytes]:
-    """Every file of a directory with its bytes (lock files excluded)."""
-    return {
-        path.name: path.read_bytes()
-        for path in sorted(directory.iterdir())
-        if path.is_file() and not path.name.endswith(".lock")
-    }
-
-
 def build_mf_record(directory: Path, name: str = "rec") -> Path:
     """A manifest-backed record like the fixture ``mfrec``: a base and one patch.
 
@@ -89,9 +80,3 @@ def copy_patch(source: Path, record: Path) -> list[Path]:
         shutil.copyfile(path, target)
         copied.append(target)
     return copied
-
-
-def untouched(rec: IH5MFRecord) -> bool:
-    """True when ``rec`` holds a fresh open patch without any change (not a resumed one)."""
-    writer = rec.chain.writer
-    return writer is not None and len(writer.file) == 0 and len(writer.file.attrs) == 0

@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import shutil
 import signal
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,17 @@ import ih5.record.commit
 import ih5.store
 from ih5.manifest import IH5MFRecord, IH5Skeleton
 from ih5.record import IH5Record
+from tests.helpers.killpoints import KillPoint, arm_kill
+from tests.record.helpers import untouched
 
-from .helpers import MY_EXTS, build_mf_record, content, untouched
+from .helpers import MY_EXTS, build_mf_record, content
 
 FORK = multiprocessing.get_context("fork")
 CHILD_TIMEOUT = 30.0
 MAX_KILL_POINTS = 200
 NEW_EXTS = {"state": "new"}
 
-KILL_POINTS: list[tuple[Any, str]] = [
+KILL_POINTS: list[KillPoint] = [
     # The steps of the commit protocol (seal, stage the manifest, publish both), patched
     # where the protocol looks them up ...
     (ih5.record.commit, "hashsum_container"),
@@ -57,6 +58,13 @@ KILL_POINTS: list[tuple[Any, str]] = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-user cache off: a kill point is the n-th file operation, and cache writes,
+    which happen once files are old enough (see ih5.fs.filestate), would shift them."""
+    monkeypatch.setenv("IH5_CACHE_DIR", "")
+
+
 def change(rec: IH5Record, extra_groups: int = 0) -> None:
     """The killed writer's patch."""
     for index in range(extra_groups):
@@ -68,36 +76,11 @@ def change(rec: IH5Record, extra_groups: int = 0) -> None:
     rec.attrs["title"] = "new"
 
 
-def arm_kill(n: int) -> Callable[[], None]:
-    """SIGKILL this process before its n-th call of a kill point; return a function to disarm."""
-    count = 0
-    originals = [(owner, name, getattr(owner, name)) for owner, name in KILL_POINTS]
-
-    def hook(original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            nonlocal count
-            count += 1
-            if count == n:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return original(*args, **kwargs)
-
-        return call
-
-    for owner, name, original in originals:
-        setattr(owner, name, hook(original))
-
-    def disarm() -> None:
-        for owner, name, original in originals:
-            setattr(owner, name, original)
-
-    return disarm
-
-
 def commit_killed_at(record: Path, n: int, extra_groups: int) -> None:
     """Child process: write the patch, then commit it with the n-th step armed to kill."""
     with IH5MFRecord(record, "r+", lock_timeout=5) as rec:
         change(rec, extra_groups)
-        disarm = arm_kill(n)
+        disarm = arm_kill(KILL_POINTS, n)
         rec.commit_patch(manifest_exts=NEW_EXTS)
         disarm()
     os._exit(0)

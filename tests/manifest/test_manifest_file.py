@@ -174,7 +174,7 @@ def test_manifest_load_missing_file_is_manifest_error(tmp_path: Path) -> None:
 
 def test_manifest_error_is_a_value_error_and_pickles(tmp_path: Path) -> None:
     error = ManifestError("broken", tmp_path / "m")
-    copy = pickle.loads(pickle.dumps(error))
+    copy: ManifestError = pickle.loads(pickle.dumps(error))
     assert isinstance(copy, ValueError)
     assert (copy.message, copy.path) == ("broken", str(tmp_path / "m"))
 

@@ -13,8 +13,10 @@ from ih5.errors import ManifestError, UserBlockTooLargeError
 from ih5.format import IH5UserBlock, read_user_block
 from ih5.manifest import IH5Manifest, IH5MFRecord, IH5UBExtManifest, check_manifest
 from ih5.record import IH5Record
+from tests.helpers.nodes import as_dataset
+from tests.helpers.trees import files_without_locks
 
-from .helpers import MY_EXTS, build_mf_record, content, files_in
+from .helpers import MY_EXTS, build_mf_record, content
 
 
 def manifest_of(container: Path) -> IH5Manifest:
@@ -69,14 +71,14 @@ def test_mfrecord_open_refuses_bad_manifest_naming_both_files(
 ) -> None:
     record = build_mf_record(tmp_path)
     BREAKS[damage](record)
-    before = files_in(tmp_path)
+    before = files_without_locks(tmp_path)
     with pytest.raises(ManifestError) as info:
         IH5MFRecord(record, mode)
     message = str(info.value)
     assert str(tmp_path / "rec.p1.ih5") in message
     assert str(tmp_path / "rec.p1.ih5mf.json") in message
     assert info.value.path == str(tmp_path / "rec.p1.ih5mf.json")
-    assert files_in(tmp_path) == before
+    assert files_without_locks(tmp_path) == before
 
 
 @pytest.mark.parametrize("damage", sorted(BREAKS))
@@ -232,7 +234,7 @@ def test_mfrecord_opens_plain_record_without_manifest(tmp_path: Path) -> None:
     with IH5MFRecord(plain_record(tmp_path)) as rec:
         assert not rec.has_manifest
         assert rec.manifest_exts == {}
-        assert rec["data"][()].tolist() == [0, 1, 2]
+        assert as_dataset(rec["data"])[()].tolist() == [0, 1, 2]
 
 
 def test_plain_record_becomes_manifest_backed_with_next_mf_commit(tmp_path: Path) -> None:
@@ -324,3 +326,39 @@ def test_mfrecord_commit_refuses_oversized_user_block_before_writing_manifest(
         rec["a"] = 1
     assert not list(tmp_path.glob("*mf.json"))
     assert not list(tmp_path.glob("*.ih5"))
+
+
+def test_a_reader_parses_the_newest_manifest_only_when_asked_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = build_mf_record(tmp_path)
+    expected = manifest_of(tmp_path / "rec.p1.ih5")
+    parsed: list[str] = []
+    original = IH5Manifest.from_bytes.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[IH5Manifest], raw: bytes, name: str) -> IH5Manifest:
+        parsed.append(str(name))
+        return original(cls, raw, name)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(IH5Manifest, "from_bytes", classmethod(counted))
+    with IH5MFRecord(record) as rec:
+        assert parsed == []
+        assert rec.manifest == expected
+        assert parsed == [str(tmp_path / "rec.p1.ih5mf.json")]
+
+
+def test_a_writer_parses_the_newest_manifest_when_it_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = build_mf_record(tmp_path)
+    parsed: list[str] = []
+    original = IH5Manifest.from_bytes.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[IH5Manifest], raw: bytes, name: str) -> IH5Manifest:
+        parsed.append(str(name))
+        return original(cls, raw, name)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(IH5Manifest, "from_bytes", classmethod(counted))
+    with IH5MFRecord(record, "r+") as rec:
+        assert parsed == [str(tmp_path / "rec.p1.ih5mf.json")]
+        rec.discard_patch()

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ih5.manifest import IH5MFRecord, IH5Skeleton, SkeletonEntry
+from tests.helpers.nodes import as_dataset
 
 Expected = dict[str, tuple[str, int, dict[str, int]]]
 
@@ -49,7 +50,7 @@ def history(tmp_path: Path) -> Path:
         del rec.attrs["t"]
         rec.attrs["r"] = "root"
         rec.create_group("z")
-        rec["keep"].copy_into_patch()  # the dataset's data now lives in patch 2
+        as_dataset(rec["keep"]).copy_into_patch()  # the dataset's data now lives in patch 2
         del rec["keep"].attrs["w"]
     return record
 

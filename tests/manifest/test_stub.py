@@ -15,8 +15,10 @@ from ih5.errors import ChainError, ManifestError, RecordExistsError, StubError
 from ih5.format import read_user_block, write_user_block
 from ih5.manifest import IH5Manifest, IH5MFRecord, IH5UBExtManifest, check_manifest
 from ih5.record import IH5Dataset, IH5Record
+from tests.helpers.nodes import as_dataset
+from tests.helpers.trees import files_without_locks
 
-from .helpers import MY_EXTS, build_mf_record, content, copy_patch, files_in
+from .helpers import MY_EXTS, build_mf_record, content, copy_patch
 
 Workspace = tuple[Path, Path]
 """(the real record, the stub record) in separate directories."""
@@ -129,10 +131,10 @@ def test_create_stub_manifest_is_checked_on_open(workspace: Workspace) -> None:
 
 def test_create_stub_refuses_existing_record(workspace: Workspace) -> None:
     _, stub = workspace
-    before = files_in(stub.parent)
+    before = files_without_locks(stub.parent)
     with pytest.raises(RecordExistsError):
         IH5MFRecord.create_stub(stub, stub.with_name("given.json"))
-    assert files_in(stub.parent) == before
+    assert files_without_locks(stub.parent) == before
 
 
 def test_create_stub_from_missing_manifest_creates_nothing(tmp_path: Path) -> None:
@@ -145,7 +147,7 @@ def test_create_stub_from_missing_manifest_creates_nothing(tmp_path: Path) -> No
 
 
 def read_value(rec: IH5Record) -> object:
-    return rec["data"][()]
+    return as_dataset(rec["data"])[()]
 
 
 def read_array(rec: IH5Record) -> object:
@@ -153,11 +155,11 @@ def read_array(rec: IH5Record) -> object:
 
 
 def read_shape(rec: IH5Record) -> object:
-    return rec["data"].shape
+    return as_dataset(rec["data"]).shape
 
 
 def write_value(rec: IH5Record) -> object:
-    rec["data"][()] = 1
+    as_dataset(rec["data"])[()] = 1
     return None
 
 
@@ -212,7 +214,7 @@ def test_stub_placeholder_can_be_replaced_and_deleted(workspace: Workspace) -> N
         del rec["grp/sub/value"]
         rec["grp"].attrs["g"] = "replaced"
         del rec["grp/sub"].attrs["note"]
-        assert rec["data"][()].tolist() == [5, 6]
+        assert as_dataset(rec["data"])[()].tolist() == [5, 6]
         assert rec["grp"].attrs["g"] == "replaced"
         assert list(rec["grp/sub"]) == []
         assert list(rec["grp/sub"].attrs) == []
@@ -222,10 +224,10 @@ def test_stub_patch_data_is_readable_on_the_stub(workspace: Workspace) -> None:
     _, stub = workspace
     change_stub(stub)
     with IH5MFRecord(stub) as rec:
-        assert rec["data"][()].tolist() == [0, 10, 20]
+        assert as_dataset(rec["data"])[()].tolist() == [0, 10, 20]
         assert rec["grp/added"].attrs["flag"] == 1
         with pytest.raises(StubError):
-            rec["grp/added"][()]
+            as_dataset(rec["grp/added"])[()]
 
 
 # --- applying a stub's patch to the real record ----------------------------------------
@@ -255,9 +257,9 @@ def test_real_record_continues_after_stub_patch(workspace: Workspace) -> None:
     real, stub = workspace
     copy_patch(change_stub(stub), real)
     with IH5MFRecord(real, "r+") as rec:
-        rec["grp/sub/value"] = rec["data"][()] + 1
+        rec["grp/sub/value"] = as_dataset(rec["data"])[()] + 1
     with IH5MFRecord(real) as rec:
-        assert rec["grp/sub/value"][()].tolist() == [1, 11, 21]
+        assert as_dataset(rec["grp/sub/value"])[()].tolist() == [1, 11, 21]
         assert rec.containers[-1].name == "rec.p3.ih5"
 
 
@@ -275,10 +277,10 @@ def test_stub_patch_without_real_predecessor_is_refused(workspace: Workspace) ->
 def test_stub_chain_merge_raises_stub_error(workspace: Workspace) -> None:
     _, stub = workspace
     change_stub(stub)
-    before = files_in(stub.parent)
+    before = files_without_locks(stub.parent)
     with IH5MFRecord(stub) as rec, pytest.raises(StubError):
         rec.merge_files(stub.with_name("merged.ih5"))
-    assert files_in(stub.parent) == before
+    assert files_without_locks(stub.parent) == before
 
 
 def test_stub_after_first_container_is_refused(workspace: Workspace) -> None:

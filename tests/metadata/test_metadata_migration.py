@@ -17,6 +17,7 @@ from ih5.metadata import (
     migrate_legacy_metadata,
     plan_migration,
 )
+from tests.helpers.trees import snapshot
 
 LEGACY: dict[str, Any] = {
     "microscope_handler_name": "imagexpress",
@@ -30,14 +31,6 @@ LEGACY: dict[str, Any] = {
     "z_indexes": {"001": None},
     "lab_note": {"kept": True},
 }
-
-
-def snapshot(directory: Path) -> dict[str, bytes | None]:
-    """Every entry below ``directory`` with its bytes (None for directories)."""
-    return {
-        str(path.relative_to(directory)): None if path.is_dir() else path.read_bytes()
-        for path in sorted(directory.rglob("*"))
-    }
 
 
 @pytest.fixture
@@ -197,4 +190,4 @@ def test_migrate_legacy_metadata_failure_raises_and_keeps_bytes(
     with pytest.raises(MigrationError) as caught:
         migrate_legacy_metadata(plate)
     assert str(sidecar) in str(caught.value)
-    assert snapshot(plate) == {sidecar.name: content}
+    assert snapshot(plate) == {sidecar.name: ("file", content)}

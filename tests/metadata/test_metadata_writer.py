@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import ih5.metadata.writer as writer_module
-from ih5.fs import atomic_write_json, read_json
+from ih5.fs import atomic_update_json, atomic_write_json, read_json
 from ih5.metadata import (
     AtomicMetadataWriter,
     MetadataUpdateRequest,
@@ -25,7 +25,7 @@ WriterCall = Callable[[AtomicMetadataWriter, Path], None]
 def update_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Count the locked read-modify-write updates the writer makes."""
     calls: list[Path] = []
-    real = writer_module.atomic_update_json
+    real = atomic_update_json
 
     def counting(path: Path, *args: Any, **kwargs: Any) -> Any:
         calls.append(path)
@@ -133,7 +133,7 @@ def test_metadata_update_request_is_frozen(sidecar: Path) -> None:
 def test_writer_keeps_unknown_fields(
     writer_call: WriterCall, writer: AtomicMetadataWriter, sidecar: Path
 ) -> None:
-    document = {
+    document: dict[str, Any] = {
         "format_note": {"written_by": "another tool", "n": [1, 2.5, None]},
         "subdirectories": {"images": {"image_files": [], "custom": {"deep": [True]}}},
         "available_backends": {"disk": True},

@@ -159,7 +159,7 @@ def test_writer_invalid_record_raises_validation_error_and_writes_nothing(
 def test_writer_validation_error_lists_every_problem_of_every_record(
     writer: AtomicMetadataWriter, sidecar: Path
 ) -> None:
-    updates = {
+    updates: dict[str, dict[str, Any]] = {
         "images": {"pixel_size": "big", "wells": {"A01": 1}},
         "checkpoints": {"grid_dimensions": None, "main": 1},
     }

@@ -15,6 +15,7 @@ import numpy as np
 
 from ih5.format import discover_containers, is_deletion_marker
 from ih5.pack import unpack_record
+from tests.helpers.trees import Snapshot, snapshot
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,6 @@ class Link:
 
 Spec = Mapping[str, "bytes | Link | None"]
 """Relative path -> file bytes, a Link, or None for a directory (parents are implied)."""
-
-Snapshot = dict[str, tuple[str, bytes | str | None]]
 
 
 def npy_bytes(array: np.ndarray[Any, Any], *, fortran: bool = False) -> bytes:
@@ -58,22 +57,6 @@ def remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink()
-
-
-def snapshot(root: Path) -> Snapshot:
-    """Every path below ``root``: ("dir", None), ("file", bytes) or ("link", target)."""
-    seen: Snapshot = {}
-    for directory, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            path = Path(directory) / name
-            relative = path.relative_to(root).as_posix()
-            if path.is_symlink():
-                seen[relative] = ("link", os.readlink(path))
-            elif path.is_dir():
-                seen[relative] = ("dir", None)
-            else:
-                seen[relative] = ("file", path.read_bytes())
-    return seen
 
 
 def unpacked(record: Path, where: Path) -> Snapshot:

@@ -19,14 +19,17 @@ import numpy as np
 import pytest
 
 import ih5
+import ih5.pack.codecs
 import ih5.pack.packer
+import ih5.pack.tree_state
 import ih5.pack.unpacker
 from ih5 import IH5Record, PackError
 from ih5.pack import pack_directory, unpack_record
 from ih5.pack.codecs import PackOptions, RawCodec
 from ih5.record import IH5Dataset, IH5Group
+from tests.helpers.trees import snapshot
 
-from .helpers import make_tree, snapshot
+from .helpers import make_tree
 
 SECRET = b"SECRET-outside-the-source-7f3a9c"
 
@@ -36,9 +39,9 @@ def archived_bytes(directory: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file())
 
 
-def after_scan(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> None:
+def after_scan(monkeypatch: pytest.MonkeyPatch, change: Callable[[], object]) -> None:
     """Run ``change`` right after pack_directory scanned the source, before it reads a file."""
-    real = ih5.pack.packer.scan_directory
+    real = ih5.pack.tree_state.scan_directory
 
     def scan_then_change(root: Path, *args: Any) -> dict[str, os.stat_result | str]:
         listing = real(root, *args)
@@ -109,7 +112,7 @@ def test_regression_pack_refuses_a_file_that_grows_while_it_is_read(
     """pack returned normally and the archive failed to unpack (IntegrityError), or TypeError."""
     body = np.arange(1000, dtype="u1").tobytes()
     source = make_tree(tmp_path / "src", {name: body})
-    real = ih5.pack.packer.choose_codec
+    real = ih5.pack.codecs.choose_codec
 
     def append_then_choose(*args: Any) -> Any:
         with open(source / name, "ab") as handle:
@@ -128,7 +131,7 @@ def test_pack_refuses_a_file_that_shrinks_while_it_is_read(
 ) -> None:
     """A truncated file would leave a dataset longer than the bytes hashed."""
     source = make_tree(tmp_path / "src", {"f.bin": b"z" * 5000})
-    real = ih5.pack.packer.choose_codec
+    real = ih5.pack.codecs.choose_codec
 
     def truncate_then_choose(*args: Any) -> Any:
         os.truncate(source / "f.bin", 10)

@@ -12,8 +12,9 @@ import ih5.store
 from ih5.format import read_user_block, write_user_block
 from ih5.manifest import IH5MFRecord
 from ih5.pack import pack_directory
+from tests.helpers.trees import snapshot
 
-from .helpers import container_names, make_tree, snapshot, unpacked
+from .helpers import container_names, make_tree, unpacked
 
 TREE = {"a/one.bin": b"1" * 100, "a/two.bin": b"2" * 200, "b": None, "top.txt": b"top\n"}
 

@@ -25,8 +25,9 @@ from ih5.pack import (
     rebuild_catalog,
     record_name_for,
 )
+from tests.helpers.trees import snapshot
 
-from .helpers import Link, container_names, make_tree, snapshot, unpacked
+from .helpers import Link, container_names, make_tree, unpacked
 
 SUBDIRS: dict[str, dict[str, bytes | None]] = {
     "plate_1": {"a.bin": b"1" * 100, "wells/A01.txt": b"A01\n"},

@@ -18,12 +18,12 @@ import pytest
 
 import ih5.pack
 import ih5.pack.packer
-from ih5.fs import hashsum_bytes
+from ih5.fs import HashingReader, hashsum_bytes
 from ih5.pack import pack_directory
 from ih5.pack.codecs import RAW_CHUNK
-from ih5.pack.hashing_reader import HashingReader
+from tests.helpers.trees import snapshot
 
-from .helpers import make_tree, npy_bytes, snapshot, unpacked
+from .helpers import make_tree, npy_bytes, unpacked
 
 SIZES = (0, 1, RAW_CHUNK - 1, RAW_CHUNK, RAW_CHUNK + 1, 3 * RAW_CHUNK + 17)
 

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from ih5.format import parse_container_name
 from ih5.pack import pack_directory
+from tests.helpers.trees import snapshot
 
-from .helpers import Link, make_tree, npy_bytes, remove, snapshot, unpacked
+from .helpers import Link, make_tree, npy_bytes, remove, unpacked
 
 NAMES = ("a", "b", "c")
 EXAMPLES = 300 if os.environ.get("IH5_LONG") == "1" else 15

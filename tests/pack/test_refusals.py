@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,8 +14,9 @@ import ih5.pack.tree_state
 from ih5 import PackError
 from ih5.pack import pack_directory
 from ih5.record import IH5Record
+from tests.helpers.trees import snapshot
 
-from .helpers import Link, container_names, make_tree, snapshot, unpacked
+from .helpers import Link, container_names, make_tree, unpacked
 
 TREE = {"a/file.txt": b"text\n", "a/sub": None, "b/other.bin": b"\x00\x01"}
 
@@ -95,10 +97,10 @@ def make_unreadable(monkeypatch: pytest.MonkeyPatch, path: Path, how: str) -> No
         return
     real_access = os.access
 
-    def access(target: str | os.PathLike[str], mode: int, **kwargs: object) -> bool:
+    def access(target: str | os.PathLike[str], mode: int, **kwargs: Any) -> bool:
         if Path(target) == path and mode & os.R_OK:
             return False
-        return real_access(target, mode, **kwargs)  # type: ignore[arg-type]
+        return real_access(target, mode, **kwargs)
 
     monkeypatch.setattr(os, "access", access)
 

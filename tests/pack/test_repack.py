@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 import ih5.format.chain
+import ih5.fs
 import ih5.pack.tree_state
 from ih5.pack import PackResult, pack_directory
+from tests.helpers.trees import snapshot
 
 from .helpers import (
     Link,
@@ -21,7 +23,6 @@ from .helpers import (
     npy_bytes,
     patch_paths,
     remove,
-    snapshot,
     unpacked,
 )
 
@@ -231,7 +232,7 @@ def test_pack_directory_does_not_rehash_committed_containers(
     source, record = first_pack(tmp_path)
     write("a/one.bin", b"changed")(source)
     hashed: list[str] = []
-    real = ih5.format.chain.hashsum_file
+    real = ih5.fs.hashsum_file
 
     def counting(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> str:
         hashed.append(Path(path).name)

@@ -10,8 +10,9 @@ import pytest
 
 from ih5.manifest import IH5MFRecord
 from ih5.pack import pack_directory
+from tests.helpers.trees import snapshot
 
-from .helpers import make_tree, remove, snapshot, unpacked
+from .helpers import make_tree, remove, unpacked
 
 TREE = {
     "a/x.bin": b"x" * 1000,

@@ -13,8 +13,9 @@ from ih5 import IntegrityError, PackError
 from ih5.fs import is_temp_name
 from ih5.pack import pack_directory, unpack_record
 from ih5.record import IH5Record
+from tests.helpers.trees import snapshot
 
-from .helpers import Link, make_tree, npy_bytes, snapshot
+from .helpers import Link, make_tree, npy_bytes
 
 MIB = 1 << 20
 

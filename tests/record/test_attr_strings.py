@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ih5 import IH5Record, UnencodableValueError
+from tests.helpers.nodes import as_dataset
 
 INVALID = b"\xff\xfeok"
 """Bytes another tool stored in a UTF-8 string attribute; h5py reads them surrogate-escaped."""
@@ -31,7 +32,7 @@ def test_copy_into_patch_keeps_invalid_utf8_attribute_bytes(tmp_path: Path) -> N
     path = record_with_invalid_utf8(tmp_path)
     with IH5Record(path, "r+") as rec:
         before = rec["d"].attrs["s"]
-        rec["d"].copy_into_patch()
+        as_dataset(rec["d"]).copy_into_patch()
     with h5py.File(tmp_path / "rec.p1.ih5", "r") as raw:
         assert raw["d"].attrs["s"] == before
         assert raw["d"].attrs["s"].encode("utf-8", "surrogateescape") == INVALID

@@ -12,15 +12,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
 from ih5 import IH5Record, IntegrityError
-from ih5.fs.verified import RACY_MARGIN_NS
-from ih5.record.facts import FACTS_CACHE, facts_from_bytes, facts_to_bytes, read_facts
+from ih5.fs.filestate import racy_margin_ns
+from ih5.record import opening
+from ih5.record.facts import (
+    FACTS_CACHE,
+    ContainerFacts,
+    facts_from_bytes,
+    facts_to_bytes,
+    read_facts,
+)
 from ih5.record.opening import Verify
 from ih5.record.tree import walk
-from ih5.record.treecache import tree_from_bytes, tree_to_bytes
+from ih5.record.treecache import chain_key, tree_from_bytes, tree_to_bytes
 
 
 def build(path: Path) -> Path:
@@ -45,7 +53,8 @@ def settled_records(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     """Two records whose files are old enough to be remembered as verified (not racy)."""
     intact = build(tmp_path_factory.mktemp("settled") / "rec")
     victim = build(tmp_path_factory.mktemp("victim") / "rec")
-    time.sleep(RACY_MARGIN_NS / 1e9 + 0.2)
+    newest = max(victim.parent.iterdir(), key=lambda path: path.stat().st_mtime_ns)
+    time.sleep(racy_margin_ns(newest.stat()) / 1e9 + 0.05)
     return intact, victim
 
 
@@ -138,6 +147,9 @@ def test_a_container_changed_after_it_was_verified_is_hashed_again_and_refused(
 def test_a_container_written_just_now_is_hashed_on_every_open(tmp_path: Path, cache: Path) -> None:
     """Git's racy rule: a write within the timestamp's resolution could go unseen."""
     record = build(tmp_path / "fresh")
+    soon = time.time_ns() + 60 * 10**9  # "now" for as long as the test runs
+    for container in tmp_path.glob("fresh*.ih5"):
+        os.utime(container, ns=(soon, soon))
     hashed_bytes(record)
     assert hashed_bytes(record) == payload_bytes(record)
 
@@ -193,6 +205,30 @@ def test_a_chain_that_grew_gets_its_own_tree(tmp_path: Path, cache: Path) -> Non
         rec["late"] = 1
     FACTS_CACHE.clear()
     assert "/late" in {row[0] for row in tree_rows(record)}
+
+
+def test_a_chain_that_grew_reads_only_its_new_containers(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = build(tmp_path / "rec")
+    tree_rows(record)  # caches the tree of the three containers
+    with IH5Record(record, "r+") as rec:
+        rec["late"] = 1
+        rec.attrs["top"] = 3
+    expected = tree_rows(record)
+    shutil.rmtree(cache / "facts")
+    with IH5Record(record, verify=False) as rec:
+        (cache / "trees" / chain_key(rec.chain.refs)).unlink()
+    FACTS_CACHE.clear()
+    read: list[str] = []
+
+    def counted(file: h5py.File) -> ContainerFacts:
+        read.append(Path(file.filename).name)
+        return read_facts(file)
+
+    monkeypatch.setattr(opening, "read_facts", counted)
+    assert tree_rows(record) == expected
+    assert read == ["rec.p3.ih5"]
 
 
 def test_damaged_facts_and_tree_entries_are_read_as_missing(tmp_path: Path, cache: Path) -> None:

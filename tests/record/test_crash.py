@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 
 from ih5.record import IH5Dataset, IH5Group, IH5Record
+from tests.helpers.killpoints import KillPoint, arm_kill
+from tests.helpers.nodes import as_dataset
 
 from .helpers import untouched
 
@@ -31,7 +33,7 @@ FORK = multiprocessing.get_context("fork")
 CHILD_TIMEOUT = 30.0
 MAX_KILL_POINTS = 500
 
-KILL_POINTS: list[tuple[Any, str]] = [
+KILL_POINTS: list[KillPoint] = [
     (builtins, "open"),
     (os, "open"),
     (os, "close"),
@@ -47,6 +49,13 @@ KILL_POINTS: list[tuple[Any, str]] = [
     (h5py.AttributeManager, "__setitem__"),
 ]
 """The calls before which the child may be killed: file system steps and HDF5 writes."""
+
+
+@pytest.fixture(autouse=True)
+def no_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-user cache off: a kill point is the n-th file operation, and cache writes,
+    which happen once files are old enough (see ih5.fs.filestate), would shift them."""
+    monkeypatch.setenv("IH5_CACHE_DIR", "")
 
 
 def state(group: IH5Group) -> dict[str, Any]:
@@ -92,36 +101,11 @@ def write_patch(path: Path, size: int) -> None:
         del rec["grp"]
         rec.create_group("grp").attrs["level"] = 2
         rec.attrs["title"] = "new"
-        rec["kept"].copy_into_patch()[0] = -1
-
-
-def arm_kill(n: int) -> Callable[[], None]:
-    """Make this process SIGKILL itself before its n-th call of a kill point; return disarm."""
-    count = 0
-    originals = [(owner, name, getattr(owner, name)) for owner, name in KILL_POINTS]
-
-    def hook(original: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            nonlocal count
-            count += 1
-            if count == n:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return original(*args, **kwargs)
-
-        return call
-
-    for owner, name, original in originals:
-        setattr(owner, name, hook(original))
-
-    def disarm() -> None:
-        for owner, name, original in originals:
-            setattr(owner, name, original)
-
-    return disarm
+        as_dataset(rec["kept"]).copy_into_patch()[0] = -1
 
 
 def killed_at_call(path: Path, n: int) -> None:
-    disarm = arm_kill(n)
+    disarm = arm_kill(KILL_POINTS, n)
     write_patch(path, size=1000)
     disarm()
     os._exit(0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,12 @@ OUR_PATCH_RAW_PATHS = [
 ]
 
 
+Copier = Callable[..., list[Path]]
+"""Copies the named fixture files into the test's directory; returns the copies' paths."""
+
+
 @pytest.fixture
-def copied(tmp_path: Path) -> Any:
+def copied(tmp_path: Path) -> Copier:
     """Copy fixture files into ``tmp_path``; return the copies' paths."""
     if not FIXTURES.is_dir():
         pytest.skip(f"metador-core fixtures not found at {FIXTURES}")
@@ -102,7 +107,7 @@ def copied(tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-def plain_with_our_patch(copied: Any) -> Path:
+def plain_with_our_patch(copied: Copier) -> Path:
     """A copy of `plain` with patch 2 written by our code; return the record path."""
     base, _ = copied("plain.ih5", "plain.p1.ih5")
     record_path = base.with_suffix("")
@@ -124,13 +129,13 @@ def plain_with_our_patch(copied: Any) -> Path:
     [(None, PLAIN_PATCH1), (1, PLAIN_PATCH1), (0, PLAIN_BASE)],
     ids=["newest", "at1", "at0"],
 )
-def test_fixture_plain_reads_as_documented(copied: Any, at: int | None, expected: Tree) -> None:
+def test_fixture_plain_reads_as_documented(copied: Copier, at: int | None, expected: Tree) -> None:
     base, _ = copied("plain.ih5", "plain.p1.ih5")
     with IH5Record(base.with_suffix(""), "r", at=at) as record:
         assert_matches(record, expected, f"plain at={at}")
 
 
-def test_fixture_plain_deleted_dataset_is_gone(copied: Any) -> None:
+def test_fixture_plain_deleted_dataset_is_gone(copied: Copier) -> None:
     base, _ = copied("plain.ih5", "plain.p1.ih5")
     with IH5Record(base.with_suffix("")) as record:
         assert "tokill" not in record
@@ -138,7 +143,7 @@ def test_fixture_plain_deleted_dataset_is_gone(copied: Any) -> None:
             record["tokill"]
 
 
-def test_fixture_plain_deleted_attribute_is_gone(copied: Any) -> None:
+def test_fixture_plain_deleted_attribute_is_gone(copied: Copier) -> None:
     base, _ = copied("plain.ih5", "plain.p1.ih5")
     with IH5Record(base.with_suffix("")) as record:
         assert "unit" not in record["data"].attrs
@@ -149,13 +154,13 @@ def test_fixture_plain_deleted_attribute_is_gone(copied: Any) -> None:
 @pytest.mark.parametrize(
     ("at", "expected"), [(None, MFREC_PATCH1), (0, MFREC_BASE)], ids=["newest", "at0"]
 )
-def test_fixture_mfrec_reads_as_documented(copied: Any, at: int | None, expected: Tree) -> None:
+def test_fixture_mfrec_reads_as_documented(copied: Copier, at: int | None, expected: Tree) -> None:
     base, _ = copied("mfrec.ih5", "mfrec.p1.ih5")
     with IH5Record(base.with_suffix(""), "r", at=at) as record:
         assert_matches(record, expected, f"mfrec at={at}")
 
 
-def test_fixture_mfrec_added_string_reads_as_str(copied: Any) -> None:
+def test_fixture_mfrec_added_string_reads_as_str(copied: Copier) -> None:
     base, _ = copied("mfrec.ih5", "mfrec.p1.ih5")
     with IH5Record(base.with_suffix("")) as record:
         added = record["grp/added"]
@@ -164,7 +169,7 @@ def test_fixture_mfrec_added_string_reads_as_str(copied: Any) -> None:
         assert added[()] == b"new"
 
 
-def test_fixture_stub_alone_opens_with_structure(copied: Any) -> None:
+def test_fixture_stub_alone_opens_with_structure(copied: Copier) -> None:
     with IH5Record(copied("stub.ih5")) as record:
         assert list(record) == ["data", "grp"]
         assert list(record["grp"]) == ["added", "sub"]
@@ -177,23 +182,23 @@ def test_fixture_stub_alone_opens_with_structure(copied: Any) -> None:
     [lambda record: record["data"][()], lambda record: record["data"].attrs["unit"]],
     ids=["value", "attribute"],
 )
-def test_fixture_stub_placeholder_is_refused(copied: Any, read: Any) -> None:
+def test_fixture_stub_placeholder_is_refused(copied: Copier, read: Any) -> None:
     with IH5Record(copied("stub.ih5")) as record, pytest.raises(StubError):
         read(record)
 
 
-def test_fixture_stub_patch_applies_to_real_chain(copied: Any) -> None:
+def test_fixture_stub_patch_applies_to_real_chain(copied: Copier) -> None:
     files = copied("mfrec.ih5", "mfrec.p1.ih5", "stub.p2.ih5")
     with IH5Record(files) as record:
         assert_matches(record, MFREC_WITH_STUB_PATCH, "mfrec + stub.p2")
 
 
-def test_fixture_stub_patch_applies_to_merged(copied: Any) -> None:
+def test_fixture_stub_patch_applies_to_merged(copied: Copier) -> None:
     with IH5Record(copied("merged.ih5", "stub.p2.ih5")) as record:
         assert_matches(record, MFREC_WITH_STUB_PATCH, "merged + stub.p2")
 
 
-def test_fixture_merged_equals_mfrec_overlay(copied: Any) -> None:
+def test_fixture_merged_equals_mfrec_overlay(copied: Copier) -> None:
     base, _, merged = copied("mfrec.ih5", "mfrec.p1.ih5", "merged.ih5")
     with IH5Record(base.with_suffix("")) as record:
         expected = tree_of(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from ih5.format import (
 )
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 from ih5.record.facts import FactsCache, NodeFact, NodeKind
+from tests.helpers.nodes import as_dataset
+from tests.helpers.trees import files_without_locks
 
 from .helpers import untouched
 
@@ -77,11 +80,6 @@ def build(tmp_path: Path, patches: int = 2, name: str = "rec") -> Path:
     return path
 
 
-def files_in(directory: Path) -> dict[str, bytes]:
-    """Every file of a directory with its bytes (lock files excluded)."""
-    return {p.name: p.read_bytes() for p in directory.iterdir() if not p.name.endswith(".lock")}
-
-
 def flip_payload_byte(container: Path) -> None:
     """Change one byte of PAYLOAD's raw data inside ``container``."""
     data = bytearray(container.read_bytes())
@@ -104,10 +102,10 @@ def test_open_missing_record_refused(tmp_path: Path, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["w-", "x"])
 def test_open_exclusive_create_refuses_existing_record(tmp_path: Path, mode: str) -> None:
     path = build(tmp_path, patches=1)
-    before = files_in(tmp_path)
+    before = files_without_locks(tmp_path)
     with pytest.raises(RecordExistsError):
         IH5Record(path, mode)
-    assert files_in(tmp_path) == before
+    assert files_without_locks(tmp_path) == before
 
 
 @pytest.mark.parametrize("mode", ["w-", "x"])
@@ -181,12 +179,12 @@ READ_ONLY_WRITES = {
 @pytest.mark.parametrize("write", READ_ONLY_WRITES.values(), ids=READ_ONLY_WRITES.keys())
 def test_open_read_only_refuses_writes(tmp_path: Path, write: Any) -> None:
     path = build(tmp_path, patches=1)
-    before = files_in(tmp_path)
+    before = files_without_locks(tmp_path)
     with IH5Record(path, "r") as rec:
         with pytest.raises(RecordModeError):
             write(rec)
         assert not rec.has_patch
-    assert files_in(tmp_path) == before
+    assert files_without_locks(tmp_path) == before
 
 
 @pytest.mark.parametrize("mode", ["", "R", "rw", "w+", "b", "rb"])
@@ -199,10 +197,10 @@ def test_open_unknown_mode_refused(tmp_path: Path, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["r+", "a", "w", "w-", "x"])
 def test_open_at_requires_read_only_mode(tmp_path: Path, mode: str) -> None:
     path = build(tmp_path, patches=1)
-    before = files_in(tmp_path)
+    before = files_without_locks(tmp_path)
     with pytest.raises(RecordModeError):
         IH5Record(path, mode, at=0)
-    assert files_in(tmp_path) == before
+    assert files_without_locks(tmp_path) == before
 
 
 def test_open_at_shows_past_states(tmp_path: Path) -> None:
@@ -297,7 +295,7 @@ def test_close_with_commit_false_keeps_patch_for_later(tmp_path: Path) -> None:
     assert read_state(path) == before
     with IH5Record(path, "r+") as rec:
         assert rec.has_patch
-        assert rec["kept"][()] == 7
+        assert as_dataset(rec["kept"])[()] == 7
 
 
 def test_context_exception_does_not_commit(tmp_path: Path) -> None:
@@ -335,7 +333,7 @@ def test_suspended_patch_resumed_by_writer(tmp_path: Path, finish: str) -> None:
     rec.close(commit=False)
     with IH5Record(path, "r+") as rec:
         assert rec.has_patch
-        assert rec["new"][()].tolist() == [4, 5]
+        assert as_dataset(rec["new"])[()].tolist() == [4, 5]
         assert rec.attrs["title"] == "interrupted"
         getattr(rec, finish)()
     after = read_state(path)
@@ -386,11 +384,11 @@ def test_writer_resumes_foreign_uncommitted_container(tmp_path: Path, finish: st
     path, patch = make_foreign_uncommitted(tmp_path)
     with IH5Record(path, "r+") as rec:
         assert rec.has_patch
-        assert rec["foreign"][()].tolist() == [9, 9]
+        assert as_dataset(rec["foreign"])[()].tolist() == [9, 9]
         getattr(rec, finish)()
     with IH5Record(path, "r") as rec:
         if finish == "commit_patch":
-            assert rec["foreign"][()].tolist() == [9, 9]
+            assert as_dataset(rec["foreign"])[()].tolist() == [9, 9]
             assert read_user_block(patch).hdf5_hashsum == hashsum_container(patch)
         else:
             assert "foreign" not in rec
@@ -443,7 +441,7 @@ def test_open_without_verification_skips_hash_check(tmp_path: Path) -> None:
     copy = shutil.copytree(tmp_path / "original", tmp_path / "copy")
     flip_payload_byte(copy / "rec.ih5")
     with IH5Record(copy / "rec", "r", verify=False) as rec:
-        assert rec["payload"][()].tobytes() != PAYLOAD.tobytes()
+        assert as_dataset(rec["payload"])[()].tobytes() != PAYLOAD.tobytes()
         assert rec.attrs["title"] == "patch 1"
 
 
@@ -468,12 +466,22 @@ def small_facts(count: int) -> dict[str, NodeFact]:
     return {f"/n{index}": NodeFact(NodeKind.GROUP, False, {}, ()) for index in range(count)}
 
 
+def recording(computed: list[int], index: int) -> Callable[[], dict[str, NodeFact]]:
+    """Facts that note in ``computed`` that they were computed."""
+
+    def compute() -> dict[str, NodeFact]:
+        computed.append(index)
+        return {}
+
+    return compute
+
+
 def test_facts_cache_holds_chain_longer_than_any_container_count(tmp_path: Path) -> None:
     cache = FactsCache()
     computed: list[int] = []
     for _ in range(2):
         for index in range(2000):
-            cache.get((f"uuid{index}", "hash"), lambda index=index: computed.append(index) or {})
+            cache.get((f"uuid{index}", "hash"), recording(computed, index))
     assert computed == list(range(2000))
 
 
@@ -483,7 +491,7 @@ def test_facts_cache_bounds_paths(tmp_path: Path) -> None:
         cache.get((f"uuid{index}", "hash"), lambda: small_facts(4))
     computed: list[int] = []
     for index in reversed(range(5)):
-        cache.get((f"uuid{index}", "hash"), lambda index=index: computed.append(index) or {})
+        cache.get((f"uuid{index}", "hash"), recording(computed, index))
     assert computed == [2, 1, 0]
     big = small_facts(50)
     assert cache.get(("huge", "hash"), lambda: big) is big
@@ -587,7 +595,7 @@ def build_merge_source(tmp_path: Path) -> Path:
     with IH5Record(path, "r+") as rec:
         del rec["grp"]
         rec.create_group("grp").attrs["again"] = True
-        rec["store/partial"].copy_into_patch()[3:5] = 7.0
+        as_dataset(rec["store/partial"]).copy_into_patch()[3:5] = 7.0
     return path
 
 
@@ -650,7 +658,7 @@ def test_merge_files_chain_refuses_stale_containers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["r", "r+"])
 def test_merge_files_leaves_source_record_unchanged(tmp_path: Path, mode: str) -> None:
     path = build_merge_source(tmp_path)
-    before_files = files_in(tmp_path)
+    before_files = files_without_locks(tmp_path)
     with IH5Record(path, mode) as rec:
         if mode == "r+":
             rec.discard_patch()  # a record with an open patch cannot be merged
@@ -661,7 +669,7 @@ def test_merge_files_leaves_source_record_unchanged(tmp_path: Path, mode: str) -
         if mode == "r+":
             rec.create_patch()
             rec["after"] = 1
-    after_files = files_in(tmp_path)
+    after_files = files_without_locks(tmp_path)
     assert {name: after_files[name] for name in before_files} == before_files
     if mode == "r+":
         assert read_state(path)["after"][3] == "1"

@@ -18,6 +18,7 @@ import pytest
 from ih5.errors import ConflictError, RecordExistsError, RecordLockedError
 from ih5.format import discover_containers
 from ih5.record import IH5Record
+from tests.helpers.trees import files_without_locks
 
 from .helpers import untouched
 
@@ -34,11 +35,6 @@ def build(directory: Path, patches: int = 1) -> Path:
         with IH5Record(path, "r+") as rec:
             rec.attrs["index"] = index
     return path
-
-
-def snapshot(directory: Path) -> dict[str, bytes]:
-    """Every file of a directory (lock files excluded) with its bytes."""
-    return {p.name: p.read_bytes() for p in directory.iterdir() if not p.name.endswith(".lock")}
 
 
 class Child:
@@ -98,12 +94,12 @@ def timed_open(path: Path, mode: str, timeout: float) -> Callable[[], tuple[Any,
 def test_lock_second_writer_in_same_process_times_out(tmp_path: Path, mode: str) -> None:
     path = build(tmp_path)
     with IH5Record(path, "r+") as first:
-        before = snapshot(tmp_path)
+        before = files_without_locks(tmp_path)
         start = time.monotonic()
         with pytest.raises(RecordLockedError) as caught:
             IH5Record(path, mode, lock_timeout=0.3)
         waited = time.monotonic() - start
-        assert snapshot(tmp_path) == before
+        assert files_without_locks(tmp_path) == before
         assert untouched(first)
     assert isinstance(caught.value, TimeoutError)
     assert waited >= 0.3
@@ -114,22 +110,25 @@ def test_lock_second_writer_in_same_process_times_out(tmp_path: Path, mode: str)
 def test_lock_writer_in_other_thread_proceeds_once_released(tmp_path: Path) -> None:
     path = build(tmp_path)
     outcome: list[Any] = []
+    trying, opened = threading.Event(), threading.Event()
 
     def write() -> None:
+        trying.set()
         try:
             outcome.append(timed_open(path, "r+", timeout=20)())
         except BaseException as exc:
             outcome.append(exc)
+        opened.set()
 
     with IH5Record(path, "r+") as first:
         thread = threading.Thread(target=write)
         thread.start()
         first.attrs["writer"] = "first"
-        time.sleep(0.3)
+        assert trying.wait(CHILD_TIMEOUT)
+        assert not opened.wait(0.3), "the second writer got in while the first held the lock"
     thread.join(CHILD_TIMEOUT)
-    [(error, waited)] = outcome
+    [(error, _)] = outcome
     assert error is None
-    assert waited >= 0.25
     with IH5Record(path) as rec:
         assert rec.user_block.patch_index == 3
 
@@ -142,11 +141,11 @@ def test_lock_writer_in_other_thread_proceeds_once_released(tmp_path: Path) -> N
 @pytest.mark.parametrize("mode", ["r+", "a", "w"])
 def test_lock_second_writer_in_other_process_times_out(tmp_path: Path, mode: str) -> None:
     path = build(tmp_path)
-    before = snapshot(tmp_path)
+    before = files_without_locks(tmp_path)
     with IH5Record(path, "r+") as first:
         first.discard_patch()  # fork with no HDF5 file open for writing (see above)
         error, waited = Child(timed_open(path, mode, timeout=0.5)).result()
-    assert snapshot(tmp_path) == before
+    assert files_without_locks(tmp_path) == before
     assert isinstance(error, RecordLockedError)
     assert error.path is not None
     assert error.path.endswith("rec.ih5")
@@ -155,15 +154,24 @@ def test_lock_second_writer_in_other_process_times_out(tmp_path: Path, mode: str
 
 def test_lock_waiting_writer_proceeds_once_released(tmp_path: Path) -> None:
     path = build(tmp_path)
+    trying, opened = FORK.Event(), FORK.Event()
+    open_when_free = timed_open(path, "r+", timeout=20)
+
+    def write() -> tuple[Any, float]:
+        trying.set()
+        result = open_when_free()
+        opened.set()
+        return result
+
     with IH5Record(path, "r+") as first:
         first.discard_patch()  # fork with no HDF5 file open for writing (see above)
-        child = Child(timed_open(path, "r+", timeout=20))
+        child = Child(write)
         first.create_patch()
         first.attrs["writer"] = "first"
-        time.sleep(0.3)
-    error, waited = child.result()
+        assert trying.wait(CHILD_TIMEOUT)
+        assert not opened.wait(0.3), "the waiting writer got in while the first held the lock"
+    error, _ = child.result()
     assert error is None
-    assert waited >= 0.25
     with IH5Record(path) as rec:
         assert rec.user_block.patch_index == 3
         assert rec.attrs["writer"] != "first"
@@ -219,12 +227,12 @@ def test_lock_reader_not_blocked_by_writer(tmp_path: Path, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["r+", "a"])
 def test_open_for_writing_refuses_stale_view(tmp_path: Path, seen: int, mode: str) -> None:
     path = build(tmp_path, patches=2)
-    before = snapshot(tmp_path)
+    before = files_without_locks(tmp_path)
     view = discover_containers(tmp_path, "rec")[:seen]
     with pytest.raises(ConflictError) as caught:
         IH5Record(view, mode)
     assert caught.value.path == str(tmp_path / "rec.p2.ih5") or seen == 1
-    assert snapshot(tmp_path) == before
+    assert files_without_locks(tmp_path) == before
     with IH5Record(path) as rec:
         assert rec.user_block.patch_index == 2
 
@@ -241,7 +249,7 @@ def test_commit_patch_refuses_stale_view(tmp_path: Path) -> None:
         rec.create_patch()
         rec["fresh"] = 2
     shutil.copyfile(tmp_path / "stale-copy", pending)
-    before = snapshot(tmp_path)
+    before = files_without_locks(tmp_path)
 
     rec = IH5Record([tmp_path / "rec.ih5"], "r+")
     assert rec.has_patch
@@ -250,7 +258,7 @@ def test_commit_patch_refuses_stale_view(tmp_path: Path) -> None:
     rec.discard_patch()
     rec.close()
 
-    after = snapshot(tmp_path)
+    after = files_without_locks(tmp_path)
     assert after.pop("stale-copy") == before.pop("stale-copy")
     assert after == {name: data for name, data in before.items() if "pending" not in name}
     with IH5Record(path) as rec:

@@ -19,6 +19,7 @@ from ih5.errors import (
     UnsupportedValueError,
 )
 from ih5.record import IH5Dataset, IH5Group, IH5Record
+from tests.helpers.nodes import as_dataset, as_group
 
 STORAGE: dict[str, dict[str, Any]] = {
     "plain": {},
@@ -135,7 +136,8 @@ def test_contains_checks_paths(rec: IH5Record, start: str, key: str, expected: b
 
 
 def test_contains_non_string_is_false(rec: IH5Record) -> None:
-    assert 5 not in rec
+    number: object = 5
+    assert number not in rec
     assert None not in rec
 
 
@@ -168,10 +170,10 @@ def test_len_counts_current_members(rec: IH5Record) -> None:
 
 
 def test_keys_values_items_agree(rec: IH5Record) -> None:
-    keys = list(rec["grp"].keys())
+    keys = list(as_group(rec["grp"]).keys())
     assert keys == ["sub", "x"]
-    assert [obj.name for obj in rec["grp"].values()] == ["/grp/sub", "/grp/x"]
-    items = list(rec["grp"].items())
+    assert [obj.name for obj in as_group(rec["grp"]).values()] == ["/grp/sub", "/grp/x"]
+    items = list(as_group(rec["grp"]).items())
     assert [name for name, _ in items] == keys
     assert [type(obj) for _, obj in items] == [IH5Group, IH5Dataset]
 
@@ -192,10 +194,11 @@ def test_setitem_creates_dataset(rec: IH5Record, plain: h5py.File, key: str, val
     rec[key] = value
     plain[key] = value
     expected = plain[key]
-    assert np.array_equal(rec[key][()], expected[()])
+    assert np.array_equal(as_dataset(rec[key])[()], expected[()])
     with reopen(rec) as reader:
-        assert (reader[key].shape, reader[key].dtype) == (expected.shape, expected.dtype)
-        assert np.array_equal(reader[key][()], expected[()])
+        dataset = as_dataset(reader[key])
+        assert (dataset.shape, dataset.dtype) == (expected.shape, expected.dtype)
+        assert np.array_equal(dataset[()], expected[()])
 
 
 def test_setitem_with_object_refused_copy_copies_it(rec: IH5Record) -> None:
@@ -203,7 +206,7 @@ def test_setitem_with_object_refused_copy_copies_it(rec: IH5Record) -> None:
         rec["copy"] = rec["grp/x"]
     assert "copy" not in rec
     rec.copy("grp/x", "copy")
-    assert rec["copy"][()].tolist() == [1.0, 2.0, 3.0]
+    assert as_dataset(rec["copy"])[()].tolist() == [1.0, 2.0, 3.0]
     assert rec["copy"].attrs["unit"] == "m"
     assert "grp/x" in rec
 
@@ -232,7 +235,7 @@ def test_delitem_then_recreate(rec: IH5Record) -> None:
     rec["grp/new"] = [5]
     with reopen(rec) as reader:
         assert list(reader["grp"]) == ["new"]
-        assert reader["grp/new"][()].tolist() == [5]
+        assert as_dataset(reader["grp/new"])[()].tolist() == [5]
 
 
 @pytest.mark.parametrize("key", ["missing", "grp/missing", "data/below"])
@@ -247,7 +250,7 @@ def test_delitem_root_refused(rec: IH5Record) -> None:
 
 
 def test_create_group_makes_parents(rec: IH5Record) -> None:
-    group = rec["grp"].create_group("n1/n2")
+    group = as_group(rec["grp"]).create_group("n1/n2")
     assert group.name == "/grp/n1/n2"
     assert isinstance(rec["grp/n1"], IH5Group)
     with reopen(rec) as reader:
@@ -278,7 +281,7 @@ def test_create_dataset_applies_storage_keywords(
     with reopen(rec) as reader:
         for prop in ["shape", "dtype", *STORAGE_PROPERTIES]:
             assert getattr(reader["made"], prop) == getattr(expected, prop), prop
-        assert reader["made"][()].tolist() == expected[()].tolist()
+        assert as_dataset(reader["made"])[()].tolist() == expected[()].tolist()
         patch_file = reader.containers[-1]
     with h5py.File(patch_file, "r") as file:
         for prop in H5PY_ONLY_PROPERTIES:
@@ -311,7 +314,7 @@ def test_create_dataset_failure_leaves_nothing(rec: IH5Record) -> None:
         rec.create_dataset("bad", shape=(3,), data=[1, 2])
     assert "bad" not in rec
     rec.create_dataset("bad", data=[1, 2])
-    assert rec["bad"][()].tolist() == [1, 2]
+    assert as_dataset(rec["bad"])[()].tolist() == [1, 2]
 
 
 # --- require_group / require_dataset ------------------------------------------
@@ -384,9 +387,9 @@ def test_copy_dataset_keeps_values_attributes_and_storage(rec: IH5Record) -> Non
     assert dict(copied.attrs) == {"unit": "s"}
     assert (copied.chunks, copied.compression, copied.dtype) == ((8,), "gzip", np.dtype("i2"))
     with reopen(rec) as reader:
-        assert reader["copied"].chunks == (8,)
+        assert as_dataset(reader["copied"]).chunks == (8,)
         assert reader["copied"].attrs["unit"] == "s"
-        assert reader["data"][()].tolist() == list(range(40))
+        assert as_dataset(reader["data"])[()].tolist() == list(range(40))
 
 
 @pytest.mark.parametrize(
@@ -406,7 +409,7 @@ def test_copy_destinations(rec: IH5Record, dest: str, name: str | None, expected
         target = group
     rec.copy("grp/x", target, name=name)
     assert rec[expected].attrs["unit"] == "m"
-    assert rec[expected][()].tolist() == [1.0, 2.0, 3.0]
+    assert as_dataset(rec[expected])[()].tolist() == [1.0, 2.0, 3.0]
 
 
 def test_copy_without_attrs(rec: IH5Record) -> None:
@@ -432,8 +435,8 @@ def test_copy_from_other_record(rec: IH5Record, tmp_path: Path) -> None:
     with IH5Record(other_path) as other:
         rec.copy(other["blob"], "imported")
     assert rec["imported"].attrs["origin"] == "other"
-    assert rec["imported"].chunks == (10,)
-    assert rec["imported"][()].tolist() == list(range(30))
+    assert as_dataset(rec["imported"]).chunks == (10,)
+    assert as_dataset(rec["imported"])[()].tolist() == list(range(30))
 
 
 @pytest.mark.parametrize(("source", "dest"), [("grp/x", "moved/x"), ("grp", "g2"), ("data", "d")])
@@ -447,7 +450,7 @@ def test_move_relocates_object(rec: IH5Record, source: str, dest: str) -> None:
         assert source not in reader
         assert dict(reader[dest].attrs) == attrs
         if isinstance(reader[dest], IH5Dataset) and dest == "d":
-            assert reader["d"].compression == "gzip"
+            assert as_dataset(reader["d"]).compression == "gzip"
 
 
 # --- visiting ---------------------------------------------------------------
@@ -467,14 +470,16 @@ def test_visit_order_matches_h5py(rec: IH5Record, plain: h5py.File, start: str) 
     del rec["data"], rec["grp"], rec["zeta"], rec["text"]
     seen: list[str] = []
     expected: list[str] = []
-    rec[start].visit(seen.append)
+    as_group(rec[start]).visit(seen.append)
     plain[start].visit(expected.append)
     assert seen == expected
 
 
 def test_visititems_passes_objects(rec: IH5Record) -> None:
     seen: list[tuple[str, str, str]] = []
-    rec["grp"].visititems(lambda name, obj: seen.append((name, obj.name, type(obj).__name__)))
+    as_group(rec["grp"]).visititems(
+        lambda name, obj: seen.append((name, obj.name, type(obj).__name__))
+    )
     assert seen == [("sub", "/grp/sub", "IH5Group"), ("x", "/grp/x", "IH5Dataset")]
 
 
@@ -545,9 +550,9 @@ def test_dataset_properties_match_h5py(
 
 
 def test_dataset_asstr_decodes_strings(rec: IH5Record) -> None:
-    assert rec["text"].asstr()[()].tolist() == ["alpha", "beta"]
-    assert rec["text"].asstr()[1] == "beta"
-    assert rec["text"][0] == b"alpha"
+    assert as_dataset(rec["text"]).asstr()[()].tolist() == ["alpha", "beta"]
+    assert as_dataset(rec["text"]).asstr()[1] == "beta"
+    assert as_dataset(rec["text"])[0] == b"alpha"
 
 
 @pytest.mark.parametrize(
@@ -556,7 +561,7 @@ def test_dataset_asstr_decodes_strings(rec: IH5Record) -> None:
 )
 def test_dataset_slicing_like_numpy(rec: IH5Record, selection: Any) -> None:
     expected = np.arange(40, dtype="i2")[selection]
-    assert np.array_equal(rec["data"][selection], expected)
+    assert np.array_equal(as_dataset(rec["data"])[selection], expected)
 
 
 def test_dataset_slicing_reads_only_requested_part(tmp_path: Path) -> None:
@@ -569,11 +574,11 @@ def test_dataset_slicing_reads_only_requested_part(tmp_path: Path) -> None:
     damaged[1024 + info.byte_offset + 17] ^= 0xFF
     (tmp_path / "big.ih5").write_bytes(bytes(damaged))
     with IH5Record(path, "r", verify=False) as rec:
-        assert rec["big"][10:20].tolist() == list(range(10, 20))
-        assert rec["big"][151_000:151_005].tolist() == list(range(151_000, 151_005))
-        assert rec["big"].shape == (200_000,)
+        assert as_dataset(rec["big"])[10:20].tolist() == list(range(10, 20))
+        assert as_dataset(rec["big"])[151_000:151_005].tolist() == list(range(151_000, 151_005))
+        assert as_dataset(rec["big"]).shape == (200_000,)
         with pytest.raises(OSError):
-            rec["big"][150_000:150_010]
+            as_dataset(rec["big"])[150_000:150_010]
         with pytest.raises(OSError):
             np.asarray(rec["big"])
 
@@ -583,10 +588,10 @@ def test_dataset_write_in_current_patch(rec: IH5Record) -> None:
     made[1:3] = [7, 8]
     assert made[()].tolist() == [0, 7, 8, 0]
     rec["made2"] = np.zeros((2, 2))
-    rec["made2"][1] = 5.0
+    as_dataset(rec["made2"])[1] = 5.0
     with reopen(rec) as reader:
-        assert reader["made"][()].tolist() == [0, 7, 8, 0]
-        assert reader["made2"][()].tolist() == [[0.0, 0.0], [5.0, 5.0]]
+        assert as_dataset(reader["made"])[()].tolist() == [0, 7, 8, 0]
+        assert as_dataset(reader["made2"])[()].tolist() == [[0.0, 0.0], [5.0, 5.0]]
 
 
 @pytest.mark.parametrize("key", ["grp/x", "a/b/c/d/e/ds"])
@@ -604,26 +609,26 @@ def test_dataset_write_to_older_contiguous_dataset_needs_copy_into_patch(
     assert dataset[0] == 9
     assert (dataset.chunks, dataset.compression, dataset.dtype, dict(dataset.attrs)) == storage
     with reopen(rec) as reader:
-        assert reader[key][0] == 9
-        assert np.array_equal(reader[key][1:], before[1:])
+        assert as_dataset(reader[key])[0] == 9
+        assert np.array_equal(as_dataset(reader[key])[1:], before[1:])
         assert dict(reader[key].attrs) == storage[3]
     with IH5Record(reader.location, "r", at=0) as past:
-        assert np.array_equal(past[key][()], before)
+        assert np.array_equal(as_dataset(past[key])[()], before)
 
 
 def test_dataset_copy_into_patch_twice_refused_keeping_values(rec: IH5Record) -> None:
-    rec["data"].copy_into_patch()[0] = 100
+    as_dataset(rec["data"]).copy_into_patch()[0] = 100
     with pytest.raises(RecordModeError, match="already in the latest"):
-        rec["data"].copy_into_patch()
-    assert rec["data"][0] == 100
+        as_dataset(rec["data"]).copy_into_patch()
+    assert as_dataset(rec["data"])[0] == 100
     rec["made"] = [1, 2]
     with pytest.raises(RecordModeError, match="already in the latest"):
-        rec["made"].copy_into_patch()
-    assert rec["made"][()].tolist() == [1, 2]
+        as_dataset(rec["made"]).copy_into_patch()
+    assert as_dataset(rec["made"])[()].tolist() == [1, 2]
 
 
 def test_dataset_view_of_deleted_object_fails(rec: IH5Record) -> None:
-    dataset = rec["grp/x"]
+    dataset = as_dataset(rec["grp/x"])
     del rec["grp"]
     with pytest.raises(NodeNotFoundError):
         dataset[()]
@@ -751,7 +756,7 @@ def test_reserved_deletion_value_refused(rec: IH5Record, write: Callable[[IH5Rec
         assert "bad" not in reader["grp"].attrs
         assert "bad" not in reader["grp/x"].attrs
         assert "bad" not in reader.attrs
-        assert "bad" not in reader or reader["bad"][()] != MARKER
+        assert "bad" not in reader or as_dataset(reader["bad"])[()] != MARKER
 
 
 @pytest.mark.parametrize("key", ["/", "grp", "grp/x"])

@@ -207,7 +207,7 @@ class RecordMachine(RuleBasedStateMachine):
     def pick(self, data: st.DataObject, candidates: list[str], label: str) -> str:
         """Draw one of ``candidates``, often one deleted in the open patch."""
         recent = [path for path in candidates if path in self.deleted]
-        if recent and data.draw(st.booleans(), label=f"{label} deleted in this patch"):
+        if len(recent) > 0 and data.draw(st.booleans(), label=f"{label} deleted in this patch"):
             candidates = recent
         return data.draw(st.sampled_from(candidates), label=label)
 
@@ -372,7 +372,7 @@ class RecordMachine(RuleBasedStateMachine):
         if "chunked" in node:
             dtype, _ = CHUNKED_KINDS[node["chunked"]]
             new = random_values(dtype, node["value"].shape, delta)
-            self.record[path][()] = new
+            dataset[()] = new
             node["value"] = new.astype(object) if dtype.kind == "O" else new
             return
         value = changed(self.node(path)["value"], delta)

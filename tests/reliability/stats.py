@@ -169,8 +169,9 @@ def _table(rows: list[dict[str, object]], total_from: int) -> Iterator[str]:
     totals[headers[0]] = "TOTAL"
     for header in headers[total_from:]:
         column = [row[header] for row in rows]
-        if all(isinstance(value, (int, float)) for value in column):
-            totals[header] = sum(column)  # type: ignore[arg-type]
+        numbers = [value for value in column if isinstance(value, (int, float))]
+        if len(numbers) == len(column):
+            totals[header] = sum(numbers)
     body = [[_cell(row[header]) for header in headers] for row in [*rows, totals]]
     widths = [
         max(len(header), *(len(line[i]) for line in body)) for i, header in enumerate(headers)

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from ih5 import AtomicMetadataWriter, get_metadata_path, load_plate_metadata, read_json
-from ih5.fs import is_temp_name
 from ih5.pack import PackResult
 from ih5.pack.many import CATALOG_NAME, register
+from tests.helpers.trees import temp_files
 
 from .faults import FORK
 from .processes import Workers, acknowledge, acknowledged, workers
@@ -171,10 +171,6 @@ def run_stress(tmp_path: Path, sidecar: Sidecar, path: Path, long_run: bool) -> 
     return row
 
 
-def leftovers(directory: Path) -> list[str]:
-    return [path.name for path in directory.iterdir() if is_temp_name(path.name)]
-
-
 @pytest.mark.parametrize("kind", ["metadata", "catalog"])
 def test_sidecar_updates_survive_random_kills_of_many_writers(
     tmp_path: Path, kind: str, long_run: bool
@@ -186,4 +182,4 @@ def test_sidecar_updates_survive_random_kills_of_many_writers(
     run_stress(tmp_path, sidecar, path, long_run)
     # Temp files of killed writers are swept by the next update.
     sidecar.update(path, 999, 0)
-    assert leftovers(plate) == []
+    assert temp_files(plate) == []

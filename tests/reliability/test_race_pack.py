@@ -22,7 +22,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
@@ -46,10 +46,10 @@ def _build_source(root: Path, rng: random.Random) -> None:
             (root / directory / name).write_bytes(_content(rng))
 
 
-def _quietly(action: object, *args: object) -> None:
+def _quietly(action: Callable[..., object], *args: object) -> None:
     # The tree moves under the racer too: a failed step just tries something else.
     with contextlib.suppress(OSError):
-        action(*args)  # type: ignore[operator]
+        action(*args)
 
 
 def _swap_file_for_link(path: Path, secret: Path, rng: random.Random) -> None:

@@ -56,6 +56,9 @@ class FaultPlan:
 
 def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
     target = urlsplit(upstream)
+    if target.hostname is None:
+        raise ValueError(f"no host in the upstream URL {upstream!r}")
+    host: str = target.hostname
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -65,7 +68,7 @@ def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
 
         def _body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size = int(self.rfile.readline().strip().split(b";")[0], 16)
                     if size == 0:
@@ -105,7 +108,7 @@ def _handler(upstream: str, plan: FaultPlan) -> type[BaseHTTPRequestHandler]:
                 code = {503: "SlowDown", 412: "PreconditionFailed"}.get(status, "InternalError")
                 self._answer(status, ERROR_BODY.format(code=code).encode(), [])
                 return
-            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+            connection = http.client.HTTPConnection(host, target.port, timeout=30)
             try:
                 headers = {key: value for key, value in self.headers.items()}
                 headers.pop("Transfer-Encoding", None)

@@ -91,15 +91,19 @@ class S3Server:
         client.create_bucket(Bucket=name)
 
 
+ATOMIC_MOTO = Path(__file__).with_name("atomic_moto.py")
+
+
 @contextlib.contextmanager
 def run_moto(workdir: Path, environment: dict[str, str] | None = None) -> Iterator[S3Server]:
-    """moto's standalone S3 server on a free port for the ``with`` block."""
+    """moto's S3 server on a free port for the ``with`` block, its writes atomic as S3's
+    are (see ``atomic_moto.py``)."""
     port = free_port()
     log = workdir / f"moto-{port}.log"
     env = {**os.environ, **(environment or {})}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, str(ATOMIC_MOTO), "127.0.0.1", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

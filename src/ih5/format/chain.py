@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -22,8 +23,10 @@ from ih5.errors import (
     RecordNotFoundError,
 )
 from ih5.format.extensions import is_stub_container
-from ih5.format.userblock import IH5UserBlock, read_user_block_with_size
+from ih5.format.knownblocks import KnownUserBlocks
+from ih5.format.userblock import IH5UserBlock
 from ih5.fs import hashsum_file, hashsum_stream, parse_hashsum
+from ih5.fs.filestate import StatMemo
 from ih5.fs.hashing import Progress
 from ih5.fs.verified import VerifiedHashsums
 
@@ -64,19 +67,33 @@ class ContainerRef:
         return self.source.open_binary(self.path.name) if self.source else open(self.path, "rb")
 
 
+USER_BLOCKS: StatMemo[tuple[IH5UserBlock, int]] = StatMemo()
+"""The user blocks this process parsed, kept while their files are unchanged: reopening
+a record of N containers parses only those that are new or changed."""
+
+
 def load_refs(paths: Iterable[str | os.PathLike[str]]) -> list[ContainerRef]:
-    """Read the user block of each container file (NotAnIH5ContainerError on a bad one)."""
+    """Read the user block of each container file (NotAnIH5ContainerError on a bad one).
+
+    Blocks this process, or through the per-user cache an earlier one, read from a
+    file unchanged since are not read again.
+    """
+    files = [path if isinstance(path, Path) else Path(path) for path in paths]
+    if not files:
+        return []
+    known = KnownUserBlocks(files[0])
     refs = []
-    for path in paths:
+    for path in files:
         try:
-            user_block, block_size = read_user_block_with_size(path)
+            user_block, block_size = USER_BLOCKS.get(path, partial(known.read, path))
         except FileNotFoundError as exc:
             raise RecordNotFoundError(f"container {path} does not exist", path) from exc
         except IsADirectoryError as exc:
             raise NotAnIH5ContainerError(
                 f"{path} is a directory, not an IH5 container; pass container files", path
             ) from exc
-        refs.append(ContainerRef(Path(path), user_block, block_size))
+        refs.append(ContainerRef(path, user_block, block_size))
+    known.save()
     return refs
 
 

@@ -72,13 +72,14 @@ def discover_containers(directory: str | os.PathLike[str], name: str) -> list[Pa
     holds no containers.
     """
     validate_record_name(name)
-    found: list[tuple[int, Path]] = []
+    found: list[tuple[int, str]] = []
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
                 parsed = parse_container_name(entry.name)
                 if parsed is not None and parsed[0] == name and entry.is_file():
-                    found.append((parsed[1], Path(entry.path)))
+                    found.append((parsed[1], entry.name))
     except FileNotFoundError:
         return []
-    return [path for _, path in sorted(found)]
+    root = Path(directory)
+    return [root / entry for _, entry in sorted(found)]

@@ -239,6 +239,20 @@ def _parse(stream: BinaryReadable, name: str) -> tuple[IH5UserBlock, int]:
     return _decode_text(block, start, name), len(block)
 
 
+def read_user_block_text(path: str | os.PathLike[str]) -> tuple[IH5UserBlock, int, bytes]:
+    """Like ``read_user_block_with_size``, also returning the block's JSON text (to keep it)."""
+    name = os.fspath(path)
+    with open(path, "rb", buffering=0) as stream:
+        block, start = _read_block(stream, name)
+    text = block[start : block.find(b"\0", start)]
+    return _decode_text(block, start, name), len(block), text
+
+
+def user_block_from_text(text: bytes, name: str) -> IH5UserBlock:
+    """The user block whose JSON text ``read_user_block_text`` returned."""
+    return _decode_text(text + b"\0", 0, name)
+
+
 def read_user_block_with_size(
     source: str | os.PathLike[str] | BinaryReadable, name: str | None = None
 ) -> tuple[IH5UserBlock, int]:
@@ -247,7 +261,7 @@ def read_user_block_with_size(
     Any damage raises NotAnIH5ContainerError naming ``name`` (default: the path).
     """
     if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as stream:
+        with open(source, "rb", buffering=0) as stream:  # two reads: no buffer needed
             return _parse(stream, name or os.fspath(source))
     return _parse(source, name or str(getattr(source, "name", "<stream>")))
 
@@ -281,18 +295,22 @@ def _user_block_size(stream: BinaryIO, name: str) -> int:
     return offset
 
 
-def write_user_block(path: str | os.PathLike[str], ub: IH5UserBlock) -> None:
-    """Overwrite, in place and durably, the user block of a closed, uncommitted HDF5 file.
+def write_user_block(
+    path: str | os.PathLike[str], ub: IH5UserBlock, *, durable: bool = True
+) -> None:
+    """Overwrite, in place, the user block of a closed, uncommitted HDF5 file.
 
     The block size is the file's own (where its superblock sits); an oversize
-    block raises UserBlockTooLargeError before a byte is written.
+    block raises UserBlockTooLargeError before a byte is written. ``durable``
+    fsyncs the file; a file nobody can see yet (a new patch) is made durable later.
     """
     with open(path, "r+b") as stream:
         data = _encode(ub, _user_block_size(stream, os.fspath(path)), path)
         stream.seek(0)
         stream.write(data)
         stream.flush()
-        os.fsync(stream.fileno())
+        if durable:
+            os.fsync(stream.fileno())
 
 
 def hashsum_container(

@@ -1,6 +1,7 @@
 """The ground floor: locks, crash-safe writes, locked JSON updates and hashsums."""
 
 from ih5.fs.atomic import (
+    StagedFile,
     atomic_write_bytes,
     fsync_directory,
     is_temp_name,
@@ -13,6 +14,8 @@ from ih5.fs.atomic import (
 from ih5.fs.hashing import (
     DEFAULT_ALGORITHM,
     HASH_ALGORITHMS,
+    HashingReader,
+    HashingWriter,
     hashsum_bytes,
     hashsum_file,
     hashsum_stream,
@@ -31,6 +34,9 @@ from ih5.fs.oserrors import os_errno, reserve_space, storage_error, typed_storag
 __all__ = [
     "DEFAULT_ALGORITHM",
     "HASH_ALGORITHMS",
+    "HashingReader",
+    "HashingWriter",
+    "StagedFile",
     "atomic_update_json",
     "atomic_write_bytes",
     "atomic_write_json",

@@ -15,6 +15,8 @@ import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
 
 TEMP_SUFFIX = ".ih5tmp"
 _TEMP_NAME = re.compile(  # \Z, not $: "$" also matches before a trailing newline
@@ -177,3 +179,86 @@ def sweep_stale_temps_in(
     if removed:
         fsync_directory(directory)
     return removed
+
+
+_STAGE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+class StagedFile:
+    """A new file streamed to a temp name in its directory, then published whole.
+
+    Readers never see it half-written: :meth:`seal` makes the bytes durable with
+    their final mode and time, :meth:`publish` gives the file its name in one step.
+    Leaving the ``with`` block without publishing removes the temp file. The
+    directory is a path or, to stay beneath a root opened without following links,
+    a descriptor (``dir_fd``); names are then relative to it. ``label`` names the
+    temp file (``.LABEL.PID-TOKEN.ih5tmp``): short, so that it fits NAME_MAX
+    whatever the final name.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        dir_fd: int | None = None,
+        label: str = "ih5-stage",
+    ) -> None:
+        if (directory is None) == (dir_fd is None):
+            raise TypeError("StagedFile needs either a directory or a dir_fd")
+        self._directory = directory
+        self._dir_fd = dir_fd
+        self.temp_name = f".{label}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        fd = os.open(self._at(self.temp_name), _STAGE_FLAGS, 0o600, dir_fd=dir_fd)
+        try:
+            self.stream: BinaryIO = open(fd, "wb")  # noqa: SIM115 - closed by seal/discard
+        except BaseException:
+            os.close(fd)
+            os.unlink(self._at(self.temp_name), dir_fd=dir_fd)
+            raise
+        self._staged = True
+
+    def _at(self, name: str) -> str:
+        return name if self._directory is None else os.path.join(self._directory, name)
+
+    def seal(self, mode: int, mtime_ns: int | None = None) -> None:
+        """Flush, set the final mode (after the last write: writing clears setuid bits) and
+        modification time, fsync, and close the file."""
+        self.stream.flush()
+        fd = self.stream.fileno()
+        os.fchmod(fd, mode)
+        if mtime_ns is not None:
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+        os.fsync(fd)
+        self.stream.close()
+
+    def publish(self, name: str, *, replace: bool = True) -> None:
+        """Give the sealed file ``name``: rename over it, or (``replace=False``) hard-link it
+        and refuse an existing ``name`` with FileExistsError."""
+        temp, target, fd = self._at(self.temp_name), self._at(name), self._dir_fd
+        if replace:
+            os.rename(temp, target, src_dir_fd=fd, dst_dir_fd=fd)
+        else:
+            os.link(temp, target, src_dir_fd=fd, dst_dir_fd=fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=self._dir_fd)
+        self._staged = False
+
+    def discard(self) -> None:
+        """Close and remove the temp file, quietly (this runs while another error propagates)."""
+        with contextlib.suppress(OSError):
+            self.stream.close()
+        if self._staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._at(self.temp_name), dir_fd=self._dir_fd)
+            self._staged = False
+
+    def __enter__(self) -> StagedFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.discard()

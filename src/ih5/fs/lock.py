@@ -17,11 +17,13 @@ caller waits for that thread with a deadline on the monotonic clock.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -294,27 +296,31 @@ class _PathLock:
         return self.fd
 
 
-_registry: dict[str, _PathLock] = {}
-"""One entry per lock file (by its real path)."""
-_by_spelling: dict[str, _PathLock] = {}
-"""Absolute path as the caller spelled it -> entry."""
+_registry: weakref.WeakValueDictionary[str, _PathLock] = weakref.WeakValueDictionary()
+"""One entry per lock file (by its real path) while anyone holds or waits for it.
+
+Holders and waiters keep their entry alive; an entry nobody uses goes away with its
+last reference (as py-filelock's weak registry does), so that a process locking many
+distinct paths over its life does not keep one entry per path forever.
+"""
 _registry_mutex = threading.Lock()
 
 
+@functools.lru_cache(maxsize=256)
+def _real_directory(directory: str) -> str:
+    """The real path of a lock file's directory (cached: realpath lstats every component)."""
+    return os.path.realpath(directory)
+
+
 def _path_lock(lock_path: str) -> _PathLock:
-    # realpath costs an lstat per path component: resolve each spelling only once.
     # Only the directory is resolved: a lock file that is a symlink must stay one
     # here, so that opening it is refused instead of locking what it points at.
-    spelling = os.path.abspath(lock_path)
+    directory, name = os.path.split(os.path.abspath(lock_path))
+    key = os.path.join(_real_directory(directory), name)
     with _registry_mutex:
-        entry = _by_spelling.get(spelling)
+        entry = _registry.get(key)
         if entry is None:
-            directory, name = os.path.split(spelling)
-            key = os.path.join(os.path.realpath(directory), name)
-            entry = _registry.get(key)
-            if entry is None:
-                entry = _registry[key] = _PathLock(key)
-            _by_spelling[spelling] = entry
+            entry = _registry[key] = _PathLock(key)
         return entry
 
 
@@ -322,11 +328,10 @@ def _forget_locks_after_fork() -> None:
     # A forked child holds none of its parent's locks: drop the copies of the
     # descriptors without unlocking (that would unlock the parent's lock too).
     global _registry_mutex
-    for entry in _registry.values():
+    for entry in list(_registry.values()):
         if entry.fd >= 0:
             os.close(entry.fd)
     _registry.clear()
-    _by_spelling.clear()
     _registry_mutex = threading.Lock()
 
 

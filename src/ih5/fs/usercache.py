@@ -15,7 +15,12 @@ import zlib
 from pathlib import Path
 
 _MAGIC = b"ih5cache1 "
-LIMITS = {"facts": (4096, 1 << 30), "trees": (256, 1 << 29), "verified": (4096, 1 << 26)}
+LIMITS = {
+    "facts": (4096, 1 << 30),
+    "trees": (256, 1 << 29),
+    "verified": (4096, 1 << 26),
+    "userblocks": (4096, 1 << 28),
+}
 """Per kind of entry: how many, and how many bytes in all, a cache directory keeps."""
 _DEFAULT_LIMIT = (1024, 1 << 28)
 

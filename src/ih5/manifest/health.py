@@ -31,10 +31,10 @@ from ih5.format import (
     read_user_block_with_size,
     split_record_path,
 )
+from ih5.format.extensions import MANIFEST_EXT
 from ih5.fs import atomic_write_bytes, hashsum_bytes, hashsum_file, parse_hashsum
 from ih5.fs.hashing import Progress
 from ih5.manifest.manifest import (
-    EXT_NAME,
     IH5Manifest,
     IH5UBExtManifest,
     check_manifest,
@@ -151,7 +151,7 @@ def _size(path: Path) -> int | None:
 
 
 def _manifest_health(ref: ContainerRef) -> ManifestHealth | None:
-    if EXT_NAME not in ref.user_block.ub_exts:
+    if MANIFEST_EXT not in ref.user_block.ub_exts:
         return None  # a plain container names no manifest
     path = manifest_path(ref.path)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ih5.errors import ManifestError
 from ih5.format import IH5UserBlock, manifest_name
 from ih5.format.chain import ContainerSource
+from ih5.format.extensions import MANIFEST_EXT, inheritable_exts
 from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
 from ih5.manifest.fragments import dumps_at, entry_fragment, quote, skeleton_text
 from ih5.manifest.skeleton import IH5Skeleton
-
-EXT_NAME = "ih5mf_v01"
 
 
 class IH5UBExtManifest(BaseModel):
@@ -32,7 +32,7 @@ class IH5UBExtManifest(BaseModel):
     @classmethod
     def get(cls, user_block: IH5UserBlock) -> IH5UBExtManifest | None:
         """Return the extension of ``user_block``, or None for plain containers."""
-        data = user_block.ub_exts.get(EXT_NAME)
+        data = user_block.ub_exts.get(MANIFEST_EXT)
         return None if data is None else cls.model_validate(data)
 
     def update(self, user_block: IH5UserBlock) -> IH5UserBlock:
@@ -42,7 +42,7 @@ class IH5UBExtManifest(BaseModel):
         a new dict (never changed in place, as copies may share it). ih5 hands out only
         copies of the blocks it holds, and its own code updates copies.
         """
-        exts = {**user_block.ub_exts, EXT_NAME: self.model_dump(mode="json")}
+        exts = {**user_block.ub_exts, MANIFEST_EXT: self.model_dump(mode="json")}
         # Frozen models refuse assignment; this is the one deliberate exception.
         object.__setattr__(user_block, "ub_exts", exts)
         return user_block
@@ -50,8 +50,7 @@ class IH5UBExtManifest(BaseModel):
 
 def without_manifest_ext(user_block: IH5UserBlock) -> IH5UserBlock:
     """The user block as a manifest embeds it: without the (circular) manifest extension."""
-    exts = {key: value for key, value in user_block.ub_exts.items() if key != EXT_NAME}
-    return user_block.model_copy(update={"ub_exts": exts})
+    return user_block.model_copy(update={"ub_exts": inheritable_exts(user_block.ub_exts)})
 
 
 class IH5Manifest(BaseModel):
@@ -148,6 +147,31 @@ def manifest_path(container: Path) -> Path:
     return container.with_name(manifest_name(container.name))
 
 
+@dataclass(frozen=True)
+class CheckedManifest:
+    """The bytes of a container's manifest, checked against the hashsum its user block
+    holds; parsed only when asked for (``parse``)."""
+
+    raw: bytes
+    label: str
+    """Where the manifest was read, for messages."""
+    container: str
+    """The container whose manifest it is, for messages."""
+    manifest_uuid: uuid.UUID
+    """The uuid the container's user block expects the manifest to have."""
+
+    def parse(self) -> IH5Manifest:
+        """The manifest (ManifestError if it is damaged or is another container's)."""
+        manifest = IH5Manifest.from_bytes(self.raw, self.label)
+        if manifest.manifest_uuid != self.manifest_uuid:
+            raise ManifestError(
+                f"manifest {self.label} has uuid {manifest.manifest_uuid}, but {self.container} "
+                f"expects {self.manifest_uuid}",
+                self.label,
+            )
+        return manifest
+
+
 def check_manifest(
     container: Path,
     user_block: IH5UserBlock,
@@ -159,11 +183,23 @@ def check_manifest(
     ``manifest_file`` is checked instead of the manifest beside the container; a
     remote container's manifest is read from its ``source``.
     """
+    checked = read_checked_manifest(container, user_block, manifest_file, source)
+    return None if checked is None else checked.parse()
+
+
+def read_checked_manifest(
+    container: Path,
+    user_block: IH5UserBlock,
+    manifest_file: Path | None = None,
+    source: ContainerSource | None = None,
+) -> CheckedManifest | None:
+    """Read the manifest a container's user block names and check its hashsum, as
+    ``check_manifest`` does, without parsing it (None if the block names none)."""
     try:
         ext = IH5UBExtManifest.get(user_block)
     except ValidationError as exc:
         raise ManifestError(
-            f"{container} has a damaged {EXT_NAME!r} section in its user block "
+            f"{container} has a damaged {MANIFEST_EXT!r} section in its user block "
             f"({exc.error_count()} problems); restore the container from a copy",
             container,
         ) from exc
@@ -190,11 +226,4 @@ def check_manifest(
             f"expects {ext.manifest_hashsum}); it was modified or belongs to another container",
             path,
         )
-    manifest = IH5Manifest.from_bytes(raw, path)
-    if manifest.manifest_uuid != ext.manifest_uuid:
-        raise ManifestError(
-            f"manifest {path} has uuid {manifest.manifest_uuid}, but {container} expects "
-            f"{ext.manifest_uuid}",
-            path,
-        )
-    return manifest
+    return CheckedManifest(raw, str(path), str(container), ext.manifest_uuid)

@@ -13,14 +13,15 @@ import h5py
 
 from ih5.errors import ManifestError, NotAnIH5ContainerError
 from ih5.format import IH5UserBlock, discover_containers, read_user_block, split_record_path
-from ih5.fs import hashsum_bytes, parse_hashsum
+from ih5.fs import hashsum_bytes
 from ih5.manifest import fragments
 from ih5.manifest.manifest import (
+    CheckedManifest,
     IH5Manifest,
     IH5UBExtManifest,
-    check_manifest,
     manifest_bytes,
     manifest_path,
+    read_checked_manifest,
     without_manifest_ext,
 )
 from ih5.manifest.skeleton import layout_of
@@ -62,6 +63,8 @@ class IH5MFRecord(IH5Record):
         self._changed: Collection[str] | None = None
         self._previous: fragments.Fragments | None = None
         self._manifest: IH5Manifest | None = None
+        self._checked: CheckedManifest | None = None
+        """The newest manifest as opening found it: hashsum checked, parsed when asked for."""
         self._newest: _Written | None = None
         """The newest manifest when this handle wrote it (parsed only when asked for)."""
         self._layouts: dict[str, dict[str, Any]] | None = None
@@ -69,14 +72,20 @@ class IH5MFRecord(IH5Record):
         super().__init__(record, mode, **kwargs)
 
     def _check_opened(self) -> None:
-        """Check the newest container's manifest before a writer starts its patch."""
+        """Check the newest container's manifest before a writer starts its patch (a reader
+        checks its hashsum now and parses it when first asked for)."""
         newest = self.chain.refs[-1] if self.chain.refs else None
         self._newest = None
-        self._manifest = (
-            check_manifest(newest.path, newest.user_block, self._manifest_file, newest.source)
+        self._manifest = None
+        self._checked = (
+            read_checked_manifest(
+                newest.path, newest.user_block, self._manifest_file, newest.source
+            )
             if newest is not None
             else None
         )
+        if self._checked is not None and self.mode != "r":
+            self._manifest = self._checked.parse()  # a writer builds on it: check it whole
 
     @property
     def manifest(self) -> IH5Manifest:
@@ -87,6 +96,8 @@ class IH5MFRecord(IH5Record):
         """
         if self._manifest is None and self._newest is not None:
             self._manifest = IH5Manifest.from_bytes(self._newest.raw, "<manifest just written>")
+        if self._manifest is None and self._checked is not None:
+            self._manifest = self._checked.parse()
         if self._manifest is None:
             raise ManifestError(
                 f"record {self.chain.label} has no manifest yet; commit a patch with "
@@ -98,7 +109,7 @@ class IH5MFRecord(IH5Record):
     @property
     def has_manifest(self) -> bool:
         """True when the newest committed container has a manifest."""
-        return self._manifest is not None or self._newest is not None
+        return self._checked is not None or self._newest is not None
 
     @property
     def manifest_exts(self) -> dict[str, Any]:
@@ -107,7 +118,7 @@ class IH5MFRecord(IH5Record):
             return self._next_exts
         if self._newest is not None:
             return dict(self._newest.exts)
-        return dict(self._manifest.manifest_exts) if self._manifest is not None else {}
+        return dict(self.manifest.manifest_exts) if self._checked is not None else {}
 
     @manifest_exts.setter
     def manifest_exts(self, value: dict[str, Any]) -> None:
@@ -172,6 +183,7 @@ class IH5MFRecord(IH5Record):
         if written is not None:
             self._newest = written
             self._manifest = None
+            self._checked = None
 
     def _describe(self, path: str, node: Node) -> dict[str, Any] | None:
         """The layout of a chunked dataset for the manifest (None for contiguous ones)."""
@@ -222,20 +234,7 @@ class IH5MFRecord(IH5Record):
 
     def _entries_on_disk(self) -> fragments.Fragments | None:
         """The entries of the newest manifest as its file spells them (None if unknown)."""
-        newest = self.chain.refs[-1] if self.chain.refs else None
-        if newest is None or self._manifest is None:
-            return None
-        try:
-            ext = IH5UBExtManifest.get(newest.user_block)
-            path = self._manifest_file or manifest_path(newest.path)
-            raw = path.read_bytes()
-        except (ValueError, OSError):
-            return None
-        if ext is None or hashsum_bytes(raw, parse_hashsum(ext.manifest_hashsum)[0]) != (
-            ext.manifest_hashsum
-        ):
-            return None
-        return fragments.from_manifest_bytes(raw)
+        return None if self._checked is None else fragments.from_manifest_bytes(self._checked.raw)
 
     @classmethod
     def _files_beside(cls, container: Path) -> list[Path]:

@@ -25,7 +25,9 @@ Excluded = Callable[[str, bool, Collection[str]], bool]
 _LOCKED_SUFFIXES = (".ih5", ".json")
 """Files ih5 takes locks on: record bases and JSON sidecars (lock file: name + .lock)."""
 _STUB_STAGING = re.compile(r"\.[A-Za-z0-9-]+\.stub-[0-9]+-.+")
-_UNPACK_TEMP = re.compile(r"\.ih5-unpack\..+")
+UNPACK_TEMP_LABEL = "ih5-unpack"
+"""Labels the temp files of unpacking (``.ih5-unpack.PID-TOKEN.ih5tmp``)."""
+_UNPACK_TEMP = re.compile(rf"\.{re.escape(UNPACK_TEMP_LABEL)}\..+")
 
 
 def is_own_file(name: str, siblings: Collection[str]) -> bool:

@@ -48,7 +48,7 @@ from ih5.format import (
     validate_record_name,
 )
 from ih5.format.extensions import named_manifest_hashsum
-from ih5.fs import hashsum_bytes, hashsum_stream, parse_hashsum, pid_alive
+from ih5.fs import HashingReader, hashsum_bytes, hashsum_stream, parse_hashsum, pid_alive
 from ih5.fs.beneath import open_file_beneath, open_root
 from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
 from ih5.pack.codecs import (
@@ -61,8 +61,14 @@ from ih5.pack.codecs import (
     installed_codecs,
 )
 from ih5.pack.exclusion import exclusion
-from ih5.pack.hashing_reader import HashingReader
-from ih5.pack.tree_state import EntryState, TreeState, current_state, scan_directory
+from ih5.pack.tree_state import (
+    EntryState,
+    TreeState,
+    changed_while_packed,
+    current_state,
+    file_identity,
+    scan_directory,
+)
 from ih5.record import IH5Dataset, IH5Group
 from ih5.record.commit import (
     CommitProtocol,
@@ -169,23 +175,12 @@ MODE_ATTR = "mode"
 MTIME_ATTR = "mtime_ns"
 """Modification time of a packed file or directory, in nanoseconds."""
 
-_QUIET = "nothing was published; retry when it is quiet"
-
-
-def _identity(info: os.stat_result) -> tuple[int, ...]:
-    """What must not change while a file is packed: which file, its size and its times."""
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-def _changed(path: Path, what: str = "changed") -> PackError:
-    return PackError(f"{path} {what} while it was being packed; {_QUIET}", path)
-
 
 def _open_error(path: Path, exc: OSError) -> PackError:
     if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT, errno.ENXIO):
         # Scanned as a file below plain directories: a link, a file or nothing is
         # there now, so something was swapped in (never followed).
-        return _changed(path, "or a directory above it was replaced")
+        return changed_while_packed(path, "or a directory above it was replaced")
     if exc.errno == errno.ENAMETOOLONG:
         return PackError(f"{path}: name too long for this system; rename it and pack again", path)
     return PackError(f"cannot read {path}: {exc.strerror or exc}", path)
@@ -288,9 +283,9 @@ class _Writer:
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or (
-                scanned is not None and _identity(info) != _identity(scanned)
+                scanned is not None and file_identity(info) != file_identity(scanned)
             ):
-                raise _changed(path, "was replaced or changed")
+                raise changed_while_packed(path, "was replaced or changed")
             attrs = {
                 "size": info.st_size,
                 "media_type": _media_type(relative),
@@ -329,11 +324,11 @@ class _Writer:
         except StorageError:
             raise  # the record's side: a full disk or a refusal there, already named
         except OSError as exc:
-            if _identity(os.fstat(fd)) != _identity(before):
-                raise _changed(path) from exc
+            if file_identity(os.fstat(fd)) != file_identity(before):
+                raise changed_while_packed(path) from exc
             raise PackError(f"cannot read {path}: {exc.strerror or exc}", path) from exc
-        if _identity(after) != _identity(before):
-            raise _changed(path)
+        if file_identity(after) != file_identity(before):
+            raise changed_while_packed(path)
         return hashsum
 
     def _write_with(
@@ -455,7 +450,7 @@ def _bytes_to_hash(listing: Listing, previous: TreeState, trust_mtime: bool) -> 
             continue
         assert not isinstance(info, str)
         old = previous.entries.get(path)
-        same = old is not None and (old.size, old.mtime_ns) == (info.st_size, info.st_mtime_ns)
+        same = old is not None and old.looks_unchanged(info)
         total += 0 if trust_mtime and same else info.st_size
     return total
 
@@ -473,7 +468,6 @@ def _result(
 ) -> PackResult:
     files = [entry for entry in state.entries.values() if entry.kind == "file"]
     user_block = record.user_block
-    ext = user_block.ub_exts.get("ih5mf_v01", {})
     return PackResult(
         record=where,
         action=action,
@@ -486,7 +480,7 @@ def _result(
         bytes_packed=sum(state.entries[path].size for path in (*changes.added, *changes.changed)),
         file_count=len(files),
         total_bytes=sum(entry.size for entry in files),
-        manifest_hashsum=ext.get("manifest_hashsum"),
+        manifest_hashsum=named_manifest_hashsum(user_block.ub_exts),
     )
 
 

@@ -18,9 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ih5.errors import PackError
+from ih5.fs import HashingReader
 from ih5.fs.beneath import open_file_beneath, open_root
 from ih5.pack.exclusion import Excluded, exclusion
-from ih5.pack.hashing_reader import HashingReader
 
 EXT_KEY = "ih5_pack"
 STATE_VERSION = 1
@@ -38,6 +38,13 @@ class EntryState(BaseModel):
     target: str | None = None
     mode: int | None = None
     """Permission bits of a file (absent in states written before modes were kept)."""
+
+    def looks_unchanged(self, info: os.stat_result) -> bool:
+        """The rule of ``trust_mtime``: a file of the recorded size and mtime is unchanged."""
+        return self.kind == "file" and (self.size, self.mtime_ns) == (
+            info.st_size,
+            info.st_mtime_ns,
+        )
 
     def same_content(self, other: EntryState) -> bool:
         """Equal kind and content, and equal file modes where both are known (times do not matter).
@@ -78,6 +85,19 @@ class TreeState(BaseModel):
                 f"({exc.error_count()} problems); pack into a new record instead",
                 where,
             ) from exc
+
+
+def file_identity(info: os.stat_result) -> tuple[int, ...]:
+    """What must not change while a file is packed: which file, its size and its times."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def changed_while_packed(path: Path, what: str = "changed") -> PackError:
+    """The error for a source file that ``what`` (changed, was replaced) during packing."""
+    return PackError(
+        f"{path} {what} while it was being packed; nothing was published; retry when it is quiet",
+        path,
+    )
 
 
 def _check_link(root: Path, link: Path) -> str:
@@ -163,25 +183,20 @@ def _hash_source(
             os.close(root_fd)
         try:
             before = os.fstat(fd)
-            if _identity(before) == _identity(scanned):
+            if file_identity(before) == file_identity(scanned):
                 with open(fd, "rb", buffering=0, closefd=False) as stream:
                     reader = HashingReader(stream, progress, limit=before.st_size)
                     hashsum = reader.hashsum()
-                if reader.count == before.st_size and _identity(os.fstat(fd)) == _identity(before):
+                if reader.count == before.st_size and file_identity(os.fstat(fd)) == file_identity(
+                    before
+                ):
                     return hashsum
         finally:
             os.close(fd)
     except OSError as exc:
         if exc.errno not in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT, errno.ENXIO):
             raise PackError(f"cannot read {path}: {exc.strerror or exc}", path) from exc
-    raise PackError(
-        f"{path} changed while it was being packed; nothing was published; retry when it is quiet",
-        path,
-    )
-
-
-def _identity(info: os.stat_result) -> tuple[int, ...]:
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+    raise changed_while_packed(path)
 
 
 def _check_name(root: Path, relative: str) -> None:
@@ -213,12 +228,7 @@ def current_state(
             entries[relative] = EntryState(kind="dir")
         else:
             old = previous.entries.get(relative)
-            if (
-                trust_mtime
-                and old is not None
-                and old.kind == "file"
-                and (old.size, old.mtime_ns) == (info.st_size, info.st_mtime_ns)
-            ):
+            if trust_mtime and old is not None and old.looks_unchanged(info):
                 entries[relative] = old
                 continue
             entries[relative] = EntryState(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import secrets
 import shutil
 import stat
 from collections.abc import Sequence
@@ -13,12 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ih5.errors import IntegrityError, PackError, StorageError
-from ih5.fs import storage_error, typed_storage_errors
-from ih5.fs.atomic import TEMP_SUFFIX
+from ih5.errors import HashsumFormatError, IntegrityError, PackError, StorageError
+from ih5.fs import (
+    DEFAULT_ALGORITHM,
+    HashingWriter,
+    StagedFile,
+    parse_hashsum,
+    storage_error,
+    typed_storage_errors,
+)
 from ih5.fs.beneath import DirectoryWalker, open_directory_beneath, open_root
 from ih5.manifest import RebuiltManifest, rebuild_manifests
 from ih5.pack.codecs import CODEC_ATTR, FileCodec, codec_named, installed_codecs
+from ih5.pack.exclusion import UNPACK_TEMP_LABEL
 from ih5.pack.packer import MODE_ATTR, MTIME_ATTR, SYMLINK_CODEC, TARGET_ATTR, PackProgress
 from ih5.pack.tree_state import EntryState, TreeState
 from ih5.record import IH5Dataset, IH5Group, IH5Record
@@ -40,42 +45,6 @@ DEFAULT_FILE_MODE = 0o644
 DEFAULT_DIR_MODE = 0o755
 """Modes of files and directories packed before modes were kept (what unpacking made then)."""
 _SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-
-
-class _HashingFile:
-    """A write-only file that hashes what passes through it."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._hasher = hashlib.new("sha256")
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        self._hasher.update(view)
-        self.size += len(view)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        return len(data)
-
-    def finish(self, mode: int, mtime_ns: int | None) -> str:
-        # Mode after the last write: a write by a non-root user clears setuid bits.
-        os.fchmod(self._fd, mode)
-        if mtime_ns is not None:
-            os.utime(self._fd, ns=(mtime_ns, mtime_ns))
-        os.fsync(self._fd)
-        fd, self._fd = self._fd, -1
-        os.close(fd)
-        return f"sha256:{self._hasher.hexdigest()}"
-
-    def abandon(self) -> None:
-        # Close only once: after finish() the number may already belong to another file
-        # (HDF5 opens containers lazily while the hashsum attribute is read).
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = -1
 
 
 def _mode(obj: IH5Group | IH5Dataset, default: int, special: bool) -> int:
@@ -90,10 +59,14 @@ def _mtime(obj: IH5Group | IH5Dataset) -> int | None:
     return None if value is None else int(value)
 
 
-def _temp_name() -> str:
-    # Short, whatever the target's name: a temp name derived from a 250-byte name
-    # would not fit NAME_MAX.
-    return f".ih5-unpack.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+def _packed_hashsum(dataset: IH5Dataset) -> tuple[str, str]:
+    """The hashsum a file was packed with, and the algorithm to check it with."""
+    expected = str(dataset.attrs["hashsum"])
+    try:
+        algorithm, _ = parse_hashsum(expected)
+    except HashsumFormatError:
+        algorithm = DEFAULT_ALGORITHM  # no match possible: refused as damaged after writing
+    return expected, algorithm
 
 
 def _restore_file(
@@ -112,24 +85,18 @@ def _restore_file(
             "install the plug-in that provides it",
             dataset.name,
         )
-    temp = _temp_name()
-    out = _HashingFile(os.open(temp, _CREATE, 0o600, dir_fd=parent_fd))
-    try:
+    expected, algorithm = _packed_hashsum(dataset)
+    with StagedFile(dir_fd=parent_fd, label=UNPACK_TEMP_LABEL) as staged:
+        out = HashingWriter(staged.stream, algorithm)
         codec.read(dataset, out)  # type: ignore[arg-type]
-        actual = out.finish(_mode(dataset, DEFAULT_FILE_MODE, special), _mtime(dataset))
-        expected = str(dataset.attrs["hashsum"])
-        if actual != expected:
+        staged.seal(_mode(dataset, DEFAULT_FILE_MODE, special), _mtime(dataset))
+        if out.hashsum() != expected:
             raise IntegrityError(
-                f"{dataset.name} unpacks to {actual}, but was packed as {expected}; "
+                f"{dataset.name} unpacks to {out.hashsum()}, but was packed as {expected}; "
                 "the record is damaged or the codec is broken",
                 dataset.name,
             )
-        os.rename(temp, name, src_dir_fd=parent_fd, dst_dir_fd=parent_fd)
-    except BaseException:
-        out.abandon()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=parent_fd)
-        raise
+        staged.publish(name)
     return out.size
 
 
@@ -431,9 +398,9 @@ def copy_packed_file(
             "install the plug-in that provides it",
             dataset.name,
         )
-    checked = _CheckedStream(out)
+    expected, algorithm = _packed_hashsum(dataset)
+    checked = HashingWriter(out, algorithm)
     codec.read(dataset, checked)  # type: ignore[arg-type]
-    expected = str(dataset.attrs["hashsum"])
     if checked.hashsum() != expected:
         raise IntegrityError(
             f"{dataset.name} reads back as {checked.hashsum()}, but was packed as {expected}; "
@@ -468,19 +435,11 @@ def extract_member(
             raise PackError(f"{dest} exists; choose a new file name", dest)
         if progress is not None:
             progress.phase("unpacking", int(obj.attrs.get("size", 0)))
-        temp = dest.with_name(_temp_name())
-        try:
-            with open(temp, "xb") as raw:
-                size = copy_packed_file(obj, _Advancing(raw, progress), codecs)  # type: ignore[arg-type]
-                os.fchmod(raw.fileno(), _mode(obj, DEFAULT_FILE_MODE, False))
-                raw.flush()
-                mtime_ns = _mtime(obj)
-                if mtime_ns is not None:
-                    os.utime(raw.fileno(), ns=(mtime_ns, mtime_ns))
-                os.fsync(raw.fileno())
-            os.link(temp, dest)
-        finally:
-            temp.unlink(missing_ok=True)
+        with StagedFile(dest.parent, label=UNPACK_TEMP_LABEL) as staged:
+            advancing = _Advancing(staged.stream, progress)
+            size = copy_packed_file(obj, advancing, codecs)  # type: ignore[arg-type]
+            staged.seal(_mode(obj, DEFAULT_FILE_MODE, False), _mtime(obj))
+            staged.publish(dest.name, replace=False)
     return UnpackResult(dest, 1, 0, 0, size)
 
 
@@ -496,25 +455,6 @@ class _Advancing:
         if self._progress is not None:
             self._progress.advance(written)
         return written
-
-
-class _CheckedStream:
-    """A write-only stream that counts and hashes what passes to ``out``."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self._out = out
-        self._hasher = hashlib.new("sha256")
-        self.size = 0
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self._hasher.update(view)
-        self._out.write(view)
-        self.size += len(view)
-        return len(view)
-
-    def hashsum(self) -> str:
-        return f"sha256:{self._hasher.hexdigest()}"
 
 
 def recorded_state(rec: IH5Record) -> TreeState:

@@ -20,6 +20,7 @@ import h5py
 from ih5.format import SUBST_ATTR, is_deletion_marker
 from ih5.fs.usercache import read_entry, write_entry
 from ih5.record.chunkmap import CHUNKS_ATTR, DeltaFacts, is_chunk_delta, read_delta
+from ih5.record.paths import join_path
 
 
 class NodeKind(enum.Enum):
@@ -63,10 +64,6 @@ def _attr_facts(obj: h5py.HLObject) -> dict[str, bool]:
     return facts
 
 
-def _child_path(parent: str, name: str) -> str:
-    return parent + name if parent == "/" else f"{parent}/{name}"
-
-
 def _check_member(group: h5py.Group, path: str, name: object) -> None:
     """Refuse member names ih5 cannot address and links leaving the container."""
     if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\x00" in name:
@@ -91,7 +88,7 @@ def read_facts(file: h5py.File) -> dict[str, NodeFact]:
         for name in names:
             _check_member(group, path, name)
             child = group[name]
-            child_path = _child_path(path, name)
+            child_path = join_path(path, name)
             if isinstance(child, h5py.Group) and is_chunk_delta(child):
                 nodes[child_path] = NodeFact(
                     NodeKind.CHUNKS, True, _attr_facts(child), (), read_delta(child)
@@ -139,7 +136,7 @@ def facts_from_bytes(raw: bytes) -> dict[str, NodeFact] | None:
         if not isinstance(fact.attrs, dict):
             return None
         for name in fact.children:
-            if _child_path(path, name) not in facts:
+            if join_path(path, name) not in facts:
                 return None
     return facts if "/" in facts else None
 

@@ -28,10 +28,11 @@ from ih5.format import (
     split_uncommitted,
     validate_chain,
 )
+from ih5.format.chain import USER_BLOCKS
 from ih5.fs.hashing import Progress
 from ih5.record.facts import FACTS_CACHE, ContainerFacts, read_facts
 from ih5.record.tree import Node, apply_container
-from ih5.record.treecache import cached_tree, remember_tree
+from ih5.record.treecache import cached_prefix, remember_tree
 from ih5.store import ObjectStore
 
 RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -209,19 +210,36 @@ def container_facts(ref: ContainerRef) -> ContainerFacts:
 def build_tree(chain: Sequence[ContainerRef]) -> Node:
     """Resolve the overlay of a committed chain (empty group for an empty chain).
 
-    A chain opened before (by any process of this user) is read from the tree cache;
-    otherwise the tree is built from each container's facts and then cached.
+    A chain opened before (by any process of this user) is read from the tree cache.
+    Otherwise the tree of its longest cached prefix (a chain that has since grown by
+    a few patches) gets the facts of the containers after it applied, and is cached.
     """
     if not chain:
         return Node(0, is_group=True)
-    cached = cached_tree(chain)
-    if cached is not None:
-        return cached
     root: Node | None = None
-    for position, ref in enumerate(chain):
+    start = 0
+    cached = cached_prefix(chain, PREFIX_PROBES)
+    if cached is not None:
+        start, root = cached
+        if start == len(chain):
+            return root
+    for position in range(start, len(chain)):
+        ref = chain[position]
         root = apply_container(
             root, container_facts(ref), ref.user_block.patch_index, is_base=position == 0
         )
     assert root is not None
     remember_tree(chain, root)
     return root
+
+
+PREFIX_PROBES = 16
+"""How many prefixes of a chain ``build_tree`` looks for in the tree cache (each miss
+costs one failed file open)."""
+
+
+def forget_process_caches() -> None:
+    """Forget what this process remembers of containers (facts, user blocks), as a new
+    process starts; the per-user cache directory is kept."""
+    FACTS_CACHE.clear()
+    USER_BLOCKS.clear()

@@ -28,7 +28,8 @@ from ih5.record.attrs import IH5AttributeManager
 from ih5.record.chain import Chain
 from ih5.record.chunks import ChunkedDataset
 from ih5.record.opening import payload_errors
-from ih5.record.tree import Node, split_path, walk
+from ih5.record.paths import split_path
+from ih5.record.tree import Node, walk
 
 T = TypeVar("T")
 

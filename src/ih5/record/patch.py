@@ -30,8 +30,9 @@ from ih5.format import (
 )
 from ih5.record.chunkmap import CHUNKS_ATTR, DeltaWriter, is_chunk_delta
 from ih5.record.chunks import ChunkedDataset, write_plain
+from ih5.record.paths import split_path
 from ih5.record.room import Room, create_bytes, value_bytes, write_bytes
-from ih5.record.tree import Node, lookup, split_path
+from ih5.record.tree import Node, lookup
 
 H5Object: TypeAlias = Any
 """An h5py Group or Dataset (h5py ships no type hints)."""

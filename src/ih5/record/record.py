@@ -580,7 +580,8 @@ class IH5Record(IH5Group):
         try:
             with typed_storage_errors(self._directory, f"creating a patch of {self._label}"):
                 h5py.File(path, "w-", userblock_size=USER_BLOCK_SIZE).close()
-                write_user_block(path, user_block)
+                # Durable when sealed: before that no reader looks at the file.
+                write_user_block(path, user_block, durable=False)
                 self._open_patch(path, user_block, USER_BLOCK_SIZE)
         except BaseException:
             with contextlib.suppress(OSError):  # a read-only directory has nothing to remove

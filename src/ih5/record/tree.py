@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from ih5.errors import InvalidKeyError
 from ih5.record.facts import ContainerFacts, NodeKind
+from ih5.record.paths import join_path, split_path
 
 
 class Node:
@@ -37,25 +37,6 @@ class Node:
     def members(self) -> dict[str, Node]:
         """The children of a group (datasets have none)."""
         return self.children if self.children is not None else {}
-
-
-def split_path(path: str) -> list[str]:
-    """Split an absolute or relative path into member names, refusing names HDF5 misreads."""
-    if not isinstance(path, str):
-        raise InvalidKeyError(f"paths are strings, not {type(path).__name__} ({path!r})")
-    parts = [part for part in path.split("/") if part]
-    for part in parts:
-        if part in (".", "..") or "\x00" in part:
-            raise InvalidKeyError(
-                f"path {path!r} contains the member name {part!r}; use plain names "
-                "without '.', '..' or NUL characters"
-            )
-    return parts
-
-
-def join_path(parent: str, name: str) -> str:
-    """Join an absolute group path and a member name."""
-    return "/" + name if parent == "/" else f"{parent}/{name}"
 
 
 def _apply_attrs(node: Node, attrs: Mapping[str, bool], index: int) -> None:

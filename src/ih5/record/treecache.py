@@ -22,10 +22,18 @@ _KIND = "trees"
 
 def chain_key(chain: Sequence[ContainerRef]) -> str:
     """The cache name of a committed chain's tree."""
+    return prefix_keys(chain, 1)[0][1]
+
+
+def prefix_keys(chain: Sequence[ContainerRef], count: int) -> list[tuple[int, str]]:
+    """The cache names of the ``count`` longest prefixes of ``chain``, longest first."""
     digest = hashlib.sha256()
-    for ref in chain:
+    keys = []
+    for length, ref in enumerate(chain, start=1):
         digest.update(f"{ref.user_block.patch_uuid} {ref.user_block.hdf5_hashsum}\n".encode())
-    return f"{chain[-1].user_block.patch_uuid}.{digest.hexdigest()[:32]}.json"
+        if length > len(chain) - count:
+            keys.append((length, f"{ref.user_block.patch_uuid}.{digest.hexdigest()[:32]}.json"))
+    return keys[::-1]
 
 
 def tree_to_bytes(root: Node) -> bytes:
@@ -63,10 +71,15 @@ def tree_from_bytes(raw: bytes) -> Node | None:
     return root
 
 
-def cached_tree(chain: Sequence[ContainerRef]) -> Node | None:
-    """The cached tree of ``chain`` (a fresh copy), or None."""
-    raw = read_entry(_KIND, chain_key(chain))
-    return None if raw is None else tree_from_bytes(raw)
+def cached_prefix(chain: Sequence[ContainerRef], probes: int) -> tuple[int, Node] | None:
+    """The cached tree of the longest of ``chain``'s ``probes`` longest prefixes, with
+    that prefix's length (a fresh copy); None when none is cached."""
+    for length, key in prefix_keys(chain, probes):
+        raw = read_entry(_KIND, key)
+        root = None if raw is None else tree_from_bytes(raw)
+        if root is not None:
+            return length, root
+    return None
 
 
 def remember_tree(chain: Sequence[ContainerRef], root: Node) -> None:

@@ -1,0 +1,1 @@
+"""Helpers every floor's tests share: typed node access, kill points, directory snapshots."""
