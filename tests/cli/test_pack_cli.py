@@ -518,6 +518,7 @@ def test_pack_on_a_lone_manifest_round_trips_through_the_real_record(
         "attrs": {
             "/images/A01.npy": {"added": [], "removed": [], "changed": ["hashsum", "mtime_ns"]}
         },
+        "regions": {},
     }
     restored = tmp_path / "restored"
     unpacked = ih5("unpack", record, restored, "--json").json()

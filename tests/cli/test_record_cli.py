@@ -288,6 +288,7 @@ def test_diff_json_lists_paths_and_attributes(plain: Path) -> None:
         "removed": ["/grp/sub"],
         "changed": [],
         "attrs": {"/": {"added": [], "removed": [], "changed": ["title"]}},
+        "regions": {},
     }
 
 

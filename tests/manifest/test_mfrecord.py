@@ -326,39 +326,3 @@ def test_mfrecord_commit_refuses_oversized_user_block_before_writing_manifest(
         rec["a"] = 1
     assert not list(tmp_path.glob("*mf.json"))
     assert not list(tmp_path.glob("*.ih5"))
-
-
-def test_a_reader_parses_the_newest_manifest_only_when_asked_for_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    record = build_mf_record(tmp_path)
-    expected = manifest_of(tmp_path / "rec.p1.ih5")
-    parsed: list[str] = []
-    original = IH5Manifest.from_bytes.__func__  # type: ignore[attr-defined]
-
-    def counted(cls: type[IH5Manifest], raw: bytes, name: str) -> IH5Manifest:
-        parsed.append(str(name))
-        return original(cls, raw, name)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(IH5Manifest, "from_bytes", classmethod(counted))
-    with IH5MFRecord(record) as rec:
-        assert parsed == []
-        assert rec.manifest == expected
-        assert parsed == [str(tmp_path / "rec.p1.ih5mf.json")]
-
-
-def test_a_writer_parses_the_newest_manifest_when_it_opens(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    record = build_mf_record(tmp_path)
-    parsed: list[str] = []
-    original = IH5Manifest.from_bytes.__func__  # type: ignore[attr-defined]
-
-    def counted(cls: type[IH5Manifest], raw: bytes, name: str) -> IH5Manifest:
-        parsed.append(str(name))
-        return original(cls, raw, name)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(IH5Manifest, "from_bytes", classmethod(counted))
-    with IH5MFRecord(record, "r+") as rec:
-        assert parsed == [str(tmp_path / "rec.p1.ih5mf.json")]
-        rec.discard_patch()

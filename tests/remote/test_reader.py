@@ -69,3 +69,19 @@ def test_a_large_read_elsewhere_fetches_exactly_its_bytes() -> None:
     cache = BlockCache(source.fetch, len(data), block_size=4096)
     assert bytes(cache.read(500_000, 100_000)) == data[500_000:600_000]
     assert source.requests == [(500_000, 600_000)]
+
+
+def test_a_large_read_is_streamed_into_the_callers_buffer_in_one_request() -> None:
+    data = os.urandom(1 << 20)
+    source = Counted(data)
+    streamed: list[tuple[int, int]] = []
+
+    def fetch_into(start: int, view: memoryview) -> None:
+        streamed.append((start, start + len(view)))
+        view[:] = data[start : start + len(view)]
+
+    cache = BlockCache(source.fetch, len(data), block_size=4096, fetch_into=fetch_into)
+    out = bytearray(200_000)
+    assert cache.read_into(300_000, memoryview(out)) == 200_000
+    assert out == data[300_000:500_000]
+    assert (streamed, source.requests) == ([(300_000, 500_000)], [])

@@ -6,8 +6,16 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from ih5 import IH5MFRecord, IH5Record, RemoteOptions, pack_directory, unpack_record
+from ih5 import (
+    ConflictError,
+    IH5MFRecord,
+    IH5Record,
+    RemoteOptions,
+    pack_directory,
+    unpack_record,
+)
 from ih5.store import ObjectStore, open_store
 from tests.helpers.nodes import as_dataset
 from tests.remote.helpers import make_source, same_tree
@@ -111,3 +119,18 @@ def test_a_large_container_is_uploaded_in_parts_with_progress_and_never_over_ano
     again.write_bytes(os.urandom(6 << 20))
     assert not store.publish(again, "rec.ih5")  # the conditional multipart copy refuses
     assert [name for name in store.names() if name.startswith(".")] == []
+
+
+def test_a_stray_manifest_at_the_next_index_stops_a_remote_pack(
+    bucket: str, tmp_path: Path
+) -> None:
+    source = make_source(tmp_path / "plate", {"a.txt": b"a"})
+    url = f"{bucket}/archive/rec"
+    pack_directory(source, url)
+    store = _store(bucket)
+    store.upload_bytes("rec.p1.ih5mf.json", b"{}")  # claims patch 1, without its container
+    (source / "b.txt").write_bytes(b"b")
+    with pytest.raises(ConflictError, match=r"rec\.p1\.ih5mf\.json"):
+        pack_directory(source, url)
+    assert "rec.p1.ih5" not in store.names()
+    assert store.read_bytes("rec.p1.ih5mf.json") == b"{}"

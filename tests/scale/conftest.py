@@ -17,6 +17,10 @@ from ih5 import IH5Record
 from ih5.format import discover_containers
 from ih5.pack import unpack_record
 from ih5.record.commit import parse_staged_name
+from tests.remote.conftest import bucket, s3_env, s3_server
+
+__all__ = ["bucket", "s3_env", "s3_server"]
+"""The remote suites' S3 fixtures, for push_many (one moto server per session and directory)."""
 
 STARTUP_TIMEOUT = 60.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -83,3 +84,45 @@ def test_an_unreachable_scheduler_is_an_engine_error_naming_it(
     with pytest.raises(EngineError, match=expected) as info, dask_executor(address):
         pass
     assert isinstance(info.value, Ih5Error) and isinstance(info.value, RuntimeError)
+
+
+def test_local_workers_see_the_callers_environment_as_it_is_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A forkserver started earlier has an older environment; its workers take the caller's."""
+    with tasks_module.local_pool(1) as pool:  # the forkserver is running from here on
+        assert pool.submit(os.getenv, "IH5_TEST_LATER").result(timeout=60) is None
+    monkeypatch.setenv("IH5_TEST_LATER", "set after the forkserver started")
+    with tasks_module.local_pool(1) as pool:
+        found = pool.submit(os.getenv, "IH5_TEST_LATER").result(timeout=60)
+    assert found == "set after the forkserver started"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no forkserver on Windows")
+def test_local_workers_start_with_the_task_modules_loaded() -> None:
+    """The forkserver imports h5py once; a worker does not import it again per process."""
+    with tasks_module.local_pool(1) as pool:
+        loaded = pool.submit(eval, "'h5py' in __import__('sys').modules").result(timeout=60)
+    assert loaded is True
+
+
+def test_a_local_dask_cluster_runs_the_tasks_with_its_diagnostics_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--dask``: ih5's own cluster samples no profiles, checks its event loops seldom, and
+    leaves glibc's malloc trimming as it is."""
+    import dask
+
+    # Dask's nannies leave their worker environment in the process that started them
+    # (the session's cluster here); ih5's workers would inherit it from there.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+
+    with dask_executor(workers=1) as executor:
+        settings = [
+            executor.submit(dask.config.get, key).result(timeout=60)
+            for key in tasks_module.QUIET_LOCAL_CLUSTER
+        ]
+        trim = executor.submit(os.getenv, "MALLOC_TRIM_THRESHOLD_").result(timeout=60)
+    assert settings == list(tasks_module.QUIET_LOCAL_CLUSTER.values())
+    assert trim is None
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # the caller's own

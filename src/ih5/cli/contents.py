@@ -292,7 +292,24 @@ def _diff_rows(changes: RecordDiff) -> list[tuple[str, str, str]]:
             ("changed", attrs.changed),
         ):
             rows += [(f"attr {kind}", path, f"@{name}") for name in names]
+    for path, region in changes.regions.items():
+        if region.shape_before != region.shape_after:
+            rows.append(("shape", path, f"{region.shape_before} -> {region.shape_after}"))
+        ranges = [_index_text(box) for box in region.merged()]
+        if ranges:
+            shown = ", ".join(ranges[:SHOWN_RANGES])
+            more = len(ranges) - SHOWN_RANGES
+            rows.append(("values", path, shown + (f" (and {more} more)" if more > 0 else "")))
     return rows
+
+
+SHOWN_RANGES = 8
+"""Changed ranges of one dataset the table shows (``--json`` lists all)."""
+
+
+def _index_text(box: tuple[tuple[int, int], ...]) -> str:
+    """A box of elements as h5py index ranges: ``[0:8, 4:12]``."""
+    return "[" + ", ".join(f"{start}:{stop}" for start, stop in box) + "]"
 
 
 def _states(record: Path | str, from_index: int | None, to_index: int | None) -> tuple[int, int]:
@@ -336,7 +353,9 @@ def diff(
 
     A path is "changed" when its node was replaced (rewritten, substituted) or
     changed kind; dataset values are not read. Attributes are compared where
-    they were written again. Paths are absolute and sorted.
+    they were written again. A dataset changed by chunk-level patches lists
+    its changed regions ("values", at chunk granularity, as h5py index
+    ranges) and a new shape ("shape"). Paths are absolute and sorted.
 
     \b
     Examples:
@@ -358,6 +377,15 @@ def diff(
                 "removed": list(changes.removed),
                 "changed": [asdict(change) for change in changes.changed],
                 "attrs": {path: asdict(attrs) for path, attrs in changes.attrs.items()},
+                "regions": {
+                    path: {
+                        "shape_before": list(region.shape_before),
+                        "shape_after": list(region.shape_after),
+                        "chunks": [[list(span) for span in box] for box in region.regions],
+                        "ranges": [_index_text(box) for box in region.merged()],
+                    }
+                    for path, region in changes.regions.items()
+                },
             }
         )
     elif changes:

@@ -1,5 +1,5 @@
-"""Many records at once: the plan and summary of ``pack-many``, ``verify`` on an engine, and
-``ih5 catalog``."""
+"""Many records at once: the plan and summary of ``pack-many``, ``verify`` and ``push`` on an
+engine, and ``ih5 catalog``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or
         ContainerCheck,
         PackOutcome,
         PackPlan,
+        PushItem,
+        PushOutcome,
     )
+    from ih5.store import RemoteOptions
 
 
 def show_plan(plan: PackPlan, as_json: bool) -> None:
@@ -115,6 +118,98 @@ def verify_on_engine(
             say(f"Error: {error}")
     if not all(check.ok for check in checks):
         raise click.exceptions.Exit(1)
+
+
+def push_items(records: Sequence[Path], url: str) -> list[PushItem]:
+    """What ``ih5 push`` pushes where: one record to the record URL, or several records
+    (directories stand for every record in them) each to ``URL/NAME``."""
+    from ih5.cli.arguments import records_in
+    from ih5.format import discover_containers, split_record_path
+    from ih5.pack import PushItem, plan_push
+
+    def is_parent(path: Path) -> bool:
+        if not path.is_dir():
+            return False
+        try:
+            directory, name = split_record_path(path)
+        except ValueError:
+            return True
+        return not discover_containers(directory, name)
+
+    if len(records) == 1 and not is_parent(records[0]):
+        (item,) = plan_push(records, url)
+        return [PushItem(item.record, url, item.bytes)]
+    expanded: list[Path] = []
+    for path in records:
+        if not is_parent(path):
+            expanded.append(path)
+            continue
+        inside = records_in(path)
+        if not inside:
+            raise click.BadParameter(f"{path} is a directory without records; nothing to push")
+        expanded += [path / name for name in inside]
+    try:
+        return plan_push(expanded, url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def push_on_engine(
+    items: Sequence[PushItem],
+    jobs: int | None,
+    scheduler: str | None,
+    local_dask: bool,
+    remote: RemoteOptions,
+    as_json: bool,
+) -> None:
+    """``ih5 push`` of several records: one task per record; every failure is listed."""
+    from ih5.pack import push_plan
+
+    with open_engine(jobs, scheduler, local_dask) as executor, byte_progress() as bar:
+        bar.phase("pushing", sum(item.bytes for item in items))
+
+        def advance(outcome: PushOutcome) -> None:
+            bar.advance(outcome.bytes)
+
+        outcomes = push_plan(
+            items, executor=executor, jobs=jobs or 1, remote=remote, on_done=advance
+        )
+    if as_json:
+        echo_json(
+            [
+                {
+                    "record": outcome.record,
+                    "url": outcome.url,
+                    "copied": None if outcome.result is None else list(outcome.result.copied),
+                    "present": None if outcome.result is None else outcome.result.present,
+                    "bytes": None if outcome.result is None else outcome.result.bytes_transferred,
+                    "error": outcome.error,
+                }
+                for outcome in outcomes
+            ]
+        )
+    else:
+        for outcome in outcomes:
+            if outcome.result is not None:
+                copied = len(outcome.result.copied)
+                say(f"{outcome.url}: {'up to date' if not copied else f'{copied} files pushed'}")
+    report_pushes(outcomes)
+
+
+def report_pushes(outcomes: Sequence[PushOutcome]) -> None:
+    """One summary line, then every failure with its error; exit 1 if any record failed."""
+    failures = [outcome for outcome in outcomes if outcome.error is not None]
+    pushed = sum(1 for outcome in outcomes if outcome.result and outcome.result.copied)
+    say(
+        f"{len(outcomes)} records: {pushed} pushed, "
+        f"{len(outcomes) - pushed - len(failures)} up to date, {len(failures)} failed"
+    )
+    if not failures:
+        return
+    say("failed (the other records are pushed; run the same command again to retry these):")
+    for outcome in failures:
+        say(f"  {outcome.record} -> {outcome.url}: {outcome.error}")
+    raise click.exceptions.Exit(1)
 
 
 @click.command("catalog")

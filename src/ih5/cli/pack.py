@@ -13,7 +13,7 @@ from ih5.cli.engine import engine_options, open_engine
 from ih5.cli.many import report_outcomes, report_skipped, show_plan
 from ih5.cli.output import echo_json, echo_table, json_option, say
 from ih5.cli.progress import byte_progress
-from ih5.cli.remote import options_from, remote_options
+from ih5.cli.remote import RECORD, options_from, remote_options
 
 if TYPE_CHECKING:  # ih5.pack is imported where used: ``ih5 --help`` loads no h5py
     from ih5.pack import PackOptions, PackOutcome, PackResult
@@ -73,6 +73,13 @@ def _result_data(result: PackResult) -> dict[str, Any]:
     }
 
 
+def _written_size(result: PackResult, containers: tuple[Path, ...]) -> str:
+    """The size of what a pack wrote: its containers, or for a remote record what it sent."""
+    if result.url is not None and result.transfer is not None:
+        return f"{result.transfer.bytes_uploaded} bytes uploaded"
+    return f"{_size_of(containers)} bytes"
+
+
 def _size_of(paths: tuple[Path, ...]) -> int:
     return sum(path.stat().st_size for path in paths if path.exists())
 
@@ -89,7 +96,7 @@ def _summary(result: PackResult) -> str:
     if result.action == "created":
         return (
             f"{(result.url or result.record)}: created the record, {result.file_count} files "
-            f"({result.total_bytes} bytes) in {where} ({_size_of(containers)} bytes)"
+            f"({result.total_bytes} bytes) in {where} ({_written_size(result, containers)})"
         )
     counts = (
         f"{len(result.added)} added, {len(result.changed)} changed, {len(result.removed)} removed"
@@ -99,7 +106,9 @@ def _summary(result: PackResult) -> str:
         f"; {result.bytes_packed} bytes written, {max(kept, 0)} bytes of unchanged files "
         "not written again"
     )
-    patch = f"patch {result.patch_index} ({counts}) in {where} ({_size_of(containers)} bytes)"
+    patch = (
+        f"patch {result.patch_index} ({counts}) in {where} ({_written_size(result, containers)})"
+    )
     if result.action == "patched-on-stub":
         return (
             f"{result.record}: wrote {patch} on a stub{travel}; "
@@ -215,16 +224,17 @@ def unpack_command(record: Path | str, destination: Path, at: int | None, as_jso
 
 @click.command("pack-many")
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.argument("out_dir", type=RECORD)
 @engine_options
 @click.option(
     "--plan", "plan_only", is_flag=True, help="Show what would be packed, with sizes; pack nothing."
 )
 @storage_options
+@remote_options
 @json_option
 def pack_many_command(
     root: Path,
-    out_dir: Path,
+    out_dir: Path | str,
     jobs: int | None,
     scheduler: str | None,
     local_dask: bool,
@@ -232,6 +242,9 @@ def pack_many_command(
     compression: str | None,
     level: int | None,
     trust_mtime: bool,
+    endpoint_url: str | None,
+    region: str | None,
+    allow_http: bool | None,
     as_json: bool,
 ) -> None:
     """Pack each subdirectory of ROOT as its own record in OUT_DIR, one task per record.
@@ -240,18 +253,22 @@ def pack_many_command(
     tcp://HOST:8786, or --dask for a local one). Every record is registered
     in OUT_DIR/catalog.json. Exits 1 if any subdirectory failed (the others
     are still packed, and each failure is listed); running the same command
-    again packs what is left.
+    again packs what is left. OUT_DIR may be s3://BUCKET/PREFIX/: each record
+    is packed there as 'ih5 pack DIR s3://BUCKET/PREFIX/NAME' does, from its
+    newest manifest alone (no catalog is written there).
 
     \b
     Examples:
       ih5 pack-many plates/ archive/ --plan
       ih5 pack-many plates/ archive/ --jobs 4
       ih5 pack-many plates/ archive/ --dask --jobs 2 --json
+      ih5 pack-many plates/ s3://lab-archive/plates/ --jobs 4
     """
     from ih5.pack import pack_plan, plan_many
 
     options = _options(compression, level)
-    plan = plan_many(root, out_dir)
+    remote = options_from(endpoint_url, region, allow_http)
+    plan = plan_many(root, out_dir, remote=remote)
     if plan_only:
         show_plan(plan, as_json)
         return
@@ -276,6 +293,7 @@ def pack_many_command(
             options=options,
             trust_mtime=trust_mtime,
             on_done=report,
+            remote=remote,
         )
     rows = [
         {

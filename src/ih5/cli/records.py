@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from ih5.cli.engine import engine_options, engine_requested
 from ih5.cli.many import verify_on_engine
 from ih5.cli.output import counted, echo_json, echo_table, json_option, say
 from ih5.cli.progress import activity, byte_progress
-from ih5.errors import RecordExistsError
+from ih5.errors import RecordExistsError, StrayFileWarning
 from ih5.format.extensions import MANIFEST_EXT
 
 if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or rich
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or
         RecordHealth,
     )
     from ih5.record import IH5Record
+    from ih5.record.strays import Stray
 
 
 def _manifest_backed(user_block: IH5UserBlock) -> bool:
@@ -455,7 +457,7 @@ def stub(manifest_file: Path, target: Path, as_json: bool) -> None:
 
 
 def _remote_log(record: str, as_json: bool) -> None:
-    """List the committed containers of RECORD, oldest first.
+    """List the committed containers of RECORD, oldest first, then its strays.
 
     The table shortens hashsums; --json gives them in full, with the paths
     of each container's files (the container and its manifest, if any).
@@ -467,32 +469,63 @@ def _remote_log(record: str, as_json: bool) -> None:
     """
     from ih5.record import IH5Record
 
-    with IH5Record(record) as rec:
-        history = rec.history()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StrayFileWarning)  # listed below instead
+        with IH5Record(record) as rec:
+            history = rec.history()
+            strays = rec.strays()
+    entries = [
+        {
+            "index": entry.index,
+            "status": "ok",
+            "reason": "",
+            "patch_uuid": entry.patch_uuid,
+            "hashsum": entry.hashsum,
+            "size": entry.size,
+            "files": [str(path) for path in entry.files],
+        }
+        for entry in history
+    ] + [_stray_data(stray) for stray in strays]
     if as_json:
-        echo_json(
-            [
-                {
-                    "index": entry.index,
-                    "patch_uuid": entry.patch_uuid,
-                    "hashsum": entry.hashsum,
-                    "size": entry.size,
-                    "files": [str(path) for path in entry.files],
-                }
-                for entry in history
-            ]
-        )
+        echo_json(entries)
         return
     rows = [
-        (e.index, e.patch_uuid, _short(e.hashsum), e.size, " ".join(p.name for p in e.files))
-        for e in history
+        (
+            "" if e["index"] is None else e["index"],
+            e["status"],
+            e["patch_uuid"] or "",
+            _short(e["hashsum"]) if e["hashsum"] else "",
+            "" if e["size"] is None else e["size"],
+            " ".join(Path(p).name for p in e["files"]),
+            e["reason"],
+        )
+        for e in entries
     ]
-    echo_table(str(record), ("index", "patch uuid", "hashsum", "size", "files"), rows)
+    echo_table(
+        str(record), ("index", "status", "patch uuid", "hashsum", "size", "files", "detail"), rows
+    )
+
+
+def _stray_data(stray: Stray) -> dict[str, Any]:
+    """A stray file of a remote record as an entry of 'ih5 log' and 'ih5 verify'."""
+    return {
+        "index": stray.claims,
+        "status": "stray",
+        "reason": stray.reason,
+        "patch_uuid": None,
+        "hashsum": None,
+        "size": None,
+        "files": [stray.location],
+    }
 
 
 def _remote_verify(record: str, as_json: bool) -> None:
-    """Re-hash every container of the remote RECORD against its user block (streamed once)."""
-    with _open_unhashed(record) as rec:
+    """Re-hash every container of the remote RECORD against its user block (streamed once),
+    and report strays under its prefix; exit 1 when there are any."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StrayFileWarning)  # reported below instead
+        rec = _open_unhashed(record)
+    with rec:
         history = rec.history()
         total = sum(entry.size for entry in history)
         with byte_progress() as bar:
@@ -507,10 +540,26 @@ def _remote_verify(record: str, as_json: bool) -> None:
             rec.verify(progress=advance)
             # User blocks are not part of the hashed payload: fill the bar up to the file sizes.
             bar.advance(total - hashed)
+        strays = rec.strays()
     if as_json:
-        echo_json({"record": str(record), "ok": True, "containers": len(history), "size": total})
+        echo_json(
+            {
+                "record": str(record),
+                "ok": not strays,
+                "containers": len(history),
+                "size": total,
+                "strays": [_stray_data(stray) for stray in strays],
+            }
+        )
     else:
-        say(f"{record}: {len(history)} containers, {total} bytes; every hashsum matches")
+        for stray in strays:
+            say(f"stray: {stray.location}: {stray.reason}")
+        verdict = f"{len(history)} containers, {total} bytes; every hashsum matches"
+        if strays:
+            verdict += f"; {counted(len(strays), 'stray')} (move them away, see above)"
+        say(f"{record}: {verdict}")
+    if strays:
+        raise click.exceptions.Exit(exits.CHECK_FAILED)
 
 
 def _open_unhashed(record: Path | str) -> IH5Record:

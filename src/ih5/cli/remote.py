@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ih5.cli.engine import engine_options, engine_requested
+from ih5.cli.many import push_items, push_on_engine
 from ih5.cli.output import echo_json, json_option, say
 from ih5.cli.progress import byte_progress
 
@@ -102,16 +104,22 @@ def _report(result: TransferResult, verb: str, as_json: bool) -> None:
 
 
 @click.command("push")
-@click.argument("record", type=click.Path(path_type=Path))
+@click.argument(
+    "records", metavar="RECORD...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
 @click.argument("url")
 @remote_options
+@engine_options
 @json_option
 def push_command(
-    record: Path,
+    records: tuple[Path, ...],
     url: str,
     endpoint_url: str | None,
     region: str | None,
     allow_http: bool | None,
+    jobs: int | None,
+    scheduler: str | None,
+    local_dask: bool,
     as_json: bool,
 ) -> None:
     """Copy the containers and manifests of RECORD (DIR/NAME) that URL lacks.
@@ -120,18 +128,28 @@ def push_command(
     each container before its manifest, and never over an existing name.
     Exits 1 if URL holds another history of the record.
 
+    With several RECORDs, or a directory of records, URL is a prefix: each
+    record goes to URL/NAME, one task per record on a local pool (--jobs) or a
+    Dask cluster (--scheduler, --dask); one failing record does not stop the
+    others, and running the command again pushes only what is left.
+
     \b
     Examples:
       ih5 push archive/plate-1 s3://lab-archive/plates/plate-1
       AWS_ENDPOINT_URL=http://127.0.0.1:9000 ih5 push archive/plate-1 s3://b/p/plate-1 --allow-http
+      ih5 push archive/ s3://lab-archive/plates --jobs 4
+      ih5 push archive/plate-1 archive/plate-2 s3://lab-archive/plates --dask
     """
     from ih5.record import push
 
+    remote = options_from(endpoint_url, region, allow_http)
+    if len(records) > 1 or records[0].is_dir() or engine_requested(jobs, scheduler, local_dask):
+        push_on_engine(push_items(records, url), jobs, scheduler, local_dask, remote, as_json)
+        return
+    (record,) = records
     with byte_progress() as bar:
         bar.phase("uploading", sum(path.stat().st_size for path in _files_of(record)))
-        result = push(
-            record, url, remote=options_from(endpoint_url, region, allow_http), progress=bar.advance
-        )
+        result = push(record, url, remote=remote, progress=bar.advance)
     _report(result, "pushed", as_json)
 
 

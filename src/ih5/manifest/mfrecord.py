@@ -64,7 +64,7 @@ class IH5MFRecord(IH5Record):
         self._previous: fragments.Fragments | None = None
         self._manifest: IH5Manifest | None = None
         self._checked: CheckedManifest | None = None
-        """The newest manifest as opening found it: hashsum checked, parsed when asked for."""
+        """The newest manifest's bytes as opening found and checked them."""
         self._newest: _Written | None = None
         """The newest manifest when this handle wrote it (parsed only when asked for)."""
         self._layouts: dict[str, dict[str, Any]] | None = None
@@ -72,8 +72,7 @@ class IH5MFRecord(IH5Record):
         super().__init__(record, mode, **kwargs)
 
     def _check_opened(self) -> None:
-        """Check the newest container's manifest before a writer starts its patch (a reader
-        checks its hashsum now and parses it when first asked for)."""
+        """Check the newest container's manifest before a writer starts its patch."""
         newest = self.chain.refs[-1] if self.chain.refs else None
         self._newest = None
         self._manifest = None
@@ -84,8 +83,8 @@ class IH5MFRecord(IH5Record):
             if newest is not None
             else None
         )
-        if self._checked is not None and self.mode != "r":
-            self._manifest = self._checked.parse()  # a writer builds on it: check it whole
+        if self._checked is not None:
+            self._manifest = self._checked.parse()  # damaged or another's: refused now
 
     @property
     def manifest(self) -> IH5Manifest:
@@ -96,8 +95,6 @@ class IH5MFRecord(IH5Record):
         """
         if self._manifest is None and self._newest is not None:
             self._manifest = IH5Manifest.from_bytes(self._newest.raw, "<manifest just written>")
-        if self._manifest is None and self._checked is not None:
-            self._manifest = self._checked.parse()
         if self._manifest is None:
             raise ManifestError(
                 f"record {self.chain.label} has no manifest yet; commit a patch with "

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         record_name_for,
     )
     from ih5.pack.packer import Changes, PackProgress, PackResult, compare_states, pack_directory
+    from ih5.pack.pushing import PushItem, PushOutcome, plan_push, push_many, push_plan
     from ih5.pack.tasks import dask_executor, run_tasks
     from ih5.pack.tree_state import EntryState, TreeState
     from ih5.pack.unpacker import (
@@ -70,6 +71,8 @@ __all__ = [
     "PackPlan",
     "PackProgress",
     "PackResult",
+    "PushItem",
+    "PushOutcome",
     "RawCodec",
     "RecordCheck",
     "Skipped",
@@ -87,7 +90,10 @@ __all__ = [
     "pack_many",
     "pack_plan",
     "plan_many",
+    "plan_push",
     "plan_verify",
+    "push_many",
+    "push_plan",
     "rebuild_catalog",
     "rebuild_pack_manifests",
     "record_name_for",
@@ -130,6 +136,11 @@ _SOURCES = {
     "compare_states": "ih5.pack.packer",
     "pack_directory": "ih5.pack.packer",
     "dask_executor": "ih5.pack.tasks",
+    "PushItem": "ih5.pack.pushing",
+    "PushOutcome": "ih5.pack.pushing",
+    "plan_push": "ih5.pack.pushing",
+    "push_many": "ih5.pack.pushing",
+    "push_plan": "ih5.pack.pushing",
     "run_tasks": "ih5.pack.tasks",
     "EntryState": "ih5.pack.tree_state",
     "TreeState": "ih5.pack.tree_state",

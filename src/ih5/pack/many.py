@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from ih5.errors import ConflictError, Ih5Error, PackError
+from ih5.errors import ConflictError, Ih5Error, PackError, RemoteReadOnlyError
 from ih5.format import (
     MANIFEST_SUFFIX,
     discover_containers,
@@ -34,10 +34,11 @@ from ih5.format import (
 )
 from ih5.fs import atomic_update_json, hashsum_bytes
 from ih5.manifest import IH5Manifest, check_manifest
-from ih5.pack.codecs import PackOptions
+from ih5.pack.codecs import FileCodec, PackOptions, installed_codecs
 from ih5.pack.packer import PackResult, pack_directory
 from ih5.pack.tasks import run_tasks
 from ih5.pack.tree_state import TreeState
+from ih5.store import ObjectStore, RemoteOptions, is_remote, local_path, open_store
 
 CATALOG_NAME = "catalog.json"
 CONFLICT_RETRIES = 3
@@ -121,9 +122,15 @@ class PackPlan:
     """What ``pack_many`` would do: the records to pack and what it skips."""
 
     root: Path
-    out_dir: Path
+    out_dir: Path | str
+    """A directory, or the ``s3://BUCKET/PREFIX`` URL the records go below."""
     items: tuple[PackItem, ...]
     skipped: tuple[Skipped, ...] = ()
+
+    @property
+    def remote(self) -> bool:
+        """The records go into object storage (no catalog is written there)."""
+        return isinstance(self.out_dir, str)
 
     @property
     def files(self) -> int:
@@ -183,6 +190,26 @@ def _record_names_in(directory: Path) -> set[str]:
         names = os.listdir(directory)
     except (FileNotFoundError, NotADirectoryError):
         return set()
+    return _record_names(names)
+
+
+def _record_names_at(url: str, remote: RemoteOptions | None) -> set[str]:
+    """Names of the records with a container or a manifest below ``url`` (one listing)."""
+    store = open_store(url, remote)
+    assert isinstance(store, ObjectStore)
+    if not store.writable:
+        raise RemoteReadOnlyError(
+            f"{url} is read-only (HTTP); pack into object storage (s3://BUCKET/PREFIX/) "
+            "or a local directory instead",
+            url,
+        )
+    try:
+        return _record_names(store.names())
+    finally:
+        store.close()
+
+
+def _record_names(names: Iterable[str]) -> set[str]:
     found = set()
     for name in names:
         parsed = parse_container_name(name.removesuffix(MANIFEST_SUFFIX))
@@ -209,15 +236,26 @@ def _refuse_bad_names(root: Path, unnamed: list[str], named: dict[str, list[str]
         )
 
 
-def plan_many(root: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> PackPlan:
+def plan_many(
+    root: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    remote: RemoteOptions | None = None,
+) -> PackPlan:
     """Which subdirectories of ``root`` become which records in ``out_dir``, with sizes.
 
     Loose files at the root and the output directory itself (when it is inside
     ``root``) are skipped and listed. Names that no rule can tell apart are refused
-    before anything is written, naming the directories.
+    before anything is written, naming the directories. ``out_dir`` may be an
+    ``s3://BUCKET/PREFIX/`` URL: record NAME is then ``s3://BUCKET/PREFIX/NAME``
+    (``remote`` sets the connection; default: the ``AWS_*`` environment).
     """
     source_root = Path(root)
-    target = Path(out_dir)
+    target: Path | str = (
+        str(out_dir).rstrip("/")
+        if isinstance(out_dir, str) and is_remote(out_dir)
+        else local_path(out_dir)
+    )
     if not source_root.is_dir():
         raise PackError(f"{source_root} is not a directory; pass the directory of plates", root)
     skipped: list[Skipped] = []
@@ -227,7 +265,7 @@ def plan_many(root: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> 
         path = Path(entry.path)
         if not entry.is_dir():
             skipped.append(Skipped(str(path), "not a directory (only subdirectories are packed)"))
-        elif _same_directory(path, target):
+        elif isinstance(target, Path) and _same_directory(path, target):
             skipped.append(Skipped(str(path), "the output directory"))
         else:
             try:
@@ -235,13 +273,14 @@ def plan_many(root: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> 
             except PackError:
                 unnamed.append(entry.name)
     _refuse_bad_names(source_root, unnamed, named)
-    present = _record_names_in(target)
+    present = (
+        _record_names_in(target) if isinstance(target, Path) else _record_names_at(target, remote)
+    )
     items = []
     for name, (directory,) in sorted(named.items()):
         files, size = _tree_size(source_root / directory)
-        items.append(
-            PackItem(str(source_root / directory), str(target / name), files, size, name in present)
-        )
+        record = str(target / name) if isinstance(target, Path) else f"{target}/{name}"
+        items.append(PackItem(str(source_root / directory), record, files, size, name in present))
     return PackPlan(source_root, target, tuple(items), tuple(skipped))
 
 
@@ -264,20 +303,40 @@ def _failure(item: PackItem, error: str) -> PackOutcome:
     return PackOutcome(Path(item.source), item.name, error=error, bytes=item.bytes)
 
 
-def pack_item(item: PackItem, options: PackOptions, trust_mtime: bool) -> PackOutcome:
+@cache
+def _codecs_here() -> tuple[FileCodec, ...]:
+    """The installed codecs, looked up once per worker process: the entry-point scan
+    behind them costs milliseconds, a few percent of packing a small plate."""
+    return tuple(installed_codecs())
+
+
+def pack_item(
+    item: PackItem,
+    options: PackOptions,
+    trust_mtime: bool,
+    remote: RemoteOptions | None = None,
+) -> PackOutcome:
     """Pack one record: the task ``pack_many`` runs, safe to run again or twice at once.
 
     It writes only its own staging files and commits through the commit protocol.
     A second run after a first one published finds nothing changed. When a
     concurrent copy (an engine's retry while the first still ran) takes the
     patch's name first, the task packs again on top of it, and an identical change
-    set then comes out as unchanged.
+    set then comes out as unchanged. A record URL is packed through the remote path of
+    ``pack_directory`` (its newest manifest alone, create-if-absent).
     """
     source = Path(item.source)
     message = ""
     for _ in range(CONFLICT_RETRIES):
         try:
-            result = pack_directory(source, item.record, options=options, trust_mtime=trust_mtime)
+            result = pack_directory(
+                source,
+                item.record,
+                options=options,
+                trust_mtime=trust_mtime,
+                remote=remote,
+                codecs=_codecs_here(),
+            )
         except ConflictError as exc:
             message = str(exc)
             continue
@@ -374,28 +433,39 @@ def pack_plan(
     options: PackOptions | None = None,
     trust_mtime: bool = False,
     on_done: Callable[[PackOutcome], None] | None = None,
+    remote: RemoteOptions | None = None,
 ) -> list[PackOutcome]:
     """Pack every item of ``plan``, one task per record on ``executor``; sorted by name.
 
     Without ``executor``, a local pool of ``jobs`` processes runs the tasks.
     Failures stay per record; a run again does only what is left (records
     already packed come out unchanged, and no patch is written for them).
+    Into object storage (``plan.remote``) no catalog is written: each record's
+    newest manifest says what it holds (``ih5 log URL``).
     """
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
-    catalog = _CatalogWriter(plan.out_dir / CATALOG_NAME)
+    catalog: _CatalogWriter | None = None
+    if isinstance(plan.out_dir, Path):
+        plan.out_dir.mkdir(parents=True, exist_ok=True)
+        catalog = _CatalogWriter(plan.out_dir / CATALOG_NAME)
 
     def done(outcome: PackOutcome) -> None:
-        catalog.add(outcome)
+        if catalog is not None:
+            catalog.add(outcome)
         if on_done is not None:
             on_done(outcome)
 
     # Largest first: the long tasks start early and the short ones fill the gaps.
     items = sorted(plan.items, key=lambda item: (-item.bytes, item.name))
-    task = partial(pack_item, options=options or PackOptions(), trust_mtime=trust_mtime)
+    # The own local pool's workers take the caller's environment (AWS_* included, see
+    # tasks.local_pool); an engine's workers (Dask) keep their own credentials.
+    task = partial(
+        pack_item, options=options or PackOptions(), trust_mtime=trust_mtime, remote=remote
+    )
     try:
         outcomes = run_tasks(task, items, _failure, executor=executor, jobs=jobs, on_done=done)
     finally:
-        catalog.flush()
+        if catalog is not None:
+            catalog.flush()
     return sorted(outcomes, key=lambda outcome: outcome.record_name)
 
 
@@ -408,16 +478,19 @@ def pack_many(
     options: PackOptions | None = None,
     trust_mtime: bool = False,
     on_done: Callable[[PackOutcome], None] | None = None,
+    remote: RemoteOptions | None = None,
 ) -> list[PackOutcome]:
     """Pack each subdirectory of ``root`` into ``out_dir/<name>``: :func:`plan_many`, then
-    :func:`pack_plan` (on ``executor``, default: a local pool of ``jobs`` processes)."""
+    :func:`pack_plan` (on ``executor``, default: a local pool of ``jobs`` processes).
+    ``out_dir`` may be an ``s3://BUCKET/PREFIX/`` URL (``remote``: its connection)."""
     return pack_plan(
-        plan_many(root, out_dir),
+        plan_many(root, out_dir, remote=remote),
         executor=executor,
         jobs=jobs,
         options=options,
         trust_mtime=trust_mtime,
         on_done=on_done,
+        remote=remote,
     )
 
 

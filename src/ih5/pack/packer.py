@@ -38,17 +38,16 @@ from ih5.errors import (
 from ih5.format import (
     CONTAINER_SUFFIX,
     MANIFEST_SUFFIX,
-    ContainerRef,
+    container_name,
     discover_containers,
     load_refs,
     manifest_name,
     parse_container_name,
-    read_user_block_with_size,
     split_record_path,
     validate_record_name,
 )
 from ih5.format.extensions import named_manifest_hashsum
-from ih5.fs import HashingReader, hashsum_bytes, hashsum_stream, parse_hashsum, pid_alive
+from ih5.fs import HashingReader, hashsum_stream, pid_alive
 from ih5.fs.beneath import open_file_beneath, open_root
 from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
 from ih5.pack.codecs import (
@@ -61,6 +60,7 @@ from ih5.pack.codecs import (
     installed_codecs,
 )
 from ih5.pack.exclusion import exclusion
+from ih5.pack.newest import Newest, find_newest, remember
 from ih5.pack.tree_state import (
     EntryState,
     TreeState,
@@ -74,9 +74,9 @@ from ih5.record.commit import (
     CommitProtocol,
     Sealed,
     file_index,
-    parse_staged_name,
     publish_container,
 )
+from ih5.record.parked import complete_parked, remote_names
 from ih5.store import (
     LocalStore,
     ObjectStore,
@@ -766,91 +766,49 @@ def _pack_remote(
         store.close()
 
 
-def _remote_names(listing: Sequence[str], name: str) -> tuple[dict[int, str], dict[int, str]]:
-    """Containers and manifests of record ``name`` in a store's ``listing``, by file index."""
-    containers: dict[int, str] = {}
-    manifests: dict[int, str] = {}
-    for entry in listing:
-        is_manifest = entry.endswith(MANIFEST_SUFFIX)
-        parsed = parse_container_name(entry.removesuffix(MANIFEST_SUFFIX))
-        if parsed is None or parsed[0] != name:
-            continue
-        (manifests if is_manifest else containers)[parsed[1]] = entry
-    return containers, manifests
-
-
-def _complete_remote_manifests(
-    store: ObjectStore, name: str
-) -> tuple[dict[int, str], dict[int, str]]:
-    """Publish the manifest a killed packer parked for a container it published; drop the
-    parked manifests no container can use any more. Return the listing as it is then."""
+def _newest_listed(store: ObjectStore, name: str) -> Newest:
+    """The newest manifest-backed container from a listing (completing parked manifests)."""
     listing = store.names()
-    containers, manifests = _remote_names(listing, name)
-    staged = [found for found in map(parse_staged_name, listing) if found is not None]
-    newest = max(containers, default=-1)
-    for index, container in sorted(containers.items()):
-        if index in manifests:
-            continue
-        expected = named_manifest_hashsum(_remote_user_block(store, container).user_block.ub_exts)
-        for found in staged:
-            if found.target != manifest_name(container) or expected is None:
-                continue
-            try:
-                raw = store.read_bytes(found.name)
-            except FileNotFoundError:
-                continue  # its writer finished meanwhile (or gave up)
-            if _hashes_to(raw, expected):
-                local = store.staging_dir / found.name
-                local.write_bytes(raw)
-                store.publish(local, manifest_name(container))
-                manifests[index] = manifest_name(container)
-                break
-    for found in staged:
-        parsed = parse_container_name(found.target.removesuffix(MANIFEST_SUFFIX))
-        if parsed is not None and parsed[1] <= newest and parsed[1] in manifests:
-            store.remove(found.name)
-    return containers, manifests
-
-
-def _hashes_to(raw: bytes, expected: str) -> bool:
-    return hashsum_bytes(raw, parse_hashsum(expected)[0]) == expected
-
-
-def _remote_user_block(store: ObjectStore, container: str) -> ContainerRef:
-    head = store.first_block(container)
-    user_block, size = read_user_block_with_size(io.BytesIO(head), store.describe(container))
-    return ContainerRef(Path(container), user_block, size, store)
-
-
-def _pack_remote_once(store: ObjectStore, name: str, job: _Job) -> PackResult:
-    """One attempt: newest manifest -> stub (or a new base) -> patch -> publish."""
-    containers, manifests = _remote_names(store.names(), name)
+    containers, manifests = remote_names(listing, name)
     if set(containers) - set(manifests):
-        containers, manifests = _complete_remote_manifests(store, name)
+        containers, manifests = complete_parked(store, name, listing)
     usable = sorted(index for index in manifests if index in containers)
-    url = store.describe(name)
     if containers and not usable:
+        url = store.describe(name)
         raise ManifestError(
             f"{url} has containers but no manifest: a packer needs a manifest-backed "
             "record; pull it ('ih5 pull'), pack it locally, and push it",
             url,
         )
+    if not usable:
+        return Newest(-1, None)
+    return Newest(usable[-1], store.read_bytes(manifests[usable[-1]]))
+
+
+def _pack_remote_once(store: ObjectStore, name: str, job: _Job) -> PackResult:
+    """One attempt: newest manifest -> stub (or a new base) -> patch -> publish."""
+    newest = find_newest(store, name) or _newest_listed(store, name)
+    url = store.describe(name)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.remote-"))
     try:
-        if not usable:
+        if newest.manifest is None:
             with IH5MFRecord(staging / name, "x") as rec:
                 result = _pack_into(rec, job, "created")
         else:
-            newest = staging / manifests[usable[-1]]
-            newest.write_bytes(store.read_bytes(manifests[usable[-1]]))
+            manifest = staging / manifest_name(container_name(name, newest.index))
+            manifest.write_bytes(newest.manifest)
             (staging / "stub").mkdir()
-            IH5MFRecord.create_stub(staging / "stub" / name, newest)
+            IH5MFRecord.create_stub(staging / "stub" / name, manifest)
             with IH5MFRecord(staging / "stub" / name, "r+") as rec:
                 result = _pack_into(rec, job, "patched")
         if result.action == "unchanged":
+            remember(store, name, newest.index)
             return replace(result, record=Path(name), url=url, transfer=store.stats)
         (container,) = [path for path in result.written if path.name.endswith(CONTAINER_SUFFIX)]
         _publish_remote(store, name, container)
+        published = parse_container_name(container.name)
+        if published is not None:
+            remember(store, name, published[1])
         written = (Path(container.name), Path(manifest_name(container.name)))
         return replace(result, record=Path(name), written=written, url=url, transfer=store.stats)
     finally:
@@ -871,7 +829,8 @@ def _publish_remote(store: ObjectStore, name: str, container: Path) -> None:
     shutil.copyfile(manifest_path(container), staged)
     store.upload_bytes(staged.name, staged.read_bytes())
     try:
-        publish_container(store, Sealed(container, ref.user_block, ref.block_size, final, staged))
+        # As a local commit: refused when the name, or a stray manifest claiming it, is taken.
+        protocol.publish(Sealed(container, ref.user_block, ref.block_size, final, staged))
     except ConflictError:
         store.remove(staged.name)
         raise

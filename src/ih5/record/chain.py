@@ -44,6 +44,8 @@ class Chain:
         self._views: dict[tuple[str, int, int, int], ChunkedDataset] = {}
         self._stored: dict[tuple[int, str], h5py.Dataset] = {}
         """Assembled views of datasets whose deltas are all committed (they never change)."""
+        self._by_index: dict[int, ContainerRef] = {}
+        """Committed containers by patch index."""
 
     # --- the committed containers ---------------------------------------------
 
@@ -63,6 +65,7 @@ class Chain:
     def reset(self, refs: Sequence[ContainerRef]) -> None:
         """Show the committed state of ``refs`` (after a truncation or a re-read)."""
         self._close_files()
+        self._by_index = {}
         self.refs = list(refs)
         self.root = build_tree(self.refs)
 
@@ -74,6 +77,12 @@ class Chain:
         """Forget changes of a discarded patch: resolve the committed chain again."""
         self._views = {}
         self.root = build_tree(self.refs)
+
+    def _ref(self, index: int) -> ContainerRef | None:
+        """The committed container with patch index ``index``, if the chain holds it."""
+        if len(self._by_index) != len(self.refs):
+            self._by_index = {ref.user_block.patch_index: ref for ref in self.refs}
+        return self._by_index.get(index)
 
     # --- reading ------------------------------------------------------------------
 
@@ -114,7 +123,8 @@ class Chain:
             return self.writer.file
         file = self._files.get(index)
         if file is None:
-            ref = next(r for r in self.refs if r.user_block.patch_index == index)
+            ref = self._ref(index)
+            assert ref is not None
             file = self._files[index] = open_container(ref)
         return file
 
@@ -124,7 +134,8 @@ class Chain:
             delta = self.writer.delta(path)
             assert delta is not None
             return delta.facts
-        ref = next(r for r in self.refs if r.user_block.patch_index == index)
+        ref = self._ref(index)
+        assert ref is not None
         facts = container_facts(ref)[path].delta
         assert facts is not None
         return facts
@@ -134,14 +145,13 @@ class Chain:
         cached = self._stored.get((index, path))
         if cached is not None:
             return cached
-        known = {ref.user_block.patch_index for ref in self.refs}
-        if index not in known and (self.writer is None or index != self.writer.index):
+        ref = self._ref(index)
+        if ref is None and (self.writer is None or index != self.writer.index):
             raise IntegrityError(
                 f"{path!r} reuses a chunk of patch {index}, which record {self.label} does "
                 "not hold (merged away?); open the record with all its containers",
                 path,
             )
-        ref = next((r for r in self.refs if r.user_block.patch_index == index), None)
         fact = container_facts(ref).get(path) if ref is not None else None
         if ref is not None and (fact is None or fact.delta is None):
             raise IntegrityError(
@@ -162,23 +172,27 @@ class Chain:
         raises StubError, writing whole chunks works.
         """
         node = node or self.resolve(path)
+        writer = self.writer.index if self.writer is not None else None
+        committed = node.deltas[:-1] if node.deltas and node.deltas[-1] == writer else node.deltas
         # Deltas only ever get appended, with increasing indices: count and last identify them.
-        key = (path, node.created, len(node.deltas), node.deltas[-1] if node.deltas else -1)
-        cached = self._views.get(key)
-        if cached is not None:
-            return cached
-        plain = self.h5(node.created)[path]
-        assert isinstance(plain, h5py.Dataset)
-        view = ChunkedDataset(
-            plain,
-            node.created,
-            [(index, self.delta_facts(index, path)) for index in node.deltas],
-            lambda index: self.stored_chunks(index, path),
-            plain_readable=not self.is_stub(node.created),
-        )
-        writing = self.writer is not None and self.writer.index in (node.created, *node.deltas)
-        if not writing:
-            self._views[key] = view
+        key = (path, node.created, len(committed), committed[-1] if committed else -1)
+        view = self._views.get(key)
+        if view is None:
+            plain = self.h5(node.created)[path]
+            assert isinstance(plain, h5py.Dataset)
+            view = ChunkedDataset(
+                plain,
+                node.created,
+                [(index, self.delta_facts(index, path)) for index in committed],
+                lambda index: self.stored_chunks(index, path),
+                plain_readable=not self.is_stub(node.created),
+            )
+            if node.created != writer:
+                self._views[key] = view
+        if len(committed) < len(node.deltas):
+            # The open patch's delta, laid over the kept view of the committed ones.
+            assert writer is not None
+            view = view.extended(writer, self.delta_facts(writer, path))
         return view
 
     def require_writer(self) -> PatchWriter:

@@ -30,6 +30,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ih5.record.room import Room
+
 CHUNKS_ATTR = "\x1achunks"
 """Marks a chunk-delta group; user attributes may not take this name."""
 FORMAT_VERSION = 1
@@ -42,6 +44,9 @@ INDEX_NAME = "index"
 HASHES_NAME = "hashes"
 _INDEX_ROWS_PER_CHUNK = 32
 _DIGEST_SIZE = 32
+CHUNK_OVERHEAD = 1024
+"""Bytes beyond a chunk's values that storing it may take: index and hash rows, the chunk's
+B-tree entry, a filter's growth of incompressible data (checked before HDF5 writes)."""
 
 Coords = tuple[int, ...]
 """Chunk coordinates in chunk units (element offset // chunk shape)."""
@@ -80,6 +85,18 @@ def chunk_digest(buffer: np.ndarray[Any, Any]) -> bytes:
     else:
         digest.update(np.ascontiguousarray(buffer).tobytes())
     return digest.digest()
+
+
+def buffer_bytes(buffer: np.ndarray[Any, Any]) -> int:
+    """An upper bound of the bytes HDF5 stores for ``buffer`` (variable-length items: their
+    heap entries too)."""
+    if not buffer.dtype.hasobject:
+        return int(buffer.nbytes)
+    total = 0
+    for item in buffer.flat:
+        size = len(item.encode("utf-8")) if isinstance(item, str) else len(bytes(item))
+        total += size + 32
+    return total
 
 
 def is_chunk_delta(group: h5py.Group) -> bool:
@@ -121,10 +138,14 @@ def read_delta(group: h5py.Group) -> DeltaFacts:
 class DeltaWriter:
     """The chunk delta of one dataset in the open patch: stores chunks, keeps the index."""
 
-    def __init__(self, group: h5py.Group, facts: DeltaFacts, level: int) -> None:
+    def __init__(
+        self, group: h5py.Group, facts: DeltaFacts, level: int, room: Room | None = None
+    ) -> None:
         self.group = group
         self.facts = facts
         self.level = level
+        self.room = room
+        """The patch file's reserved disk space: every change is reserved before HDF5 sees it."""
         self._chunks = group[CHUNKS_NAME]
         self._index = group[INDEX_NAME]
         self._hashes = group[HASHES_NAME]
@@ -144,9 +165,16 @@ class DeltaWriter:
 
     @classmethod
     def create(
-        cls, group: h5py.Group, plain: h5py.Dataset, shape: tuple[int, ...], level: int
+        cls,
+        group: h5py.Group,
+        plain: h5py.Dataset,
+        shape: tuple[int, ...],
+        level: int,
+        room: Room | None = None,
     ) -> DeltaWriter:
         """Turn ``group`` into an empty chunk delta for the chunked dataset ``plain``."""
+        if room is not None:
+            room.ensure(3 * CHUNK_OVERHEAD)
         chunks = plain.chunks
         assert chunks is not None
         space = h5py.h5s.create_simple((0, *chunks[1:]), (h5py.h5s.UNLIMITED, *chunks[1:]))
@@ -173,15 +201,21 @@ class DeltaWriter:
             chunks=(_INDEX_ROWS_PER_CHUNK, _DIGEST_SIZE),
         )
         group.attrs[CHUNKS_ATTR] = _info(shape, shape)
-        return cls(group, DeltaFacts(shape, shape), level)
+        return cls(group, DeltaFacts(shape, shape), level, room)
 
     @classmethod
-    def load(cls, group: h5py.Group, level: int) -> DeltaWriter:
+    def load(cls, group: h5py.Group, level: int, room: Room | None = None) -> DeltaWriter:
         """Resume writing the chunk delta ``group`` of a resumed open patch."""
-        return cls(group, read_delta(group), level)
+        return cls(group, read_delta(group), level, room)
+
+    def reserve(self, nbytes: int) -> None:
+        """Make sure ``nbytes`` more fit on the disk before HDF5 writes them (DiskFullError)."""
+        if self.room is not None:
+            self.room.ensure(nbytes)
 
     def set_shape(self, shape: tuple[int, ...]) -> None:
         """Record the dataset's new shape (a resize); a shrink lowers the floor for good."""
+        self.reserve(0)
         self.facts.shape = shape
         self.facts.floor = tuple(min(a, b) for a, b in zip(self.facts.floor, shape, strict=True))
         self.group.attrs[CHUNKS_ATTR] = _info(shape, self.facts.floor)
@@ -206,10 +240,12 @@ class DeltaWriter:
 
     def point(self, coords: Coords, ref: ChunkRef) -> None:
         """Let chunk ``coords`` come from an existing chunk ``ref`` (equal bytes)."""
+        self.reserve(CHUNK_OVERHEAD)
         self._set_row(coords, ref)
 
     def store(self, coords: Coords, buffer: np.ndarray[Any, Any], digest: bytes) -> None:
         """Store the full chunk ``buffer`` as chunk ``coords`` of this patch."""
+        self.reserve(buffer_bytes(buffer) + CHUNK_OVERHEAD)
         current = self.facts.rows.get(coords)
         if current is not None and current.level == self.level and current.slot >= 0:
             slot = current.slot

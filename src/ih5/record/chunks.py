@@ -11,22 +11,25 @@ shows the fill value there, as in h5py.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import h5py
 import numpy as np
 
 from ih5.errors import IntegrityError, StubError
 from ih5.record.chunkmap import (
+    CHUNK_OVERHEAD,
     FILL_SLOT,
     PLAIN_SLOT,
     ChunkRef,
     Coords,
     DeltaFacts,
     DeltaWriter,
+    buffer_bytes,
     chunk_digest,
 )
 from ih5.record.selection import Axis, Selection, as_array, is_contiguous, normalize
@@ -57,8 +60,36 @@ def _min_shape(left: Sequence[int], right: Sequence[int]) -> tuple[int, ...]:
     return tuple(min(a, b) for a, b in zip(left, right, strict=False))
 
 
+class Source(NamedTuple):
+    """A chunk readable by one HDF5 call: its dataset, the offset of its rows there along
+    axis 0, and how far (absolute indices) its values are visible."""
+
+    dataset: h5py.Dataset
+    shift: int
+    limit: tuple[int, ...]
+
+
+_UNKNOWN = object()
+"""Marks a chunk whose :class:`Source` was not looked up yet."""
+
+
+@dataclass
+class _Memo:
+    """What a view of committed deltas works out once, shared with its extended copies."""
+
+    latest: dict[Coords, int] | None = None
+    """Chunk coordinates -> position of the newest committed delta with a row for them."""
+    known: dict[bytes, ChunkRef] | None = None
+    """Digest -> a committed chunk holding those bytes."""
+
+
 class ChunkedDataset:
-    """Values of one dataset assembled from its plain storage and its chunk deltas."""
+    """Values of one dataset assembled from its plain storage and its chunk deltas.
+
+    A view of committed deltas never changes and is kept by the chain; the open
+    patch's delta is laid on top of it by :meth:`extended`, at no cost that grows
+    with the number of patches.
+    """
 
     def __init__(
         self,
@@ -73,25 +104,63 @@ class ChunkedDataset:
             raise TypeError(f"{plain.name} is not chunked")
         self.plain = plain
         self.plain_level = plain_level
-        self.deltas = list(deltas)
         self.stored = stored
         self.plain_readable = plain_readable
         self.chunks: tuple[int, ...] = tuple(chunks)
         self.dtype: np.dtype[Any] = plain.dtype
-        self.shape: tuple[int, ...] = self.deltas[-1][1].shape if self.deltas else plain.shape
-        clips: list[tuple[int, ...]] = []
-        clip = self.shape
-        for _, facts in reversed(self.deltas):
-            clips.append(clip)
-            clip = _min_shape(clip, facts.floor)
-        clips.reverse()
-        self._clips = clips
-        """clips[j]: how far the chunks delta j stores are visible (newer floors, the shape)."""
-        self.plain_clip = _min_shape(clip, plain.shape)
-        self._latest: dict[Coords, int] | None = None
-        self._fill: tuple[Any] | None = None
         self.plain_shape: tuple[int, ...] = tuple(plain.shape)
+        self._base = list(deltas)
+        self.shape: tuple[int, ...] = self._base[-1][1].shape if self._base else self.plain_shape
+        count, ndim = len(self._base), len(self.chunks)
+        floors = np.array([facts.floor for _, facts in self._base], dtype=np.int64)
+        floors = floors.reshape(count, ndim)
+        newer = np.full((count, ndim), np.iinfo(np.int64).max, dtype=np.int64)
+        if count > 1:
+            newer[:-1] = np.minimum.accumulate(floors[::-1], axis=0)[::-1][1:]
+        self._newer = newer
+        """newer[j]: the smallest floor of the deltas newer than delta j, per axis."""
+        self._floors: tuple[int, ...] = self.plain_shape
+        if count:
+            self._floors = _min_shape(tuple(floors.min(axis=0).tolist()), self.plain_shape)
+        self.plain_clip = _min_shape(self.shape, self._floors)
         """How far plain storage is visible (every floor, its own shape)."""
+        self._cap: tuple[int, ...] = self.shape
+        """Caps every committed delta's visibility: the shape, or the open delta's floor."""
+        self._clips: dict[int, tuple[int, ...]] = {}
+        """position -> how far the chunks of that delta are visible (newer floors, the cap)."""
+        self._memo = _Memo()
+        self._sources: dict[Coords, Source | None] = {}
+        """Chunk coordinates -> where one HDF5 call reads them (committed views only)."""
+        self._fill: tuple[Any] | None = None
+        self._tail: tuple[int, DeltaFacts] | None = None
+        """The open patch's delta laid over the committed ones (see :meth:`extended`)."""
+
+    def extended(self, level: int, facts: DeltaFacts) -> ChunkedDataset:
+        """This view with the open patch's delta ``facts`` (patch ``level``) laid on top.
+
+        Its chunk rows are read live; its shape and floor are taken now.
+        """
+        view = copy.copy(self)
+        view._tail = (level, facts)
+        view.shape = facts.shape
+        view._cap = _min_shape(facts.shape, facts.floor)
+        view.plain_clip = _min_shape(view._cap, self._floors)
+        view._clips = {}
+        view._sources = {}  # stays empty: the open delta's rows change under it
+        return view
+
+    def _clip(self, position: int) -> tuple[int, ...]:
+        """How far the chunks committed delta ``position`` stores are visible."""
+        clip = self._clips.get(position)
+        if clip is None:
+            clip = tuple(np.minimum(self._newer[position], self._cap).tolist())
+            self._clips[position] = clip
+        return clip
+
+    @property
+    def deltas(self) -> list[tuple[int, DeltaFacts]]:
+        """(patch index, delta facts) of every delta laid over the plain storage, oldest first."""
+        return self._base if self._tail is None else [*self._base, self._tail]
 
     # --- locating ----------------------------------------------------------
 
@@ -107,13 +176,14 @@ class ChunkedDataset:
         return tuple(c * n for c, n in zip(coords, self.chunks, strict=False))
 
     def _newest_rows(self) -> dict[Coords, int]:
-        """Chunk coordinates -> position of the newest delta with a row for them."""
-        if self._latest is None:
+        """Chunk coordinates -> position of the newest committed delta with a row for them."""
+        memo = self._memo
+        if memo.latest is None:
             latest: dict[Coords, int] = {}
-            for position, (_, facts) in enumerate(self.deltas):
+            for position, (_, facts) in enumerate(self._base):
                 latest.update(dict.fromkeys(facts.rows, position))
-            self._latest = latest
-        return self._latest
+            memo.latest = latest
+        return memo.latest
 
     def locate(self, coords: Coords) -> Located:
         """Where chunk ``coords`` comes from: the newest delta with a row for it, else plain.
@@ -122,16 +192,24 @@ class ChunkedDataset:
         clip covers every newer one.
         """
         origin = [c * n for c, n in zip(coords, self.chunks, strict=True)]
-        position = (self._latest if self._latest is not None else self._newest_rows()).get(coords)
-        if position is not None:
-            clip = self._clips[position]
-            if any(o >= c for o, c in zip(origin, clip, strict=True)):
-                return Located(None, clip)
-            ref = self.deltas[position][1].rows[coords]
-            return Located(None if ref.slot == FILL_SLOT else ref, clip)
-        if any(o >= c for o, c in zip(origin, self.plain_clip, strict=True)):
-            return Located(None, self.plain_clip)
-        return Located(ChunkRef(self.plain_level, PLAIN_SLOT), self.plain_clip)
+        ref: ChunkRef | None = None
+        tail = self._tail
+        if tail is not None:
+            ref = tail[1].rows.get(coords)
+            clip = self.shape
+        if ref is None:
+            latest = self._memo.latest
+            position = (latest if latest is not None else self._newest_rows()).get(coords)
+            if position is None:
+                clip = self.plain_clip
+                if any(o >= c for o, c in zip(origin, clip, strict=True)):
+                    return Located(None, clip)
+                return Located(ChunkRef(self.plain_level, PLAIN_SLOT), clip)
+            ref = self._base[position][1].rows[coords]
+            clip = self._clips.get(position) or self._clip(position)
+        if any(o >= c for o, c in zip(origin, clip, strict=True)):
+            return Located(None, clip)
+        return Located(None if ref.slot == FILL_SLOT else ref, clip)
 
     def grid(self) -> Iterator[Coords]:
         """Coordinates of every chunk of the current shape, in C order."""
@@ -282,51 +360,80 @@ class ChunkedDataset:
         flush()
         return True
 
+    def _source(self, coords: Coords) -> Source | None:
+        """Where chunk ``coords`` can be read by one HDF5 call (None: fill values, a stub's
+        placeholder or a lost patch, which the general path handles). Kept per committed view."""
+        where = self.locate(coords)
+        ref = where.ref
+        found: Source | None = None
+        if ref is not None and ref.slot != PLAIN_SLOT:
+            shift = (ref.slot - coords[0]) * self.chunks[0]
+            found = Source(self.stored(ref.level), shift, where.clip)
+        elif ref is not None and ref.level == self.plain_level and self.plain_readable:
+            found = Source(self.plain, 0, _min_shape(where.clip, self.plain_shape))
+        if self._tail is None:
+            self._sources[coords] = found
+        return found
+
     def _read_in_one_chunk(self, selection: Any) -> Any:
         """Fast path: integers and step-1 slices inside one visible chunk, read by one HDF5
         call from the container holding it (None when the selection is not that simple)."""
-        items = selection if isinstance(selection, tuple) else (selection,)
-        if len(items) != len(self.shape):
+        shape = self.shape
+        if type(selection) is slice and len(shape) == 1:
+            return self._read_slice_1d(selection)
+        items = selection if type(selection) is tuple else (selection,)
+        if len(items) != len(shape):
             return None
         coords: list[int] = []
-        local: list[Any] = []
-        for item, length, size in zip(items, self.shape, self.chunks, strict=True):
-            if isinstance(item, slice):
-                if item.step not in (None, 1):
+        bounds: list[tuple[int, int, bool]] = []
+        for item, length, size in zip(items, shape, self.chunks, strict=True):
+            if type(item) is slice:
+                if item.step is not None and item.step != 1:
                     return None
                 start, stop, _ = item.indices(length)
                 if stop <= start or start // size != (stop - 1) // size:
                     return None
-                coords.append(start // size)
-                local.append((start, stop, False))
+                bounds.append((start, stop, False))
             elif isinstance(item, (int, np.integer)) and -length <= item < length:
-                index = int(item) % length
-                coords.append(index // size)
-                local.append((index, index + 1, True))
+                start = int(item) % length
+                bounds.append((start, start + 1, True))
             else:
                 return None
-        where = self.locate(tuple(coords))
-        ref = where.ref
-        if ref is None:
+            coords.append(start // size)
+        key = tuple(coords)
+        found = self._sources.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._source(key)
+        if found is None:
             return None
-        limit = where.clip
-        if ref.slot == PLAIN_SLOT and limit is not self.plain_clip:
-            limit = _min_shape(limit, self.plain_shape)
-        for (_, stop, _), edge in zip(local, limit, strict=True):
+        assert isinstance(found, Source)
+        sel: list[Any] = []
+        shift = found.shift
+        for (start, stop, scalar), edge in zip(bounds, found.limit, strict=True):
             if stop > edge:
                 return None
-        if ref.slot == PLAIN_SLOT:
-            if ref.level != self.plain_level or not self.plain_readable:
-                return None
-            source, shift = self.plain, 0
-        else:
-            source = self.stored(ref.level)
-            shift = (ref.slot - coords[0]) * self.chunks[0]
-        sel = tuple(
-            (a + shift * (n == 0)) if scalar else slice(a + shift * (n == 0), b + shift * (n == 0))
-            for n, (a, b, scalar) in enumerate(local)
-        )
-        return source[sel]
+            sel.append(start + shift if scalar else slice(start + shift, stop + shift))
+            shift = 0
+        return found.dataset[tuple(sel)]
+
+    def _read_slice_1d(self, item: slice) -> Any:
+        """The fast path for the commonest read, a step-1 slice of a 1-D dataset."""
+        if item.step is not None and item.step != 1:
+            return None
+        start, stop, _ = item.indices(self.shape[0])
+        size = self.chunks[0]
+        chunk = start // size
+        if stop <= start or chunk != (stop - 1) // size:
+            return None
+        found = self._sources.get((chunk,), _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._source((chunk,))
+        if found is None:
+            return None
+        assert isinstance(found, Source)
+        if stop > found.limit[0]:
+            return None
+        return found.dataset[(slice(start + found.shift, stop + found.shift),)]
 
     def read(self, selection: Any) -> Any:
         """Read ``selection`` with h5py's semantics (result shape, scalars, fields)."""
@@ -364,8 +471,19 @@ class ChunkedDataset:
             ) from exc
         return PreparedWrite(chosen, shaped)
 
+    def chunk_bytes(self) -> int:
+        """An upper bound of the disk space one stored chunk takes (variable-length items:
+        a guess; each chunk is reserved exactly again when it is written)."""
+        itemsize = self.dtype.itemsize + (32 if self.dtype.hasobject else 0)
+        return int(np.prod(self.chunks)) * itemsize + CHUNK_OVERHEAD
+
+    def storage_bound(self) -> int:
+        """An upper bound of the disk space the current values take as a plain dataset."""
+        visible = sum(1 for coords in self.grid() if self.locate(coords).ref is not None)
+        return visible * self.chunk_bytes() + CHUNK_OVERHEAD
+
     def touched_bytes(self, selection: Selection) -> int:
-        """Bytes of the chunks ``selection`` touches (what a write may store, at most)."""
+        """Disk space the chunks ``selection`` touches may take (what a write may store)."""
         count = 1
         for axis, size in zip(selection.axes, self.chunks, strict=True):
             if not len(axis):
@@ -374,11 +492,13 @@ class ChunkedDataset:
                 count *= (axis.stop - 1) // size - axis.start // size + 1
             else:
                 count *= len(np.unique(as_array(axis) // size))
-        return count * int(np.prod(self.chunks)) * self.dtype.itemsize
+        return count * self.chunk_bytes()
 
     def write(self, prepared: PreparedWrite, delta: DeltaWriter) -> None:
         """Apply ``prepared`` chunk by chunk into ``delta`` (the open patch's delta)."""
         chosen = prepared.selection
+        # The whole write fits before any chunk changes (each store checks again).
+        delta.reserve(self.touched_bytes(chosen))
         known = self._known_hashes(delta)
         rank: np.ndarray[Any, Any] | None = None
         if chosen.mask is not None:
@@ -411,10 +531,14 @@ class ChunkedDataset:
         Older chunks need nothing: the delta's floor hides them. The patch's own
         ones must not reappear when the dataset grows again within the patch.
         """
+        cut: list[Coords] = []
         for coords in list(delta.facts.rows):
             origin = self.origin(coords)
-            if all(o + c <= n for o, c, n in zip(origin, self.chunks, shape, strict=True)):
-                continue
+            if not all(o + c <= n for o, c, n in zip(origin, self.chunks, shape, strict=True)):
+                cut.append(coords)
+        delta.reserve(len(cut) * self.chunk_bytes())
+        for coords in cut:
+            origin = self.origin(coords)
             if any(o >= n for o, n in zip(origin, shape, strict=True)):
                 delta.point(coords, ChunkRef(delta.level, FILL_SLOT))
                 continue
@@ -428,13 +552,13 @@ class ChunkedDataset:
             self._keep(coords, where, old, buffer, delta, self._known_hashes(delta))
 
     def _known_hashes(self, delta: DeltaWriter) -> dict[bytes, ChunkRef]:
-        known: dict[bytes, ChunkRef] = {}
-        for level, facts in self.deltas:
-            if level == delta.level:
-                continue
-            for digest, slot in facts.hashes.items():
-                known[digest] = ChunkRef(level, slot)
-        return known
+        """Digest -> a chunk of another patch holding those bytes (committed deltas: kept)."""
+        if self._tail is not None and self._tail[0] == delta.level:
+            memo = self._memo
+            if memo.known is None:
+                memo.known = _hashes_of(self._base, delta.level)
+            return memo.known
+        return _hashes_of(self.deltas, delta.level)
 
     def _keep(
         self,
@@ -472,6 +596,17 @@ class ChunkedDataset:
         delta.store(coords, buffer, digest)
 
 
+def _hashes_of(deltas: Sequence[tuple[int, DeltaFacts]], skip: int) -> dict[bytes, ChunkRef]:
+    """Digest -> where those bytes are stored, over ``deltas`` but the one of patch ``skip``."""
+    known: dict[bytes, ChunkRef] = {}
+    for level, facts in deltas:
+        if level == skip:
+            continue
+        for digest, slot in facts.hashes.items():
+            known[digest] = ChunkRef(level, slot)
+    return known
+
+
 def _missing(name: str, level: int) -> IntegrityError:
     return IntegrityError(
         f"{name!r} reuses a chunk of patch {level}, which this chain does not hold "
@@ -500,13 +635,22 @@ def _raw_copy_allowed(view: ChunkedDataset, coords: Coords, where: Located) -> b
     )
 
 
-def write_plain(parent: h5py.Group, name: str, view: ChunkedDataset) -> h5py.Dataset:
+def write_plain(
+    parent: h5py.Group,
+    name: str,
+    view: ChunkedDataset,
+    reserve: Callable[[int], None] | None = None,
+) -> h5py.Dataset:
     """Write ``view``'s current values as a plain dataset ``parent[name]``.
 
     Chunk shape, filters, fill value, type and maxshape are those of the plain
     storage; chunks whose stored bytes are visible as they are get copied
     without decoding, chunks showing only the fill value are not written.
+    ``reserve(n)`` is called before each write of ``n`` bytes (a ``Room``'s ensure).
     """
+    if reserve is None:
+        reserve = _no_reservation
+    reserve(CHUNK_OVERHEAD)
     maxshape = tuple(h5py.h5s.UNLIMITED if n is None else n for n in view.plain.maxshape)
     space = h5py.h5s.create_simple(view.shape, maxshape)
     h5py.h5d.create(
@@ -535,6 +679,7 @@ def write_plain(parent: h5py.Group, name: str, view: ChunkedDataset) -> h5py.Dat
             if info.byte_offset is None:
                 continue
             mask, raw = source.id.read_direct_chunk(offset)
+            reserve(len(raw) + CHUNK_OVERHEAD)
             out.id.write_direct_chunk(origin, raw, mask)
             continue
         buffer = view.chunk_buffer(coords, where)
@@ -542,7 +687,11 @@ def write_plain(parent: h5py.Group, name: str, view: ChunkedDataset) -> h5py.Dat
             slice(0, min(n, s - o))
             for n, s, o in zip(view.chunks, view.shape, origin, strict=False)
         )
-        out[tuple(slice(o, o + v.stop) for o, v in zip(origin, valid, strict=False))] = buffer[
-            valid
-        ]
+        values = buffer[valid]
+        reserve(buffer_bytes(values) + CHUNK_OVERHEAD)
+        out[tuple(slice(o, o + v.stop) for o, v in zip(origin, valid, strict=False))] = values
     return out
+
+
+def _no_reservation(nbytes: int) -> None:
+    """For files whose disk space nobody reserves (tests, scratch files)."""

@@ -45,17 +45,46 @@ class AttrChanges:
         return bool(self.added or self.removed or self.changed)
 
 
+Box = tuple[tuple[int, int], ...]
+"""A box of elements: per axis (start, stop)."""
+
+
+def _join_along(boxes: list[Box], axis: int) -> list[Box]:
+    """Join boxes that touch along ``axis`` and span the same ranges on every other axis."""
+    groups: dict[Box, list[tuple[int, int]]] = {}
+    for box in boxes:
+        groups.setdefault(box[:axis] + box[axis + 1 :], []).append(box[axis])
+    joined: list[Box] = []
+    for rest, spans in groups.items():
+        runs: list[list[int]] = []
+        for start, stop in sorted(spans):
+            if runs and runs[-1][1] >= start:
+                runs[-1][1] = max(runs[-1][1], stop)
+            else:
+                runs.append([start, stop])
+        joined += [(*rest[:axis], (start, stop), *rest[axis:]) for start, stop in runs]
+    return joined
+
+
 @dataclass(frozen=True)
 class RegionChanges:
     """Chunk-level changes of one dataset kept across both states (chunk deltas)."""
 
     shape_before: tuple[int, ...]
     shape_after: tuple[int, ...]
-    regions: tuple[tuple[tuple[int, int], ...], ...] = ()
+    regions: tuple[Box, ...] = ()
     """Changed chunks as boxes: per axis (start, stop) in elements, in C order."""
 
     def __bool__(self) -> bool:
         return bool(self.regions) or self.shape_before != self.shape_after
+
+    def merged(self) -> tuple[Box, ...]:
+        """The changed chunks joined into fewer boxes: neighbours along an axis whose other
+        ranges are equal become one box (still on chunk boundaries), in C order."""
+        boxes = list(self.regions)
+        for axis in reversed(range(len(self.shape_after))):
+            boxes = _join_along(boxes, axis)
+        return tuple(sorted(boxes))
 
 
 @dataclass(frozen=True)
@@ -191,5 +220,5 @@ def diff_states(
             )
         ),
         attrs=dict(sorted(attrs.items())),
-        regions=regions,
+        regions=dict(sorted(regions.items())),
     )

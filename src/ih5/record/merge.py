@@ -20,7 +20,7 @@ from ih5.record.tree import walk
 from ih5.store import LocalStore
 
 
-def _write_tree(chain: Chain, out: h5py.File) -> None:
+def _write_tree(chain: Chain, out: h5py.File, room: Room) -> None:
     """Recreate the committed overlay in ``out``: groups, datasets (storage kept), attributes."""
     for path, node in walk(chain.root):
         if node.is_group:
@@ -29,7 +29,7 @@ def _write_tree(chain: Chain, out: h5py.File) -> None:
             parent, name = path.rsplit("/", 1)
             if node.deltas:
                 # Chunk deltas become a plain dataset again: the merged file is ih5_v01 only.
-                write_plain(out[parent or "/"], name, chain.chunked(path, node))
+                write_plain(out[parent or "/"], name, chain.chunked(path, node), room.ensure)
             else:
                 source = chain.h5(node.created)[path]
                 out.copy(source, out[parent or "/"], name=name, without_attrs=True)
@@ -44,7 +44,7 @@ def _write_merged(chain: Chain, temp: Path, target: Path) -> None:
     room = Room(out, f"merging into {target.name}")
     try:
         room.ensure(_merged_bytes(chain))
-        _write_tree(chain, out)
+        _write_tree(chain, out, room)
         room.close()
     except BaseException:
         room.close_discarded()
@@ -56,7 +56,9 @@ def _merged_bytes(chain: Chain) -> int:
     total = 0
     for path, node in walk(chain.root):
         total += 4096 + 1024 * len(node.attrs)
-        if not node.is_group:
+        if node.deltas:
+            total += chain.chunked(path, node).storage_bound()
+        elif not node.is_group:
             total += chain.h5(node.created)[path].id.get_storage_size()
     return total
 

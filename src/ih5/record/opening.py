@@ -150,19 +150,20 @@ def remote_refs(store: ObjectStore, name: str) -> list[ContainerRef]:
     fills the first block of its cache (user block and HDF5 superblock).
     """
     if store.listable:
-        return [_remote_ref(store, path.name) for path in discover_names(store.names(), name)]
+        return [remote_ref(store, path.name) for path in discover_names(store.names(), name)]
     refs: list[ContainerRef] = []
     index = 0
     while True:
         try:
-            ref = _remote_ref(store, container_name(name, index))
+            ref = remote_ref(store, container_name(name, index))
         except FileNotFoundError:
             return refs
         refs.append(ref)
         index = ref.user_block.patch_index + 1
 
 
-def _remote_ref(store: ObjectStore, entry: str) -> ContainerRef:
+def remote_ref(store: ObjectStore, entry: str) -> ContainerRef:
+    """The remote container ``entry`` with its user block (one request: its first block)."""
     head = store.first_block(entry)
     user_block, size = read_user_block_with_size(io.BytesIO(head), store.describe(entry))
     return ContainerRef(Path(entry), user_block, size, store)

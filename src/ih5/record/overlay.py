@@ -243,8 +243,12 @@ class IH5Dataset(IH5Object):
             chunked = self._chain.chunked(self._path, node)
             if not chunked.plain_readable:
                 self._chain.data_file(node.created, self._path)  # a stub: StubError
-            with payload_errors(chunked.plain):
+            try:
                 return chunked.read(selection)
+            except (OSError, KeyError, RuntimeError):
+                # Typed as payload_errors() types them; outside the fast path of a read.
+                with payload_errors(chunked.plain):
+                    raise
         dataset = self._h5()
         with payload_errors(dataset):
             return dataset[selection]

@@ -187,11 +187,13 @@ class PatchWriter:
         self, path: str, source: h5py.Dataset | ChunkedDataset, attrs: Mapping[str, Any]
     ) -> None:
         """Copy a dataset (storage kept; chunk deltas resolved) to ``path``, give it ``attrs``."""
-        plain = source.plain if isinstance(source, ChunkedDataset) else source
-        self.room.ensure(plain.id.get_storage_size())
+        if isinstance(source, ChunkedDataset):
+            self.room.ensure(source.storage_bound())
+        else:
+            self.room.ensure(source.id.get_storage_size())
         parent, name, node, _ = self._new_member(path, is_group=False)
         if isinstance(source, ChunkedDataset):
-            write_plain(parent, name, source)
+            write_plain(parent, name, source, self.room.ensure)
         else:
             parent.copy(source, name, without_attrs=True)
         for key, value in attrs.items():
@@ -295,7 +297,7 @@ class PatchWriter:
         if delta is None and self.index in self.node(key).deltas:
             group = self.file[key]
             assert isinstance(group, h5py.Group) and is_chunk_delta(group)
-            delta = self._deltas[key] = DeltaWriter.load(group, self.index)
+            delta = self._deltas[key] = DeltaWriter.load(group, self.index, self.room)
         return delta
 
     def start_delta(self, path: str, plain: h5py.Dataset, shape: tuple[int, ...]) -> DeltaWriter:
@@ -307,7 +309,7 @@ class PatchWriter:
         group = self._patch_object(split_path(key))
         assert isinstance(group, h5py.Group)
         mark_substituting(group)
-        delta = self._deltas[key] = DeltaWriter.create(group, plain, shape, self.index)
+        delta = self._deltas[key] = DeltaWriter.create(group, plain, shape, self.index, self.room)
         node.deltas.append(self.index)
         return delta
 

@@ -73,6 +73,7 @@ from ih5.record.opening import (
     read_remote_chain,
 )
 from ih5.record.overlay import IH5Group, with_metador_compatibility
+from ih5.record.parked import complete_remote
 from ih5.record.patch import PatchWriter
 from ih5.record.strays import Stray, find_strays
 from ih5.record.tree import apply_container, walk
@@ -278,6 +279,7 @@ class IH5Record(IH5Group):
             committed, trailing = read_remote_chain(
                 self._remote, self._name, bool(verify), progress
             )
+            complete_remote(self._remote, self._name)
             return (self._chain_until(committed, at) if at is not None else committed), trailing
         if mode != "r":
             self._lock(self._lock_timeout)
@@ -393,18 +395,24 @@ class IH5Record(IH5Group):
         return chain
 
     def _report_strays(self) -> None:
-        for stray in self.strays():
+        # A remote record's opening listed its prefix already: its strays cost no request.
+        listed = self._remote.listed if self._remote is not None else None
+        for stray in self._strays(listed):
             warnings.warn(
-                f"{stray.path}: {stray.reason}; it is not part of record {self._label}",
+                f"{stray.location or stray.path}: {stray.reason}; it is not part of record "
+                f"{self._label}",
                 StrayFileWarning,
                 stacklevel=4,
             )
 
     def strays(self) -> list[Stray]:
         """Files that look like this record's but do not fit its chain (copies, orphans)."""
-        if self._name is None or not self._chain.refs or self._remote is not None:
+        return self._strays(None)
+
+    def _strays(self, names: list[str] | None) -> list[Stray]:
+        if self._name is None or not self._chain.refs:
             return []
-        return find_strays(self._store, self._name, self._chain.refs)
+        return find_strays(self._store, self._name, self._chain.refs, names)
 
     def _start_writing(self, foreign: ContainerRef | None, base: IH5UserBlock) -> None:
         """Resume an uncommitted container (a suspended or foreign one) or create the base."""

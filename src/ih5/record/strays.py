@@ -3,7 +3,8 @@
 Discovery goes by exact names, so a patch renamed to ``rec.p1 (copy).ih5`` or
 ``rec.p02.ih5`` would silently drop out of the record. Such files are reported
 instead (a warning on opening, a line in ``ih5 verify`` and ``ih5 log``), and
-writers refuse to publish over the index they claim.
+writers refuse to publish over the index they claim. The rules are the same for
+every store that can be listed (a local directory, an object-storage prefix).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from ih5.format import (
     ContainerRef,
     container_name,
     parse_container_name,
-    read_user_block,
+    read_user_block_with_size,
 )
 from ih5.record.commit import file_index
-from ih5.store import Store
+from ih5.store import LocalStore, Store
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,12 @@ class Stray:
     """A file beside the record that is not part of its chain."""
 
     path: Path
+    """Its local path; for a remote store, its name there (as a remote ContainerRef's)."""
     reason: str
     claims: int | None
     """The file index it claims (where a writer must not publish), if any."""
+    location: str = ""
+    """Its path or URL, for messages."""
 
 
 def find_strays(
@@ -64,27 +68,34 @@ def find_strays(
                 continue
             found.append(
                 Stray(
-                    store.local_path(entry),
+                    _path(store, entry),
                     f"a manifest without its container {container}",
                     parsed[1],
+                    store.describe(entry),
                 )
             )
     return found
 
 
+def _path(store: Store, entry: str) -> Path:
+    """The local path of ``entry``; a remote store's file is named by its name alone."""
+    return store.local_path(entry) if isinstance(store, LocalStore) else Path(entry)
+
+
 def _stray_container(store: Store, name: str, entry: str, record_uuid: object) -> Stray | None:
-    path = store.local_path(entry)
     try:
-        user_block = read_user_block(path)
+        with store.open_binary(entry) as stream:
+            user_block, _ = read_user_block_with_size(stream, store.describe(entry))
     except (NotAnIH5ContainerError, OSError):
         return None
     if user_block.record_uuid != record_uuid:
         return None
     index = file_index(user_block)
     return Stray(
-        path,
+        _path(store, entry),
         f"a container of this record (patch_index {user_block.patch_index}) under a name "
         f"discovery does not use; rename it to {container_name(name, index)} if it belongs "
         "to the chain",
         index,
+        store.describe(entry),
     )
