@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -87,17 +86,25 @@ def set_aside_hint(container: Path) -> str:
     )
 
 
-class _StderrLines(logging.Handler):
-    """Library warnings (e.g. waiting for another writer) as plain lines on stderr."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"ih5: {record.getMessage()}", err=True)
+_HANDLER_NAME = "ih5-cli-stderr"
 
 
 def _show_library_warnings() -> None:
+    """Library warnings (e.g. waiting for another writer) as plain lines on stderr.
+
+    ``logging`` is imported here, by commands that run: ``ih5 --help`` never needs it.
+    """
+    import logging
+
+    class StderrLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(f"ih5: {record.getMessage()}", err=True)
+
     logger = logging.getLogger("ih5")
-    if not any(isinstance(handler, _StderrLines) for handler in logger.handlers):
-        logger.addHandler(_StderrLines(logging.WARNING))
+    if not any(handler.get_name() == _HANDLER_NAME for handler in logger.handlers):
+        handler = StderrLines(logging.WARNING)
+        handler.set_name(_HANDLER_NAME)
+        logger.addHandler(handler)
 
 
 @click.group(

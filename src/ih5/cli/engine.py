@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,7 +12,7 @@ import click
 from ih5.cli.output import say
 
 if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or rich
-    pass
+    from concurrent.futures import Executor  # (nor concurrent.futures and logging)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -7,9 +7,12 @@ import os
 import re
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from ih5.errors import HashsumFormatError
+
+if TYPE_CHECKING:  # only handed in: importing ih5.fs loads no thread pool (nor logging)
+    from concurrent.futures import Executor, Future
 
 HASH_ALGORITHMS = {"sha256": 64, "sha512": 128}
 """Supported algorithms and the length of their hex digests."""
@@ -96,6 +99,11 @@ class HashingReader:
     With ``limit`` it hands out at most that many bytes: the size taken when the
     file was opened, so bytes appended meanwhile are never hashed (the archive then
     holds exactly the bytes its hashsum covers).
+
+    With ``background`` the bytes are hashed there (hashlib lets go of the GIL)
+    while the caller writes them, so hashing and writing share two cores. The
+    caller must then leave every buffer it filled unchanged until its next read
+    or ``hashsum()``: those wait for the hashing of the bytes before.
     """
 
     def __init__(
@@ -104,17 +112,30 @@ class HashingReader:
         progress: Progress | None = None,
         limit: int | None = None,
         algorithm: str = DEFAULT_ALGORITHM,
+        background: Executor | None = None,
     ) -> None:
         self._stream = stream
         self._algorithm = algorithm
         self._hasher = _new_hasher(algorithm)
         self._progress = progress
         self._left = limit
+        self._background = background
+        self._pending: Future[None] | None = None
         self.count = 0
         """Bytes handed out so far."""
 
+    def _settle(self) -> None:
+        """Wait until every byte handed out so far is hashed."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
     def _seen(self, data: bytes | memoryview) -> None:
-        self._hasher.update(data)
+        self._settle()
+        if self._background is not None and data:
+            self._pending = self._background.submit(self._hasher.update, data)
+        else:
+            self._hasher.update(data)
         self.count += len(data)
         if self._left is not None:
             self._left -= len(data)
@@ -131,6 +152,7 @@ class HashingReader:
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
         """Fill ``buffer`` like a raw file object."""
+        self._settle()  # the buffer may hold bytes still being hashed
         view = memoryview(buffer).cast("B")
         if self._left is not None:
             view = view[: self._left]
@@ -143,6 +165,7 @@ class HashingReader:
         buffer = bytearray(CHUNK_SIZE)
         while self.readinto(buffer):
             pass
+        self._settle()
         return f"{self._algorithm}:{self._hasher.hexdigest()}"
 
     def __enter__(self) -> HashingReader:
@@ -154,6 +177,7 @@ class HashingReader:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._settle()
         self._stream.close()
 
 

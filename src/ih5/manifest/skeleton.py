@@ -104,5 +104,6 @@ def layout_of(record: IH5Record, path: str, node: Node) -> dict[str, Any] | None
     dataset = record.chain.h5(node.created)[path]
     if not isinstance(dataset, h5py.Dataset) or dataset.chunks is None:
         return None
-    shape = record.chain.chunked(path, node).shape
+    # Without chunk deltas the shape is the dataset's own: no assembled view needed.
+    shape = record.chain.chunked(path, node).shape if node.deltas else tuple(dataset.shape)
     return describe_layout(dataset, shape, node.deltas)

@@ -74,9 +74,17 @@ class RawCodec:
     def write(
         self, group: IH5Group, name: str, source: BinaryIO, size: int, options: PackOptions
     ) -> IH5Dataset:
-        """Stream the bytes into the dataset one chunk at a time."""
+        """Stream the bytes into the dataset one chunk at a time (a file of one chunk in
+        a single create)."""
         chunks = (min(size, RAW_CHUNK),) if size else None
         storage = options.storage() if size else {}
+        if 0 < size <= RAW_CHUNK:
+            whole = bytearray(size)
+            offset = _fill(source, whole)
+            if offset != size:
+                raise OSError(f"{name} changed size while being packed ({size} -> {offset} bytes)")
+            data = np.frombuffer(whole, np.uint8)
+            return group.create_dataset(name, data=data, chunks=chunks, **storage)
         dataset = group.create_dataset(name, shape=(size,), dtype="u1", chunks=chunks, **storage)
         buffer = bytearray(RAW_CHUNK)
         offset = 0
@@ -95,6 +103,18 @@ class RawCodec:
         size = len(dataset)
         for start in range(0, size, RAW_CHUNK):
             out.write(dataset[start : start + RAW_CHUNK].tobytes())
+
+
+def _fill(source: BinaryIO, buffer: bytearray) -> int:
+    """Read into ``buffer`` until it is full or the source ends; return the bytes read."""
+    view = memoryview(buffer)
+    offset = 0
+    while offset < len(buffer):
+        count = source.readinto(view[offset:])  # type: ignore[attr-defined]
+        if not count:
+            break
+        offset += count
+    return offset
 
 
 NPY_MAGIC = b"\x93NUMPY"

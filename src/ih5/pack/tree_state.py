@@ -129,27 +129,28 @@ def scan_directory(root: Path, excluded: Excluded | None = None) -> dict[str, os
     if not root.is_dir():
         raise PackError(f"{root} is not a directory; pass the directory to pack", root)
     found: dict[str, os.stat_result | str] = {}
-    pending = [root]
+    # Relative paths are built as strings: one Path per entry would cost more than its stat.
+    pending = [("", os.fspath(root))]
     while pending:
-        directory = pending.pop()
+        prefix, directory = pending.pop()
         try:
             entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
         except OSError as exc:
             raise PackError(f"cannot list {directory}: {exc.strerror}", directory) from exc
         siblings = {entry.name for entry in entries}
         for entry in entries:
-            path = Path(entry.path)
-            relative = path.relative_to(root).as_posix()
+            relative = prefix + entry.name
             _check_name(root, relative)
             if excluded(relative, entry.is_dir(follow_symlinks=False), siblings):
                 continue
             try:
                 if entry.is_symlink():
-                    found[relative] = _check_link(root, path)
+                    found[relative] = _check_link(root, Path(entry.path))
                     continue
                 info = entry.stat(follow_symlinks=False)
             except OSError as exc:
                 # Listed a moment ago, gone or replaced now: someone is changing the tree.
+                path = Path(entry.path)
                 raise PackError(
                     f"{path} changed while the source was scanned ({exc.strerror or exc}); "
                     "nothing was published; retry when it is quiet",
@@ -157,12 +158,14 @@ def scan_directory(root: Path, excluded: Excluded | None = None) -> dict[str, os
                 ) from exc
             if stat.S_ISDIR(info.st_mode):
                 found[relative] = info
-                pending.append(path)
+                pending.append((relative + "/", entry.path))
             elif stat.S_ISREG(info.st_mode):
-                if not os.access(path, os.R_OK):
+                if not os.access(entry.path, os.R_OK):
+                    path = Path(entry.path)
                     raise PackError(f"cannot read {path}: permission denied", path)
                 found[relative] = info
             else:
+                path = Path(entry.path)
                 raise PackError(f"{path} is not a regular file, directory or symlink", path)
     return dict(sorted(found.items()))
 
