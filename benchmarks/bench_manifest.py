@@ -4,7 +4,7 @@ Every row times one operation of ours and a baseline measured in the same run;
 ratio = ours / baseline (median of the repeats):
 
 - skeleton + manifest bytes (every entry from the tree, as a commit without a previous
-  manifest makes them: ``ih5.manifest.fragments``) of
+  manifest makes them: ``ih5.manifest._fragments``) of
   a 100,000-node record (1,000 groups x 99 tiny datasets, an attribute on every
   group and every 10th dataset), against ``json.dumps`` of the same manifest held as
   plain data (both in memory: like with like); target <= 2x;
@@ -47,15 +47,9 @@ from rich.table import Table
 from verdict import Check, finish, load_note
 
 from ih5.format import USER_BLOCK_SIZE
-from ih5.manifest import (
-    IH5Manifest,
-    IH5MFRecord,
-    IH5Skeleton,
-    fragments,
-    manifest_path,
-    without_manifest_ext,
-)
-from ih5.manifest.manifest import manifest_bytes
+from ih5.manifest import IH5Manifest, IH5MFRecord, IH5Skeleton, manifest_path, without_manifest_ext
+from ih5.manifest import _fragments as fragments
+from ih5.manifest._manifest import manifest_bytes
 
 BENCH = "bench_manifest"
 PLACEHOLDER = h5py.Empty("f8")

@@ -49,7 +49,7 @@ from verdict import Check, finish, load_note
 
 from ih5.manifest import IH5MFRecord
 from ih5.record import IH5Record
-from ih5.record.opening import forget_process_caches
+from ih5.record._opening import forget_process_caches
 
 BENCH = "bench_records"
 DEPTH5 = "a/b/c/d/e/ds"

@@ -54,7 +54,7 @@ from verdict import Check, finish
 
 from ih5 import AtomicMetadataWriter, get_metadata_path
 from ih5.pack import dask_executor, pack_many, verify_many
-from ih5.pack.tasks import local_pool, run_tasks
+from ih5.pack._tasks import local_pool, run_tasks
 
 PLATES = 64
 WELLS = ("A01", "A02", "B01", "B02")

@@ -16,8 +16,8 @@ import pytest
 
 from ih5.errors import IntegrityError, RecordModeError
 from ih5.record import IH5Dataset, IH5Record
-from ih5.record.chunkmap import CHUNKS_ATTR, PLAIN_SLOT
-from ih5.record.diff import diff_states
+from ih5.record._chunkmap import CHUNKS_ATTR, PLAIN_SLOT
+from ih5.record._diff import diff_states
 
 Op = Callable[[Any], None]
 """One operation on a dataset: an h5py.Dataset or an IH5Dataset."""

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from click.testing import CliRunner, Result
 
-from ih5.cli import cli, exits
+from ih5.cli import _exits as exits
+from ih5.cli import cli
 from ih5.record import IH5Dataset, IH5Record
-from ih5.record.diff import RegionChanges
+from ih5.record._diff import RegionChanges
 
 
 def invoke(*args: Any) -> Result:

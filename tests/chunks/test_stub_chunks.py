@@ -11,7 +11,7 @@ import pytest
 
 from ih5.errors import StubError
 from ih5.manifest import IH5MFRecord
-from ih5.manifest.manifest import manifest_path
+from ih5.manifest._manifest import manifest_path
 from ih5.record import IH5Dataset, IH5Record
 
 

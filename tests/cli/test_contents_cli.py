@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from ih5.cli import cli, exits
+from ih5.cli import _exits as exits
+from ih5.cli import cli
 from ih5.record import IH5Record
 
 NOTES_V0 = "first notes\n" * 1000

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ih5.cli import cli, exits
+from ih5.cli import _exits as exits
+from ih5.cli import cli
 from ih5.manifest import IH5MFRecord
 from ih5.metadata import AtomicMetadataWriter, get_metadata_path
 from ih5.pack import pack_directory

@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from ih5 import IH5Dataset, IH5Group, IH5Record
-from ih5.cli import cli, exits
+from ih5.cli import _exits as exits
+from ih5.cli import cli
 from tests.helpers.trees import files_of, snapshot
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="source trees hold symlinks")

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from ih5.cli import cli, exits
+from ih5.cli import _exits as exits
+from ih5.cli import cli
 from ih5.errors import RecordNotFoundError
 from ih5.format import read_user_block
 from ih5.manifest import IH5MFRecord

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from ih5.cli import cli, exits
+from ih5.cli import _exits as exits
+from ih5.cli import cli
 from ih5.manifest import IH5MFRecord
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from ih5.errors import ChainError
 from ih5.format import ContainerRef, IH5UserBlock, validate_chain
-from ih5.format.extensions import MANIFEST_EXT, inheritable_exts, is_stub_container
+from ih5.format._extensions import MANIFEST_EXT, inheritable_exts, is_stub_container
 
 HASH = "sha256:" + "0" * 64
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from ih5 import IH5Record
-from ih5.format import knownblocks
-from ih5.format.chain import load_refs
-from ih5.format.userblock import IH5UserBlock, read_user_block_text
-from ih5.fs.filestate import racy_margin_ns
-from ih5.record.opening import forget_process_caches
+from ih5.format import _knownblocks as knownblocks
+from ih5.format._chain import load_refs
+from ih5.format._userblock import IH5UserBlock, read_user_block_text
+from ih5.fs._filestate import racy_margin_ns
+from ih5.record._opening import forget_process_caches
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ih5.fs.filestate import (
+from ih5.fs._filestate import (
     COARSE_MARGIN_NS,
     FINE_MARGIN_NS,
     StatMemo,

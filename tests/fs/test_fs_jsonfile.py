@@ -24,8 +24,8 @@ from ih5 import (
     read_json,
 )
 from ih5.fs import lock_path_for, temp_path_for
-from ih5.fs.jsonfile import in_flight_marker
-from ih5.fs.lock import held_lock_fd
+from ih5.fs._jsonfile import in_flight_marker
+from ih5.fs._lock import held_lock_fd
 
 Document = Any
 Updater = Callable[..., Document]
@@ -367,6 +367,6 @@ def test_update_makes_the_rename_durable_after_releasing_the_lock_and_before_ret
         else:
             calls.append(True)
 
-    monkeypatch.setattr("ih5.fs.jsonfile.fsync_directory", fsync_directory)
+    monkeypatch.setattr("ih5.fs._jsonfile.fsync_directory", fsync_directory)
     updater(target, add_run, default_data={})
     assert calls == [False]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ih5.fs import usercache
-from ih5.fs.usercache import read_entry, write_entry
+from ih5.fs import _usercache as usercache
+from ih5.fs._usercache import read_entry, write_entry
 
 
 @pytest.fixture

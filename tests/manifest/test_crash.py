@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import pytest
 
-import ih5.record.commit
+import ih5.record._commit
 import ih5.store
 from ih5.manifest import IH5MFRecord, IH5Skeleton
 from ih5.record import IH5Record
@@ -39,10 +39,10 @@ NEW_EXTS = {"state": "new"}
 KILL_POINTS: list[KillPoint] = [
     # The steps of the commit protocol (seal, stage the manifest, publish both), patched
     # where the protocol looks them up ...
-    (ih5.record.commit, "hashsum_container"),
-    (ih5.record.commit, "write_user_block"),
-    (ih5.record.commit, "encode_user_block"),
-    (ih5.record.commit, "write_new_file"),
+    (ih5.record._commit, "hashsum_container"),
+    (ih5.record._commit, "write_user_block"),
+    (ih5.record._commit, "encode_user_block"),
+    (ih5.record._commit, "write_new_file"),
     (ih5.store.LocalStore, "publish"),
     (ih5.store.LocalStore, "sync"),
     (h5py.File, "close"),
@@ -61,7 +61,7 @@ KILL_POINTS: list[KillPoint] = [
 @pytest.fixture(autouse=True)
 def no_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-user cache off: a kill point is the n-th file operation, and cache writes,
-    which happen once files are old enough (see ih5.fs.filestate), would shift them."""
+    which happen once files are old enough (see ih5.fs._filestate), would shift them."""
     monkeypatch.setenv("IH5_CACHE_DIR", "")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ih5.manifest import IH5Manifest, IH5MFRecord, IH5Skeleton, manifest_path
-from ih5.manifest.fragments import from_manifest_bytes
+from ih5.manifest._fragments import from_manifest_bytes
 
 Change = Callable[[IH5MFRecord], None]
 

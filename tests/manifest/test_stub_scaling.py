@@ -16,7 +16,7 @@ import h5py
 import pytest
 
 from ih5.manifest import IH5MFRecord
-from ih5.record.tree import Node
+from ih5.record._tree import Node
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import ih5.metadata.writer as writer_module
+import ih5.metadata._writer as writer_module
 from ih5.fs import atomic_update_json, atomic_write_json, read_json
 from ih5.metadata import (
     AtomicMetadataWriter,

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-import ih5.pack.codecs
+import ih5.pack._codecs
 from ih5 import PackError
 from ih5.pack import (
     ENTRY_POINT_GROUP,
@@ -90,7 +90,7 @@ def install(monkeypatch: pytest.MonkeyPatch, **codecs: Any) -> None:
     def entry_points(*, group: str) -> list[FakeEntryPoint]:
         return points if group == ENTRY_POINT_GROUP else []
 
-    monkeypatch.setattr(ih5.pack.codecs, "entry_points", entry_points)
+    monkeypatch.setattr(ih5.pack._codecs, "entry_points", entry_points)
 
 
 CSV = b"a,b\r\n1,2\n\n3,\xe9\n"

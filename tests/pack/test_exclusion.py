@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ih5.pack.exclusion import exclusion, is_own_file
+from ih5.pack._exclusion import exclusion, is_own_file
 
 
 @pytest.mark.parametrize(

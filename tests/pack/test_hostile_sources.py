@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 import ih5
-import ih5.pack.codecs
-import ih5.pack.packer
-import ih5.pack.tree_state
-import ih5.pack.unpacker
+import ih5.pack._codecs
+import ih5.pack._packer
+import ih5.pack._tree_state
+import ih5.pack._unpacker
 from ih5 import IH5Record, PackError
 from ih5.pack import pack_directory, unpack_record
-from ih5.pack.codecs import PackOptions, RawCodec
+from ih5.pack._codecs import PackOptions, RawCodec
 from ih5.record import IH5Dataset, IH5Group
 from tests.helpers.trees import snapshot
 
@@ -41,14 +41,14 @@ def archived_bytes(directory: Path) -> bytes:
 
 def after_scan(monkeypatch: pytest.MonkeyPatch, change: Callable[[], object]) -> None:
     """Run ``change`` right after pack_directory scanned the source, before it reads a file."""
-    real = ih5.pack.tree_state.scan_directory
+    real = ih5.pack._tree_state.scan_directory
 
     def scan_then_change(root: Path, *args: Any) -> dict[str, os.stat_result | str]:
         listing = real(root, *args)
         change()
         return listing
 
-    monkeypatch.setattr(ih5.pack.packer, "scan_directory", scan_then_change)
+    monkeypatch.setattr(ih5.pack._packer, "scan_directory", scan_then_change)
 
 
 @pytest.fixture
@@ -112,14 +112,14 @@ def test_regression_pack_refuses_a_file_that_grows_while_it_is_read(
     """pack returned normally and the archive failed to unpack (IntegrityError), or TypeError."""
     body = np.arange(1000, dtype="u1").tobytes()
     source = make_tree(tmp_path / "src", {name: body})
-    real = ih5.pack.codecs.choose_codec
+    real = ih5.pack._codecs.choose_codec
 
     def append_then_choose(*args: Any) -> Any:
         with open(source / name, "ab") as handle:
             handle.write(b"appended while packing" * 1000)
         return real(*args)
 
-    monkeypatch.setattr(ih5.pack.packer, "choose_codec", append_then_choose)
+    monkeypatch.setattr(ih5.pack._packer, "choose_codec", append_then_choose)
     record = tmp_path / "out" / "rec"
     with pytest.raises(PackError, match=rf"{name}.*retry when it is quiet"):
         pack_directory(source, record)
@@ -131,13 +131,13 @@ def test_pack_refuses_a_file_that_shrinks_while_it_is_read(
 ) -> None:
     """A truncated file would leave a dataset longer than the bytes hashed."""
     source = make_tree(tmp_path / "src", {"f.bin": b"z" * 5000})
-    real = ih5.pack.codecs.choose_codec
+    real = ih5.pack._codecs.choose_codec
 
     def truncate_then_choose(*args: Any) -> Any:
         os.truncate(source / "f.bin", 10)
         return real(*args)
 
-    monkeypatch.setattr(ih5.pack.packer, "choose_codec", truncate_then_choose)
+    monkeypatch.setattr(ih5.pack._packer, "choose_codec", truncate_then_choose)
     with pytest.raises(PackError, match="retry when it is quiet"):
         pack_directory(source, tmp_path / "out" / "rec")
 
@@ -152,7 +152,7 @@ def test_regression_unpack_writes_nothing_outside_when_a_directory_becomes_a_sym
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     dest = tmp_path / "back"
-    real = ih5.pack.unpacker._restore_file
+    real = ih5.pack._unpacker._restore_file
     swapped: list[bool] = []
 
     def restore_then_swap(dataset: Any, *args: Any) -> int:
@@ -163,7 +163,7 @@ def test_regression_unpack_writes_nothing_outside_when_a_directory_becomes_a_sym
             swapped.append(True)
         return size
 
-    monkeypatch.setattr(ih5.pack.unpacker, "_restore_file", restore_then_swap)
+    monkeypatch.setattr(ih5.pack._unpacker, "_restore_file", restore_then_swap)
     with pytest.raises(PackError, match="changed the destination"):
         unpack_record(record, dest)
     assert swapped

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import ih5.pack
-import ih5.pack.packer
+import ih5.pack._packer
 from ih5.fs import HashingReader, hashsum_bytes
 from ih5.pack import pack_directory
-from ih5.pack.codecs import RAW_CHUNK
+from ih5.pack._codecs import RAW_CHUNK
 from tests.helpers.trees import snapshot
 
 from .helpers import make_tree, npy_bytes, unpacked
@@ -65,7 +65,7 @@ def test_raw_files_around_the_chunk_length_keep_bytes_chunks_and_hashsum(
 def test_packing_with_a_write_back_after_every_file_keeps_every_byte(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ih5.pack.packer, "WRITE_BACK", 1)
+    monkeypatch.setattr(ih5.pack._packer, "WRITE_BACK", 1)
     spec: dict[str, bytes | None] = {
         f"p{i % 3}/f{i:02d}.bin": os.urandom(50_000) for i in range(24)
     }
@@ -81,7 +81,7 @@ def test_packing_with_a_write_back_after_every_file_keeps_every_byte(
 def test_files_hashed_in_a_second_thread_or_not_carry_their_true_hashsums(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, core_free: bool
 ) -> None:
-    monkeypatch.setattr(ih5.pack.packer, "_core_free", lambda: core_free)
+    monkeypatch.setattr(ih5.pack._packer, "_core_free", lambda: core_free)
     spec: dict[str, bytes | None] = {
         f"d/f{i}.bin": os.urandom(size) for i, size in enumerate((*SIZES, 5_000, 70_000))
     }

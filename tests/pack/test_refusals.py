@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-import ih5.fs.beneath
-import ih5.pack.packer
-import ih5.pack.tree_state
+import ih5.fs._beneath
+import ih5.pack._packer
+import ih5.pack._tree_state
 from ih5 import PackError
 from ih5.pack import pack_directory
 from ih5.record import IH5Record
@@ -147,15 +147,15 @@ def test_pack_directory_refuses_special_files(tmp_path: Path) -> None:
 
 def fail_reading(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Make reading ``path`` fail as if its permissions changed after the directory scan."""
-    real_open = ih5.fs.beneath.open_file_beneath
+    real_open = ih5.fs._beneath.open_file_beneath
 
     def guarded_open(root_fd: int, relative: str) -> int:
         if path.as_posix().endswith("/" + relative):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(root_fd, relative)
 
-    monkeypatch.setattr(ih5.pack.packer, "open_file_beneath", guarded_open)
-    monkeypatch.setattr(ih5.pack.tree_state, "open_file_beneath", guarded_open)
+    monkeypatch.setattr(ih5.pack._packer, "open_file_beneath", guarded_open)
+    monkeypatch.setattr(ih5.pack._tree_state, "open_file_beneath", guarded_open)
 
 
 @pytest.mark.parametrize("first_run", [True, False])

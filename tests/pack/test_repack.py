@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import ih5.format.chain
+import ih5.format._chain
 import ih5.fs
-import ih5.pack.tree_state
+import ih5.pack._tree_state
 from ih5.pack import PackResult, pack_directory
 from tests.helpers.trees import snapshot
 
@@ -183,13 +183,13 @@ def test_pack_directory_chains_patches_run_after_run(tmp_path: Path) -> None:
 def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the files the source state hashes (packing itself hashes while reading)."""
     calls: list[str] = []
-    real = ih5.pack.tree_state._hash_source
+    real = ih5.pack._tree_state._hash_source
 
     def counting(root: Path, relative: str, *args: Any) -> str:
         calls.append(Path(relative).name)
         return real(root, relative, *args)
 
-    monkeypatch.setattr(ih5.pack.tree_state, "_hash_source", counting)
+    monkeypatch.setattr(ih5.pack._tree_state, "_hash_source", counting)
     return calls
 
 
@@ -238,6 +238,6 @@ def test_pack_directory_does_not_rehash_committed_containers(
         hashed.append(Path(path).name)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(ih5.format.chain, "hashsum_file", counting)
+    monkeypatch.setattr(ih5.format._chain, "hashsum_file", counting)
     assert pack_directory(source, record, trust_mtime=True).action == "patched"
     assert hashed == []

@@ -17,18 +17,18 @@ import numpy as np
 import pytest
 
 from ih5 import IH5Record, IntegrityError
-from ih5.fs.filestate import racy_margin_ns
-from ih5.record import opening
-from ih5.record.facts import (
+from ih5.fs._filestate import racy_margin_ns
+from ih5.record import _opening as opening
+from ih5.record._facts import (
     FACTS_CACHE,
     ContainerFacts,
     facts_from_bytes,
     facts_to_bytes,
     read_facts,
 )
-from ih5.record.opening import Verify
-from ih5.record.tree import walk
-from ih5.record.treecache import chain_key, tree_from_bytes, tree_to_bytes
+from ih5.record._opening import Verify
+from ih5.record._tree import walk
+from ih5.record._treecache import chain_key, tree_from_bytes, tree_to_bytes
 
 
 def build(path: Path) -> Path:

@@ -23,13 +23,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-import ih5.record.record as record_module
+import ih5.record._record as record_module
 from ih5 import ConflictError, IH5MFRecord, IH5Record, RecordLockedError, pack_directory
 from ih5.errors import RecordClosedError, StrayFileWarning
 from ih5.format import discover_containers, load_refs, validate_chain
 from ih5.record import IH5Dataset
-from ih5.record.commit import CommitProtocol, parse_staged_name
-from ih5.record.record import _WriterRegistry
+from ih5.record._commit import CommitProtocol, parse_staged_name
+from ih5.record._record import _WriterRegistry
 from ih5.store import LocalStore
 
 from .helpers import untouched

@@ -54,7 +54,7 @@ KILL_POINTS: list[KillPoint] = [
 @pytest.fixture(autouse=True)
 def no_user_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """The per-user cache off: a kill point is the n-th file operation, and cache writes,
-    which happen once files are old enough (see ih5.fs.filestate), would shift them."""
+    which happen once files are old enough (see ih5.fs._filestate), would shift them."""
     monkeypatch.setenv("IH5_CACHE_DIR", "")
 
 

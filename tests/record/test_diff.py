@@ -11,7 +11,7 @@ import pytest
 from ih5.errors import RecordNotFoundError
 from ih5.manifest import IH5MFRecord, manifest_path
 from ih5.record import IH5Dataset, IH5Record
-from ih5.record.diff import AttrChanges, NodeChange, RecordDiff, diff_states
+from ih5.record._diff import AttrChanges, NodeChange, RecordDiff, diff_states
 
 Change = Callable[[IH5Record], None]
 

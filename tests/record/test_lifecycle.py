@@ -13,8 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
-import ih5.record.commit
-import ih5.record.opening
+import ih5.record._commit
+import ih5.record._opening
 from ih5.errors import (
     ChainError,
     Ih5Error,
@@ -30,7 +30,7 @@ from ih5.format import (
     write_user_block,
 )
 from ih5.record import IH5Dataset, IH5Group, IH5Record
-from ih5.record.facts import FactsCache, NodeFact, NodeKind
+from ih5.record._facts import FactsCache, NodeFact, NodeKind
 from tests.helpers.nodes import as_dataset
 from tests.helpers.trees import files_without_locks
 
@@ -501,7 +501,7 @@ def test_facts_cache_bounds_paths(tmp_path: Path) -> None:
 def test_reopen_reuses_container_facts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = build(tmp_path, patches=3)
     before = read_state(path)
-    monkeypatch.setattr(ih5.record.opening, "read_facts", None)
+    monkeypatch.setattr(ih5.record._opening, "read_facts", None)
     assert read_state(path) == before
 
 
@@ -726,8 +726,8 @@ def test_close_after_a_commit_that_could_not_reopen_its_patch_raises_typed(
 
     rec = IH5Record(path, "r+")
     rec["x"] = 1
-    monkeypatch.setattr(ih5.record.commit.CommitProtocol, "publish", disk_full)
-    monkeypatch.setattr(ih5.record.commit.CommitProtocol, "unseal", disk_full)
+    monkeypatch.setattr(ih5.record._commit.CommitProtocol, "publish", disk_full)
+    monkeypatch.setattr(ih5.record._commit.CommitProtocol, "unseal", disk_full)
     with pytest.raises(OSError) as first:
         rec.commit_patch()
     with pytest.raises(OSError) as second:

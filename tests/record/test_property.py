@@ -35,10 +35,10 @@ from hypothesis.stateful import (
 
 from ih5.errors import IntegrityError, NodeExistsError, RecordModeError
 from ih5.record import IH5Dataset, IH5Group, IH5Record
-from ih5.record.facts import read_facts
-from ih5.record.opening import build_tree
-from ih5.record.tree import Node, apply_container
-from ih5.record.tree import walk as tree_walk
+from ih5.record._facts import read_facts
+from ih5.record._opening import build_tree
+from ih5.record._tree import Node, apply_container
+from ih5.record._tree import walk as tree_walk
 
 from .helpers import untouched
 from .model import (

@@ -5,7 +5,7 @@ time, so wrapping the functions on the ``os`` module catches every call ih5
 makes, including those made for it by ``pathlib`` (``Path.unlink`` is
 ``os.unlink``), ``tempfile.mkdtemp`` (``os.mkdir``) and ``shutil.rmtree``.
 The user block is written through the builtin ``open``, shadowed here in the
-namespace of ``ih5.format.userblock`` only; HDF5 writes through its own C
+namespace of ``ih5.format._userblock`` only; HDF5 writes through its own C
 code, so its injection points are opening a file for writing and closing or
 flushing a writable one. The wrappers are installed in a forked child that
 runs nothing but the operation under test, so counting every call is exact.
@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import h5py
 
-import ih5.format.userblock
+import ih5.format._userblock
 from ih5.errors import Ih5Error
 
 FORK = multiprocessing.get_context("fork")
@@ -171,8 +171,8 @@ class Injector:
             return Stream(raw, _name(file))
 
         # The module has no global ``open`` of its own: ours shadows the builtin there.
-        ih5.format.userblock.open = counted_open  # type: ignore[attr-defined]
-        self._undo.append(lambda: delattr(ih5.format.userblock, "open"))
+        ih5.format._userblock.open = counted_open  # type: ignore[attr-defined]
+        self._undo.append(lambda: delattr(ih5.format._userblock, "open"))
 
     def _wrap_h5py(self) -> None:
         init = h5py.File.__init__

@@ -373,8 +373,8 @@ def _worker_main() -> None:  # pragma: no cover - runs in the worker process
     import resource
 
     from ih5.manifest import IH5MFRecord
-    from ih5.record import opening
-    from ih5.record.facts import FactsCache
+    from ih5.record import _opening as opening
+    from ih5.record._facts import FactsCache
 
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
 

@@ -24,7 +24,7 @@ import pytest
 
 from ih5 import AtomicMetadataWriter, get_metadata_path, load_plate_metadata, read_json
 from ih5.pack import PackResult
-from ih5.pack.many import CATALOG_NAME, register
+from ih5.pack._many import CATALOG_NAME, register
 from tests.helpers.trees import temp_files
 
 from .faults import FORK

@@ -19,7 +19,7 @@ import pytest
 
 from ih5 import IH5MFRecord, RecordExistsError, pack_directory
 from ih5.format import load_refs
-from ih5.record.commit import CommitProtocol
+from ih5.record._commit import CommitProtocol
 from ih5.store import LocalStore
 
 from .faults import Mode

@@ -22,8 +22,8 @@ import ih5
 from ih5 import IH5MFRecord, IH5Record
 from ih5.format import read_user_block, write_user_block
 from ih5.fs import hashsum_bytes
-from ih5.record import opening
-from ih5.record.facts import FactsCache
+from ih5.record import _opening as opening
+from ih5.record._facts import FactsCache
 
 from .fuzzing import (
     FIXTURES,

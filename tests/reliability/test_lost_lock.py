@@ -28,7 +28,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-import ih5.record.record as record_module
+import ih5.record._record as record_module
 from ih5 import ConflictError, IH5MFRecord, IH5Record, RecordLockedError, pack_directory
 from ih5.format import discover_containers, load_refs, validate_chain
 from ih5.record import IH5Dataset

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ih5 import IH5MFRecord, RemoteOptions, pack_directory
-from ih5.fs.usercache import cache_root
-from ih5.pack.newest import KIND, PROBE_AHEAD, remembered
+from ih5.fs._usercache import cache_root
+from ih5.pack._newest import KIND, PROBE_AHEAD, remembered
 from ih5.store import ObjectStore, open_store
 from tests.remote.helpers import make_source
 

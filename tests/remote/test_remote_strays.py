@@ -1,4 +1,4 @@
-"""Strays under a remote record's prefix: the local rules (record/strays.py), reported by
+"""Strays under a remote record's prefix: the local rules (record/_strays.py), reported by
 ``ih5 log URL`` and ``ih5 verify URL`` (which exits 1), and warned about on opening."""
 
 from __future__ import annotations

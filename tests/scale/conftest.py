@@ -16,7 +16,7 @@ from distributed import Client, LocalCluster
 from ih5 import IH5Record
 from ih5.format import discover_containers
 from ih5.pack import unpack_record
-from ih5.record.commit import parse_staged_name
+from ih5.record._commit import parse_staged_name
 from tests.remote.conftest import bucket, s3_env, s3_server
 
 __all__ = ["bucket", "s3_env", "s3_server"]

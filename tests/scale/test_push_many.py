@@ -19,9 +19,9 @@ from distributed import Client
 
 from ih5 import pack_many, pull, push, push_many
 from ih5.pack import PushItem, PushOutcome, plan_push, push_plan
-from ih5.pack.pushing import push_item
-from ih5.pack.tasks import local_pool
-from ih5.record.commit import parse_staged_name
+from ih5.pack._pushing import push_item
+from ih5.pack._tasks import local_pool
+from ih5.record._commit import parse_staged_name
 from ih5.store import ObjectStore, RemoteOptions, open_store
 from tests.remote.servers import S3Server
 

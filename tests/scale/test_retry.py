@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from ih5.pack import PackItem, PackOptions, PackOutcome, pack_many, plan_many
-from ih5.pack.many import pack_item
-from ih5.pack.tasks import local_pool
+from ih5.pack._many import pack_item
+from ih5.pack._tasks import local_pool
 
 from .conftest import check_chain, edit_plates, is_long, kill_a_writer, make_plates, unpacks_to
 
@@ -73,7 +73,7 @@ def test_two_copies_of_one_task_at_once_publish_one_container(tmp_path: Path) ->
 CHILD = """
 import sys
 from ih5.pack import PackItem, PackOptions
-from ih5.pack.many import pack_item
+from ih5.pack._many import pack_item
 source, record = sys.argv[1:3]
 pack_item(PackItem(source, record, 0, 0, False), PackOptions(), False)
 """

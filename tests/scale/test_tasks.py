@@ -12,8 +12,8 @@ import pytest
 
 from ih5 import Ih5Error, PackError
 from ih5.errors import EngineError
+from ih5.pack import _tasks as tasks_module
 from ih5.pack import dask_executor, run_tasks
-from ih5.pack import tasks as tasks_module
 
 
 def square_unless_odd(item: int) -> str:

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 from ih5._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from ih5.format.chain import (
+    from ih5.format._chain import (
         ContainerRef,
         check_hashsums,
         load_refs,
         split_uncommitted,
         validate_chain,
     )
-    from ih5.format.markers import (
+    from ih5.format._markers import (
         DEL_VALUE,
         SUBST_ATTR,
         check_attr_name,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
         write_attr_deletion_marker,
         write_deletion_marker,
     )
-    from ih5.format.naming import (
+    from ih5.format._naming import (
         CONTAINER_SUFFIX,
         MANIFEST_SUFFIX,
         RECORD_NAME,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
         split_record_path,
         validate_record_name,
     )
-    from ih5.format.userblock import (
+    from ih5.format._userblock import (
         HDF5_SIGNATURE,
         MAGIC,
         MAX_USER_BLOCK_SIZE,
@@ -96,42 +96,42 @@ __all__ = [
 ]
 
 _SOURCES = {
-    "ContainerRef": "ih5.format.chain",
-    "check_hashsums": "ih5.format.chain",
-    "load_refs": "ih5.format.chain",
-    "split_uncommitted": "ih5.format.chain",
-    "validate_chain": "ih5.format.chain",
-    "DEL_VALUE": "ih5.format.markers",
-    "SUBST_ATTR": "ih5.format.markers",
-    "check_attr_name": "ih5.format.markers",
-    "check_user_value": "ih5.format.markers",
-    "is_deletion_marker": "ih5.format.markers",
-    "is_substituting": "ih5.format.markers",
-    "mark_substituting": "ih5.format.markers",
-    "write_attr_deletion_marker": "ih5.format.markers",
-    "write_deletion_marker": "ih5.format.markers",
-    "CONTAINER_SUFFIX": "ih5.format.naming",
-    "MANIFEST_SUFFIX": "ih5.format.naming",
-    "RECORD_NAME": "ih5.format.naming",
-    "container_name": "ih5.format.naming",
-    "discover_containers": "ih5.format.naming",
-    "manifest_name": "ih5.format.naming",
-    "parse_container_name": "ih5.format.naming",
-    "split_record_path": "ih5.format.naming",
-    "validate_record_name": "ih5.format.naming",
-    "HDF5_SIGNATURE": "ih5.format.userblock",
-    "MAGIC": "ih5.format.userblock",
-    "MAX_USER_BLOCK_SIZE": "ih5.format.userblock",
-    "MIN_USER_BLOCK_SIZE": "ih5.format.userblock",
-    "USER_BLOCK_SIZE": "ih5.format.userblock",
-    "BinaryReadable": "ih5.format.userblock",
-    "IH5UserBlock": "ih5.format.userblock",
-    "encode_user_block": "ih5.format.userblock",
-    "hashsum_container": "ih5.format.userblock",
-    "read_user_block": "ih5.format.userblock",
-    "read_user_block_from": "ih5.format.userblock",
-    "read_user_block_with_size": "ih5.format.userblock",
-    "write_user_block": "ih5.format.userblock",
+    "ContainerRef": "ih5.format._chain",
+    "check_hashsums": "ih5.format._chain",
+    "load_refs": "ih5.format._chain",
+    "split_uncommitted": "ih5.format._chain",
+    "validate_chain": "ih5.format._chain",
+    "DEL_VALUE": "ih5.format._markers",
+    "SUBST_ATTR": "ih5.format._markers",
+    "check_attr_name": "ih5.format._markers",
+    "check_user_value": "ih5.format._markers",
+    "is_deletion_marker": "ih5.format._markers",
+    "is_substituting": "ih5.format._markers",
+    "mark_substituting": "ih5.format._markers",
+    "write_attr_deletion_marker": "ih5.format._markers",
+    "write_deletion_marker": "ih5.format._markers",
+    "CONTAINER_SUFFIX": "ih5.format._naming",
+    "MANIFEST_SUFFIX": "ih5.format._naming",
+    "RECORD_NAME": "ih5.format._naming",
+    "container_name": "ih5.format._naming",
+    "discover_containers": "ih5.format._naming",
+    "manifest_name": "ih5.format._naming",
+    "parse_container_name": "ih5.format._naming",
+    "split_record_path": "ih5.format._naming",
+    "validate_record_name": "ih5.format._naming",
+    "HDF5_SIGNATURE": "ih5.format._userblock",
+    "MAGIC": "ih5.format._userblock",
+    "MAX_USER_BLOCK_SIZE": "ih5.format._userblock",
+    "MIN_USER_BLOCK_SIZE": "ih5.format._userblock",
+    "USER_BLOCK_SIZE": "ih5.format._userblock",
+    "BinaryReadable": "ih5.format._userblock",
+    "IH5UserBlock": "ih5.format._userblock",
+    "encode_user_block": "ih5.format._userblock",
+    "hashsum_container": "ih5.format._userblock",
+    "read_user_block": "ih5.format._userblock",
+    "read_user_block_from": "ih5.format._userblock",
+    "read_user_block_with_size": "ih5.format._userblock",
+    "write_user_block": "ih5.format._userblock",
 }
 
 

@@ -1,6 +1,6 @@
 """The ground floor: locks, crash-safe writes, locked JSON updates and hashsums."""
 
-from ih5.fs.atomic import (
+from ih5.fs._atomic import (
     StagedFile,
     atomic_write_bytes,
     fsync_directory,
@@ -11,7 +11,7 @@ from ih5.fs.atomic import (
     temp_path_for,
     write_new_file,
 )
-from ih5.fs.hashing import (
+from ih5.fs._hashing import (
     DEFAULT_ALGORITHM,
     HASH_ALGORITHMS,
     HashingReader,
@@ -21,15 +21,15 @@ from ih5.fs.hashing import (
     hashsum_stream,
     parse_hashsum,
 )
-from ih5.fs.jsonfile import (
+from ih5.fs._jsonfile import (
     atomic_update_json,
     atomic_write_json,
     encode_json,
     locked_json,
     read_json,
 )
-from ih5.fs.lock import file_lock, lock_holder, lock_path_for
-from ih5.fs.oserrors import os_errno, reserve_space, storage_error, typed_storage_errors
+from ih5.fs._lock import file_lock, lock_holder, lock_path_for
+from ih5.fs._oserrors import os_errno, reserve_space, storage_error, typed_storage_errors
 
 __all__ = [
     "DEFAULT_ALGORITHM",

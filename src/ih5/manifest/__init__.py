@@ -1,6 +1,6 @@
 """The manifest floor: skeletons, manifest sidecars, manifest-backed records and stubs."""
 
-from ih5.manifest.health import (
+from ih5.manifest._health import (
     ContainerHealth,
     ManifestHealth,
     RebuiltManifest,
@@ -8,15 +8,15 @@ from ih5.manifest.health import (
     check_record,
     rebuild_manifests,
 )
-from ih5.manifest.manifest import (
+from ih5.manifest._manifest import (
     IH5Manifest,
     IH5UBExtManifest,
     check_manifest,
     manifest_path,
     without_manifest_ext,
 )
-from ih5.manifest.mfrecord import IH5MFRecord, open_record
-from ih5.manifest.skeleton import IH5Skeleton, SkeletonEntry
+from ih5.manifest._mfrecord import IH5MFRecord, open_record
+from ih5.manifest._skeleton import IH5Skeleton, SkeletonEntry
 
 __all__ = [
     "ContainerHealth",

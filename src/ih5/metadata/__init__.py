@@ -6,22 +6,22 @@ from ih5.errors import (
     MetadataWriteError,
     MigrationError,
 )
-from ih5.metadata.location import METADATA_FILENAME, get_metadata_path
-from ih5.metadata.migration import (
+from ih5.metadata._location import METADATA_FILENAME, get_metadata_path
+from ih5.metadata._migration import (
     MigrationResult,
     data_directory,
     migrate_legacy_metadata,
     plan_migration,
 )
-from ih5.metadata.model import BACKENDS, Backend, PlateMetadata, SubdirectoryRecord
-from ih5.metadata.validation import detect_legacy
-from ih5.metadata.view import (
+from ih5.metadata._model import BACKENDS, Backend, PlateMetadata, SubdirectoryRecord
+from ih5.metadata._validation import detect_legacy
+from ih5.metadata._view import (
     load_plate_metadata,
     main_subdirectory,
     plate_view,
     read_plate_document,
 )
-from ih5.metadata.writer import AtomicMetadataWriter, MetadataUpdateRequest
+from ih5.metadata._writer import AtomicMetadataWriter, MetadataUpdateRequest
 
 __all__ = [
     "BACKENDS",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ih5._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from ih5.pack.audit import (
+    from ih5.pack._audit import (
         ContainerCheck,
         RecordCheck,
         VerifyPlan,
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
         verify_many,
         verify_plan,
     )
-    from ih5.pack.codecs import (
+    from ih5.pack._codecs import (
         ENTRY_POINT_GROUP,
         FileCodec,
         NpyCodec,
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
         RawCodec,
         installed_codecs,
     )
-    from ih5.pack.exclusion import is_own_file
-    from ih5.pack.many import (
+    from ih5.pack._exclusion import is_own_file
+    from ih5.pack._many import (
         CATALOG_NAME,
         CatalogRebuild,
         PackItem,
@@ -41,11 +41,11 @@ if TYPE_CHECKING:
         rebuild_catalog,
         record_name_for,
     )
-    from ih5.pack.packer import Changes, PackProgress, PackResult, compare_states, pack_directory
-    from ih5.pack.pushing import PushItem, PushOutcome, plan_push, push_many, push_plan
-    from ih5.pack.tasks import dask_executor, run_tasks
-    from ih5.pack.tree_state import EntryState, TreeState
-    from ih5.pack.unpacker import (
+    from ih5.pack._packer import Changes, PackProgress, PackResult, compare_states, pack_directory
+    from ih5.pack._pushing import PushItem, PushOutcome, plan_push, push_many, push_plan
+    from ih5.pack._tasks import dask_executor, run_tasks
+    from ih5.pack._tree_state import EntryState, TreeState
+    from ih5.pack._unpacker import (
         UnpackResult,
         copy_packed_file,
         extract_member,
@@ -106,52 +106,52 @@ __all__ = [
 ]
 
 _SOURCES = {
-    "ContainerCheck": "ih5.pack.audit",
-    "RecordCheck": "ih5.pack.audit",
-    "VerifyPlan": "ih5.pack.audit",
-    "plan_verify": "ih5.pack.audit",
-    "verify_many": "ih5.pack.audit",
-    "verify_plan": "ih5.pack.audit",
-    "ENTRY_POINT_GROUP": "ih5.pack.codecs",
-    "FileCodec": "ih5.pack.codecs",
-    "NpyCodec": "ih5.pack.codecs",
-    "PackOptions": "ih5.pack.codecs",
-    "RawCodec": "ih5.pack.codecs",
-    "installed_codecs": "ih5.pack.codecs",
-    "is_own_file": "ih5.pack.exclusion",
-    "CATALOG_NAME": "ih5.pack.many",
-    "CatalogRebuild": "ih5.pack.many",
-    "PackItem": "ih5.pack.many",
-    "PackOutcome": "ih5.pack.many",
-    "PackPlan": "ih5.pack.many",
-    "Skipped": "ih5.pack.many",
-    "pack_many": "ih5.pack.many",
-    "pack_plan": "ih5.pack.many",
-    "plan_many": "ih5.pack.many",
-    "rebuild_catalog": "ih5.pack.many",
-    "record_name_for": "ih5.pack.many",
-    "Changes": "ih5.pack.packer",
-    "PackProgress": "ih5.pack.packer",
-    "PackResult": "ih5.pack.packer",
-    "compare_states": "ih5.pack.packer",
-    "pack_directory": "ih5.pack.packer",
-    "dask_executor": "ih5.pack.tasks",
-    "PushItem": "ih5.pack.pushing",
-    "PushOutcome": "ih5.pack.pushing",
-    "plan_push": "ih5.pack.pushing",
-    "push_many": "ih5.pack.pushing",
-    "push_plan": "ih5.pack.pushing",
-    "run_tasks": "ih5.pack.tasks",
-    "EntryState": "ih5.pack.tree_state",
-    "TreeState": "ih5.pack.tree_state",
-    "UnpackResult": "ih5.pack.unpacker",
-    "copy_packed_file": "ih5.pack.unpacker",
-    "extract_member": "ih5.pack.unpacker",
-    "is_packed_file": "ih5.pack.unpacker",
-    "rebuild_pack_manifests": "ih5.pack.unpacker",
-    "recorded_state": "ih5.pack.unpacker",
-    "unpack_record": "ih5.pack.unpacker",
-    "write_packed_file": "ih5.pack.unpacker",
+    "ContainerCheck": "ih5.pack._audit",
+    "RecordCheck": "ih5.pack._audit",
+    "VerifyPlan": "ih5.pack._audit",
+    "plan_verify": "ih5.pack._audit",
+    "verify_many": "ih5.pack._audit",
+    "verify_plan": "ih5.pack._audit",
+    "ENTRY_POINT_GROUP": "ih5.pack._codecs",
+    "FileCodec": "ih5.pack._codecs",
+    "NpyCodec": "ih5.pack._codecs",
+    "PackOptions": "ih5.pack._codecs",
+    "RawCodec": "ih5.pack._codecs",
+    "installed_codecs": "ih5.pack._codecs",
+    "is_own_file": "ih5.pack._exclusion",
+    "CATALOG_NAME": "ih5.pack._many",
+    "CatalogRebuild": "ih5.pack._many",
+    "PackItem": "ih5.pack._many",
+    "PackOutcome": "ih5.pack._many",
+    "PackPlan": "ih5.pack._many",
+    "Skipped": "ih5.pack._many",
+    "pack_many": "ih5.pack._many",
+    "pack_plan": "ih5.pack._many",
+    "plan_many": "ih5.pack._many",
+    "rebuild_catalog": "ih5.pack._many",
+    "record_name_for": "ih5.pack._many",
+    "Changes": "ih5.pack._packer",
+    "PackProgress": "ih5.pack._packer",
+    "PackResult": "ih5.pack._packer",
+    "compare_states": "ih5.pack._packer",
+    "pack_directory": "ih5.pack._packer",
+    "dask_executor": "ih5.pack._tasks",
+    "PushItem": "ih5.pack._pushing",
+    "PushOutcome": "ih5.pack._pushing",
+    "plan_push": "ih5.pack._pushing",
+    "push_many": "ih5.pack._pushing",
+    "push_plan": "ih5.pack._pushing",
+    "run_tasks": "ih5.pack._tasks",
+    "EntryState": "ih5.pack._tree_state",
+    "TreeState": "ih5.pack._tree_state",
+    "UnpackResult": "ih5.pack._unpacker",
+    "copy_packed_file": "ih5.pack._unpacker",
+    "extract_member": "ih5.pack._unpacker",
+    "is_packed_file": "ih5.pack._unpacker",
+    "rebuild_pack_manifests": "ih5.pack._unpacker",
+    "recorded_state": "ih5.pack._unpacker",
+    "unpack_record": "ih5.pack._unpacker",
+    "write_packed_file": "ih5.pack._unpacker",
 }
 
 

@@ -1,0 +1,146 @@
+"""The root ``ih5`` command group and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ih5.cli import _exits as exits
+from ih5.cli._many import catalog_command
+from ih5.cli._meta import meta
+from ih5.cli._pack import pack_command, pack_many_command, unpack_command
+from ih5.cli._records import register as register_records
+from ih5.cli._remote import pull_command, push_command
+from ih5.errors import Ih5Error, IntegrityError
+from ih5.format import parse_container_name
+
+INTERRUPTED = (
+    "interrupted by Ctrl-C; nothing half-written was published "
+    "(records and sidecars change whole or not at all)"
+)
+
+
+class Ih5Group(click.Group):
+    """A command group that turns errors into one line on stderr and one exit code per kind.
+
+    ih5's own errors say what to do; OS errors name the file; anything else is
+    a bug, reported in one line that points at ``--debug`` for the traceback.
+    A reader of stdout that went away (``| head``) ends the command quietly.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Not click's "Aborted!" and exit 1: say what an interrupted command leaves.
+            command = " ".join(
+                ["ih5", *([ctx.invoked_subcommand] if ctx.invoked_subcommand else [])]
+            )
+            click.echo(f"{command}: {INTERRUPTED}", err=True)
+            ctx.exit(exits.INTERRUPTED)
+        except BrokenPipeError:
+            _silence_stdout()
+            ctx.exit(exits.BROKEN_PIPE)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            click.echo(f"Error: {_one_line(exc)}", err=True)
+            ctx.exit(exits.exit_code_for(exc))
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test runner's buffer)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, IntegrityError) and exc.path is not None:
+        return f"{exc}{set_aside_hint(Path(exc.path))}"
+    if isinstance(exc, Ih5Error):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    return f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+
+
+def set_aside_hint(container: Path) -> str:
+    """How to get at the states before a damaged patch ``container`` (none for a base)."""
+    parsed = parse_container_name(container.name)
+    if parsed is None or parsed[1] == 0:
+        return ""
+    return (
+        f"; the states before it stay readable with --at {parsed[1] - 1}, and setting it "
+        f"aside ('mv {container} {container}.damaged') makes state {parsed[1] - 1} the newest"
+    )
+
+
+_HANDLER_NAME = "ih5-cli-stderr"
+
+
+def _show_library_warnings() -> None:
+    """Library warnings (e.g. waiting for another writer) as plain lines on stderr.
+
+    ``logging`` is imported here, by commands that run: ``ih5 --help`` never needs it.
+    """
+    import logging
+
+    class StderrLines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(f"ih5: {record.getMessage()}", err=True)
+
+    logger = logging.getLogger("ih5")
+    if not any(handler.get_name() == _HANDLER_NAME for handler in logger.handlers):
+        handler = StderrLines(logging.WARNING)
+        handler.set_name(_HANDLER_NAME)
+        logger.addHandler(handler)
+
+
+@click.group(
+    cls=Ih5Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=exits.HELP,
+)
+@click.version_option(package_name="ih5")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """Immutable, patchable HDF5 records and crash-safe sidecar metadata.
+
+    Results go to stdout (tables, or JSON with --json); messages and progress
+    bars go to stderr.
+
+    \b
+    Examples:
+      ih5 pack plate_1 archive/plate-1
+      ih5 log archive/plate-1
+      ih5 verify archive/plate-1
+      ih5 cat archive/plate-1 /notes.txt
+      ih5 meta show plate_dir
+    """
+    _show_library_warnings()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="ih5")
+
+
+cli.add_command(meta)
+cli.add_command(pack_command)
+cli.add_command(unpack_command)
+cli.add_command(pack_many_command)
+register_records(cli)
+cli.add_command(push_command)
+cli.add_command(pull_command)
+cli.add_command(catalog_command)

@@ -1,0 +1,376 @@
+"""Exclusive locks on a sidecar lock file, safe across processes and threads.
+
+The lock for ``target`` lives in ``target + ".lock"``, which is never deleted:
+deleting a lock file after releasing it lets two processes hold "the" lock on
+different inodes, the bug that lost updates in the published implementation.
+
+Lock files are never written: they are opened read-only (``flock`` needs no
+write access, so a lock file another user created still works) and never
+through a symlink (``O_NOFOLLOW``), because a writer running as root must not
+create, truncate or lock a file that someone pointed the lock name at.
+
+Waiting hands over at once: a contended acquire blocks in ``flock`` on a
+helper thread (the kernel wakes it the moment the holder unlocks) while the
+caller waits for that thread with a deadline on the monotonic clock.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import socket
+import stat
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ih5.errors import FileLockError, FileLockSymlinkError, FileLockTimeoutError
+from ih5.fs._oserrors import storage_error
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock; importing ih5 must still work
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_SUFFIX = ".lock"
+
+_UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+
+
+def lock_path_for(path: str | os.PathLike[str]) -> Path:
+    """Return the lock file that guards ``path`` (its name + ``.lock``)."""
+    return Path(os.fspath(path) + LOCK_SUFFIX)
+
+
+def _flock_error(exc: OSError, lock_path: str) -> OSError:
+    """Turn an ``flock`` failure into an OSError of the same kind naming the lock file."""
+    code = exc.errno if exc.errno is not None else errno.EIO
+    reason = os.strerror(code)
+    if code in _UNSUPPORTED:
+        reason += "; this filesystem does not support file locking, keep the file on a local disk"
+    return OSError(code, reason, lock_path)
+
+
+def _require_flock(lock_path: str) -> None:
+    if fcntl is None:  # pragma: no cover - only reached on Windows
+        raise FileLockError(
+            f"cannot lock {lock_path}: ih5's file locks need a POSIX system (Linux, macOS)",
+            lock_path,
+        )
+
+
+# O_NONBLOCK: opening a FIFO put in the lock file's place must not hang (files ignore it).
+_OPEN_FLAGS = (
+    os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+)
+
+
+def _symlink_error(lock_path: str) -> FileLockSymlinkError:
+    return FileLockSymlinkError(
+        f"lock file {lock_path} is a symlink; refusing to follow it (it could point at "
+        "any file); remove the link, ih5 creates a plain lock file in its place",
+        lock_path,
+    )
+
+
+def _open_lock_file(lock_path: str) -> int:
+    """Open the lock file read-only, creating it if missing; never through a symlink.
+
+    Opening an existing file without ``O_CREAT`` first lets a lock file owned by
+    another user be used even where the kernel protects files in sticky
+    directories against ``O_CREAT`` opens. Other OS errors (permission denied,
+    not a directory, too many open files) propagate as they are: they are never
+    a sign that the lock is busy.
+    """
+    while True:
+        try:
+            try:
+                fd = os.open(lock_path, _OPEN_FLAGS)
+            except FileNotFoundError:
+                try:
+                    fd = os.open(lock_path, _OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    continue  # someone else created it (or a link) meanwhile: open that
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _symlink_error(lock_path) from exc
+            where = os.path.dirname(os.path.abspath(lock_path))
+            typed = storage_error(exc, where, f"opening the lock file {lock_path}")
+            if typed is not None:
+                raise typed from exc
+            raise
+        try:
+            mode = os.fstat(fd).st_mode
+        except BaseException:
+            os.close(fd)
+            raise
+        if stat.S_ISREG(mode):
+            return fd
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), lock_path)
+        raise FileLockError(f"lock file {lock_path} is not a regular file; remove it", lock_path)
+
+
+def _try_flock(fd: int, lock_path: str) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        raise _flock_error(exc, lock_path) from exc
+    return True
+
+
+def _close_lock_fd(fd: int, *, locked: bool) -> None:
+    """Close a lock descriptor, unlocking it first if it holds the lock.
+
+    Closing alone does not release a lock whose open file is shared with a
+    child forked meanwhile: the child's copy would keep it locked.
+    """
+    try:
+        if locked:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _is_current(fd: int, lock_path: str) -> bool:
+    """Tell whether ``fd`` is still the file at ``lock_path`` (nobody deleted or replaced it)."""
+    try:
+        on_disk = os.lstat(lock_path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
+class _FlockWaiter:
+    """Blocks in ``flock`` on a daemon thread so that the caller can give up.
+
+    The waiter owns ``fd`` until :meth:`wait` reports success; a waiter that
+    is abandoned unlocks and closes ``fd`` itself once ``flock`` returns,
+    releasing the lock it may just have been handed.
+    """
+
+    def __init__(self, fd: int, lock_path: str) -> None:
+        self._fd = fd
+        self._lock_path = lock_path
+        self._mutex = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self._error: OSError | None = None
+        threading.Thread(target=self._run, name=f"ih5-lock-wait:{lock_path}", daemon=True).start()
+
+    def _run(self) -> None:
+        error: OSError | None = None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            error = _flock_error(exc, self._lock_path)
+        with self._mutex:
+            if self._abandoned:
+                _close_lock_fd(self._fd, locked=error is None)
+                return
+            self._error = error
+            self._done.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait for the lock; True hands ``fd`` (locked) back to the caller."""
+        interrupted = True
+        try:
+            self._done.wait(timeout)
+            interrupted = False
+        finally:
+            with self._mutex:
+                taken = self._done.is_set()
+                self._abandoned = not taken
+            if taken and (interrupted or self._error is not None):
+                _close_lock_fd(self._fd, locked=self._error is None)
+        if self._error is not None:
+            raise self._error
+        return taken
+
+
+def _remaining(deadline: float) -> float | None:
+    return None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
+
+
+def _timeout_error(lock_path: str, timeout: float | None) -> FileLockTimeoutError:
+    return FileLockTimeoutError(
+        f"timed out after {timeout} s waiting for lock {lock_path}; another writer holds it",
+        lock_path,
+    )
+
+
+def _lock_fd(lock_path: str, deadline: float, timeout: float | None) -> int:
+    """Open and lock the lock file; return the locked descriptor."""
+    _require_flock(lock_path)
+    while True:
+        fd = _open_lock_file(lock_path)
+        waiter = None
+        try:
+            taken = _try_flock(fd, lock_path)
+            remaining = _remaining(deadline)
+            if not taken and remaining == 0.0:
+                # Out of time already (``timeout=0`` tries once): a waiter
+                # thread would only hold a descriptor until the holder unlocks.
+                raise _timeout_error(lock_path, timeout)
+            if not taken:
+                waiter = _FlockWaiter(fd, lock_path)
+        except BaseException:
+            os.close(fd)
+            raise
+        if waiter is not None and not waiter.wait(remaining):
+            raise _timeout_error(lock_path, timeout)
+        try:
+            current = _is_current(fd, lock_path)
+        except BaseException:
+            _close_lock_fd(fd, locked=True)
+            raise
+        if current:
+            return fd
+        # Someone removed or replaced the lock file while we waited (an
+        # older tool that deletes its lock files): our lock guards nothing.
+        _close_lock_fd(fd, locked=True)
+
+
+class _PathLock:
+    """One lock path within this process: re-entrant per thread, exclusive across threads."""
+
+    def __init__(self, lock_path: str) -> None:
+        self.lock_path = lock_path
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self.fd = -1
+
+    def acquire(self, timeout: float | None) -> None:
+        deadline = float("inf") if timeout is None else time.monotonic() + timeout
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            while self._owner is not None:
+                remaining = _remaining(deadline)
+                if remaining == 0.0:
+                    raise _timeout_error(self.lock_path, timeout)
+                self._cond.wait(remaining)
+            self._owner = me
+        try:
+            fd = _lock_fd(self.lock_path, deadline, timeout)
+        except BaseException:
+            with self._cond:
+                self._owner = None
+                self._cond.notify()
+            raise
+        self.fd = fd
+        self._depth = 1
+
+    def release(self) -> None:
+        with self._cond:
+            if self._owner != threading.get_ident():
+                raise FileLockError(
+                    f"lock {self.lock_path} is not held by this thread", self.lock_path
+                )
+            self._depth -= 1
+            if self._depth:
+                return
+            fd, self.fd = self.fd, -1
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+                self._owner = None
+                self._cond.notify()
+
+    def held_fd(self) -> int:
+        """The locked descriptor, for the thread that holds the lock."""
+        if self._owner != threading.get_ident() or self.fd < 0:
+            raise FileLockError(f"lock {self.lock_path} is not held by this thread", self.lock_path)
+        return self.fd
+
+
+_registry: weakref.WeakValueDictionary[str, _PathLock] = weakref.WeakValueDictionary()
+"""One entry per lock file (by its real path) while anyone holds or waits for it.
+
+Holders and waiters keep their entry alive; an entry nobody uses goes away with its
+last reference (as py-filelock's weak registry does), so that a process locking many
+distinct paths over its life does not keep one entry per path forever.
+"""
+_registry_mutex = threading.Lock()
+
+
+@functools.lru_cache(maxsize=256)
+def _real_directory(directory: str) -> str:
+    """The real path of a lock file's directory (cached: realpath lstats every component)."""
+    return os.path.realpath(directory)
+
+
+def _path_lock(lock_path: str) -> _PathLock:
+    # Only the directory is resolved: a lock file that is a symlink must stay one
+    # here, so that opening it is refused instead of locking what it points at.
+    directory, name = os.path.split(os.path.abspath(lock_path))
+    key = os.path.join(_real_directory(directory), name)
+    with _registry_mutex:
+        entry = _registry.get(key)
+        if entry is None:
+            entry = _registry[key] = _PathLock(key)
+        return entry
+
+
+def _forget_locks_after_fork() -> None:
+    # A forked child holds none of its parent's locks: drop the copies of the
+    # descriptors without unlocking (that would unlock the parent's lock too).
+    global _registry_mutex
+    for entry in list(_registry.values()):
+        if entry.fd >= 0:
+            os.close(entry.fd)
+    _registry.clear()
+    _registry_mutex = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_after_fork)
+
+
+def held_lock_fd(path: str | os.PathLike[str]) -> int:
+    """The open (read-only) descriptor of the lock on ``path`` that this thread holds."""
+    return _path_lock(os.fspath(lock_path_for(path))).held_fd()
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0) -> Iterator[Path]:
+    """Hold the exclusive lock guarding ``path`` for the ``with`` block.
+
+    ``timeout`` is in seconds (``None`` waits forever, ``0`` tries once); a
+    timeout raises :class:`FileLockTimeoutError` naming the lock file. The
+    lock is re-entrant within one thread. Yields the lock file's path.
+    """
+    entry = _path_lock(os.fspath(lock_path_for(path)))
+    entry.acquire(timeout)
+    try:
+        yield Path(entry.lock_path)
+    finally:
+        entry.release()
+
+
+def lock_holder(path: str | os.PathLike[str]) -> str:
+    """Who holds the lock guarding ``path``, as the kernel lists flock holders (Linux)."""
+    try:
+        info = os.stat(lock_path_for(path))
+        with open("/proc/locks") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return "another process"
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in lines:
+        fields = line.split()
+        if "->" not in fields and len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device:
+            return f"pid {fields[4]} on {socket.gethostname()}"
+    return "another process"
