@@ -65,7 +65,7 @@ class LocationPermissionError(StorageError, PermissionError):
     default_errno = _errno.EACCES
 
 
-class FileLockError(Ih5Error):
+class FileLockError(Ih5Error, OSError):
     """A lock could not be taken or released."""
 
 
@@ -114,7 +114,7 @@ class HashsumFormatError(Ih5Error, ValueError):
 # --- metadata floor -------------------------------------------------------
 
 
-class MetadataWriteError(Ih5Error):
+class MetadataWriteError(Ih5Error, OSError):
     """A plate metadata update failed; nothing was written."""
 
 
@@ -134,7 +134,7 @@ class MetadataValidationError(Ih5Error, ValueError):
         return (type(self), (self.message, self.path, self.problems))
 
 
-class MigrationError(Ih5Error):
+class MigrationError(Ih5Error, ValueError):
     """A legacy plate metadata document could not be migrated."""
 
 

@@ -22,7 +22,7 @@ from ih5 import (
 
 FS_ERRORS = [
     (Ih5Error, Exception),
-    (FileLockError, Ih5Error),
+    (FileLockError, OSError),
     (FileLockTimeoutError, TimeoutError),
     (UnserializableDataError, TypeError),
     (CorruptDocumentError, ValueError),
