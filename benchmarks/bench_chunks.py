@@ -493,6 +493,9 @@ def verdicts(rows: Sequence[Row], sizes: Sequence[int]) -> list[tuple[str, bool]
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="(a) on a 1 GiB dataset")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI-sized (the default; for run_all.py)"
+    )
     parser.add_argument("--edit-mib", type=int, default=64, help="big dataset of (a), MiB")
     parser.add_argument("--edit-versions", type=int, default=10)
     parser.add_argument("--appends", type=int, default=50)

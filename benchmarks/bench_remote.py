@@ -319,6 +319,9 @@ def _table(title: str, columns: list[str], rows: list[list[object]]) -> Table:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="the issue's full sizes")
+    parser.add_argument(
+        "--quick", action="store_true", help="CI-sized (the default; for run_all.py)"
+    )
     args = parser.parse_args()
     # A terminated run still stops its servers (the ``with`` blocks below unwind).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
