@@ -227,19 +227,35 @@ class ChunkedDataset:
         """Values of the local box ``lo``..``hi`` (offsets inside chunk ``coords``)."""
         where = where or self.locate(coords)
         shape = tuple(b - a for a, b in zip(lo, hi, strict=False))
+        found = self._stored_part(coords, lo, hi, where)
+        if found is None:
+            return self._blank(shape)
+        source, sel, top = found
+        values = source[sel]
+        if top == tuple(hi):
+            return np.asarray(values)
+        out = self._blank(shape)
+        out[tuple(slice(0, t - a) for a, t in zip(lo, top, strict=False))] = values
+        return out
+
+    def _stored_part(
+        self, coords: Coords, lo: Sequence[int], hi: Sequence[int], where: Located
+    ) -> tuple[h5py.Dataset, tuple[slice, ...], tuple[int, ...]] | None:
+        """Where the stored values of the local box ``lo``..``hi`` of chunk ``coords`` are: the
+        dataset, the selection in it, and the box's upper corner clipped to what is stored
+        (beyond it, and where None is returned, the fill value shows)."""
         origin = self.origin(coords)
         ref = where.ref
         if ref is None:
-            return self._blank(shape)
+            return None
         limit = where.clip
         if ref.slot == PLAIN_SLOT:
             limit = _min_shape(limit, self.plain_shape)
         top = tuple(
             max(a, min(b, c - o)) for a, b, c, o in zip(lo, hi, limit, origin, strict=False)
         )
-        out = None if top == tuple(hi) else self._blank(shape)
         if any(t <= a for a, t in zip(lo, top, strict=False)):
-            return out if out is not None else self._blank(shape)
+            return None
         if ref.slot == PLAIN_SLOT:
             if ref.level != self.plain_level:
                 raise _missing(self.plain.name, ref.level)
@@ -250,20 +266,14 @@ class ChunkedDataset:
                     "real record",
                     self.plain.name,
                 )
-            source = self.plain
             sel = tuple(slice(o + a, o + t) for o, a, t in zip(origin, lo, top, strict=False))
-        else:
-            source = self.stored(ref.level)
-            base = ref.slot * self.chunks[0]
-            sel = (
-                slice(base + lo[0], base + top[0]),
-                *tuple(slice(a, t) for a, t in zip(lo[1:], top[1:], strict=False)),
-            )
-        values = source[sel]
-        if out is None:
-            return np.asarray(values)
-        out[tuple(slice(0, t - a) for a, t in zip(lo, top, strict=False))] = values
-        return out
+            return self.plain, sel, top
+        base = ref.slot * self.chunks[0]
+        sel = (
+            slice(base + lo[0], base + top[0]),
+            *tuple(slice(a, t) for a, t in zip(lo[1:], top[1:], strict=False)),
+        )
+        return self.stored(ref.level), sel, top
 
     def chunk_buffer(self, coords: Coords, where: Located | None = None) -> np.ndarray[Any, Any]:
         """The whole chunk ``coords`` (fill value wherever nothing is visible)."""
@@ -356,7 +366,12 @@ class ChunkedDataset:
             for coords, positions, local, where, _ in parts:
                 lo = [int(idx[0]) for idx in local]
                 hi = [int(idx[-1]) + 1 for idx in local]
-                box[tuple(positions)] = self.read_region(coords, lo, hi, where)
+                found = self._stored_part(coords, lo, hi, where)
+                if found is not None and found[2] == tuple(hi):
+                    # Straight into the box: no array of its own, no second copy.
+                    found[0].read_direct(box, found[1], tuple(positions))
+                else:
+                    box[tuple(positions)] = self.read_region(coords, lo, hi, where)
         flush()
         return True
 
