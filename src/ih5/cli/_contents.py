@@ -23,8 +23,7 @@ from ih5.errors import StubError
 if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or rich
     from rich.tree import Tree
 
-    from ih5.record import IH5Dataset, IH5Group
-    from ih5.record._diff import RecordDiff
+    from ih5.record import IH5Dataset, IH5Group, RecordDiff
 
 
 T = TypeVar("T")
@@ -364,7 +363,7 @@ def diff(
       ih5 diff data/rec --exit-code || echo "patch 1 changed something"
       ih5 diff data/rec --from 0 --json | jq .added
     """
-    from ih5.record._diff import diff_states
+    from ih5.record import diff_states
 
     from_index, to_index = _states(record, from_index, to_index)
     changes = diff_states(record, from_index, to_index)

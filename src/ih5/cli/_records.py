@@ -16,7 +16,7 @@ from ih5.cli._many import verify_on_engine
 from ih5.cli._output import counted, echo_json, echo_table, json_option, say
 from ih5.cli._progress import activity, byte_progress
 from ih5.errors import RecordExistsError, StrayFileWarning
-from ih5.format._extensions import MANIFEST_EXT
+from ih5.format import MANIFEST_EXT
 
 if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or rich
     from ih5.format import IH5UserBlock
@@ -24,8 +24,7 @@ if TYPE_CHECKING:  # imported where used: ``ih5 --help`` loads no h5py, numpy or
         ContainerHealth,
         RecordHealth,
     )
-    from ih5.record import IH5Record
-    from ih5.record._strays import Stray
+    from ih5.record import IH5Record, Stray
 
 
 def _manifest_backed(user_block: IH5UserBlock) -> bool:

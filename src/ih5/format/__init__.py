@@ -12,11 +12,19 @@ from ih5._lazy import lazy_names
 
 if TYPE_CHECKING:
     from ih5.format._chain import (
+        USER_BLOCKS,
         ContainerRef,
+        ContainerSource,
         check_hashsums,
         load_refs,
         split_uncommitted,
         validate_chain,
+    )
+    from ih5.format._extensions import (
+        MANIFEST_EXT,
+        inheritable_exts,
+        is_stub_container,
+        named_manifest_hashsum,
     )
     from ih5.format._markers import (
         DEL_VALUE,
@@ -61,14 +69,17 @@ __all__ = [
     "DEL_VALUE",
     "HDF5_SIGNATURE",
     "MAGIC",
+    "MANIFEST_EXT",
     "MANIFEST_SUFFIX",
     "MAX_USER_BLOCK_SIZE",
     "MIN_USER_BLOCK_SIZE",
     "RECORD_NAME",
     "SUBST_ATTR",
+    "USER_BLOCKS",
     "USER_BLOCK_SIZE",
     "BinaryReadable",
     "ContainerRef",
+    "ContainerSource",
     "IH5UserBlock",
     "check_attr_name",
     "check_hashsums",
@@ -77,11 +88,14 @@ __all__ = [
     "discover_containers",
     "encode_user_block",
     "hashsum_container",
+    "inheritable_exts",
     "is_deletion_marker",
+    "is_stub_container",
     "is_substituting",
     "load_refs",
     "manifest_name",
     "mark_substituting",
+    "named_manifest_hashsum",
     "parse_container_name",
     "read_user_block",
     "read_user_block_from",
@@ -132,6 +146,12 @@ _SOURCES = {
     "read_user_block_from": "ih5.format._userblock",
     "read_user_block_with_size": "ih5.format._userblock",
     "write_user_block": "ih5.format._userblock",
+    "ContainerSource": "ih5.format._chain",
+    "USER_BLOCKS": "ih5.format._chain",
+    "MANIFEST_EXT": "ih5.format._extensions",
+    "inheritable_exts": "ih5.format._extensions",
+    "is_stub_container": "ih5.format._extensions",
+    "named_manifest_hashsum": "ih5.format._extensions",
 }
 
 

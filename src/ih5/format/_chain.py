@@ -25,10 +25,7 @@ from ih5.errors import (
 from ih5.format._extensions import is_stub_container
 from ih5.format._knownblocks import KnownUserBlocks
 from ih5.format._userblock import IH5UserBlock
-from ih5.fs import hashsum_file, hashsum_stream, parse_hashsum
-from ih5.fs._filestate import StatMemo
-from ih5.fs._hashing import Progress
-from ih5.fs._verified import VerifiedHashsums
+from ih5.fs import Progress, StatMemo, VerifiedHashsums, hashsum_file, hashsum_stream, parse_hashsum
 
 
 class ContainerSource(Protocol):

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from ih5.format._naming import parse_container_name
 from ih5.format._userblock import IH5UserBlock, read_user_block_text, user_block_from_text
-from ih5.fs._filestate import is_settled, stat_key
-from ih5.fs._usercache import read_entry, write_entry
+from ih5.fs import is_settled, read_entry, stat_key, write_entry
 
 _KIND = "userblocks"
 

@@ -25,8 +25,7 @@ from pydantic import (
 
 from ih5.errors import NotAnIH5ContainerError, UserBlockTooLargeError
 from ih5.format._extensions import inheritable_exts
-from ih5.fs import DEFAULT_ALGORITHM, hashsum_file, parse_hashsum
-from ih5.fs._hashing import Progress
+from ih5.fs import DEFAULT_ALGORITHM, Progress, hashsum_file, parse_hashsum
 
 MAGIC = "ih5_v01"
 USER_BLOCK_SIZE = 1024

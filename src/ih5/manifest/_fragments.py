@@ -18,7 +18,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from ih5.manifest._skeleton import LAYOUT_KEY, Describe
-from ih5.record._tree import Node, lookup, walk
+from ih5.record import Node, lookup, walk
 
 quote = encode_basestring_ascii
 """A JSON string literal as ``json.dumps`` writes it (ASCII, C-accelerated)."""

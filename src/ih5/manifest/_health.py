@@ -24,6 +24,7 @@ from ih5.errors import (
     StrayFileWarning,
 )
 from ih5.format import (
+    MANIFEST_EXT,
     ContainerRef,
     container_name,
     discover_containers,
@@ -31,9 +32,7 @@ from ih5.format import (
     read_user_block_with_size,
     split_record_path,
 )
-from ih5.format._extensions import MANIFEST_EXT
-from ih5.fs import atomic_write_bytes, hashsum_bytes, hashsum_file, parse_hashsum
-from ih5.fs._hashing import Progress
+from ih5.fs import Progress, atomic_write_bytes, hashsum_bytes, hashsum_file, parse_hashsum
 from ih5.manifest._manifest import (
     IH5Manifest,
     IH5UBExtManifest,
@@ -42,9 +41,7 @@ from ih5.manifest._manifest import (
     without_manifest_ext,
 )
 from ih5.manifest._skeleton import IH5Skeleton
-from ih5.record import IH5Record
-from ih5.record._commit import CommitProtocol
-from ih5.record._strays import find_strays
+from ih5.record import CommitProtocol, IH5Record, find_strays
 from ih5.store import LocalStore
 
 Status = Literal["ok", "damaged", "missing", "stray", "uncommitted"]

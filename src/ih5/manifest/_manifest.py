@@ -12,9 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ih5.errors import ManifestError
-from ih5.format import IH5UserBlock, manifest_name
-from ih5.format._chain import ContainerSource
-from ih5.format._extensions import MANIFEST_EXT, inheritable_exts
+from ih5.format import MANIFEST_EXT, ContainerSource, IH5UserBlock, inheritable_exts, manifest_name
 from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
 from ih5.manifest._fragments import dumps_at, entry_fragment, quote, skeleton_text
 from ih5.manifest._skeleton import IH5Skeleton

@@ -25,12 +25,16 @@ from ih5.manifest._manifest import (
     without_manifest_ext,
 )
 from ih5.manifest._skeleton import layout_of
-from ih5.record import IH5Record
-from ih5.record._chunkmap import create_from_layout
-from ih5.record._commit import Sidecar
-from ih5.record._facts import read_facts
-from ih5.record._opening import RecordSource
-from ih5.record._tree import Node, lookup, walk
+from ih5.record import (
+    IH5Record,
+    Node,
+    RecordSource,
+    Sidecar,
+    create_from_layout,
+    lookup,
+    read_facts,
+    walk,
+)
 
 PLACEHOLDER = h5py.Empty("f8")
 """What a stub holds instead of every dataset value and attribute value."""

@@ -8,9 +8,7 @@ from typing import Any, Literal
 import h5py
 from pydantic import BaseModel, ConfigDict, RootModel
 
-from ih5.record import IH5Record
-from ih5.record._chunkmap import describe_layout
-from ih5.record._tree import Node, walk
+from ih5.record import IH5Record, Node, describe_layout, walk
 
 LAYOUT_KEY = "ih5_layout"
 """Extra skeleton key of a chunked dataset: shape, type, chunks, filters, chunk deltas.

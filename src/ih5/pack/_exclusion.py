@@ -15,9 +15,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from ih5.errors import PackError
-from ih5.fs._atomic import TEMP_SUFFIX
-from ih5.fs._lock import LOCK_SUFFIX
-from ih5.record._commit import parse_staged_name
+from ih5.fs import LOCK_SUFFIX, TEMP_SUFFIX
+from ih5.record import parse_staged_name
 
 Excluded = Callable[[str, bool, Collection[str]], bool]
 """(relative path, is a directory, names in its directory) -> leave it out."""

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 
 from ih5.format import container_name, manifest_name
-from ih5.fs._usercache import read_entry, write_entry
+from ih5.fs import read_entry, write_entry
 from ih5.store import ObjectStore
 
 KIND = "remote-newest"

@@ -42,13 +42,12 @@ from ih5.format import (
     discover_containers,
     load_refs,
     manifest_name,
+    named_manifest_hashsum,
     parse_container_name,
     split_record_path,
     validate_record_name,
 )
-from ih5.format._extensions import named_manifest_hashsum
-from ih5.fs import HashingReader, hashsum_stream, pid_alive
-from ih5.fs._beneath import open_file_beneath, open_root
+from ih5.fs import HashingReader, hashsum_stream, open_file_beneath, open_root, pid_alive
 from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
 from ih5.pack._codecs import (
     CODEC_ATTR,
@@ -69,14 +68,16 @@ from ih5.pack._tree_state import (
     file_identity,
     scan_directory,
 )
-from ih5.record import IH5Dataset, IH5Group
-from ih5.record._commit import (
+from ih5.record import (
     CommitProtocol,
+    IH5Dataset,
+    IH5Group,
     Sealed,
+    complete_parked,
     file_index,
     publish_container,
+    remote_names,
 )
-from ih5.record._parked import complete_parked, remote_names
 from ih5.store import (
     LocalStore,
     ObjectStore,

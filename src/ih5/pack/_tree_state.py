@@ -18,8 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ih5.errors import PackError
-from ih5.fs import HashingReader
-from ih5.fs._beneath import open_file_beneath, open_root
+from ih5.fs import HashingReader, open_file_beneath, open_root
 from ih5.pack._exclusion import Excluded, exclusion
 
 EXT_KEY = "ih5_pack"

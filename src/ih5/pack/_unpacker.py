@@ -14,20 +14,21 @@ from typing import Any, BinaryIO
 from ih5.errors import HashsumFormatError, IntegrityError, PackError, StorageError
 from ih5.fs import (
     DEFAULT_ALGORITHM,
+    DirectoryWalker,
     HashingWriter,
     StagedFile,
+    open_directory_beneath,
+    open_root,
     parse_hashsum,
     storage_error,
     typed_storage_errors,
 )
-from ih5.fs._beneath import DirectoryWalker, open_directory_beneath, open_root
 from ih5.manifest import RebuiltManifest, rebuild_manifests
 from ih5.pack._codecs import CODEC_ATTR, FileCodec, codec_named, installed_codecs
 from ih5.pack._exclusion import UNPACK_TEMP_LABEL
 from ih5.pack._packer import MODE_ATTR, MTIME_ATTR, SYMLINK_CODEC, TARGET_ATTR, PackProgress
 from ih5.pack._tree_state import EntryState, TreeState
-from ih5.record import IH5Dataset, IH5Group, IH5Record
-from ih5.record._opening import RecordSource
+from ih5.record import IH5Dataset, IH5Group, IH5Record, RecordSource
 
 
 @dataclass(frozen=True)

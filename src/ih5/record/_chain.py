@@ -19,8 +19,7 @@ from ih5.errors import (
     RecordModeError,
     StubError,
 )
-from ih5.format import ContainerRef, IH5UserBlock
-from ih5.format._extensions import is_stub_container
+from ih5.format import ContainerRef, IH5UserBlock, is_stub_container
 from ih5.record._chunkmap import CHUNKS_NAME, DeltaFacts
 from ih5.record._chunks import ChunkedDataset
 from ih5.record._opening import build_tree, container_facts, open_container

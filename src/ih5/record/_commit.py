@@ -42,11 +42,11 @@ from ih5.format import (
     encode_user_block,
     hashsum_container,
     manifest_name,
+    named_manifest_hashsum,
     parse_container_name,
     read_user_block_with_size,
     write_user_block,
 )
-from ih5.format._extensions import named_manifest_hashsum
 from ih5.fs import hashsum_bytes, parse_hashsum, pid_alive, write_new_file
 from ih5.store import ObjectStore, Store
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import h5py
 
 from ih5.format import SUBST_ATTR, is_deletion_marker
-from ih5.fs._usercache import read_entry, write_entry
+from ih5.fs import read_entry, write_entry
 from ih5.record._chunkmap import CHUNKS_ATTR, DeltaFacts, is_chunk_delta, read_delta
 from ih5.record._paths import join_path
 

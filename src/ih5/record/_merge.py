@@ -9,8 +9,13 @@ from pathlib import Path
 import h5py
 
 from ih5.errors import RecordExistsError, RecordModeError, RecordNotFoundError, StubError
-from ih5.format import USER_BLOCK_SIZE, manifest_name, parse_container_name, write_user_block
-from ih5.format._extensions import is_stub_container
+from ih5.format import (
+    USER_BLOCK_SIZE,
+    is_stub_container,
+    manifest_name,
+    parse_container_name,
+    write_user_block,
+)
 from ih5.fs import sweep_stale_temp_files, temp_path_for, typed_storage_errors
 from ih5.record._chain import Chain
 from ih5.record._chunks import write_plain

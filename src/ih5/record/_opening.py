@@ -18,6 +18,7 @@ from ih5.errors import (
     RecordNotFoundError,
 )
 from ih5.format import (
+    USER_BLOCKS,
     ContainerRef,
     container_name,
     discover_containers,
@@ -28,8 +29,7 @@ from ih5.format import (
     split_uncommitted,
     validate_chain,
 )
-from ih5.format._chain import USER_BLOCKS
-from ih5.fs._hashing import Progress
+from ih5.fs import Progress
 from ih5.record._facts import FACTS_CACHE, ContainerFacts, read_facts
 from ih5.record._tree import Node, apply_container
 from ih5.record._treecache import cached_prefix, remember_tree

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ih5.errors import RemoteAuthError, RemoteReadOnlyError
-from ih5.format import MANIFEST_SUFFIX, manifest_name, parse_container_name
-from ih5.format._extensions import named_manifest_hashsum
+from ih5.format import MANIFEST_SUFFIX, manifest_name, named_manifest_hashsum, parse_container_name
 from ih5.fs import hashsum_bytes, parse_hashsum
 from ih5.record._commit import parse_staged_name
 from ih5.record._opening import remote_ref

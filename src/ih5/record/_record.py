@@ -55,9 +55,7 @@ from ih5.format import (
     split_record_path,
     write_user_block,
 )
-from ih5.fs import file_lock, lock_holder, typed_storage_errors
-from ih5.fs._atomic import sweep_stale_temps_in
-from ih5.fs._hashing import Progress
+from ih5.fs import Progress, file_lock, lock_holder, sweep_stale_temps_in, typed_storage_errors
 from ih5.record._chain import Chain
 from ih5.record._commit import CommitProtocol, Sealed, Sidecar, file_index
 from ih5.record._facts import read_facts

@@ -24,13 +24,12 @@ from ih5.format import (
     hashsum_container,
     load_refs,
     manifest_name,
+    named_manifest_hashsum,
     split_record_path,
     split_uncommitted,
     validate_chain,
 )
-from ih5.format._extensions import named_manifest_hashsum
-from ih5.fs import hashsum_bytes, parse_hashsum
-from ih5.fs._hashing import Progress
+from ih5.fs import Progress, hashsum_bytes, parse_hashsum
 from ih5.record._commit import CommitProtocol, Sealed, file_index, publish_container
 from ih5.record._opening import remote_refs
 from ih5.record._record import IH5Record

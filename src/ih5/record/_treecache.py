@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 
 from ih5.format import ContainerRef
-from ih5.fs._usercache import read_entry, write_entry
+from ih5.fs import read_entry, write_entry
 from ih5.record._tree import Node
 
 _KIND = "trees"
