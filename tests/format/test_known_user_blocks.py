@@ -11,7 +11,7 @@ import pytest
 
 from ih5 import IH5Record
 from ih5.format import _knownblocks as knownblocks
-from ih5.format._chain import load_refs
+from ih5.format._chain import KNOWN_FROM, load_refs
 from ih5.format._userblock import IH5UserBlock, read_user_block_text
 from ih5.fs._filestate import racy_margin_ns
 from ih5.record._opening import forget_process_caches
@@ -29,13 +29,13 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture
 def containers(tmp_path: Path) -> list[Path]:
-    """The three containers of a record whose files are settled (no longer racy)."""
+    """The containers of a record long enough for the cache, whose files are settled."""
     with IH5Record(tmp_path / "rec", "w") as rec:
         rec["x"] = 1
-    for value in (2, 3):
+    for value in range(1, KNOWN_FROM):
         with IH5Record(tmp_path / "rec", "r+") as rec:
             rec.attrs["v"] = value
-    files = [tmp_path / name for name in ("rec.ih5", "rec.p1.ih5", "rec.p2.ih5")]
+    files = [tmp_path / "rec.ih5", *(tmp_path / f"rec.p{k}.ih5" for k in range(1, KNOWN_FROM))]
     time.sleep(racy_margin_ns(files[-1].stat()) / 1e9 + 0.01)
     return files
 
@@ -59,7 +59,7 @@ def test_a_new_process_reads_no_unchanged_user_block_again(
     first = load_refs(containers)
     forget_process_caches()
     assert load_refs(containers) == first
-    assert reads == ["rec.ih5", "rec.p1.ih5", "rec.p2.ih5"]
+    assert reads == [path.name for path in containers]
 
 
 def test_a_changed_container_is_read_again(
@@ -69,7 +69,7 @@ def test_a_changed_container_is_read_again(
     os.utime(containers[1])  # any change of the file changes its stat key
     forget_process_caches()
     load_refs(containers)
-    assert reads[3:] == ["rec.p1.ih5"]
+    assert reads[len(containers) :] == ["rec.p1.ih5"]
 
 
 def test_a_damaged_cache_entry_reads_as_missing(
@@ -80,4 +80,11 @@ def test_a_damaged_cache_entry_reads_as_missing(
         entry.write_bytes(entry.read_bytes()[:-3] + b"!!!")
     forget_process_caches()
     assert load_refs(containers) == expected
-    assert len(reads) == 6
+    assert len(reads) == 2 * len(containers)
+
+
+def test_a_short_record_keeps_no_cache_entry(
+    containers: list[Path], cache: Path, reads: list[str]
+) -> None:
+    load_refs(containers[: KNOWN_FROM - 1])
+    assert not (cache / "userblocks").exists()

@@ -24,7 +24,7 @@ from ih5.errors import (
 )
 from ih5.format._extensions import is_stub_container
 from ih5.format._knownblocks import KnownUserBlocks
-from ih5.format._userblock import IH5UserBlock
+from ih5.format._userblock import IH5UserBlock, read_user_block_with_size
 from ih5.fs import Progress, StatMemo, VerifiedHashsums, hashsum_file, hashsum_stream, parse_hashsum
 
 
@@ -78,11 +78,12 @@ def load_refs(paths: Iterable[str | os.PathLike[str]]) -> list[ContainerRef]:
     files = [path if isinstance(path, Path) else Path(path) for path in paths]
     if not files:
         return []
-    known = KnownUserBlocks(files[0])
+    known = KnownUserBlocks(files[0]) if len(files) >= KNOWN_FROM else None
     refs = []
     for path in files:
         try:
-            user_block, block_size = USER_BLOCKS.get(path, partial(known.read, path))
+            read = partial(known.read if known else _read_user_block, path)
+            user_block, block_size = USER_BLOCKS.get(path, read)
         except FileNotFoundError as exc:
             raise RecordNotFoundError(f"container {path} does not exist", path) from exc
         except IsADirectoryError as exc:
@@ -90,8 +91,18 @@ def load_refs(paths: Iterable[str | os.PathLike[str]]) -> list[ContainerRef]:
                 f"{path} is a directory, not an IH5 container; pass container files", path
             ) from exc
         refs.append(ContainerRef(path, user_block, block_size))
-    known.save()
+    if known is not None:
+        known.save()
     return refs
+
+
+KNOWN_FROM = 8
+"""Records of this many containers or more keep their user blocks in the per-user cache:
+for fewer, reading the blocks costs no more than reading (and writing) a cache entry."""
+
+
+def _read_user_block(path: Path, info: os.stat_result, taken: int) -> tuple[IH5UserBlock, int]:
+    return read_user_block_with_size(path)
 
 
 def _check_records(chain: list[ContainerRef]) -> None:
