@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from ih5 import (
     pack_directory,
     unpack_record,
 )
+from tests.helpers.tmpfs import mounted_tmpfs
 
 SIZE = 1536 * 1024
 """Size of the tmpfs: room for the fixtures and a few hundred KiB to fill."""
@@ -39,21 +39,8 @@ LONG_FREE_LEVELS = [0, 1024, 4096, 8192, 16384, 32768, 65536, 100_000, 131072, 2
 @pytest.fixture(scope="module")
 def tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A freshly mounted small tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; run the full-disk suite as root")
-    mount = tmp_path_factory.mktemp("tmpfs")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); needs root in a VM")
-    try:
+    with mounted_tmpfs(tmp_path_factory.mktemp("tmpfs"), SIZE, "the full-disk suite") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 
 from ih5 import DiskFullError, IH5Record
 from ih5.record import IH5Dataset
+from tests.helpers.tmpfs import mounted_tmpfs
 
 SIZE = 1536 * 1024
 """Size of the tmpfs: room for the records and a few hundred KiB to fill."""
@@ -37,21 +37,8 @@ CHUNK = 2048
 @pytest.fixture(scope="module")
 def tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A freshly mounted small tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; run the full-disk suite as root")
-    mount = tmp_path_factory.mktemp("tmpfs")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}); needs root in a VM")
-    try:
+    with mounted_tmpfs(tmp_path_factory.mktemp("tmpfs"), SIZE, "the full-disk suite") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def dataset(record: IH5Record, path: str = "c") -> IH5Dataset:

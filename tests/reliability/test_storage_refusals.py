@@ -29,6 +29,7 @@ from ih5 import (
     unpack_record,
 )
 from tests.helpers.nodes import as_dataset
+from tests.helpers.tmpfs import mounted_tmpfs
 
 NOBODY = 65534
 
@@ -84,23 +85,11 @@ def _seed(where: Path) -> None:
 @pytest.fixture(scope="module")
 def read_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A tmpfs holding a record and a JSON document, remounted read-only."""
-    if os.geteuid() != 0:
-        pytest.skip("remounting a tmpfs read-only needs root")
-    mount = tmp_path_factory.mktemp("readonly")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
-    try:
+    readonly = tmp_path_factory.mktemp("readonly")
+    with mounted_tmpfs(readonly, "4m", "remounting a tmpfs read-only") as mount:
         _seed(mount)
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 @pytest.mark.parametrize("name", list(WRITES))

@@ -78,6 +78,18 @@ def _restore_file(
     special: bool,
 ) -> int:
     """Write one file through a temp name in ``parent_fd``; refuse it unless its hashsum matches."""
+    with StagedFile(dir_fd=parent_fd, label=UNPACK_TEMP_LABEL) as staged:
+        size = _decode_checked(dataset, codecs, staged.stream, "unpacks to")
+        staged.seal(_mode(dataset, DEFAULT_FILE_MODE, special), _mtime(dataset))
+        staged.publish(name)
+    return size
+
+
+def _decode_checked(
+    dataset: IH5Dataset, codecs: Sequence[FileCodec], out: BinaryIO, verb: str
+) -> int:
+    """Decode ``dataset`` with the codec it was packed with into ``out``; return the bytes
+    written. IntegrityError unless they hash as packed (``verb`` says what was done)."""
     codec_name = str(dataset.attrs.get(CODEC_ATTR, "raw"))
     codec = codec_named(codecs, codec_name)
     if codec is None:
@@ -87,18 +99,15 @@ def _restore_file(
             dataset.name,
         )
     expected, algorithm = _packed_hashsum(dataset)
-    with StagedFile(dir_fd=parent_fd, label=UNPACK_TEMP_LABEL) as staged:
-        out = HashingWriter(staged.stream, algorithm)
-        codec.read(dataset, out)  # type: ignore[arg-type]
-        staged.seal(_mode(dataset, DEFAULT_FILE_MODE, special), _mtime(dataset))
-        if out.hashsum() != expected:
-            raise IntegrityError(
-                f"{dataset.name} unpacks to {out.hashsum()}, but was packed as {expected}; "
-                "the record is damaged or the codec is broken",
-                dataset.name,
-            )
-        staged.publish(name)
-    return out.size
+    checked = HashingWriter(out, algorithm)
+    codec.read(dataset, checked)  # type: ignore[arg-type]
+    if checked.hashsum() != expected:
+        raise IntegrityError(
+            f"{dataset.name} {verb} {checked.hashsum()}, but was packed as {expected}; "
+            "the record is damaged or the codec is broken",
+            dataset.name,
+        )
+    return checked.size
 
 
 def _link_stays_inside(root: Path, link: Path, target: str) -> bool:
@@ -391,24 +400,7 @@ def copy_packed_file(
             dataset.name,
         )
     codecs = list(codecs) if codecs is not None else installed_codecs()
-    codec_name = str(dataset.attrs.get(CODEC_ATTR, "raw"))
-    codec = codec_named(codecs, codec_name)
-    if codec is None:
-        raise PackError(
-            f"{dataset.name} was packed with codec {codec_name!r}, which is not installed; "
-            "install the plug-in that provides it",
-            dataset.name,
-        )
-    expected, algorithm = _packed_hashsum(dataset)
-    checked = HashingWriter(out, algorithm)
-    codec.read(dataset, checked)  # type: ignore[arg-type]
-    if checked.hashsum() != expected:
-        raise IntegrityError(
-            f"{dataset.name} reads back as {checked.hashsum()}, but was packed as {expected}; "
-            "the record is damaged or the codec is broken",
-            dataset.name,
-        )
-    return checked.size
+    return _decode_checked(dataset, codecs, out, "reads back as")
 
 
 def extract_member(
