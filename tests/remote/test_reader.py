@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import os
 import random
+from collections.abc import Iterator
 
-from ih5.store._reader import BlockCache, RangeReader
+import pytest
+
+from ih5.store._reader import BlockCache, RangeReader, merge_spans
 
 
 class Counted:
@@ -85,3 +88,88 @@ def test_a_large_read_is_streamed_into_the_callers_buffer_in_one_request() -> No
     assert cache.read_into(300_000, memoryview(out)) == 200_000
     assert out == data[300_000:500_000]
     assert (streamed, source.requests) == ([(300_000, 500_000)], [])
+
+
+def test_an_expected_run_of_ranges_is_fetched_by_one_request() -> None:
+    chunk = 1 << 16
+    data = os.urandom(chunk * 32)
+    source = Counted(data)
+    cache = BlockCache(source.fetch, len(data), block_size=4096)
+    chunks = [(index * chunk, (index + 1) * chunk) for index in range(4, 20)]
+    cache.expect(chunks)
+    out = b"".join(bytes(cache.read(start, end - start)) for start, end in chunks)
+    assert out == data[4 * chunk : 20 * chunk]
+    assert source.requests == [(4 * chunk, 20 * chunk)]
+
+
+def test_expected_ranges_a_large_gap_apart_are_fetched_separately() -> None:
+    data = os.urandom(4 << 20)
+    source = Counted(data)
+    cache = BlockCache(source.fetch, len(data), block_size=4096)
+    spans = [(0, 100_000), (100_000, 200_000), (3 << 20, (3 << 20) + 100_000)]
+    cache.expect(spans)
+    for start, end in spans:
+        assert bytes(cache.read(start, end - start)) == data[start:end]
+    assert source.requests == [(0, 200_000), (3 << 20, (3 << 20) + 100_000)]
+
+
+def test_reads_after_expect_is_withdrawn_fetch_only_their_own_bytes() -> None:
+    data = os.urandom(1 << 20)
+    source = Counted(data)
+    cache = BlockCache(source.fetch, len(data), block_size=4096)
+    cache.expect([(0, 1 << 20)])
+    cache.expect(())
+    assert bytes(cache.read(500_000, 100_000)) == data[500_000:600_000]
+    assert source.requests == [(500_000, 600_000)]
+
+
+def test_nearby_ranges_merge_into_one_run_and_sort() -> None:
+    assert merge_spans([(500, 600), (0, 100), (150, 200), (10_000, 10_001)], gap=64) == [
+        (0, 200),
+        (500, 600),
+        (10_000, 10_001),
+    ]
+
+
+class Streamed(Counted):
+    """Counted, also answering a request as a stream of pieces; counts pieces taken."""
+
+    def __init__(self, data: bytes, piece: int, fail_after: int | None = None) -> None:
+        super().__init__(data)
+        self.piece = piece
+        self.fail_after = fail_after
+        self.taken = 0
+
+    def stream(self, start: int, end: int) -> Iterator[memoryview]:
+        self.requests.append((start, end))
+        for low in range(start, end, self.piece):
+            if self.fail_after is not None and self.taken == self.fail_after:
+                raise ConnectionError("connection reset")
+            self.taken += 1
+            yield memoryview(self.data)[low : min(low + self.piece, end)]
+
+
+def test_an_expected_run_is_streamed_and_read_only_as_far_as_the_reads_go() -> None:
+    chunk = 1 << 16
+    data = os.urandom(chunk * 16)
+    source = Streamed(data, piece=chunk)
+    cache = BlockCache(source.fetch, len(data), block_size=4096, stream=source.stream)
+    cache.expect([(0, len(data))])
+    assert bytes(cache.read(0, chunk)) == data[:chunk]
+    assert source.taken == 1
+    out = b"".join(bytes(cache.read(i * chunk, chunk)) for i in range(1, 16))
+    assert out == data[chunk:]
+    assert source.requests == [(0, len(data))]
+
+
+def test_a_stream_cut_short_fails_the_read_that_needs_the_missing_bytes() -> None:
+    chunk = 1 << 16
+    data = os.urandom(chunk * 8)
+    source = Streamed(data, piece=chunk, fail_after=3)
+    cache = BlockCache(source.fetch, len(data), block_size=4096, stream=source.stream)
+    cache.expect([(0, len(data))])
+    assert bytes(cache.read(0, 3 * chunk)) == data[: 3 * chunk]
+    with pytest.raises(ConnectionError):
+        cache.read(3 * chunk, chunk)
+    source.fail_after = None
+    assert bytes(cache.read(3 * chunk, chunk)) == data[3 * chunk : 4 * chunk]  # asked again

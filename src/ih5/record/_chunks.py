@@ -32,6 +32,7 @@ from ih5.record._chunkmap import (
     buffer_bytes,
     chunk_digest,
 )
+from ih5.record._expected import expecting_all
 from ih5.record._selection import Axis, Selection, as_array, is_contiguous, normalize
 
 Stored = Callable[[int], h5py.Dataset]
@@ -347,6 +348,8 @@ class ChunkedDataset:
             rows.setdefault(coords[0], []).append((coords, positions, local, where, whole))
         start = [int(axis[0]) for axis in selection.axes]
         run: list[slice] = []
+        reads: list[tuple[h5py.Dataset, tuple[slice, ...], tuple[slice, ...]]] = []
+        regions: list[tuple[list[slice], Coords, list[int], list[int], Located]] = []
 
         def flush() -> None:
             if not run:
@@ -354,7 +357,7 @@ class ChunkedDataset:
             first, last = run[0].start, run[-1].stop
             rest = [slice(a, a + n) for a, n in zip(start[1:], box.shape[1:], strict=True)]
             source = (slice(start[0] + first, start[0] + last), *rest)
-            self.plain.read_direct(box, source, (slice(first, last),))
+            reads.append((self.plain, source, (slice(first, last),)))
             run.clear()
 
         for chunk_row in sorted(rows):
@@ -369,10 +372,15 @@ class ChunkedDataset:
                 found = self._stored_part(coords, lo, hi, where)
                 if found is not None and found[2] == tuple(hi):
                     # Straight into the box: no array of its own, no second copy.
-                    found[0].read_direct(box, found[1], tuple(positions))
+                    reads.append((found[0], found[1], tuple(positions)))
                 else:
-                    box[tuple(positions)] = self.read_region(coords, lo, hi, where)
+                    regions.append((positions, coords, lo, hi, where))
         flush()
+        with expecting_all([(dataset, source) for dataset, source, _ in reads]):
+            for dataset, source, dest in reads:
+                dataset.read_direct(box, source, dest)
+        for positions, coords, lo, hi, where in regions:
+            box[tuple(positions)] = self.read_region(coords, lo, hi, where)
         return True
 
     def _source(self, coords: Coords) -> Source | None:

@@ -30,10 +30,11 @@ from ih5.format import (
     validate_chain,
 )
 from ih5.fs import Progress
+from ih5.record._expected import remember_reader
 from ih5.record._facts import FACTS_CACHE, ContainerFacts, read_facts
 from ih5.record._tree import Node, apply_container
 from ih5.record._treecache import cached_prefix, remember_tree
-from ih5.store import ObjectStore
+from ih5.store import ObjectStore, RangeReader
 
 RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A record: ``DIR/NAME`` (containers found by name) or an explicit list of container files."""
@@ -77,10 +78,14 @@ def open_container(path: Path | ContainerRef, mode: str = "r") -> h5py.File:
     """
     if isinstance(path, ContainerRef):
         if path.source is not None:
+            stream = path.open()
             try:
-                return h5py.File(path.open(), mode)
+                file = h5py.File(stream, mode)
             except OSError as exc:
                 raise _damaged(path.label, exc) from exc
+            if isinstance(stream, RangeReader):
+                remember_reader(file, stream)
+            return file
         path = path.path
     try:
         return h5py.File(path, mode)

@@ -27,6 +27,7 @@ from ih5.format import IH5UserBlock
 from ih5.record._attrs import IH5AttributeManager
 from ih5.record._chain import Chain
 from ih5.record._chunks import ChunkedDataset
+from ih5.record._expected import expecting
 from ih5.record._opening import payload_errors
 from ih5.record._paths import split_path
 from ih5.record._tree import Node, walk
@@ -250,7 +251,7 @@ class IH5Dataset(IH5Object):
                 with payload_errors(chunked.plain):
                     raise
         dataset = self._h5()
-        with payload_errors(dataset):
+        with payload_errors(dataset), expecting(dataset, selection):
             return dataset[selection]
 
     def read_direct(
@@ -259,7 +260,10 @@ class IH5Dataset(IH5Object):
         """Read ``source_sel`` of the dataset into ``dest[dest_sel]`` (h5py's ``read_direct``)."""
         if self._chunked() is None:
             dataset = self._h5()
-            with payload_errors(dataset):
+            with (
+                payload_errors(dataset),
+                expecting(dataset, () if source_sel is None else source_sel),
+            ):
                 dataset.read_direct(dest, source_sel, dest_sel)
             return
         values = self[() if source_sel is None else source_sel]

@@ -10,6 +10,7 @@ conditional multipart copy) and read-only HTTP(S) servers, chosen by URL
 
 from ih5.store._local import LocalStore
 from ih5.store._object import ObjectStore, TransferStats, UploadProgress
+from ih5.store._reader import RangeReader
 from ih5.store._seam import Store
 from ih5.store._url import (
     RemoteOptions,
@@ -23,6 +24,7 @@ from ih5.store._url import (
 __all__ = [
     "LocalStore",
     "ObjectStore",
+    "RangeReader",
     "RemoteOptions",
     "Store",
     "TransferStats",

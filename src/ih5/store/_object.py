@@ -296,6 +296,7 @@ class ObjectStore:
                     size,
                     self.block_size,
                     fetch_into=lambda start, view: self._fetch_into(name, start, view),
+                    stream=lambda start, end: self._stream(name, start, end),
                 )
             return cache
 
@@ -331,24 +332,31 @@ class ObjectStore:
             )
 
     def _stream_part(self, name: str, start: int, view: memoryview) -> None:
-        options: GetOptions = {"range": (start, start + len(view))}
+        done = 0
+        for piece in self._stream(name, start, start + len(view)):
+            view[done : done + len(piece)] = piece
+            done += len(piece)
+
+    def _stream(self, name: str, start: int, end: int) -> Iterator[memoryview]:
+        """The bytes ``[start, end)`` of ``name`` from one request, in pieces as they arrive;
+        RemoteUnavailableError when the connection drops before the last."""
+        options: GetOptions = {"range": (start, end)}
         result = self._guard("read", name, lambda: obstore.get(self.inner, name, options=options))
         stream = result.stream(min_chunk_size=STREAM_CHUNK)
         done = 0
-        while True:
-            chunk = self._guard("read", name, lambda: next(stream, None))
-            if chunk is None:
-                break
-            count = len(chunk)
-            if done + count > len(view):
-                done += count
-                break
-            view[done : done + count] = memoryview(chunk)
-            done += count
-        self.stats.count(down=done)
-        if done != len(view):
+        try:
+            while done < end - start:
+                chunk = self._guard("read", name, lambda: next(stream, None))
+                if chunk is None:
+                    break
+                piece = memoryview(chunk)[: end - start - done]
+                done += len(piece)
+                yield piece
+        finally:
+            self.stats.count(down=done)
+        if done != end - start:
             raise RemoteUnavailableError(
-                f"{self.describe(name)}: asked for bytes {start}-{start + len(view)} but got "
+                f"{self.describe(name)}: asked for bytes {start}-{end} but got "
                 f"{done}; the connection dropped or the object changed: retry",
                 self.describe(name),
             )
