@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ih5.errors import ManifestError
 from ih5.format import MANIFEST_EXT, ContainerSource, IH5UserBlock, inheritable_exts, manifest_name
 from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
+from ih5.manifest._document import ManifestDocument, plain_document
 from ih5.manifest._fragments import dumps_at, entry_fragment, quote, skeleton_text
 from ih5.manifest._skeleton import IH5Skeleton
 
@@ -161,13 +162,25 @@ class CheckedManifest:
     def parse(self) -> IH5Manifest:
         """The manifest (ManifestError if it is damaged or is another container's)."""
         manifest = IH5Manifest.from_bytes(self.raw, self.label)
-        if manifest.manifest_uuid != self.manifest_uuid:
+        self._check_uuid(manifest.manifest_uuid)
+        return manifest
+
+    def document(self) -> ManifestDocument | IH5Manifest:
+        """Its uuid and extensions, refused as :meth:`parse` refuses, without building the
+        models when the document is in the plain form (else the parsed manifest)."""
+        document = plain_document(self.raw)
+        if document is None:
+            return self.parse()
+        self._check_uuid(document.manifest_uuid)
+        return document
+
+    def _check_uuid(self, found: uuid.UUID) -> None:
+        if found != self.manifest_uuid:
             raise ManifestError(
-                f"manifest {self.label} has uuid {manifest.manifest_uuid}, but {self.container} "
+                f"manifest {self.label} has uuid {found}, but {self.container} "
                 f"expects {self.manifest_uuid}",
                 self.label,
             )
-        return manifest
 
 
 def check_manifest(

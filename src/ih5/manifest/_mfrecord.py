@@ -18,6 +18,7 @@ from ih5.manifest import _fragments as fragments
 from ih5.manifest._manifest import (
     CheckedManifest,
     IH5Manifest,
+    ManifestDocument,
     IH5UBExtManifest,
     manifest_bytes,
     manifest_path,
@@ -69,6 +70,8 @@ class IH5MFRecord(IH5Record):
         self._manifest: IH5Manifest | None = None
         self._checked: CheckedManifest | None = None
         """The newest manifest's bytes as opening found and checked them."""
+        self._document: ManifestDocument | IH5Manifest | None = None
+        """The uuid and extensions of the checked manifest (parsed only when asked for)."""
         self._newest: _Written | None = None
         """The newest manifest when this handle wrote it (parsed only when asked for)."""
         self._layouts: dict[str, dict[str, Any]] | None = None
@@ -87,8 +90,10 @@ class IH5MFRecord(IH5Record):
             if newest is not None
             else None
         )
-        if self._checked is not None:
-            self._manifest = self._checked.parse()  # damaged or another's: refused now
+        # Damaged or another's: refused now. Its skeleton is parsed only when asked for.
+        self._document = self._checked.document() if self._checked is not None else None
+        if isinstance(self._document, IH5Manifest):
+            self._manifest = self._document
 
     @property
     def manifest(self) -> IH5Manifest:
@@ -99,6 +104,8 @@ class IH5MFRecord(IH5Record):
         """
         if self._manifest is None and self._newest is not None:
             self._manifest = IH5Manifest.from_bytes(self._newest.raw, "<manifest just written>")
+        if self._manifest is None and self._checked is not None:
+            self._manifest = self._checked.parse()
         if self._manifest is None:
             raise ManifestError(
                 f"record {self.chain.label} has no manifest yet; commit a patch with "
@@ -119,7 +126,9 @@ class IH5MFRecord(IH5Record):
             return self._next_exts
         if self._newest is not None:
             return dict(self._newest.exts)
-        return dict(self.manifest.manifest_exts) if self._checked is not None else {}
+        if self._document is not None and self._checked is not None:
+            return dict(self._document.manifest_exts)
+        return {}
 
     @manifest_exts.setter
     def manifest_exts(self, value: dict[str, Any]) -> None:
@@ -185,6 +194,7 @@ class IH5MFRecord(IH5Record):
             self._newest = written
             self._manifest = None
             self._checked = None
+            self._document = None
 
     def _describe(self, path: str, node: Node) -> dict[str, Any] | None:
         """The layout of a chunked dataset for the manifest (None for contiguous ones)."""
