@@ -15,10 +15,10 @@ from ih5.errors import ManifestError, NotAnIH5ContainerError
 from ih5.format import IH5UserBlock, discover_containers, read_user_block, split_record_path
 from ih5.fs import hashsum_bytes
 from ih5.manifest import _fragments as fragments
+from ih5.manifest._document import ManifestDocument
 from ih5.manifest._manifest import (
     CheckedManifest,
     IH5Manifest,
-    ManifestDocument,
     IH5UBExtManifest,
     manifest_bytes,
     manifest_path,
