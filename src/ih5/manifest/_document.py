@@ -50,7 +50,7 @@ def plain_document(raw: bytes) -> ManifestDocument | None:
     manifest_uuid = doc.get("manifest_uuid")
     exts = doc.get("manifest_exts", {})
     if (
-        not _is_uuid(manifest_uuid)
+        not is_uuid(manifest_uuid)
         or not isinstance(exts, dict)
         or not _plain_user_block(doc.get("user_block"))
         or not _plain_skeleton(doc.get("skeleton"))
@@ -59,7 +59,7 @@ def plain_document(raw: bytes) -> ManifestDocument | None:
     return ManifestDocument(uuid.UUID(manifest_uuid), exts)
 
 
-def _is_uuid(value: object) -> bool:
+def is_uuid(value: object) -> bool:
     return isinstance(value, str) and _UUID.fullmatch(value) is not None
 
 
@@ -72,11 +72,11 @@ def _plain_user_block(block: object) -> bool:
     hashsum = block.get("hdf5_hashsum")
     exts = block.get("ub_exts", {})
     if not (
-        _is_uuid(block.get("record_uuid"))
-        and _is_uuid(block.get("patch_uuid"))
+        is_uuid(block.get("record_uuid"))
+        and is_uuid(block.get("patch_uuid"))
         and type(index) is int
         and index >= 0
-        and (prev is None or _is_uuid(prev))
+        and (prev is None or is_uuid(prev))
         and (hashsum is None or isinstance(hashsum, str))
         and isinstance(exts, dict)
     ):

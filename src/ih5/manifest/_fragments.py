@@ -17,7 +17,7 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from ih5.manifest._skeleton import LAYOUT_KEY, Describe
+from ih5.manifest._layout import LAYOUT_KEY, Describe
 from ih5.record import Node, lookup, walk
 
 quote = encode_basestring_ascii

@@ -48,7 +48,7 @@ from ih5.format import (
     validate_record_name,
 )
 from ih5.fs import HashingReader, hashsum_stream, open_file_beneath, open_root, pid_alive
-from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
+from ih5.manifest import IH5MFRecord, manifest_path
 from ih5.pack._codecs import (
     CODEC_ATTR,
     FileCodec,
@@ -418,6 +418,8 @@ def _newest_manifest(directory: Path, name: str) -> Path | None:
             patches.append((parsed[1], path))
     candidates = [max(patches)] if patches else []
     if base is not None:
+        from ih5.manifest import IH5Manifest  # the models, only when packing on a stub
+
         candidates.append((IH5Manifest.load(base).user_block.patch_index, base))
     return max(candidates)[1] if candidates else None
 
