@@ -75,10 +75,14 @@ def _write(value: Any, newline: str, parts: list[str], depth: int) -> None:
         for key, item in value.items():
             if type(key) is not str:
                 raise _UnsureError
-            parts.append(separator)
-            parts.append(quote(key))
-            parts.append(": ")
-            _write(item, inner, parts, depth + 1)
+            # Text and ints, most of a manifest's values, without a call of their own.
+            if type(item) is str:
+                parts.append(f"{separator}{quote(key)}: {quote(item)}")
+            elif type(item) is int:
+                parts.append(f"{separator}{quote(key)}: {int.__repr__(item)}")
+            else:
+                parts.append(f"{separator}{quote(key)}: ")
+                _write(item, inner, parts, depth + 1)
             separator = "," + inner
         parts.append(newline + "}")
     elif kind is list or kind is tuple:
