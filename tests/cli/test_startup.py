@@ -1,9 +1,12 @@
-"""Start-up stays light: ``ih5 --help`` and ``import ih5`` load no h5py, numpy or pydantic."""
+"""Start-up stays light: ``ih5 --help`` and ``import ih5`` load no h5py, numpy or pydantic;
+``ih5 pack`` loads no pydantic or rich."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +55,68 @@ def test_every_public_name_of_ih5_resolves_on_first_use() -> None:
 def test_an_unknown_name_of_ih5_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         ih5.no_such_name  # noqa: B018
+
+
+PACK_PROBE = """
+import json, sys
+from ih5.cli import main
+sys.argv = ["ih5", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    status = exc.code
+print(json.dumps([status, sorted({{m.split(".")[0] for m in sys.modules}} & {light!r})]))
+"""
+"""Runs the ``ih5`` entry point as a script would (stderr is no terminal, so no bar is
+shown), then prints its exit status and which of the modules a pack must not need it
+loaded."""
+
+NOT_FOR_PACKING = {"pydantic", "pydantic_core", "rich"}
+
+
+def _pack_in_subprocess(source: Path, record: Path, *options: str) -> list[object]:
+    probe = PACK_PROBE.format(light=NOT_FOR_PACKING)
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "pack", str(source), str(record), *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    result: list[object] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result[0] in (0, None), done.stderr
+    return result
+
+
+def _source(tmp_path: Path) -> Path:
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    for index in range(3):
+        (source / "sub" / f"f{index}.bin").write_bytes(bytes([index]) * 1000)
+    (source / "notes.txt").write_text("notes\n")
+    return source
+
+
+def test_a_trust_mtime_repack_by_the_command_loads_no_pydantic_or_rich(tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    record = tmp_path / "archive" / "rec"
+    _pack_in_subprocess(source, record)
+    (source / "sub" / "f1.bin").write_bytes(b"changed" * 100)
+    (source / "new.txt").write_text("added\n")
+    assert _pack_in_subprocess(source, record, "--trust-mtime") == [0, []]
+    # The patch is the real thing: the record holds the change.
+    with ih5.IH5MFRecord(record) as rec:
+        assert rec.user_block.patch_index == 1
+        assert sorted(rec.manifest_exts["ih5_pack"]["entries"]) == [
+            "new.txt",
+            "notes.txt",
+            "sub",
+            "sub/f0.bin",
+            "sub/f1.bin",
+            "sub/f2.bin",
+        ]
+
+
+def test_a_first_pack_by_the_command_loads_no_pydantic_or_rich(tmp_path: Path) -> None:
+    result = _pack_in_subprocess(_source(tmp_path), tmp_path / "archive" / "rec")
+    assert result == [0, []]
+    assert (tmp_path / "archive" / "rec.ih5mf.json").is_file()

@@ -43,7 +43,7 @@ def _block(**fields: object) -> IH5UserBlock:
         "patch_index": 0,
         "patch_uuid": UUID("311271b8-e578-11f1-9804-02fc00000001"),
     }
-    return IH5UserBlock(**{**base, **fields})  # type: ignore[arg-type]
+    return IH5UserBlock(**{**base, **fields})
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)

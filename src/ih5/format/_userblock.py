@@ -11,21 +11,17 @@ import copy
 import json
 import os
 import re
-from typing import Any, BinaryIO, Protocol
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from uuid import UUID, uuid4
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
-
-from ih5.errors import NotAnIH5ContainerError, UserBlockTooLargeError
+from ih5.errors import HashsumFormatError, NotAnIH5ContainerError, UserBlockTooLargeError
 from ih5.format._extensions import inheritable_exts
 from ih5.fs import DEFAULT_ALGORITHM, Progress, hashsum_file, parse_hashsum
+
+if TYPE_CHECKING:  # pydantic is imported only for input not in the plain form
+    from pydantic import GetCoreSchemaHandler, ValidationError
+    from pydantic_core import CoreSchema
 
 MAGIC = "ih5_v01"
 USER_BLOCK_SIZE = 1024
@@ -36,8 +32,6 @@ MAX_USER_BLOCK_SIZE = 1 << 20
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 _MAGIC_LINE = f"{MAGIC}\n".encode("ascii")
-_FROM_JSON: dict[str, bool] = {"parsed from JSON text": True}
-"""Validation context of blocks just parsed by ``json.loads``."""
 _SIZE_LINE = re.compile(rb"([0-9]{1,8})\n")
 
 
@@ -47,41 +41,162 @@ class BinaryReadable(Protocol):
     def read(self, size: int, /) -> bytes: ...
 
 
-class IH5UserBlock(BaseModel):
-    """The JSON fields of a user block; frozen, so a new state means a new block."""
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_FIELDS = ("record_uuid", "patch_index", "patch_uuid", "prev_patch", "hdf5_hashsum", "ub_exts")
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+
+def _plain_uuid(value: object) -> UUID | None:
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and _UUID.fullmatch(value) is not None:
+        return UUID(value)
+    return None
+
+
+def _plain_fields(data: Mapping[str, Any], from_json: bool) -> dict[str, Any] | None:
+    """The fields of ``data`` when each is in the form the model takes unchanged; else None
+    (the model decides)."""
+    record_uuid = _plain_uuid(data.get("record_uuid"))
+    patch_uuid = _plain_uuid(data.get("patch_uuid"))
+    index = data.get("patch_index")
+    prev = data.get("prev_patch")
+    prev_patch = None if prev is None else _plain_uuid(prev)
+    hashsum = data.get("hdf5_hashsum")
+    exts = data.get("ub_exts", {})
+    if (
+        record_uuid is None
+        or patch_uuid is None
+        or type(index) is not int
+        or index < 0
+        or (prev is not None and prev_patch is None)
+        or not (hashsum is None or type(hashsum) is str)
+        or type(exts) is not dict
+        or any(type(key) is not str for key in exts)
+    ):
+        return None
+    try:
+        if hashsum is not None:
+            parse_hashsum(hashsum)
+        if not from_json:
+            json.dumps(exts)
+    except (HashsumFormatError, TypeError, ValueError, RecursionError):
+        return None
+    return {
+        "record_uuid": record_uuid,
+        "patch_index": index,
+        "patch_uuid": patch_uuid,
+        "prev_patch": prev_patch,
+        "hdf5_hashsum": hashsum,
+        "ub_exts": dict(exts),
+    }
+
+
+def _validated_fields(data: object, from_json: bool = False) -> dict[str, Any]:
+    """The fields of a user block from ``data``; pydantic's ValidationError if it is none."""
+    if isinstance(data, Mapping):
+        fields = _plain_fields(data, from_json)
+        if fields is not None:
+            return fields
+    from ih5.format._userblock_model import FROM_JSON, validate_fields
+
+    return validate_fields(data, FROM_JSON if from_json else None)
+
+
+class IH5UserBlock:
+    """The JSON fields of a user block; frozen, so a new state means a new block.
+
+    It behaves as the pydantic model it was (``model_validate``, ``model_copy``,
+    ``model_dump``, pydantic's ValidationError for bad fields, usable as a field of a
+    model) without importing pydantic for blocks in the plain form.
+    """
 
     record_uuid: UUID
-    patch_index: int = Field(ge=0, strict=True)
+    patch_index: int
     patch_uuid: UUID
-    prev_patch: UUID | None = None
-    hdf5_hashsum: str | None = None
-    ub_exts: dict[str, Any] = Field(default_factory=dict)
+    prev_patch: UUID | None
+    hdf5_hashsum: str | None
+    ub_exts: dict[str, Any]
 
-    @field_validator("hdf5_hashsum")
-    @classmethod
-    def _check_hashsum(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_hashsum(value)
-        return value
+    def __init__(self, **data: Any) -> None:
+        self.__dict__.update(_validated_fields(data))
 
-    @field_validator("ub_exts")
     @classmethod
-    def _check_ub_exts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        # Checked here so that to_text() can never fail on a valid block; what was just
-        # parsed from JSON text (every container's block, on every open) is JSON already.
-        if info.context is _FROM_JSON:
-            return value
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise ValueError(f"ub_exts must be JSON-serializable ({exc})") from None
-        return value
+    def _of(cls, fields: dict[str, Any]) -> IH5UserBlock:
+        block = cls.__new__(cls)
+        block.__dict__.update(fields)
+        return block
+
+    @classmethod
+    def model_validate(cls, obj: object, *, context: dict[str, Any] | None = None) -> IH5UserBlock:
+        """A block from a mapping of its fields (or the block itself); ValidationError if bad."""
+        if isinstance(obj, cls):
+            return obj
+        from_json = context is not None and context.get("parsed from JSON text") is True
+        return cls._of(_validated_fields(obj, from_json))
+
+    @classmethod
+    def from_json_object(cls, doc: dict[str, Any]) -> IH5UserBlock:
+        """The block of a user block's JSON text, as ``json.loads`` gave it."""
+        return cls._of(_validated_fields(doc, from_json=True))
+
+    def model_copy(
+        self, *, update: Mapping[str, Any] | None = None, deep: bool = False
+    ) -> IH5UserBlock:
+        """A copy with ``update`` applied (unchecked, as pydantic's ``model_copy``)."""
+        fields = copy.deepcopy(self.__dict__) if deep else dict(self.__dict__)
+        fields.update({key: value for key, value in (update or {}).items() if key in _FIELDS})
+        return type(self)._of(fields)
+
+    def model_dump(self, *, mode: str = "python") -> dict[str, Any]:
+        """The fields as a dict; ``mode="json"``: as JSON data (uuids as text)."""
+        if mode == "json":
+            loaded: dict[str, Any] = json.loads(self.to_text())
+            return loaded
+        return {name: copy.deepcopy(self.__dict__[name]) for name in _FIELDS}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        from ih5.format._userblock_model import frozen_error
+
+        raise frozen_error(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"IH5UserBlock is frozen; cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IH5UserBlock):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
 
     def __hash__(self) -> int:
         # ub_exts is a dict, so hash only the identity fields (equal blocks share them).
         return hash((self.record_uuid, self.patch_index, self.patch_uuid))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={self.__dict__[name]!r}" for name in _FIELDS)
+        return f"IH5UserBlock({fields})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: type[Any], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        """As a field of a pydantic model: validated by the fields' model, dumped as a dict."""
+        from pydantic_core import core_schema
+
+        from ih5.format._userblock_model import IH5UserBlock as Fields
+
+        def validate(value: object, inner: Callable[[object], Any]) -> IH5UserBlock:
+            if isinstance(value, cls):
+                return value
+            return cls._of(dict(inner(value)))
+
+        def dump(value: IH5UserBlock, info: Any) -> dict[str, Any]:
+            return value.model_dump(mode="json" if info.mode == "json" else "python")
+
+        return core_schema.no_info_wrap_validator_function(
+            validate,
+            handler.generate_schema(Fields),
+            serialization=core_schema.plain_serializer_function_ser_schema(dump, info_arg=True),
+        )
 
     @classmethod
     def create(
@@ -227,8 +342,13 @@ def _decode_text(block: bytes, start: int, name: str) -> IH5UserBlock:
         raise _not_ih5(name, f"the user-block text is not valid UTF-8 JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise _not_ih5(name, "the user-block JSON is not an object")
+    fields = _plain_fields(doc, from_json=True)
+    if fields is not None:
+        return IH5UserBlock._of(fields)
+    from pydantic import ValidationError
+
     try:
-        return IH5UserBlock.model_validate(doc, context=_FROM_JSON)
+        return IH5UserBlock.from_json_object(doc)
     except ValidationError as exc:
         raise _not_ih5(name, f"invalid user-block fields: {_validation_summary(exc)}") from None
 

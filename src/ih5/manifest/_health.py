@@ -33,13 +33,8 @@ from ih5.format import (
     split_record_path,
 )
 from ih5.fs import Progress, atomic_write_bytes, hashsum_bytes, hashsum_file, parse_hashsum
-from ih5.manifest._manifest import (
-    IH5Manifest,
-    IH5UBExtManifest,
-    check_manifest,
-    manifest_path,
-    without_manifest_ext,
-)
+from ih5.manifest._manifest import IH5Manifest, IH5UBExtManifest, check_manifest
+from ih5.manifest._sidecar import manifest_path, without_manifest_ext
 from ih5.manifest._skeleton import IH5Skeleton
 from ih5.record import CommitProtocol, IH5Record, find_strays
 from ih5.store import LocalStore

@@ -1,20 +1,21 @@
-"""The manifest sidecar (``<container>mf.json``) and its user block extension ``ih5mf_v01``."""
+"""The models of the manifest sidecar (``<container>mf.json``) and of its user block
+extension ``ih5mf_v01``, as metador-core names them."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ih5.errors import ManifestError
-from ih5.format import MANIFEST_EXT, ContainerSource, IH5UserBlock, inheritable_exts, manifest_name
-from ih5.fs import atomic_write_bytes, hashsum_bytes, parse_hashsum
-from ih5.manifest._fragments import dumps_at, entry_fragment, quote, skeleton_text
+from ih5.format import MANIFEST_EXT, ContainerSource, IH5UserBlock
+from ih5.fs import atomic_write_bytes, hashsum_bytes
+from ih5.manifest._fragments import entry_fragment, skeleton_text
+from ih5.manifest._sidecar import manifest_bytes, read_checked_manifest, without_manifest_ext
+from ih5.manifest._sidecar import manifest_path as manifest_path
 from ih5.manifest._skeleton import IH5Skeleton
 
 
@@ -44,11 +45,6 @@ class IH5UBExtManifest(BaseModel):
         # Frozen models refuse assignment; this is the one deliberate exception.
         object.__setattr__(user_block, "ub_exts", exts)
         return user_block
-
-
-def without_manifest_ext(user_block: IH5UserBlock) -> IH5UserBlock:
-    """The user block as a manifest embeds it: without the (circular) manifest extension."""
-    return user_block.model_copy(update={"ub_exts": inheritable_exts(user_block.ub_exts)})
 
 
 class IH5Manifest(BaseModel):
@@ -125,51 +121,6 @@ class IH5Manifest(BaseModel):
         return hashsum_bytes(raw)
 
 
-def manifest_bytes(
-    manifest_uuid: uuid.UUID, user_block: IH5UserBlock, skeleton: str, exts: dict[str, Any]
-) -> bytes:
-    """A manifest file's bytes from its parts, ``skeleton`` as :func:`skeleton_text` made it:
-    the same bytes as ``json.dumps(document, indent=2) + "\\n"``, without encoding the
-    skeleton in pure Python."""
-    text = (
-        f'{{\n  "manifest_uuid": {quote(str(manifest_uuid))},\n'
-        f'  "user_block": {dumps_at(json.loads(user_block.to_text()), 1)},\n'
-        f'  "skeleton": {skeleton},\n'
-        f'  "manifest_exts": {dumps_at(exts, 1)}\n}}\n'
-    )
-    return text.encode("utf-8")
-
-
-def manifest_path(container: Path) -> Path:
-    """Where the manifest of a container file lives."""
-    return container.with_name(manifest_name(container.name))
-
-
-@dataclass(frozen=True)
-class CheckedManifest:
-    """The bytes of a container's manifest, checked against the hashsum its user block
-    holds; parsed only when asked for (``parse``)."""
-
-    raw: bytes
-    label: str
-    """Where the manifest was read, for messages."""
-    container: str
-    """The container whose manifest it is, for messages."""
-    manifest_uuid: uuid.UUID
-    """The uuid the container's user block expects the manifest to have."""
-
-    def parse(self) -> IH5Manifest:
-        """The manifest (ManifestError if it is damaged or is another container's)."""
-        manifest = IH5Manifest.from_bytes(self.raw, self.label)
-        if manifest.manifest_uuid != self.manifest_uuid:
-            raise ManifestError(
-                f"manifest {self.label} has uuid {manifest.manifest_uuid}, but {self.container} "
-                f"expects {self.manifest_uuid}",
-                self.label,
-            )
-        return manifest
-
-
 def check_manifest(
     container: Path,
     user_block: IH5UserBlock,
@@ -183,45 +134,3 @@ def check_manifest(
     """
     checked = read_checked_manifest(container, user_block, manifest_file, source)
     return None if checked is None else checked.parse()
-
-
-def read_checked_manifest(
-    container: Path,
-    user_block: IH5UserBlock,
-    manifest_file: Path | None = None,
-    source: ContainerSource | None = None,
-) -> CheckedManifest | None:
-    """Read the manifest a container's user block names and check its hashsum, as
-    ``check_manifest`` does, without parsing it (None if the block names none)."""
-    try:
-        ext = IH5UBExtManifest.get(user_block)
-    except ValidationError as exc:
-        raise ManifestError(
-            f"{container} has a damaged {MANIFEST_EXT!r} section in its user block "
-            f"({exc.error_count()} problems); restore the container from a copy",
-            container,
-        ) from exc
-    if ext is None:
-        return None
-    path: Path | str = manifest_path(container) if manifest_file is None else manifest_file
-    try:
-        if source is not None:
-            path = source.describe(manifest_path(container).name)
-            raw = source.read_bytes(manifest_path(container).name)
-        else:
-            raw = Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise ManifestError(
-            f"{container} names a manifest, but {path} is missing; restore it beside the "
-            "container or open the record as a plain IH5Record",
-            path,
-        ) from exc
-    algorithm, _ = parse_hashsum(ext.manifest_hashsum)
-    actual = hashsum_bytes(raw, algorithm)
-    if actual != ext.manifest_hashsum:
-        raise ManifestError(
-            f"manifest {path} does not match {container} (hashsum {actual}, the container "
-            f"expects {ext.manifest_hashsum}); it was modified or belongs to another container",
-            path,
-        )
-    return CheckedManifest(raw, str(path), str(container), ext.manifest_uuid)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 
@@ -15,16 +15,17 @@ from ih5.errors import ManifestError, NotAnIH5ContainerError
 from ih5.format import IH5UserBlock, discover_containers, read_user_block, split_record_path
 from ih5.fs import hashsum_bytes
 from ih5.manifest import _fragments as fragments
-from ih5.manifest._manifest import (
+from ih5.manifest._document import ManifestDocument
+from ih5.manifest._layout import layout_of
+from ih5.manifest._sidecar import (
     CheckedManifest,
-    IH5Manifest,
-    IH5UBExtManifest,
+    ManifestExt,
     manifest_bytes,
+    manifest_ext,
     manifest_path,
     read_checked_manifest,
     without_manifest_ext,
 )
-from ih5.manifest._skeleton import layout_of
 from ih5.record import (
     IH5Record,
     Node,
@@ -35,6 +36,9 @@ from ih5.record import (
     read_facts,
     walk,
 )
+
+if TYPE_CHECKING:  # the models are loaded when a manifest is asked for in full
+    from ih5.manifest._manifest import IH5Manifest
 
 PLACEHOLDER = h5py.Empty("f8")
 """What a stub holds instead of every dataset value and attribute value."""
@@ -69,6 +73,8 @@ class IH5MFRecord(IH5Record):
         self._manifest: IH5Manifest | None = None
         self._checked: CheckedManifest | None = None
         """The newest manifest's bytes as opening found and checked them."""
+        self._document: ManifestDocument | IH5Manifest | None = None
+        """The uuid and extensions of the checked manifest (parsed only when asked for)."""
         self._newest: _Written | None = None
         """The newest manifest when this handle wrote it (parsed only when asked for)."""
         self._layouts: dict[str, dict[str, Any]] | None = None
@@ -87,8 +93,10 @@ class IH5MFRecord(IH5Record):
             if newest is not None
             else None
         )
-        if self._checked is not None:
-            self._manifest = self._checked.parse()  # damaged or another's: refused now
+        # Damaged or another's: refused now. Its skeleton is parsed only when asked for.
+        self._document = self._checked.document() if self._checked is not None else None
+        if not isinstance(self._document, ManifestDocument):
+            self._manifest = self._document  # not in the plain form: parsed already
 
     @property
     def manifest(self) -> IH5Manifest:
@@ -98,7 +106,11 @@ class IH5MFRecord(IH5Record):
         for a plain record not yet committed to as an IH5MFRecord.
         """
         if self._manifest is None and self._newest is not None:
+            from ih5.manifest._manifest import IH5Manifest
+
             self._manifest = IH5Manifest.from_bytes(self._newest.raw, "<manifest just written>")
+        if self._manifest is None and self._checked is not None:
+            self._manifest = self._checked.parse()
         if self._manifest is None:
             raise ManifestError(
                 f"record {self.chain.label} has no manifest yet; commit a patch with "
@@ -119,7 +131,9 @@ class IH5MFRecord(IH5Record):
             return self._next_exts
         if self._newest is not None:
             return dict(self._newest.exts)
-        return dict(self.manifest.manifest_exts) if self._checked is not None else {}
+        if self._document is not None and self._checked is not None:
+            return dict(self._document.manifest_exts)
+        return {}
 
     @manifest_exts.setter
     def manifest_exts(self, value: dict[str, Any]) -> None:
@@ -185,6 +199,7 @@ class IH5MFRecord(IH5Record):
             self._newest = written
             self._manifest = None
             self._checked = None
+            self._document = None
 
     def _describe(self, path: str, node: Node) -> dict[str, Any] | None:
         """The layout of a chunked dataset for the manifest (None for contiguous ones)."""
@@ -214,11 +229,7 @@ class IH5MFRecord(IH5Record):
                 fragments.skeleton_text(entries.values()),
                 exts,
             )
-            ext = IH5UBExtManifest(
-                is_stub_container=stub,
-                manifest_uuid=manifest_uuid,
-                manifest_hashsum=hashsum_bytes(raw),
-            )
+            ext = ManifestExt(stub, manifest_uuid, hashsum_bytes(raw))
             self._written = _Written(raw, dict(exts), entries)
             # A copy: update() changes the block given in place, and the caller keeps its own.
             return ext.update(user_block.model_copy(deep=True)), raw
@@ -253,6 +264,8 @@ class IH5MFRecord(IH5Record):
         writing (mode r+, holding the record's writer lock) with no open patch;
         close it, or use it in ``with``, and ``create_patch()`` to write a patch.
         """
+        from ih5.manifest._manifest import IH5Manifest
+
         manifest = IH5Manifest.load(manifest_file)
         base = manifest.user_block.model_copy(update={"prev_patch": None, "hdf5_hashsum": None})
         stub = cls(record, "x", base_user_block=base)
@@ -289,7 +302,7 @@ def open_record(record: str | os.PathLike[str], mode: str = "r", **kwargs: Any) 
     backed = False
     if files:
         try:
-            backed = IH5UBExtManifest.get(read_user_block(files[-1])) is not None
+            backed = manifest_ext(files[-1], read_user_block(files[-1])) is not None
         except (NotAnIH5ContainerError, ValueError, OSError):
             backed = False  # opening says what is wrong with it
     record_class = IH5MFRecord if backed else IH5Record

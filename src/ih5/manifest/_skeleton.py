@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Literal
 
-import h5py
 from pydantic import BaseModel, ConfigDict, RootModel
 
-from ih5.record import IH5Record, Node, describe_layout, walk
-
-LAYOUT_KEY = "ih5_layout"
-"""Extra skeleton key of a chunked dataset: shape, type, chunks, filters, chunk deltas.
-
-metador-core 0.1.1 ignores unknown keys of a skeleton entry; a stub uses it to
-accept chunk writes and resizes of datasets whose data it does not have.
-"""
-
-Describe = Callable[[str, Node], "dict[str, Any] | None"]
-"""(path, dataset node) -> the dataset's layout, or None for contiguous storage."""
+from ih5.manifest._layout import LAYOUT_KEY, Describe, layout_of
+from ih5.record import IH5Record, Node, walk
 
 
 class SkeletonEntry(BaseModel):
@@ -95,13 +85,3 @@ class IH5Skeleton(RootModel[dict[str, SkeletonEntry]]):
     def to_json_data(self) -> dict[str, Any]:
         """Plain JSON data in the manifest's key order."""
         return {path: entry.model_dump(mode="json") for path, entry in self.root.items()}
-
-
-def layout_of(record: IH5Record, path: str, node: Node) -> dict[str, Any] | None:
-    """The ``ih5_layout`` of the dataset ``node`` at ``path`` (None if not chunked)."""
-    dataset = record.chain.h5(node.created)[path]
-    if not isinstance(dataset, h5py.Dataset) or dataset.chunks is None:
-        return None
-    # Without chunk deltas the shape is the dataset's own: no assembled view needed.
-    shape = record.chain.chunked(path, node).shape if node.deltas else tuple(dataset.shape)
-    return describe_layout(dataset, shape, node.deltas)

@@ -48,7 +48,7 @@ from ih5.format import (
     validate_record_name,
 )
 from ih5.fs import HashingReader, hashsum_stream, open_file_beneath, open_root, pid_alive
-from ih5.manifest import IH5Manifest, IH5MFRecord, manifest_path
+from ih5.manifest import IH5MFRecord, manifest_path
 from ih5.pack._codecs import (
     CODEC_ATTR,
     FileCodec,
@@ -418,6 +418,8 @@ def _newest_manifest(directory: Path, name: str) -> Path | None:
             patches.append((parsed[1], path))
     candidates = [max(patches)] if patches else []
     if base is not None:
+        from ih5.manifest import IH5Manifest  # the models, only when packing on a stub
+
         candidates.append((IH5Manifest.load(base).user_block.patch_index, base))
     return max(candidates)[1] if candidates else None
 
@@ -613,8 +615,9 @@ def _pack_changes(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
     """``_pack_into`` with the collector paused."""
     where = rec.location
     # Opening resumes an uncommitted container a killed run left behind (the lock says
-    # its writer is gone); what it holds is unknown, so this run starts it afresh.
-    if rec.containers and rec.has_patch:
+    # its writer is gone); what it holds is unknown, so this run starts it afresh. The
+    # empty patch opening started is kept: making it again would cost a file and a sync.
+    if rec.containers and rec.has_patch and not _empty_patch(rec):
         rec.discard_patch()
     elif not rec.containers:
         for name in list(rec):
@@ -630,7 +633,8 @@ def _pack_changes(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
             return _result(rec, where, "unchanged", changes, previous)
         if job.refuse_full_replace:
             _refuse_replacing(job.record or where, previous, changes)
-        rec.create_patch()
+        if not rec.has_patch:
+            rec.create_patch()
     else:
         previous = TreeState()
         changes = Changes(tuple(job.listing), (), ())
@@ -653,6 +657,13 @@ def _pack_changes(rec: IH5MFRecord, job: _Job, action: Action) -> PackResult:
             rec.discard_patch()
         raise
     return _result(rec, where, action, changes, state)
+
+
+def _empty_patch(rec: IH5MFRecord) -> bool:
+    """Whether the open patch holds nothing: no member, no attribute (a deletion is a
+    marker member), so it is as good as a new one."""
+    writer = rec.chain.writer
+    return writer is not None and len(writer.file) == 0 and len(writer.file.attrs) == 0
 
 
 _STAGING = re.compile(r"\.(?P<name>[A-Za-z0-9-]+)\.stub-(?P<pid>[0-9]+)-.+")

@@ -12,10 +12,9 @@ import errno
 import os
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import Any, Literal, cast, get_args
 
 from ih5.errors import PackError
 from ih5.fs import HashingReader, open_file_beneath, open_root
@@ -25,12 +24,15 @@ EXT_KEY = "ih5_pack"
 STATE_VERSION = 1
 
 
-class EntryState(BaseModel):
+Kind = Literal["file", "dir", "symlink"]
+_KINDS = get_args(Kind)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryState:
     """One path of the source tree."""
 
-    model_config = ConfigDict(frozen=True)
-
-    kind: Literal["file", "dir", "symlink"]
+    kind: Kind
     size: int = 0
     mtime_ns: int = 0
     hashsum: str | None = None
@@ -54,18 +56,51 @@ class EntryState(BaseModel):
             return False
         return self.mode is None or other.mode is None or self.mode == other.mode
 
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the manifest keeps it: fields in order, those without a value left out."""
+        data: dict[str, Any] = {"kind": self.kind, "size": self.size, "mtime_ns": self.mtime_ns}
+        if self.hashsum is not None:
+            data["hashsum"] = self.hashsum
+        if self.target is not None:
+            data["target"] = self.target
+        if self.mode is not None:
+            data["mode"] = self.mode
+        return data
 
-class TreeState(BaseModel):
+    @classmethod
+    def from_json(cls, data: object) -> EntryState | None:
+        """The entry :meth:`to_json` wrote; None for anything else."""
+        if not isinstance(data, dict):
+            return None
+        kind = data.get("kind")
+        size = data.get("size", 0)
+        mtime_ns = data.get("mtime_ns", 0)
+        hashsum = data.get("hashsum")
+        target = data.get("target")
+        mode = data.get("mode")
+        if (
+            kind not in _KINDS
+            or type(size) is not int
+            or type(mtime_ns) is not int
+            or not (hashsum is None or isinstance(hashsum, str))
+            or not (target is None or isinstance(target, str))
+            or not (mode is None or type(mode) is int)
+        ):
+            return None
+        return cls(cast(Kind, kind), size, mtime_ns, hashsum, target, mode)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeState:
     """Every path of a source tree (parents before children)."""
 
-    model_config = ConfigDict(frozen=True)
-
     version: int = STATE_VERSION
-    entries: dict[str, EntryState] = {}
+    entries: dict[str, EntryState] = field(default_factory=dict)
 
     def to_ext(self) -> dict[str, Any]:
         """The ``manifest_exts`` section."""
-        return {EXT_KEY: self.model_dump(mode="json", exclude_none=True)}
+        entries = {path: entry.to_json() for path, entry in self.entries.items()}
+        return {EXT_KEY: {"version": self.version, "entries": entries}}
 
     @classmethod
     def from_exts(cls, exts: dict[str, Any], where: str) -> TreeState:
@@ -76,14 +111,32 @@ class TreeState(BaseModel):
                 "pack into a new record instead",
                 where,
             )
-        try:
-            return cls.model_validate(exts[EXT_KEY])
-        except ValidationError as exc:
+        section = exts[EXT_KEY]
+        problems = 0
+        entries: dict[str, EntryState] = {}
+        version: object = STATE_VERSION
+        if isinstance(section, dict):
+            version = section.get("version", STATE_VERSION)
+            found = section.get("entries", {})
+            problems += type(version) is not int
+            if isinstance(found, dict):
+                for path, data in found.items():
+                    entry = EntryState.from_json(data)
+                    if entry is None:
+                        problems += 1
+                    else:
+                        entries[path] = entry
+            else:
+                problems += 1
+        else:
+            problems += 1
+        if problems or not isinstance(version, int):
             raise PackError(
                 f"the {EXT_KEY!r} section in the manifest of {where} is damaged "
-                f"({exc.error_count()} problems); pack into a new record instead",
+                f"({problems} problems); pack into a new record instead",
                 where,
-            ) from exc
+            )
+        return cls(version, entries)
 
 
 def file_identity(info: os.stat_result) -> tuple[int, ...]:
