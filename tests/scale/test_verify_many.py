@@ -16,6 +16,7 @@ from typing import ParamSpec, TypeVar
 from ih5.format import MANIFEST_SUFFIX
 from ih5.pack import pack_directory, plan_verify, verify_many
 
+MIB = 1 << 20
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -72,20 +73,27 @@ def sparse_containers(directory: Path, sizes: dict[str, int]) -> list[Path]:
     return [directory / name for name in sizes]
 
 
-def test_the_plan_groups_containers_into_tasks_of_about_16_mib_largest_first(
-    tmp_path: Path,
-) -> None:
-    mib = 1 << 20
-    sizes = {"huge": 40 * mib, "big": 12 * mib, "mid": 5 * mib, "a": 3 * mib, "b": 3 * mib}
-    sizes |= {f"small{index}": mib for index in range(8)}
+def task_sizes(tmp_path: Path, sizes: dict[str, int]) -> list[list[int]]:
+    """The sizes of the containers in each task the plan makes, in MiB."""
     plan = plan_verify(sparse_containers(tmp_path / "archive", sizes))
-    tasks = [[Path(item.container).stem for item in task] for task in plan.tasks()]
-    assert tasks == [
-        ["huge"],
-        ["big"],
-        ["mid", "a", "b", "small0", "small1", "small2", "small3", "small4"],
-        ["small5", "small6", "small7"],
-    ]
+    return [[item.size // MIB for item in task] for task in plan.tasks()]
+
+
+def test_many_small_containers_are_spread_over_16_tasks_of_equal_size(tmp_path: Path) -> None:
+    """64 records of 2 MiB (benchmarks/bench_scale.py --quick): 2 or 4 workers get the same
+    number of bytes and finish together, and 16 tasks cost the caller little."""
+    tasks = task_sizes(tmp_path, {f"r{index:02d}": 2 * MIB for index in range(64)})
+    assert tasks == [[2, 2, 2, 2]] * 16
+
+
+def test_much_to_hash_goes_in_tasks_of_at_most_16_mib(tmp_path: Path) -> None:
+    tasks = task_sizes(tmp_path, {f"r{index:02d}": 8 * MIB for index in range(64)})
+    assert tasks == [[8, 8]] * 32
+
+
+def test_a_container_of_16_mib_or_more_is_a_task_alone_and_starts_first(tmp_path: Path) -> None:
+    sizes = {"huge": 40 * MIB, "big": 16 * MIB} | {f"small{index}": MIB for index in range(8)}
+    assert task_sizes(tmp_path, sizes) == [[40], [16], [1] * 4, [1] * 4]
 
 
 def test_the_plan_reads_nothing_from_the_containers(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ verified-hashsum cache is never consulted).
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -200,28 +201,39 @@ def plan_verify(records: Iterable[str | os.PathLike[str]]) -> VerifyPlan:
 
 
 TASK_BYTES = 16 << 20
-"""Containers are hashed in tasks of about this many bytes (a larger one alone). A task
-costs a local pool about 1 ms of CPU (half of it in the calling process, which shares
-the cores with the workers) and a Dask task several; 16 MiB take about 16 ms to hash.
-With one task per 2 MiB container, 2 workers on 2 cores could reach at most 1.65x over
-one (CPU accounting of benchmarks/bench_scale.py --quick); with 16 MiB tasks, 1.87x."""
+"""The most a task hashes when there is much to hash; a container this large is a task alone."""
+MIN_TASKS = 16
+"""Fewer bytes than that many full tasks are still spread over this many tasks of about equal
+size (so that 2, 4 or 8 workers get several each and finish together)..."""
+MIN_TASK_BYTES = 4 << 20
+"""...unless that makes them smaller than this. A task costs a local pool about 1 ms of
+CPU, half of it in the calling process, which shares the cores with the workers (a Dask
+task several ms); 4 MiB take about 4 ms to hash. With one task per 2 MiB container, 2
+workers on 2 cores could reach at most 1.65x over one (CPU accounting of
+benchmarks/bench_scale.py --quick); with 16 tasks, 1.9x."""
 
 
 def batch_containers(items: Iterable[ContainerItem]) -> list[tuple[ContainerItem, ...]]:
-    """``items`` in tasks, largest first (the long tasks start early, the short ones fill
-    the gaps): a container alone, or smaller ones together up to TASK_BYTES."""
-    batches: list[tuple[ContainerItem, ...]] = []
-    current: list[ContainerItem] = []
-    size = 0
-    for item in sorted(items, key=lambda item: -item.size):
-        if current and size + item.size > TASK_BYTES:
-            batches.append(tuple(current))
-            current, size = [], 0
-        current.append(item)
-        size += item.size
-    if current:
-        batches.append(tuple(current))
-    return batches
+    """``items`` in tasks, largest task first: a container of TASK_BYTES or more alone, the
+    others in tasks of about equal size (each container, largest first, joins the smallest
+    task so far), as many as TASK_BYTES asks for, or MIN_TASKS of at least MIN_TASK_BYTES."""
+    ordered = sorted(items, key=lambda item: -item.size)
+    alone: list[tuple[ContainerItem, ...]] = [
+        (item,) for item in ordered if item.size >= TASK_BYTES
+    ]
+    rest = [item for item in ordered if item.size < TASK_BYTES]
+    if not rest:
+        return alone
+    total = sum(item.size for item in rest)
+    count = max(-(-total // TASK_BYTES), min(MIN_TASKS, len(rest), total // MIN_TASK_BYTES), 1)
+    groups: list[list[ContainerItem]] = [[] for _ in range(count)]
+    smallest = [(0, index) for index in range(count)]  # (bytes so far, group): a heap
+    for item in rest:
+        size, index = heapq.heappop(smallest)
+        groups[index].append(item)
+        heapq.heappush(smallest, (size + item.size, index))
+    shared = sorted(groups, key=lambda group: -sum(item.size for item in group))
+    return alone + [tuple(group) for group in shared]
 
 
 def check_containers(batch: tuple[ContainerItem, ...]) -> tuple[ContainerCheck, ...]:
