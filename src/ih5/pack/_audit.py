@@ -1,14 +1,14 @@
-"""``verify_many``: re-hash the containers of many records, one task per container (small
-ones grouped).
+"""``verify_many``: re-hash the containers of many records, in tasks of containers.
 
-The calling process only lists each directory once and takes the containers' sizes;
-the tasks read the user blocks, hash the payloads and check the manifests, wherever
-the executor runs them, so one long chain is spread over the workers as well as many
-records, and no file is read twice. Each task returns the user blocks it read, and
-the caller checks every chain from those (no I/O). Small containers share a task, so
-that an engine's cost per task does not outweigh the hashing. Tasks only read:
-running one again changes nothing. Every byte is hashed on every run (the
-verified-hashsum cache is never consulted).
+The calling process only lists each directory once and takes the containers' sizes:
+what it does, 2 workers on 2 cores cannot share. The tasks read the user blocks, hash
+the payloads and check the manifests, wherever the executor runs them, so one long
+chain is spread over the workers as well as many records, and no file is read twice.
+Each task returns the user blocks it read, and the caller checks every chain from
+those (no I/O). Containers share tasks of about equal size (:func:`batch_containers`),
+so that an engine's cost per task does not outweigh the hashing and the workers finish
+together. Tasks only read: running one again changes nothing. Every byte is hashed on
+every run (the verified-hashsum cache is never consulted).
 """
 
 from __future__ import annotations
