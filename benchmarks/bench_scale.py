@@ -20,10 +20,11 @@ Each engine's own cost per task is measured too (64 no-op tasks, one worker).
 A speed-up target (>= 1.5x with 2 and 4 workers) applies only where one task's
 work is at least 10 times that cost; below it the row says n/a, because it
 would time the engine rather than ih5. The tasks column is what the engine ran:
-one per plate for pack, and for verify the containers grouped into tasks of
-about 16 MiB (``VerifyPlan.tasks``), so "task ms" is the time of a real task.
-With ``--quick`` verify on Dask stays n/a: a 16 MiB task hashes in about as
-long as a few Dask tasks cost (its scheduler shares the 2 cores). ``--quick``
+one per plate for pack, and for verify the containers grouped into tasks
+(``VerifyPlan.tasks``: 16 of 8 MiB with ``--quick``, 32 of 16 MiB without), so
+"task ms" is the time of a real task. With ``--quick`` verify on Dask stays n/a:
+an 8 MiB task hashes in about as long as two Dask tasks cost (its scheduler
+shares the 2 cores). ``--quick``
 uses 2 MiB plates, not 0.5 MiB, so that the pack tasks are not that small.
 Verify only reads and takes a tenth of a second: it is timed VERIFY_REPEAT
 times on every engine in every round, and the best run counts.
