@@ -208,9 +208,9 @@ size (so that 2, 4 or 8 workers get several each and finish together)..."""
 MIN_TASK_BYTES = 4 << 20
 """...unless that makes them smaller than this. A task costs a local pool about 1 ms of
 CPU, half of it in the calling process, which shares the cores with the workers (a Dask
-task several ms); 4 MiB take about 4 ms to hash. With one task per 2 MiB container, 2
-workers on 2 cores could reach at most 1.65x over one (CPU accounting of
-benchmarks/bench_scale.py --quick); with 16 tasks, 1.9x."""
+task several ms); 4 MiB take about 4 ms to hash. For 64 records of 2 MiB
+(benchmarks/bench_scale.py --quick), 64 tasks cost the caller about 25 ms of CPU, 16
+tasks about 13 ms, out of about 160 ms of hashing."""
 
 
 def batch_containers(items: Iterable[ContainerItem]) -> list[tuple[ContainerItem, ...]]:
