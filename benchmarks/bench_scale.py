@@ -19,11 +19,18 @@ engine being timed runs (idle Dask processes take CPU from the others).
 Each engine's own cost per task is measured too (64 no-op tasks, one worker).
 A speed-up target (>= 1.5x with 2 and 4 workers) applies only where one task's
 work is at least 10 times that cost; below it the row says n/a, because it
-would time the engine rather than ih5. With ``--quick`` that is verify on Dask:
-a 2 MiB container hashes in a few milliseconds, and a Dask task costs about as
-much (its scheduler shares the 2 cores). ``--quick`` uses 2 MiB plates, not
-0.5 MiB: with those, a verify task (about 3 ms) was barely 10 times the
-local pool's own cost per task (0.3 ms).
+would time the engine rather than ih5. The tasks column is what the engine ran:
+one per plate for pack, and for verify the containers grouped into tasks
+(``VerifyPlan.tasks``: 16 of 8 MiB with ``--quick``, 32 of 16 MiB without), so
+"task ms" is the time of a real task. With ``--quick`` verify on Dask stays n/a:
+an 8 MiB task hashes in about as long as two Dask tasks cost (its scheduler
+shares the 2 cores). ``--quick``
+uses 2 MiB plates, not 0.5 MiB, so that the pack tasks are not that small.
+Verify only reads and takes a tenth of a second: it is timed VERIFY_REPEAT
+times on every engine in every round, and the best run counts. Each row also
+gives the calling process's CPU time in its best run: planning, submitting and
+collecting, which 2 workers on 2 cores must share a core with. Unlike the wall
+times it does not depend on the machine's load.
 
 Warm page cache (caches cannot be dropped here; sync before each case). On a
 machine shared with other work the ratios drop: the load average is printed.
@@ -46,6 +53,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from rich.console import Console
@@ -53,7 +61,7 @@ from rich.table import Table
 from verdict import Check, finish
 
 from ih5 import AtomicMetadataWriter, get_metadata_path
-from ih5.pack import dask_executor, pack_many, verify_many
+from ih5.pack import dask_executor, pack_many, plan_verify, verify_many
 from ih5.pack._tasks import local_pool, run_tasks
 
 PLATES = 64
@@ -67,6 +75,10 @@ AMORTIZE = 10
 """A speed-up target applies when a task's work is at least this many times the engine's
 own cost per task; below that the case measures the engine, not ih5, and says so."""
 NOOP_TASKS = 64
+VERIFY_REPEAT = 3
+"""Verify only reads, and one run of it takes a tenth of a second with ``--quick``: it is
+timed this many times on each engine in each round, and the best run counts (every engine
+alike), so that one burst of other work on the machine does not decide a row."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,8 @@ class Row:
     tasks: int
     overhead: float
     """Seconds one no-op task takes on this engine with one worker (submit to result)."""
+    caller: float
+    """CPU seconds of the calling process in the best run (planning, submitting, results)."""
 
 
 def make_plate(root: Path, seed: int, side: int) -> int:
@@ -125,12 +139,21 @@ def cpu_pressure() -> str:
     return f"{float(fields['avg60']):.0f}%"
 
 
-def timed(action: Callable[[], object]) -> float:
-    """Wall time of ``action``, started with no dirty pages from earlier cases pending."""
+class Timing(NamedTuple):
+    """One run: its wall time, and the CPU time of this (the calling) process in it."""
+
+    seconds: float
+    caller: float
+
+
+def timed(action: Callable[[], object]) -> Timing:
+    """Wall time of ``action``, started with no dirty pages from earlier cases pending, and
+    the CPU the calling process spent (what 2 workers on 2 cores have to share a core with:
+    load-independent, unlike the wall time)."""
     os.sync()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     action()
-    return time.perf_counter() - start
+    return Timing(time.perf_counter() - start, time.process_time() - cpu)
 
 
 @contextmanager
@@ -166,9 +189,10 @@ def bench(
     """
     names = sorted(path.name for path in root.iterdir())
     configs = [(kind, count) for kind in ("local pool", "dask") for count in workers]
-    pack_times: dict[tuple[str, int], list[float]] = {config: [] for config in configs}
-    verify_times: dict[tuple[str, int], list[float]] = {config: [] for config in configs}
-    noop_times: dict[tuple[str, int], list[float]] = {config: [] for config in configs}
+    pack_times: dict[tuple[str, int], list[Timing]] = {config: [] for config in configs}
+    verify_times: dict[tuple[str, int], list[Timing]] = {config: [] for config in configs}
+    noop_times: dict[tuple[str, int], list[Timing]] = {config: [] for config in configs}
+    verify_tasks = 0  # verify groups small containers: its tasks are fewer than its records
     for attempt in range(repeat):
         for config in configs:
             with engine(*config) as executor:
@@ -177,25 +201,27 @@ def bench(
                 out = work / f"out-{attempt}"
                 pack_times[config].append(timed(partial(_pack, root, out, executor)))
                 records = [out / name.replace("_", "-") for name in names]
-                verify_times[config].append(timed(partial(_verify, records, executor)))
+                verify_times[config] += [
+                    timed(partial(_verify, records, executor)) for _ in range(VERIFY_REPEAT)
+                ]
+                verify_tasks = len(plan_verify(records).tasks())
                 shutil.rmtree(out)
         print(f"  round {attempt + 1} of {repeat} done", file=sys.stderr)
-    containers = len(names)  # one container per record: each is packed once
+
+    def row(
+        section: str, runs: list[Timing], nbytes: int, tasks: int, config: tuple[str, int]
+    ) -> Row:
+        best = min(runs)  # the shortest wall time
+        per_noop = min(noop_times[(config[0], 1)]).seconds / NOOP_TASKS
+        return Row(section, *config, best.seconds, nbytes, tasks, per_noop, best.caller)
+
     return [
-        Row(
-            section,
-            kind,
-            count,
-            min(times[(kind, count)]),
-            nbytes,
-            tasks,
-            min(noop_times[(kind, 1)]) / NOOP_TASKS,
-        )
+        row(section, times[config], nbytes, tasks, config)
         for section, times, nbytes, tasks in (
             ("(a) pack_many", pack_times, total, len(names)),
-            ("(b) verify_many", verify_times, records_bytes, containers),
+            ("(b) verify_many", verify_times, records_bytes, verify_tasks),
         )
-        for kind, count in configs
+        for config in configs
     ]
 
 
@@ -232,12 +258,14 @@ def render(rows: Sequence[Row], title: str, caption: str) -> tuple[Table, list[C
         "case",
         "engine",
         "workers",
+        "tasks",
         "time s",
         "MB/s",
         "speed-up",
         "efficiency",
         "task ms",
         "engine ms/task",
+        "caller CPU ms",
     )
     for column in columns:
         table.add_column(column, justify="left" if column in ("case", "engine") else "right")
@@ -271,12 +299,14 @@ def render(rows: Sequence[Row], title: str, caption: str) -> tuple[Table, list[C
             row.section,
             row.engine,
             str(row.workers),
+            str(row.tasks),
             f"{row.seconds:.3f}",
             f"{row.nbytes / row.seconds / 1e6:,.0f}",
             f"{speedup:.2f}x",
             f"{efficiency:.0%}",
             f"{task * 1000:.1f}",
             f"{row.overhead * 1000:.1f}",
+            f"{row.caller * 1000:.0f}",
             target,
         )
     return table, checks
@@ -320,7 +350,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"after; best of {repeat} rounds; "
         "speed-up over 1 worker of the same engine; efficiency = speed-up / min(workers, "
         "cores); task ms = time of one task with one worker; engine ms/task = a no-op task "
-        f"with one worker; a target applies when a task is >= {AMORTIZE}x the engine's cost; "
+        "with one worker; caller CPU ms = CPU of the calling process in that run "
+        "(load-independent: what the workers share the cores with); "
+        f"a target applies when a task is >= {AMORTIZE}x the engine's cost; "
         "warm page cache; pack fsyncs every container and manifest"
     )
     table, checks = render(rows, title, caption)
