@@ -222,7 +222,7 @@ def _backup_corrupt(path: Path) -> Path:
     return backup
 
 
-def _load_for_update(path: Path, default_data: Any, backup_corrupt: bool) -> tuple[bytes, Any]:
+def load_for_update(path: Path, default_data: Any, backup_corrupt: bool) -> tuple[bytes, Any]:
     """Return the file's bytes and document; empty bytes and a copy of the default if absent."""
     try:
         raw = _read_bytes(path)
@@ -266,7 +266,7 @@ def _clear_marker(marker: Path) -> None:
         os.unlink(marker)
 
 
-def _sweep_if_interrupted(target: Path) -> bool:
+def sweep_if_interrupted(target: Path) -> bool:
     """Under the lock: remove temp files of writers that died mid-write, if any did.
 
     Returns True while some remain (a killed writer that is not reaped yet
@@ -282,7 +282,7 @@ def _sweep_if_interrupted(target: Path) -> bool:
     return False
 
 
-def _write_if_changed(path: Path, before: bytes, document: Any, keep_note: bool) -> bool:
+def write_if_changed(path: Path, before: bytes, document: Any, keep_note: bool) -> bool:
     """Replace the document if its bytes change; True when the directory still needs its fsync.
 
     The directory fsync that makes the rename durable runs after the lock is
@@ -333,11 +333,11 @@ def locked_json(
     target = Path(path)
     start = {} if default_data is None else default_data
     with file_lock(target, timeout):
-        leftovers = _sweep_if_interrupted(target)
-        before, document = _load_for_update(target, start, backup_corrupt)
+        leftovers = sweep_if_interrupted(target)
+        before, document = load_for_update(target, start, backup_corrupt)
         yield document
         before = before or encode_json(start, target)
-        wrote = _write_if_changed(target, before, document, leftovers)
+        wrote = write_if_changed(target, before, document, leftovers)
     if wrote:
         fsync_directory(target.absolute().parent)
 
@@ -359,15 +359,15 @@ def atomic_update_json(
     """
     target = Path(path)
     with file_lock(target, lock_timeout):
-        leftovers = _sweep_if_interrupted(target)
-        before, current = _load_for_update(target, default_data, backup_corrupt)
+        leftovers = sweep_if_interrupted(target)
+        before, current = load_for_update(target, default_data, backup_corrupt)
         document = update_func(current)
         if document is None:
             raise UnserializableDataError(
                 f"update function for {target} returned None; return the new document",
                 target,
             )
-        wrote = _write_if_changed(target, before, document, leftovers)
+        wrote = write_if_changed(target, before, document, leftovers)
     if wrote:
         fsync_directory(target.absolute().parent)
     return document

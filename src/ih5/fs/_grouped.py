@@ -1,0 +1,339 @@
+"""Group commit for locked JSON updates whose changes are data: one write for every waiter.
+
+A writer that finds the document's lock taken publishes its request (JSON
+data) in a queue directory beside the document, ``.NAME.ih5-queue/``, and then
+waits for the lock. Whoever holds the lock applies every queued request, in
+arrival order, in one replace of the document, so N waiting writers cost one
+fsynced write instead of N. The queue directory holds:
+
+- ``incoming/``: waiting requests, one file each, named by arrival (monotonic
+  clock, pid, thread) and published whole by a rename;
+- ``batch-ID/``: requests a holder took up, by renaming ``incoming`` (one step:
+  a request is either incoming or in exactly one batch);
+- ``staged-ID/``: a batch whose next document ``next`` is written and fsynced.
+
+The commit renames ``staged-ID/next`` over the document: that one rename both
+publishes the document and marks the batch applied. A ``staged-ID`` without
+``next`` is committed and is only removed, never applied again, so an update
+made after it (by anyone) is never undone; a ``batch-ID``, or a ``staged-ID``
+that still holds ``next``, was not committed (its holder died or failed) and the
+next holder applies its requests to the document as it is then. Requests
+are not fsynced: one counts only once a committed document holds it, and one
+torn by a power cut was never acknowledged, so it is dropped.
+
+A waiter returns once it holds the lock and its request is in no uncommitted
+batch (the holder fsyncs the directory before it lets go of the lock), or once
+it applied the queue itself. A waiter that times out withdraws its request if it
+is still incoming; one already taken up is being applied, so it waits once more.
+Every process queueing on a document must apply requests the same way: the
+queue is one writer's (the plate metadata writer's), not a general mailbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ih5.errors import FileLockTimeoutError
+from ih5.fs._atomic import (
+    TEMP_SUFFIX,
+    fsync_directory,
+    is_temp_name,
+    sweep_stale_temps_in,
+    write_new_file,
+)
+from ih5.fs._jsonfile import encode_json, load_for_update, sweep_if_interrupted, write_if_changed
+from ih5.fs._lock import file_lock
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SUFFIX = ".ih5-queue"
+INCOMING = "incoming"
+BATCH_PREFIX = "batch-"
+STAGED_PREFIX = "staged-"
+NEXT = "next"
+REQUEST_SUFFIX = ".request"
+_REQUEST_LABEL = "request"
+_SPOOL_ATTEMPTS = 1000
+
+Apply = Callable[[Any, Any], Any]
+"""``apply(document, request) -> document``; ``document`` is None while the file is missing."""
+
+
+def queue_directory(path: str | os.PathLike[str]) -> Path:
+    """The queue directory of ``path``'s grouped updates (hidden, beside it)."""
+    target = Path(path)
+    return target.with_name(f".{target.name}{QUEUE_SUFFIX}")
+
+
+def _request_name() -> str:
+    # CLOCK_MONOTONIC is one clock for every process on the host: names sort by arrival.
+    stamp, thread = time.monotonic_ns(), threading.get_native_id()
+    return f"{stamp:020d}-{os.getpid()}-{thread}-{secrets.token_hex(4)}{REQUEST_SUFFIX}"
+
+
+def _unlink_quietly(path: Path) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _write_unsynced(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) holding ``data``; remove it on any failure."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+    except BaseException:
+        _unlink_quietly(path)
+        raise
+
+
+def _spool(queue: Path, data: bytes) -> str:
+    """Publish a request into ``queue/incoming`` whole; return its name there."""
+    name = _request_name()
+    for _ in range(_SPOOL_ATTEMPTS):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(queue)
+        temp = queue / f".{_REQUEST_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            _write_unsynced(temp, data)
+        except FileNotFoundError:
+            continue  # a holder removed the empty queue meanwhile
+        try:
+            for _ in range(_SPOOL_ATTEMPTS):
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(queue / INCOMING)
+                try:
+                    os.rename(temp, queue / INCOMING / name)
+                    return name
+                except FileNotFoundError:
+                    continue  # a holder took up ``incoming`` meanwhile
+        finally:
+            _unlink_quietly(temp)
+    raise OSError(f"could not queue a request in {queue}: its directories kept vanishing")
+
+
+def _is_request(name: str) -> bool:
+    return name.endswith(REQUEST_SUFFIX) and not name.startswith(".")
+
+
+def _uncommitted(queue: Path, entry: str) -> bool:
+    """Whether a batch directory's requests still wait to be applied."""
+    if entry.startswith(BATCH_PREFIX):
+        return True
+    return entry.startswith(STAGED_PREFIX) and os.path.lexists(queue / entry / NEXT)
+
+
+def pending(queue: Path, name: str) -> bool:
+    """Under the lock: whether request ``name`` still waits (incoming or uncommitted)."""
+    if os.path.lexists(queue / INCOMING / name):
+        return True
+    try:
+        entries = os.listdir(queue)
+    except FileNotFoundError:
+        return False
+    return any(
+        _uncommitted(queue, entry) and os.path.lexists(queue / entry / name) for entry in entries
+    )
+
+
+def _withdraw(queue: Path, name: str) -> bool:
+    """Remove request ``name`` if it is still incoming (a holder may take it up meanwhile)."""
+    return _unlink_quietly(queue / INCOMING / name)
+
+
+def _withdraw_anywhere(queue: Path, name: str) -> None:
+    """Under the lock: remove request ``name`` from wherever it waits."""
+    if _withdraw(queue, name):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.listdir(queue):
+            if _uncommitted(queue, entry):
+                _unlink_quietly(queue / entry / name)
+
+
+def _remove_batch(directory: Path) -> None:
+    """Remove a committed (or emptied) batch directory; what is left the next holder removes."""
+    with contextlib.suppress(OSError):
+        shutil.rmtree(directory)
+
+
+def _remove_if_empty(queue: Path) -> None:
+    for directory in (queue / INCOMING, queue):
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty: a waiter is queueing
+            return
+
+
+def _take_up(queue: Path) -> Path | None:
+    """Under the lock: gather every uncommitted request into one batch directory."""
+    try:
+        entries = sorted(os.listdir(queue))
+    except FileNotFoundError:
+        return None
+    if any(is_temp_name(entry) for entry in entries):
+        sweep_stale_temps_in(queue, _REQUEST_LABEL.__eq__)  # of waiters killed while queueing
+    leftovers = []
+    for entry in entries:
+        if _uncommitted(queue, entry):
+            leftovers.append(queue / entry)
+        elif entry.startswith(STAGED_PREFIX):
+            _remove_batch(queue / entry)  # committed; its holder died before removing it
+    batch = queue / f"{BATCH_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.rename(queue / INCOMING, batch)
+    except FileNotFoundError:
+        if not leftovers:
+            _remove_if_empty(queue)
+            return None
+        os.mkdir(batch)
+    for leftover in leftovers:
+        for name in os.listdir(leftover):
+            if _is_request(name):
+                os.rename(leftover / name, batch / name)
+        _remove_batch(leftover)
+    return batch
+
+
+def _requests(batch: Path) -> list[Any]:
+    """The batch's requests in arrival order; a torn one (a power cut) is dropped."""
+    found = []
+    for name in sorted(entry for entry in os.listdir(batch) if _is_request(entry)):
+        raw = (batch / name).read_bytes()
+        try:
+            found.append(json.loads(raw.decode("utf-8")))
+        except ValueError:
+            logger.warning("dropping torn queued request %s (never acknowledged)", batch / name)
+    return found
+
+
+def _existing_mode(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _commit(target: Path, batch: Path, encoded: bytes) -> Path:
+    """Stage the next document in the batch, then rename it over ``target``; return the batch."""
+    write_new_file(batch / NEXT, encoded, _existing_mode(target))
+    staged = batch.with_name(STAGED_PREFIX + batch.name[len(BATCH_PREFIX) :])
+    os.rename(batch, staged)
+    os.rename(staged / NEXT, target)
+    return staged
+
+
+def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> bool:
+    """Under the lock: apply every queued request, then ``own``'s one, in one write.
+
+    Returns True when the write still needs its directory fsync (a plain update
+    with nothing queued, which the caller does after releasing the lock).
+    """
+    leftovers = sweep_if_interrupted(target)
+    queue = queue_directory(target)
+    batch = _take_up(queue)
+    before, document = load_for_update(target, None, False)
+    if batch is None:
+        if own is None:
+            return False
+        return write_if_changed(target, before, apply(document, own[0]), leftovers)
+    for request in _requests(batch):
+        document = apply(document, request)
+    if own is not None:
+        document = apply(document, own[0])
+    encoded = encode_json(document, target)
+    done = batch if encoded == before else _commit(target, batch, encoded)
+    fsync_directory(target.absolute().parent)
+    _remove_batch(done)
+    _remove_if_empty(queue)
+    return False
+
+
+def _wait_and_apply(target: Path, name: str, apply: Apply, timeout: float | None) -> None:
+    """Wait for the lock until request ``name`` is applied, by its holder or by us."""
+    queue = queue_directory(target)
+    rounds = 0
+    while True:
+        try:
+            with file_lock(target, timeout):
+                if not pending(queue, name):
+                    return
+                try:
+                    flush_queue(target, apply, None)
+                except BaseException:
+                    _withdraw_anywhere(queue, name)
+                    raise
+                return
+        except FileLockTimeoutError as exc:
+            if _withdraw(queue, name):
+                raise
+            rounds += 1
+            if rounds > 1:
+                raise FileLockTimeoutError(
+                    f"{exc}; the update was already taken up by the writer holding the lock "
+                    "and may still be applied",
+                    exc.path,
+                ) from exc
+            # Taken up by the holder, who is applying it right now: wait for it once more.
+        except BaseException:
+            _withdraw(queue, name)
+            raise
+
+
+def grouped_update_json(
+    path: str | os.PathLike[str],
+    request: Any,
+    apply: Apply,
+    timeout: float | None = 30.0,
+    *,
+    queue: bool = True,
+) -> None:
+    """Apply ``request`` to a JSON document with ``apply``, sharing one write with other waiters.
+
+    ``request`` is JSON data; ``apply(document, request)`` returns the new
+    document (``document`` is None while the file does not exist) and may
+    raise to refuse it. If the lock is free the caller applies whatever is
+    queued and its own request at once; if it is taken (and ``queue``) the
+    request is queued and applied by the holder, or by the caller once it gets
+    the lock. ``queue=False`` waits for the lock without queueing (for a
+    request that needs the document to exist). An error raised by ``apply``
+    while this caller holds the lock reaches this caller, and its request is
+    withdrawn.
+    """
+    target = Path(path)
+    data = encode_json(request, target)  # refuse what JSON cannot hold before anything
+    busy = False
+    wrote = False
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(target, 0.0 if queue else timeout))
+        except FileLockTimeoutError:
+            if not queue:
+                raise
+            busy = True
+        else:
+            wrote = flush_queue(target, apply, (request,))
+    if wrote:
+        fsync_directory(target.absolute().parent)
+    if busy:
+        _wait_and_apply(target, _spool(queue_directory(target), data), apply, timeout)
