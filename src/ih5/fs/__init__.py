@@ -31,6 +31,7 @@ from ih5.fs._jsonfile import (
     atomic_update_json,
     atomic_write_json,
     encode_json,
+    encode_json_compact,
     locked_json,
     read_json,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "encode_json",
+    "encode_json_compact",
     "file_lock",
     "fsync_directory",
     "grouped_update_json",

@@ -8,22 +8,27 @@ fsynced write instead of N. The queue directory holds:
 
 - ``incoming/``: waiting requests, one file each, named by arrival (monotonic
   clock, pid, thread) and published whole by a rename;
-- ``batch-ID/``: requests a holder took up, by renaming ``incoming`` (one step:
-  a request is either incoming or in exactly one batch);
+- ``claimed-ID/``: an ``incoming`` a holder took up by renaming it; the holder
+  moves its requests into ``batch-ID/`` and removes it, after which no late
+  rename can land there (a request is always in exactly one of these);
+- ``batch-ID/``: the requests a holder is applying;
 - ``staged-ID/``: a batch whose next document ``next`` is written and fsynced.
 
 The commit renames ``staged-ID/next`` over the document: that one rename both
 publishes the document and marks the batch applied. A ``staged-ID`` without
 ``next`` is committed and is only removed, never applied again, so an update
-made after it (by anyone) is never undone; a ``batch-ID``, or a ``staged-ID``
-that still holds ``next``, was not committed (its holder died or failed) and the
-next holder applies its requests to the document as it is then. Requests
-are not fsynced: one counts only once a committed document holds it, and one
-torn by a power cut was never acknowledged, so it is dropped.
+made after it (by anyone) is never undone; a ``claimed-ID``, a ``batch-ID``, or
+a ``staged-ID`` that still holds ``next``, was not committed (its holder died
+or failed) and the next holder applies its requests to the document as it is
+then. Requests are not fsynced: one counts only once a committed document holds
+it, and one torn by a power cut was never acknowledged, so it is dropped.
 
-A waiter returns once it holds the lock and its request is in no uncommitted
-batch (the holder fsyncs the directory before it lets go of the lock), or once
-it applied the queue itself. A waiter that times out withdraws its request if it
+Waiters wait on the lock in shared mode, granted to all of them at once when the
+holder lets go; one whose request is in no uncommitted batch fsyncs the
+directory (the commit's durability) and returns. Of those still waiting, the one
+holding the queue directory's flock takes the lock and applies the queue; the
+others wait for it, so they neither take the lock one after another to learn
+that they are done nor keep trying it together. A waiter that times out withdraws its request if it
 is still incoming; one already taken up is being applied, so it waits once more.
 Every process queueing on a document must apply requests the same way: the
 queue is one writer's (the plate metadata writer's), not a general mailbox.
@@ -32,6 +37,7 @@ queue is one writer's (the plate metadata writer's), not a general mailbox.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -42,9 +48,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from ih5.errors import FileLockTimeoutError
+from ih5.errors import FileLockError, FileLockTimeoutError
 from ih5.fs._atomic import (
     TEMP_SUFFIX,
     fsync_directory,
@@ -52,13 +58,28 @@ from ih5.fs._atomic import (
     sweep_stale_temps_in,
     write_new_file,
 )
-from ih5.fs._jsonfile import encode_json, load_for_update, sweep_if_interrupted, write_if_changed
-from ih5.fs._lock import file_lock
+from ih5.fs._jsonfile import (
+    encode_json,
+    encode_json_compact,
+    load_for_update,
+    sweep_if_interrupted,
+    write_if_changed,
+)
+from ih5.fs._lock import (
+    file_lock,
+    lock_path_for,
+    lock_still_held,
+    release_directory_lock,
+    shared_file_lock,
+    try_directory_lock,
+    wait_directory_unlocked,
+)
 
 logger = logging.getLogger(__name__)
 
 QUEUE_SUFFIX = ".ih5-queue"
 INCOMING = "incoming"
+CLAIMED_PREFIX = "claimed-"
 BATCH_PREFIX = "batch-"
 STAGED_PREFIX = "staged-"
 NEXT = "next"
@@ -136,7 +157,7 @@ def _is_request(name: str) -> bool:
 
 def _uncommitted(queue: Path, entry: str) -> bool:
     """Whether a batch directory's requests still wait to be applied."""
-    if entry.startswith(BATCH_PREFIX):
+    if entry.startswith((CLAIMED_PREFIX, BATCH_PREFIX)):
         return True
     return entry.startswith(STAGED_PREFIX) and os.path.lexists(queue / entry / NEXT)
 
@@ -185,33 +206,57 @@ def _remove_if_empty(queue: Path) -> None:
             return
 
 
+def _drain(source: Path, batch: Path) -> None:
+    """Move every request from ``source`` into ``batch``, then remove ``source``.
+
+    A waiter's rename into ``incoming`` resolves that directory before it
+    moves the file, so a request can still land in an ``incoming`` just taken
+    up. Once ``source`` is removed nothing can (a rename into a removed
+    directory fails, and the waiter retries in the new ``incoming``): until
+    then, whatever landed is moved along.
+    """
+    while True:
+        for name in os.listdir(source):
+            if _is_request(name):
+                with contextlib.suppress(FileNotFoundError):  # withdrawn by its waiter
+                    os.rename(source / name, batch / name)
+            else:  # a dead holder's ``next`` or partial file
+                _unlink_quietly(source / name)
+        try:
+            os.rmdir(source)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+
+
 def _take_up(queue: Path) -> Path | None:
-    """Under the lock: gather every uncommitted request into one batch directory."""
+    """Under the lock: gather every uncommitted request into one new batch directory."""
     try:
         entries = sorted(os.listdir(queue))
     except FileNotFoundError:
         return None
     if any(is_temp_name(entry) for entry in entries):
         sweep_stale_temps_in(queue, _REQUEST_LABEL.__eq__)  # of waiters killed while queueing
-    leftovers = []
+    sources = []
     for entry in entries:
         if _uncommitted(queue, entry):
-            leftovers.append(queue / entry)
+            sources.append(queue / entry)
         elif entry.startswith(STAGED_PREFIX):
             _remove_batch(queue / entry)  # committed; its holder died before removing it
-    batch = queue / f"{BATCH_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    claimed = queue / f"{CLAIMED_PREFIX}{token}"
     try:
-        os.rename(queue / INCOMING, batch)
+        os.rename(queue / INCOMING, claimed)
+        sources.insert(0, claimed)
     except FileNotFoundError:
-        if not leftovers:
+        if not sources:
             _remove_if_empty(queue)
             return None
-        os.mkdir(batch)
-    for leftover in leftovers:
-        for name in os.listdir(leftover):
-            if _is_request(name):
-                os.rename(leftover / name, batch / name)
-        _remove_batch(leftover)
+    batch = queue / f"{BATCH_PREFIX}{token}"
+    os.mkdir(batch)
+    for source in sources:
+        _drain(source, batch)
     return batch
 
 
@@ -234,20 +279,38 @@ def _existing_mode(path: Path) -> int | None:
         return None
 
 
-def _commit(target: Path, batch: Path, encoded: bytes) -> Path:
-    """Stage the next document in the batch, then rename it over ``target``; return the batch."""
-    write_new_file(batch / NEXT, encoded, _existing_mode(target))
-    staged = batch.with_name(STAGED_PREFIX + batch.name[len(BATCH_PREFIX) :])
+def _staged(batch: Path) -> Path:
+    return batch.with_name(STAGED_PREFIX + batch.name[len(BATCH_PREFIX) :])
+
+
+def _commit(target: Path, batch: Path, encoded: bytes | None) -> Path:
+    """Stage the next document in the batch, then rename it over ``target``; return the batch.
+
+    ``encoded`` None: the batch changes nothing; it is only marked applied.
+    """
+    if encoded is not None:
+        write_new_file(batch / NEXT, encoded, _existing_mode(target))
+    staged = _staged(batch)
     os.rename(batch, staged)
-    os.rename(staged / NEXT, target)
+    if encoded is not None:
+        os.rename(staged / NEXT, target)
     return staged
 
 
-def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> bool:
+class Flushed(NamedTuple):
+    """What is left to do once the lock is released: the directory fsync, removing a batch."""
+
+    sync: bool
+    committed: Path | None = None
+
+
+def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
     """Under the lock: apply every queued request, then ``own``'s one, in one write.
 
-    Returns True when the write still needs its directory fsync (a plain update
-    with nothing queued, which the caller does after releasing the lock).
+    The directory fsync and removing the committed batch are left to
+    :func:`finish_flush`, after the lock is released: the next holder may go on
+    meanwhile, because its own document holds ours and is only acknowledged
+    after a directory fsync too (waiters fsync before they return).
     """
     leftovers = sweep_if_interrupted(target)
     queue = queue_directory(target)
@@ -255,46 +318,111 @@ def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> bool:
     before, document = load_for_update(target, None, False)
     if batch is None:
         if own is None:
-            return False
-        return write_if_changed(target, before, apply(document, own[0]), leftovers)
+            return Flushed(False)
+        return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
     for request in _requests(batch):
         document = apply(document, request)
     if own is not None:
         document = apply(document, own[0])
     encoded = encode_json(document, target)
-    done = batch if encoded == before else _commit(target, batch, encoded)
-    fsync_directory(target.absolute().parent)
-    _remove_batch(done)
-    _remove_if_empty(queue)
-    return False
+    changed = encoded != before
+    if not lock_still_held(target):
+        # Someone deleted or replaced the lock file: another writer may hold "the" lock
+        # now and be applying these very requests. Commit nothing; they stay queued.
+        raise FileLockError(
+            f"the lock file {lock_path_for(target)} was removed or replaced while held; "
+            f"{target} was left as it was, retry the update",
+            lock_path_for(target),
+        )
+    return Flushed(changed, _commit(target, batch, encoded if changed else None))
+
+
+def finish_flush(target: Path, flushed: Flushed) -> None:
+    """After the lock: make the commit durable, then remove the applied batch."""
+    if flushed.sync:
+        fsync_directory(target.absolute().parent)
+    if flushed.committed is not None:
+        _remove_batch(flushed.committed)
+        _remove_if_empty(flushed.committed.parent)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _apply_if_pending(
+    target: Path, queue: Path, name: str, apply: Apply, timeout: float | None
+) -> None:
+    """Take the lock and, if request ``name`` still waits, apply the queue."""
+    flushed = Flushed(True)  # applied by someone else: make sure it is durable
+    with file_lock(target, timeout):
+        if pending(queue, name):
+            try:
+                flushed = flush_queue(target, apply, None)
+            except BaseException:
+                _withdraw_anywhere(queue, name)
+                raise
+    finish_flush(target, flushed)
+
+
+def _apply_as_successor(
+    target: Path, queue: Path, name: str, apply: Apply, deadline: float | None
+) -> bool:
+    """Become the next holder unless another waiter is about to, then wait for that one.
+
+    One waiter at a time goes for the lock (the one holding the queue directory's
+    flock, a token); the others wait for it to finish and look again, so they
+    neither queue on the lock one after another nor keep trying it together.
+    True once our request is applied.
+    """
+    try:
+        token = try_directory_lock(queue)
+        if token is None:
+            if not wait_directory_unlocked(queue, _remaining(deadline)):
+                raise FileLockTimeoutError(
+                    f"timed out waiting for the writer applying the queue in {queue}", queue
+                )
+            return False
+    except FileNotFoundError:
+        return False  # the queue was emptied and removed meanwhile: look again
+    try:
+        _apply_if_pending(target, queue, name, apply, _remaining(deadline))
+    finally:
+        release_directory_lock(token)
+    return True
 
 
 def _wait_and_apply(target: Path, name: str, apply: Apply, timeout: float | None) -> None:
-    """Wait for the lock until request ``name`` is applied, by its holder or by us."""
+    """Wait until request ``name`` is applied, by the lock's holder or by us.
+
+    Waiting is on the lock in shared mode, which every waiter is granted at
+    once when the holder lets go: those whose request it applied return
+    together instead of taking the lock one after another to find that out.
+    """
     queue = queue_directory(target)
-    rounds = 0
+    deadline = None if timeout is None else time.monotonic() + timeout
+    extended = False
     while True:
         try:
-            with file_lock(target, timeout):
-                if not pending(queue, name):
-                    return
-                try:
-                    flush_queue(target, apply, None)
-                except BaseException:
-                    _withdraw_anywhere(queue, name)
-                    raise
+            with shared_file_lock(target, _remaining(deadline)):
+                waiting = pending(queue, name)
+            if not waiting:
+                fsync_directory(target.absolute().parent)  # its holder may not have yet
+                return
+            if _apply_as_successor(target, queue, name, apply, deadline):
                 return
         except FileLockTimeoutError as exc:
-            if _withdraw(queue, name):
-                raise
-            rounds += 1
-            if rounds > 1:
+            if _withdraw(queue, name) or extended:
+                if not extended:
+                    raise
                 raise FileLockTimeoutError(
                     f"{exc}; the update was already taken up by the writer holding the lock "
                     "and may still be applied",
                     exc.path,
                 ) from exc
             # Taken up by the holder, who is applying it right now: wait for it once more.
+            extended = True
+            deadline = None if timeout is None else time.monotonic() + timeout
         except BaseException:
             _withdraw(queue, name)
             raise
@@ -321,9 +449,9 @@ def grouped_update_json(
     withdrawn.
     """
     target = Path(path)
-    data = encode_json(request, target)  # refuse what JSON cannot hold before anything
+    data = encode_json_compact(request, target)  # refuse what JSON cannot hold before anything
     busy = False
-    wrote = False
+    flushed = Flushed(False)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(file_lock(target, 0.0 if queue else timeout))
@@ -332,8 +460,7 @@ def grouped_update_json(
                 raise
             busy = True
         else:
-            wrote = flush_queue(target, apply, (request,))
-    if wrote:
-        fsync_directory(target.absolute().parent)
+            flushed = flush_queue(target, apply, (request,))
+    finish_flush(target, flushed)
     if busy:
         _wait_and_apply(target, _spool(queue_directory(target), data), apply, timeout)

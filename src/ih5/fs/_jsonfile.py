@@ -102,6 +102,22 @@ def encode_json(data: Any, path: str | os.PathLike[str]) -> bytes:
         raise _unserializable(path, exc) from exc
 
 
+def encode_json_compact(data: Any, path: str | os.PathLike[str]) -> bytes:
+    """Encode ``data`` as compact UTF-8 JSON, as strictly as :func:`encode_json`.
+
+    For files only ih5 reads (queued requests) and for checking data before a
+    write: the C encoder is many times faster than the indented (pure Python)
+    one. Bad data raises the same typed error as :func:`encode_json`.
+    """
+    try:
+        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        encode_json(data, path)  # raises the typed error that names what is wrong
+        text = json.dumps(data, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+        return text.encode("utf-8")
+
+
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Replace ``path`` with ``data`` as JSON, atomically; bad data is refused before any write."""
     atomic_write_bytes(path, encode_json(data, path))
