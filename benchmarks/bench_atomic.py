@@ -382,7 +382,7 @@ def render(rows: Sequence[Row], baseline: Row, title: str) -> Table:
 
 
 def checks(rows: Sequence[Row]) -> list[Check]:
-    """The issue's targets: 0 lost; ih5 arms ahead of polystore at 4-16; writer p99 at 16 < 20 ms."""
+    """The targets: 0 lost; ih5 arms ahead of polystore at 4-16; writer p99 at 16 < 20 ms."""
     found = []
     by = {(row.lock, row.procs): row for row in rows}
     for lock in dict.fromkeys(row.lock for row in rows):

@@ -181,13 +181,14 @@ def _withdraw(queue: Path, name: str) -> bool:
 
 
 def _withdraw_anywhere(queue: Path, name: str) -> None:
-    """Under the lock: remove request ``name`` from wherever it waits."""
-    if _withdraw(queue, name):
-        return
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.listdir(queue):
-            if _uncommitted(queue, entry):
-                _unlink_quietly(queue / entry / name)
+    """Under the lock: remove request ``name`` from wherever it waits, and what it leaves empty."""
+    if not _withdraw(queue, name):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.listdir(queue):
+                if _uncommitted(queue, entry) and _unlink_quietly(queue / entry / name):
+                    with contextlib.suppress(OSError):  # not empty: others still wait there
+                        os.rmdir(queue / entry)
+    _remove_if_empty(queue)
 
 
 def _remove_batch(directory: Path) -> None:
