@@ -204,19 +204,20 @@ def test_group_commit_waiter_killed_after_queueing_is_applied_before_later_updat
 
 def update_with_the_lock_file_taken_away(sidecar: Path, acks: Path) -> None:
     """Hold the lock, and have the lock file deleted just before this holder commits."""
-    encode = grouped.encode_json
+    encode: Callable[[Any, str | os.PathLike[str]], bytes] = vars(grouped)["encode_json"]
 
     def encode_then_lose_the_lock(data: Any, path: str | os.PathLike[str]) -> bytes:
         os.unlink(lock_path_for(sidecar))  # a foreign tool cleans up "its" lock file
         return encode(data, path)
 
-    grouped.encode_json = encode_then_lose_the_lock  # type: ignore[assignment]
-    try:
-        one_update(sidecar, "holder")
-    except MetadataWriteError as exc:
-        acknowledge(acks, f"refused: {exc}")
-    else:
-        acknowledge(acks, "acknowledged")
+    with pytest.MonkeyPatch.context() as patch:  # in the holder's own (forked) process
+        patch.setattr(grouped, "encode_json", encode_then_lose_the_lock)
+        try:
+            one_update(sidecar, "holder")
+        except MetadataWriteError as exc:
+            acknowledge(acks, f"refused: {exc}")
+        else:
+            acknowledge(acks, "acknowledged")
 
 
 def test_group_commit_holder_whose_lock_file_is_taken_away_commits_nothing(
