@@ -24,8 +24,14 @@ import pytest
 
 import ih5.fs._grouped as grouped
 from ih5 import AtomicMetadataWriter, atomic_update_json, atomic_write_json, read_json
-from ih5.errors import MetadataValidationError, MetadataWriteError
+from ih5.errors import FileLockTimeoutError, MetadataValidationError, MetadataWriteError
 from ih5.fs import encode_json_compact, file_lock, lock_path_for, queue_directory
+from ih5.fs._lock import (
+    release_directory_lock,
+    shared_file_lock,
+    try_directory_lock,
+    wait_directory_unlocked,
+)
 from ih5.metadata import get_metadata_path
 from ih5.metadata._writer import _applier, _request
 from tests.helpers.killpoints import arm_kill
@@ -272,3 +278,28 @@ def test_group_commit_waiter_that_times_out_withdraws_its_request(sidecar: Path)
         assert queued(sidecar) == []
     one_update(sidecar, "later")
     assert versions(sidecar) == {"images": 0, "later": 1}
+
+
+def test_shared_lock_waits_for_the_exclusive_holder_and_admits_many(sidecar: Path) -> None:
+    with lock_held_by_a_thread(sidecar) as release:
+        with pytest.raises(FileLockTimeoutError), shared_file_lock(sidecar, timeout=0.05):
+            pass
+        release()
+    with (
+        shared_file_lock(sidecar, timeout=5.0),
+        shared_file_lock(sidecar, timeout=0.0),
+        pytest.raises(FileLockTimeoutError),
+        file_lock(sidecar, timeout=0.0),
+    ):
+        pass
+
+
+def test_directory_token_goes_to_one_waiter_and_the_others_wait_for_it(tmp_path: Path) -> None:
+    token = try_directory_lock(tmp_path)
+    assert token is not None
+    try:
+        assert try_directory_lock(tmp_path) is None
+        assert not wait_directory_unlocked(tmp_path, timeout=0.05)
+    finally:
+        release_directory_lock(token)
+    assert wait_directory_unlocked(tmp_path, timeout=5.0)
