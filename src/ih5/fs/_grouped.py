@@ -24,8 +24,8 @@ then. Requests are not fsynced: one counts only once a committed document holds
 it, and one torn by a power cut was never acknowledged, so it is dropped.
 
 Waiters wait on the lock in shared mode, granted to all of them at once when the
-holder lets go; one whose request is in no uncommitted batch fsyncs the
-directory (the commit's durability) and returns. Of those still waiting, the one
+holder lets go (after its directory fsync); one whose request is in no
+uncommitted batch returns. Of those still waiting, the one
 holding the queue directory's flock takes the lock and applies the queue; the
 others wait for it, so they neither take the lock one after another to learn
 that they are done nor keep trying it together. A waiter that times out withdraws its request if it
@@ -308,10 +308,11 @@ class Flushed(NamedTuple):
 def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
     """Under the lock: apply every queued request, then ``own``'s one, in one write.
 
-    The directory fsync and removing the committed batch are left to
-    :func:`finish_flush`, after the lock is released: the next holder may go on
-    meanwhile, because its own document holds ours and is only acknowledged
-    after a directory fsync too (waiters fsync before they return).
+    A committed batch is fsynced (its directory) before the lock is released,
+    since its waiters return as soon as they see it committed; removing it is
+    left to :func:`finish_flush`. A plain update (nothing queued) leaves its
+    directory fsync to the caller after the lock, as ``atomic_update_json``
+    does: the next writer's document holds it and is fsynced before it returns.
     """
     leftovers = sweep_if_interrupted(target)
     queue = queue_directory(target)
@@ -335,7 +336,11 @@ def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
             f"{target} was left as it was, retry the update",
             lock_path_for(target),
         )
-    return Flushed(changed, _commit(target, batch, encoded if changed else None))
+    committed = _commit(target, batch, encoded if changed else None)
+    if changed:
+        # Before the lock is released: the waiters it lets in return at once.
+        fsync_directory(target.absolute().parent)
+    return Flushed(False, committed)
 
 
 def finish_flush(target: Path, flushed: Flushed) -> None:
@@ -355,7 +360,7 @@ def _apply_if_pending(
     target: Path, queue: Path, name: str, apply: Apply, timeout: float | None
 ) -> None:
     """Take the lock and, if request ``name`` still waits, apply the queue."""
-    flushed = Flushed(True)  # applied by someone else: make sure it is durable
+    flushed = Flushed(False)  # applied and fsynced by another holder already
     with file_lock(target, timeout):
         if pending(queue, name):
             try:
@@ -408,7 +413,6 @@ def _wait_and_apply(target: Path, name: str, apply: Apply, timeout: float | None
             with shared_file_lock(target, _remaining(deadline)):
                 waiting = pending(queue, name)
             if not waiting:
-                fsync_directory(target.absolute().parent)  # its holder may not have yet
                 return
             if _apply_as_successor(target, queue, name, apply, deadline):
                 return
