@@ -303,3 +303,15 @@ def test_directory_token_goes_to_one_waiter_and_the_others_wait_for_it(tmp_path:
     finally:
         release_directory_lock(token)
     assert wait_directory_unlocked(tmp_path, timeout=5.0)
+
+
+def test_group_commit_queued_value_read_from_a_sidecar_is_written_back_as_read(
+    sidecar: Path,
+) -> None:
+    sidecar.write_bytes(b'{"subdirectories": {"images": {"image_files": [], "pixel_size": NaN}}}')
+    copied = read_json(sidecar)["subdirectories"]["images"]
+    data = encode_json_compact(_request({"copy": copied}, None), sidecar)
+    grouped._spool(queue_directory(sidecar), data)
+    one_update(sidecar, "later")
+    assert b'"pixel_size": NaN' in sidecar.read_bytes().split(b'"copy"')[1]
+    assert list(read_json(sidecar)["subdirectories"]) == ["images", "copy", "later"]

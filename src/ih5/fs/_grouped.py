@@ -59,6 +59,7 @@ from ih5.fs._atomic import (
     write_new_file,
 )
 from ih5.fs._jsonfile import (
+    ReadNonFinite,
     encode_json,
     encode_json_compact,
     load_for_update,
@@ -261,13 +262,19 @@ def _take_up(queue: Path) -> Path | None:
     return batch
 
 
+def _non_finite(name: str) -> float:
+    # Only a value read from a sidecar can be one (new data is refused before queueing):
+    # it goes back as it was read.
+    return ReadNonFinite(name.replace("Infinity", "inf"))
+
+
 def _requests(batch: Path) -> list[Any]:
     """The batch's requests in arrival order; a torn one (a power cut) is dropped."""
     found = []
     for name in sorted(entry for entry in os.listdir(batch) if _is_request(entry)):
         raw = (batch / name).read_bytes()
         try:
-            found.append(json.loads(raw.decode("utf-8")))
+            found.append(json.loads(raw.decode("utf-8"), parse_constant=_non_finite))
         except ValueError:
             logger.warning("dropping torn queued request %s (never acknowledged)", batch / name)
     return found
