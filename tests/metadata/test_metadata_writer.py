@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import ih5.metadata._writer as writer_module
-from ih5.fs import atomic_update_json, atomic_write_json, read_json
+from ih5.fs import atomic_write_json, grouped_update_json, read_json
 from ih5.metadata import (
     AtomicMetadataWriter,
     MetadataUpdateRequest,
@@ -25,13 +25,13 @@ WriterCall = Callable[[AtomicMetadataWriter, Path], None]
 def update_calls(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Count the locked read-modify-write updates the writer makes."""
     calls: list[Path] = []
-    real = atomic_update_json
+    real = grouped_update_json
 
     def counting(path: Path, *args: Any, **kwargs: Any) -> Any:
         calls.append(path)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(writer_module, "atomic_update_json", counting)
+    monkeypatch.setattr(writer_module, "grouped_update_json", counting)
     return calls
 
 

@@ -15,6 +15,7 @@ from ih5.fs._atomic import (
 )
 from ih5.fs._beneath import DirectoryWalker, open_directory_beneath, open_file_beneath, open_root
 from ih5.fs._filestate import StatMemo, is_settled, stat_key
+from ih5.fs._grouped import grouped_update_json, queue_directory
 from ih5.fs._hashing import (
     DEFAULT_ALGORITHM,
     HASH_ALGORITHMS,
@@ -30,6 +31,7 @@ from ih5.fs._jsonfile import (
     atomic_update_json,
     atomic_write_json,
     encode_json,
+    encode_json_compact,
     locked_json,
     read_json,
 )
@@ -54,8 +56,10 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "encode_json",
+    "encode_json_compact",
     "file_lock",
     "fsync_directory",
+    "grouped_update_json",
     "hashsum_bytes",
     "hashsum_file",
     "hashsum_stream",
@@ -70,6 +74,7 @@ __all__ = [
     "os_errno",
     "parse_hashsum",
     "pid_alive",
+    "queue_directory",
     "read_entry",
     "read_json",
     "replace_file",

@@ -116,9 +116,9 @@ def _open_lock_file(lock_path: str) -> int:
         raise FileLockError(f"lock file {lock_path} is not a regular file; remove it", lock_path)
 
 
-def _try_flock(fd: int, lock_path: str) -> bool:
+def _try_flock(fd: int, lock_path: str, mode: int) -> bool:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     except OSError as exc:
@@ -157,9 +157,10 @@ class _FlockWaiter:
     releasing the lock it may just have been handed.
     """
 
-    def __init__(self, fd: int, lock_path: str) -> None:
+    def __init__(self, fd: int, lock_path: str, mode: int) -> None:
         self._fd = fd
         self._lock_path = lock_path
+        self._mode = mode
         self._mutex = threading.Lock()
         self._done = threading.Event()
         self._abandoned = False
@@ -169,7 +170,7 @@ class _FlockWaiter:
     def _run(self) -> None:
         error: OSError | None = None
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            fcntl.flock(self._fd, self._mode)
         except OSError as exc:
             error = _flock_error(exc, self._lock_path)
         with self._mutex:
@@ -207,21 +208,24 @@ def _timeout_error(lock_path: str, timeout: float | None) -> FileLockTimeoutErro
     )
 
 
-def _lock_fd(lock_path: str, deadline: float, timeout: float | None) -> int:
-    """Open and lock the lock file; return the locked descriptor."""
+def _lock_fd(
+    lock_path: str, deadline: float, timeout: float | None, *, shared: bool = False
+) -> int:
+    """Open and lock the lock file (exclusively unless ``shared``); return the descriptor."""
     _require_flock(lock_path)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     while True:
         fd = _open_lock_file(lock_path)
         waiter = None
         try:
-            taken = _try_flock(fd, lock_path)
+            taken = _try_flock(fd, lock_path, mode)
             remaining = _remaining(deadline)
             if not taken and remaining == 0.0:
                 # Out of time already (``timeout=0`` tries once): a waiter
                 # thread would only hold a descriptor until the holder unlocks.
                 raise _timeout_error(lock_path, timeout)
             if not taken:
-                waiter = _FlockWaiter(fd, lock_path)
+                waiter = _FlockWaiter(fd, lock_path, mode)
         except BaseException:
             os.close(fd)
             raise
@@ -344,6 +348,13 @@ def held_lock_fd(path: str | os.PathLike[str]) -> int:
     return _path_lock(os.fspath(lock_path_for(path))).held_fd()
 
 
+def lock_still_held(path: str | os.PathLike[str]) -> bool:
+    """Whether the lock this thread holds on ``path`` still guards it (its lock file was
+    neither deleted nor replaced since it was taken): checked right before a commit."""
+    entry = _path_lock(os.fspath(lock_path_for(path)))
+    return _is_current(entry.held_fd(), entry.lock_path)
+
+
 @contextmanager
 def file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0) -> Iterator[Path]:
     """Hold the exclusive lock guarding ``path`` for the ``with`` block.
@@ -358,6 +369,65 @@ def file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0) -> Ite
         yield Path(entry.lock_path)
     finally:
         entry.release()
+
+
+@contextmanager
+def shared_file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0) -> Iterator[Path]:
+    """Hold the lock guarding ``path`` in shared mode: granted while nobody holds it exclusively.
+
+    For waiting until the current holder is done without queueing for the lock
+    itself; every shared waiter is let in at once. Not re-entrant, and it waits
+    for an exclusive holder in this process too. Timeouts as :func:`file_lock`.
+    """
+    lock_path = os.fspath(lock_path_for(path))
+    deadline = float("inf") if timeout is None else time.monotonic() + timeout
+    fd = _lock_fd(lock_path, deadline, timeout, shared=True)
+    try:
+        yield Path(lock_path)
+    finally:
+        _close_lock_fd(fd, locked=True)
+
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0)
+
+
+def try_directory_lock(directory: str | os.PathLike[str]) -> int | None:
+    """Lock a directory exclusively if nobody does; return the locked descriptor, or None.
+
+    A token among cooperating processes (which of them goes next), not a guard of
+    the directory's contents. Release it with :func:`release_directory_lock`.
+    """
+    _require_flock(os.fspath(directory))
+    fd = os.open(directory, _DIRECTORY_FLAGS)
+    try:
+        if _try_flock(fd, os.fspath(directory), fcntl.LOCK_EX):
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None
+
+
+def release_directory_lock(fd: int) -> None:
+    """Release a lock taken by :func:`try_directory_lock`."""
+    _close_lock_fd(fd, locked=True)
+
+
+def wait_directory_unlocked(directory: str | os.PathLike[str], timeout: float | None) -> bool:
+    """Wait until nobody holds ``directory`` locked exclusively; False if ``timeout`` ran out."""
+    path = os.fspath(directory)
+    _require_flock(path)
+    fd = os.open(directory, _DIRECTORY_FLAGS)
+    try:
+        taken = _try_flock(fd, path, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not taken and not _FlockWaiter(fd, path, fcntl.LOCK_SH).wait(timeout):
+        return False  # the abandoned waiter closes fd
+    _close_lock_fd(fd, locked=True)
+    return True
 
 
 def lock_holder(path: str | os.PathLike[str]) -> str:

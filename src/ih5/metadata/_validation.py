@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from ih5.errors import MetadataValidationError
-from ih5.fs import encode_json
+from ih5.fs import encode_json_compact
 from ih5.metadata._model import RECORD_FIELDS, BackendMap, PlateMetadata, SubdirectoryRecord
 
 SUBDIRECTORIES = "subdirectories"
@@ -101,7 +101,7 @@ def check_records(
         raise MetadataValidationError(
             f"refusing to write {os.fspath(path)}: " + "; ".join(problems), path, tuple(problems)
         )
-    encode_json(data, path)
+    encode_json_compact(data, path)
     return data
 
 

@@ -4,10 +4,22 @@ Each method is one read-modify-write under the sidecar's lock (``ih5.fs``):
 records are validated before the lock is taken, the document is re-read
 under the lock, changed, and replaced atomically. Everything the caller did
 not name (other records, unknown fields, key order) is left as it was.
+
+Requests are data (sub-directory records, plate backends), so writers share
+writes (group commit, ``ih5.fs.grouped_update_json``): a writer that finds the
+lock taken queues its request in ``.openhcs_metadata.json.ih5-queue/`` and
+whoever holds the lock applies every queued request, in arrival order, in one
+replace. A call returns once a durably replaced document holds its request.
+An error met under the lock (a corrupt or legacy document, a full disk)
+reaches each caller whose request it stops: its request is withdrawn. A
+request whose writer was killed after queueing it may still be applied by the
+next writer, in its place in the order, as if it had been killed just after
+its own write.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,7 +33,7 @@ from ih5.errors import (
     MetadataValidationError,
     MetadataWriteError,
 )
-from ih5.fs import atomic_update_json
+from ih5.fs import grouped_update_json
 from ih5.metadata._model import SubdirectoryRecord
 from ih5.metadata._validation import (
     AVAILABLE_BACKENDS,
@@ -62,12 +74,22 @@ def _subdirectories(document: Any, path: Path) -> dict[str, Any]:
     raise MetadataValidationError(f"{path}: {problem}", path, (problem,))
 
 
-def _apply(
-    path: Path, records: Mapping[str, Document], backends: dict[str, bool] | None
-) -> Callable[[Any], Any]:
-    """Build the update: replace the named records in place, then the plate's backends."""
+def _request(records: Mapping[str, Document], backends: dict[str, bool] | None) -> Document:
+    """A queueable update: the records to replace, then the plate's backends (or None)."""
+    return {"records": dict(records), "backends": backends}
 
-    def update(document: Any) -> Any:
+
+def _applier(path: Path) -> Callable[[Any, Any], Any]:
+    """Build the update every writer of ``path`` applies to each request, its own or queued."""
+
+    def apply(document: Any, request: Document) -> Any:
+        records: Mapping[str, Document] = request["records"]
+        backends: dict[str, bool] | None = request["backends"]
+        if document is None:
+            if not records:
+                # Only backends, and the sidecar vanished between the check and the lock.
+                raise _missing(path)
+            document = copy.deepcopy(EMPTY_DOCUMENT)
         subdirectories = _subdirectories(document, path)
         for sub_dir, record in records.items():
             # Assigning to an existing key keeps its position: order is first insertion.
@@ -76,7 +98,7 @@ def _apply(
             document[AVAILABLE_BACKENDS] = backends
         return document
 
-    return update
+    return apply
 
 
 class AtomicMetadataWriter:
@@ -103,7 +125,7 @@ class AtomicMetadataWriter:
         """Replace several sub-directory records in one update; create the sidecar if missing."""
         path = Path(metadata_path)
         records = check_records(subdirectory_updates, path)
-        self._update(path, _apply(path, records, None), EMPTY_DOCUMENT)
+        self._update(path, _request(records, None))
 
     def update_available_backends(
         self, metadata_path: str | os.PathLike[str], available_backends: Mapping[str, bool]
@@ -113,7 +135,8 @@ class AtomicMetadataWriter:
         backends = check_backends(available_backends, path)
         if not path.exists():
             raise _missing(path)
-        self._update(path, _apply(path, {}, backends), None)
+        # Not queued: a queued request must not fail for a reason of its own (a missing file).
+        self._update(path, _request({}, backends), queue=False)
 
     def create_or_update_metadata(self, request: MetadataUpdateRequest) -> None:
         """Write one record and, if given, the plate-level backends, in one update."""
@@ -124,17 +147,11 @@ class AtomicMetadataWriter:
             if request.available_backends is None
             else check_backends(request.available_backends, path)
         )
-        self._update(path, _apply(path, records, backends), EMPTY_DOCUMENT)
+        self._update(path, _request(records, backends))
 
-    def _update(self, path: Path, update: Callable[[Any], Any], default: Any) -> None:
-        def guarded(document: Any) -> Any:
-            if document is None and not path.exists():
-                # The sidecar vanished between the check and the lock.
-                raise _missing(path)
-            return update(document)
-
+    def _update(self, path: Path, request: Document, *, queue: bool = True) -> None:
         try:
-            atomic_update_json(path, guarded, self.timeout, default)
+            grouped_update_json(path, request, _applier(path), self.timeout, queue=queue)
         except MetadataWriteError:
             raise
         except LossyDocumentError as exc:

@@ -1,0 +1,478 @@
+"""Group commit for locked JSON updates whose changes are data: one write for every waiter.
+
+A writer that finds the document's lock taken publishes its request (JSON
+data) in a queue directory beside the document, ``.NAME.ih5-queue/``, and then
+waits for the lock. Whoever holds the lock applies every queued request, in
+arrival order, in one replace of the document, so N waiting writers cost one
+fsynced write instead of N. The queue directory holds:
+
+- ``incoming/``: waiting requests, one file each, named by arrival (monotonic
+  clock, pid, thread) and published whole by a rename;
+- ``claimed-ID/``: an ``incoming`` a holder took up by renaming it; the holder
+  moves its requests into ``batch-ID/`` and removes it, after which no late
+  rename can land there (a request is always in exactly one of these);
+- ``batch-ID/``: the requests a holder is applying;
+- ``staged-ID/``: a batch whose next document ``next`` is written and fsynced.
+
+The commit renames ``staged-ID/next`` over the document: that one rename both
+publishes the document and marks the batch applied. A ``staged-ID`` without
+``next`` is committed and is only removed, never applied again, so an update
+made after it (by anyone) is never undone; a ``claimed-ID``, a ``batch-ID``, or
+a ``staged-ID`` that still holds ``next``, was not committed (its holder died
+or failed) and the next holder applies its requests to the document as it is
+then. Requests are not fsynced: one counts only once a committed document holds
+it, and one torn by a power cut was never acknowledged, so it is dropped.
+
+Waiters wait on the lock in shared mode, granted to all of them at once when the
+holder lets go (after its directory fsync); one whose request is in no
+uncommitted batch returns. Of those still waiting, the one
+holding the queue directory's flock takes the lock and applies the queue; the
+others wait for it, so they neither take the lock one after another to learn
+that they are done nor keep trying it together. A waiter that times out withdraws its request if it
+is still incoming; one already taken up is being applied, so it waits once more.
+Every process queueing on a document must apply requests the same way: the
+queue is one writer's (the plate metadata writer's), not a general mailbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import secrets
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ih5.errors import FileLockError, FileLockTimeoutError
+from ih5.fs._atomic import (
+    TEMP_SUFFIX,
+    fsync_directory,
+    is_temp_name,
+    sweep_stale_temps_in,
+    write_new_file,
+)
+from ih5.fs._jsonfile import (
+    ReadNonFinite,
+    encode_json,
+    encode_json_compact,
+    load_for_update,
+    sweep_if_interrupted,
+    write_if_changed,
+)
+from ih5.fs._lock import (
+    file_lock,
+    lock_path_for,
+    lock_still_held,
+    release_directory_lock,
+    shared_file_lock,
+    try_directory_lock,
+    wait_directory_unlocked,
+)
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SUFFIX = ".ih5-queue"
+INCOMING = "incoming"
+CLAIMED_PREFIX = "claimed-"
+BATCH_PREFIX = "batch-"
+STAGED_PREFIX = "staged-"
+NEXT = "next"
+REQUEST_SUFFIX = ".request"
+_REQUEST_LABEL = "request"
+_SPOOL_ATTEMPTS = 1000
+
+Apply = Callable[[Any, Any], Any]
+"""``apply(document, request) -> document``; ``document`` is None while the file is missing."""
+
+
+def queue_directory(path: str | os.PathLike[str]) -> Path:
+    """The queue directory of ``path``'s grouped updates (hidden, beside it)."""
+    target = Path(path)
+    return target.with_name(f".{target.name}{QUEUE_SUFFIX}")
+
+
+def _request_name() -> str:
+    # CLOCK_MONOTONIC is one clock for every process on the host: names sort by arrival.
+    stamp, thread = time.monotonic_ns(), threading.get_native_id()
+    return f"{stamp:020d}-{os.getpid()}-{thread}-{secrets.token_hex(4)}{REQUEST_SUFFIX}"
+
+
+def _unlink_quietly(path: Path) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _write_unsynced(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) holding ``data``; remove it on any failure."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+    except BaseException:
+        _unlink_quietly(path)
+        raise
+
+
+def _spool(queue: Path, data: bytes) -> str:
+    """Publish a request into ``queue/incoming`` whole; return its name there."""
+    name = _request_name()
+    for _ in range(_SPOOL_ATTEMPTS):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(queue)
+        temp = queue / f".{_REQUEST_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            _write_unsynced(temp, data)
+        except FileNotFoundError:
+            continue  # a holder removed the empty queue meanwhile
+        try:
+            for _ in range(_SPOOL_ATTEMPTS):
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(queue / INCOMING)
+                try:
+                    os.rename(temp, queue / INCOMING / name)
+                    return name
+                except FileNotFoundError:
+                    continue  # a holder took up ``incoming`` meanwhile
+        finally:
+            _unlink_quietly(temp)
+    raise OSError(f"could not queue a request in {queue}: its directories kept vanishing")
+
+
+def _is_request(name: str) -> bool:
+    return name.endswith(REQUEST_SUFFIX) and not name.startswith(".")
+
+
+def _uncommitted(queue: Path, entry: str) -> bool:
+    """Whether a batch directory's requests still wait to be applied."""
+    if entry.startswith((CLAIMED_PREFIX, BATCH_PREFIX)):
+        return True
+    return entry.startswith(STAGED_PREFIX) and os.path.lexists(queue / entry / NEXT)
+
+
+def pending(queue: Path, name: str) -> bool:
+    """Under the lock: whether request ``name`` still waits (incoming or uncommitted)."""
+    if os.path.lexists(queue / INCOMING / name):
+        return True
+    try:
+        entries = os.listdir(queue)
+    except FileNotFoundError:
+        return False
+    return any(
+        _uncommitted(queue, entry) and os.path.lexists(queue / entry / name) for entry in entries
+    )
+
+
+def _withdraw(queue: Path, name: str) -> bool:
+    """Remove request ``name`` if it is still incoming (a holder may take it up meanwhile)."""
+    return _unlink_quietly(queue / INCOMING / name)
+
+
+def _withdraw_anywhere(queue: Path, name: str) -> None:
+    """Under the lock: remove request ``name`` from wherever it waits, and what it leaves empty."""
+    if not _withdraw(queue, name):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.listdir(queue):
+                if _uncommitted(queue, entry) and _unlink_quietly(queue / entry / name):
+                    with contextlib.suppress(OSError):  # not empty: others still wait there
+                        os.rmdir(queue / entry)
+    _remove_if_empty(queue)
+
+
+def _remove_batch(directory: Path) -> None:
+    """Remove a committed (or emptied) batch directory; what is left the next holder removes."""
+    with contextlib.suppress(OSError):
+        shutil.rmtree(directory)
+
+
+def _remove_if_empty(queue: Path) -> None:
+    for directory in (queue / INCOMING, queue):
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            continue
+        except OSError:  # not empty: a waiter is queueing
+            return
+
+
+def _drain(source: Path, batch: Path) -> None:
+    """Move every request from ``source`` into ``batch``, then remove ``source``.
+
+    A waiter's rename into ``incoming`` resolves that directory before it
+    moves the file, so a request can still land in an ``incoming`` just taken
+    up. Once ``source`` is removed nothing can (a rename into a removed
+    directory fails, and the waiter retries in the new ``incoming``): until
+    then, whatever landed is moved along.
+    """
+    while True:
+        for name in os.listdir(source):
+            if _is_request(name):
+                with contextlib.suppress(FileNotFoundError):  # withdrawn by its waiter
+                    os.rename(source / name, batch / name)
+            else:  # a dead holder's ``next`` or partial file
+                _unlink_quietly(source / name)
+        try:
+            os.rmdir(source)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+
+
+def _take_up(queue: Path) -> Path | None:
+    """Under the lock: gather every uncommitted request into one new batch directory."""
+    try:
+        entries = sorted(os.listdir(queue))
+    except FileNotFoundError:
+        return None
+    if any(is_temp_name(entry) for entry in entries):
+        sweep_stale_temps_in(queue, _REQUEST_LABEL.__eq__)  # of waiters killed while queueing
+    sources = []
+    for entry in entries:
+        if _uncommitted(queue, entry):
+            sources.append(queue / entry)
+        elif entry.startswith(STAGED_PREFIX):
+            _remove_batch(queue / entry)  # committed; its holder died before removing it
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    claimed = queue / f"{CLAIMED_PREFIX}{token}"
+    try:
+        os.rename(queue / INCOMING, claimed)
+        sources.insert(0, claimed)
+    except FileNotFoundError:
+        if not sources:
+            _remove_if_empty(queue)
+            return None
+    batch = queue / f"{BATCH_PREFIX}{token}"
+    os.mkdir(batch)
+    for source in sources:
+        _drain(source, batch)
+    return batch
+
+
+def _non_finite(name: str) -> float:
+    # Only a value read from a sidecar can be one (new data is refused before queueing):
+    # it goes back as it was read.
+    return ReadNonFinite(name.replace("Infinity", "inf"))
+
+
+def _requests(batch: Path) -> list[Any]:
+    """The batch's requests in arrival order; a torn one (a power cut) is dropped."""
+    found = []
+    for name in sorted(entry for entry in os.listdir(batch) if _is_request(entry)):
+        raw = (batch / name).read_bytes()
+        try:
+            found.append(json.loads(raw.decode("utf-8"), parse_constant=_non_finite))
+        except ValueError:
+            logger.warning("dropping torn queued request %s (never acknowledged)", batch / name)
+    return found
+
+
+def _existing_mode(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _staged(batch: Path) -> Path:
+    return batch.with_name(STAGED_PREFIX + batch.name[len(BATCH_PREFIX) :])
+
+
+def _commit(target: Path, batch: Path, encoded: bytes | None) -> Path:
+    """Stage the next document in the batch, then rename it over ``target``; return the batch.
+
+    ``encoded`` None: the batch changes nothing; it is only marked applied.
+    """
+    if encoded is not None:
+        write_new_file(batch / NEXT, encoded, _existing_mode(target))
+    staged = _staged(batch)
+    os.rename(batch, staged)
+    if encoded is not None:
+        os.rename(staged / NEXT, target)
+    return staged
+
+
+class Flushed(NamedTuple):
+    """What is left to do once the lock is released: the directory fsync, removing a batch."""
+
+    sync: bool
+    committed: Path | None = None
+
+
+def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
+    """Under the lock: apply every queued request, then ``own``'s one, in one write.
+
+    A committed batch is fsynced (its directory) before the lock is released,
+    since its waiters return as soon as they see it committed; removing it is
+    left to :func:`finish_flush`. A plain update (nothing queued) leaves its
+    directory fsync to the caller after the lock, as ``atomic_update_json``
+    does: the next writer's document holds it and is fsynced before it returns.
+    """
+    leftovers = sweep_if_interrupted(target)
+    queue = queue_directory(target)
+    batch = _take_up(queue)
+    before, document = load_for_update(target, None, False)
+    if batch is None:
+        if own is None:
+            return Flushed(False)
+        return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
+    for request in _requests(batch):
+        document = apply(document, request)
+    if own is not None:
+        document = apply(document, own[0])
+    encoded = encode_json(document, target)
+    changed = encoded != before
+    if not lock_still_held(target):
+        # Someone deleted or replaced the lock file: another writer may hold "the" lock
+        # now and be applying these very requests. Commit nothing; they stay queued.
+        raise FileLockError(
+            f"the lock file {lock_path_for(target)} was removed or replaced while held; "
+            f"{target} was left as it was, retry the update",
+            lock_path_for(target),
+        )
+    committed = _commit(target, batch, encoded if changed else None)
+    if changed:
+        # Before the lock is released: the waiters it lets in return at once.
+        fsync_directory(target.absolute().parent)
+    return Flushed(False, committed)
+
+
+def finish_flush(target: Path, flushed: Flushed) -> None:
+    """After the lock: make the commit durable, then remove the applied batch."""
+    if flushed.sync:
+        fsync_directory(target.absolute().parent)
+    if flushed.committed is not None:
+        _remove_batch(flushed.committed)
+        _remove_if_empty(flushed.committed.parent)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _apply_if_pending(
+    target: Path, queue: Path, name: str, apply: Apply, timeout: float | None
+) -> None:
+    """Take the lock and, if request ``name`` still waits, apply the queue."""
+    flushed = Flushed(False)  # applied and fsynced by another holder already
+    with file_lock(target, timeout):
+        if pending(queue, name):
+            try:
+                flushed = flush_queue(target, apply, None)
+            except BaseException:
+                _withdraw_anywhere(queue, name)
+                raise
+    finish_flush(target, flushed)
+
+
+def _apply_as_successor(
+    target: Path, queue: Path, name: str, apply: Apply, deadline: float | None
+) -> bool:
+    """Become the next holder unless another waiter is about to, then wait for that one.
+
+    One waiter at a time goes for the lock (the one holding the queue directory's
+    flock, a token); the others wait for it to finish and look again, so they
+    neither queue on the lock one after another nor keep trying it together.
+    True once our request is applied.
+    """
+    try:
+        token = try_directory_lock(queue)
+        if token is None:
+            if not wait_directory_unlocked(queue, _remaining(deadline)):
+                raise FileLockTimeoutError(
+                    f"timed out waiting for the writer applying the queue in {queue}", queue
+                )
+            return False
+    except FileNotFoundError:
+        return False  # the queue was emptied and removed meanwhile: look again
+    try:
+        _apply_if_pending(target, queue, name, apply, _remaining(deadline))
+    finally:
+        release_directory_lock(token)
+    return True
+
+
+def _wait_and_apply(target: Path, name: str, apply: Apply, timeout: float | None) -> None:
+    """Wait until request ``name`` is applied, by the lock's holder or by us.
+
+    Waiting is on the lock in shared mode, which every waiter is granted at
+    once when the holder lets go: those whose request it applied return
+    together instead of taking the lock one after another to find that out.
+    """
+    queue = queue_directory(target)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    extended = False
+    while True:
+        try:
+            with shared_file_lock(target, _remaining(deadline)):
+                waiting = pending(queue, name)
+            if not waiting:
+                return
+            if _apply_as_successor(target, queue, name, apply, deadline):
+                return
+        except FileLockTimeoutError as exc:
+            if _withdraw(queue, name) or extended:
+                if not extended:
+                    raise
+                raise FileLockTimeoutError(
+                    f"{exc}; the update was already taken up by the writer holding the lock "
+                    "and may still be applied",
+                    exc.path,
+                ) from exc
+            # Taken up by the holder, who is applying it right now: wait for it once more.
+            extended = True
+            deadline = None if timeout is None else time.monotonic() + timeout
+        except BaseException:
+            _withdraw(queue, name)
+            raise
+
+
+def grouped_update_json(
+    path: str | os.PathLike[str],
+    request: Any,
+    apply: Apply,
+    timeout: float | None = 30.0,
+    *,
+    queue: bool = True,
+) -> None:
+    """Apply ``request`` to a JSON document with ``apply``, sharing one write with other waiters.
+
+    ``request`` is JSON data; ``apply(document, request)`` returns the new
+    document (``document`` is None while the file does not exist) and may
+    raise to refuse it. If the lock is free the caller applies whatever is
+    queued and its own request at once; if it is taken (and ``queue``) the
+    request is queued and applied by the holder, or by the caller once it gets
+    the lock. ``queue=False`` waits for the lock without queueing (for a
+    request that needs the document to exist). An error raised by ``apply``
+    while this caller holds the lock reaches this caller, and its request is
+    withdrawn.
+    """
+    target = Path(path)
+    data = encode_json_compact(request, target)  # refuse what JSON cannot hold before anything
+    busy = False
+    flushed = Flushed(False)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(target, 0.0 if queue else timeout))
+        except FileLockTimeoutError:
+            if not queue:
+                raise
+            busy = True
+        else:
+            flushed = flush_queue(target, apply, (request,))
+    finish_flush(target, flushed)
+    if busy:
+        _wait_and_apply(target, _spool(queue_directory(target), data), apply, timeout)
