@@ -19,6 +19,9 @@ from ih5.pack._exclusion import exclusion, is_own_file
         (".doc.json.abc.ih5tmp", set(), True),
         (".rec.stub-42-xyz", set(), True),
         ("data.writing", set(), False),
+        (".openhcs_metadata.json.ih5-queue", set(), True),
+        (".openhcs_metadata.json.ih5-in-flight", set(), True),
+        (".notes.txt.ih5-queue", set(), False),
     ],
 )
 def test_own_files_are_told_from_data(name: str, siblings: set[str], own: bool) -> None:

@@ -15,7 +15,7 @@ from ih5.fs._atomic import (
 )
 from ih5.fs._beneath import DirectoryWalker, open_directory_beneath, open_file_beneath, open_root
 from ih5.fs._filestate import StatMemo, is_settled, stat_key
-from ih5.fs._grouped import grouped_update_json, queue_directory
+from ih5.fs._grouped import QUEUE_SUFFIX, grouped_update_json, queue_directory
 from ih5.fs._hashing import (
     DEFAULT_ALGORITHM,
     HASH_ALGORITHMS,
@@ -28,6 +28,7 @@ from ih5.fs._hashing import (
     parse_hashsum,
 )
 from ih5.fs._jsonfile import (
+    IN_FLIGHT_SUFFIX,
     atomic_update_json,
     atomic_write_json,
     encode_json,
@@ -41,6 +42,8 @@ from ih5.fs._usercache import read_entry, write_entry
 from ih5.fs._verified import VerifiedHashsums
 
 __all__ = [
+    "IN_FLIGHT_SUFFIX",
+    "QUEUE_SUFFIX",
     "DEFAULT_ALGORITHM",
     "HASH_ALGORITHMS",
     "LOCK_SUFFIX",

@@ -1,8 +1,9 @@
 """What a pack leaves out: ih5's own lock and staging files, and ``--exclude`` patterns.
 
 ih5's lock files (``X.lock`` beside a file ``X`` that ih5 locks: a record's
-``NAME.ih5`` or a JSON sidecar) and its staging and temp files are never
-data; a user's ``poetry.lock`` is. Patterns follow ``.gitignore``: ``*.tmp``
+``NAME.ih5`` or a JSON sidecar), a locked writer's in-flight marker and request
+queue (``.X.ih5-in-flight``, ``.X.ih5-queue/``) and its staging and temp files are
+never data; a user's ``poetry.lock`` is. Patterns follow ``.gitignore``: ``*.tmp``
 matches at any depth, ``/build`` or ``a/b`` only from the source root, a
 trailing ``/`` only directories, ``**`` any number of directories, and an
 excluded directory is left out with everything below it.
@@ -15,7 +16,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from ih5.errors import PackError
-from ih5.fs import LOCK_SUFFIX, TEMP_SUFFIX
+from ih5.fs import IN_FLIGHT_SUFFIX, LOCK_SUFFIX, QUEUE_SUFFIX, TEMP_SUFFIX
 from ih5.record import parse_staged_name
 
 Excluded = Callable[[str, bool, Collection[str]], bool]
@@ -34,6 +35,10 @@ def is_own_file(name: str, siblings: Collection[str]) -> bool:
     if name.endswith(LOCK_SUFFIX):
         guarded = name.removesuffix(LOCK_SUFFIX)
         return guarded.endswith(_LOCKED_SUFFIXES) and guarded in siblings
+    if name.startswith(".") and name.endswith((IN_FLIGHT_SUFFIX, QUEUE_SUFFIX)):
+        return name.removesuffix(IN_FLIGHT_SUFFIX).removesuffix(QUEUE_SUFFIX).endswith(
+            _LOCKED_SUFFIXES
+        )
     return (
         name.endswith(TEMP_SUFFIX)
         or parse_staged_name(name) is not None
