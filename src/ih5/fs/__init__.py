@@ -42,11 +42,11 @@ from ih5.fs._usercache import read_entry, write_entry
 from ih5.fs._verified import VerifiedHashsums
 
 __all__ = [
-    "IN_FLIGHT_SUFFIX",
-    "QUEUE_SUFFIX",
     "DEFAULT_ALGORITHM",
     "HASH_ALGORITHMS",
+    "IN_FLIGHT_SUFFIX",
     "LOCK_SUFFIX",
+    "QUEUE_SUFFIX",
     "TEMP_SUFFIX",
     "DirectoryWalker",
     "HashingReader",
