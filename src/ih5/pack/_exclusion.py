@@ -36,8 +36,10 @@ def is_own_file(name: str, siblings: Collection[str]) -> bool:
         guarded = name.removesuffix(LOCK_SUFFIX)
         return guarded.endswith(_LOCKED_SUFFIXES) and guarded in siblings
     if name.startswith(".") and name.endswith((IN_FLIGHT_SUFFIX, QUEUE_SUFFIX)):
-        return name.removesuffix(IN_FLIGHT_SUFFIX).removesuffix(QUEUE_SUFFIX).endswith(
-            _LOCKED_SUFFIXES
+        return (
+            name.removesuffix(IN_FLIGHT_SUFFIX)
+            .removesuffix(QUEUE_SUFFIX)
+            .endswith(_LOCKED_SUFFIXES)
         )
     return (
         name.endswith(TEMP_SUFFIX)
