@@ -27,7 +27,7 @@ from ih5.format import IH5UserBlock
 from ih5.record._attrs import IH5AttributeManager
 from ih5.record._chain import Chain
 from ih5.record._chunks import ChunkedDataset
-from ih5.record._expected import expecting
+from ih5.record._expected import expecting, read_end_to_end
 from ih5.record._opening import payload_errors
 from ih5.record._paths import split_path
 from ih5.record._tree import Node, walk
@@ -251,8 +251,12 @@ class IH5Dataset(IH5Object):
                 with payload_errors(chunked.plain):
                     raise
         dataset = self._h5()
-        with payload_errors(dataset), expecting(dataset, selection):
-            return dataset[selection]
+        with payload_errors(dataset):
+            values = read_end_to_end(dataset, selection)
+            if values is not None:
+                return values
+            with expecting(dataset, selection):
+                return dataset[selection]
 
     def read_direct(
         self, dest: np.ndarray[Any, Any], source_sel: Any = None, dest_sel: Any = None
