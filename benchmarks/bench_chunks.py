@@ -37,6 +37,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+from verdict import Check, finish
 
 from ih5.record import IH5Dataset, IH5Record
 
@@ -531,11 +532,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(render(rows))
-    failed = False
-    for line, ok in verdicts(rows, sizes):
-        print(f"{line}: {'PASS' if ok else 'FAIL'}")
-        failed |= not ok
-    return 1 if failed else 0
+    return finish([as_check("bench_chunks", line, ok) for line, ok in verdicts(rows, sizes)])
+
+
+def as_check(bench: str, line: str, ok: bool) -> Check:
+    """A verdict line ``what: measured (target ...)`` as the check ``run_all.py`` reads."""
+    text, _, target = line.rpartition(" (target ")
+    what, _, measured = text.partition(": ")
+    return Check(bench, what, measured or text, target.removesuffix(")"), ok)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,8 @@ from rich.table import Table
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from verdict import Check, finish  # noqa: E402
+
 from ih5 import IH5Record, RemoteOptions, pack_directory, push  # noqa: E402
 from ih5.store import ObjectStore, open_store  # noqa: E402
 from tests.remote.faulty_proxy import faulty_proxy  # noqa: E402
@@ -331,7 +333,7 @@ def main() -> int:
     read_size = 256 * MIB if args.full else 64 * MIB
     console = Console()
     talk = Console(stderr=True)
-    verdicts: list[bool] = []
+    verdicts: list[Check] = []
     with tempfile.TemporaryDirectory(prefix="bench-remote-") as temp:
         work = Path(temp)
         (work / "servers").mkdir()
@@ -370,16 +372,26 @@ def main() -> int:
         ("patches: wire bytes", _growth(by_patches, 4)),
     ]
     for label, growth in checks:
-        ok = growth <= TARGET_GROWTH
-        verdicts.append(ok)
-        console.print(
-            f"{label}: largest / smallest = {growth:.2f} "
-            f"(target <= {TARGET_GROWTH}): {'PASS' if ok else 'FAIL'}"
+        verdicts.append(
+            Check(
+                "bench_remote",
+                f"re-pack {label}, largest / smallest",
+                f"{growth:.2f}",
+                f"<= {TARGET_GROWTH}",
+                growth <= TARGET_GROWTH,
+            )
         )
     smallest_container = min(sizes)
     no_payload = all(int(row[3]) < smallest_container // 100 for row in by_size)  # type: ignore[call-overload]
-    verdicts.append(no_payload)
-    console.print(f"no container bytes downloaded: {'PASS' if no_payload else 'FAIL'}")
+    verdicts.append(
+        Check(
+            "bench_remote",
+            "re-pack: container bytes downloaded",
+            "none" if no_payload else "some",
+            "none",
+            no_payload,
+        )
+    )
     console.print(
         _table(
             "2a. opening a remote record (best of 3)",
@@ -401,10 +413,17 @@ def main() -> int:
             reads,
         )
     )
-    verdicts += [row[-1] == "PASS" for row in reads]
-    passed = all(verdicts)
-    console.print("PASS" if passed else "FAIL")
-    return 0 if passed else 1
+    verdicts += [
+        Check(
+            "bench_remote",
+            f"read {read_size // MIB} MiB, {row[0]}, {row[1]}: ih5 / plain ranged download",
+            f"{row[4]}",
+            f">= {TARGET_THROUGHPUT}",
+            row[-1] == "PASS",
+        )
+        for row in reads
+    ]
+    return finish(verdicts)
 
 
 if __name__ == "__main__":
