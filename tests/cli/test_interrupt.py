@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from ih5 import IH5Record
 from ih5.cli import cli
+from ih5.cli._app import _redelivering_interrupts
 from ih5.pack import pack_directory
 from tests.helpers.nodes import as_dataset
 
@@ -72,3 +73,32 @@ def test_regression_ctrl_c_during_pack_exits_130_and_leaves_the_record_as_it_was
     with IH5Record(record) as rec:
         assert [entry.index for entry in rec.history()] == [0]
         assert bytes(as_dataset(rec["f00.bin"])[()]) == b"old"
+
+
+class _Unraisable:
+    """What Python hands sys.unraisablehook (only the fields the hook reads)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc_type = type(exc)
+        self.exc_value = exc
+        self.exc_traceback = None
+        self.err_msg = None
+        self.object = None
+
+
+def test_a_ctrl_c_swallowed_by_a_weakref_callback_is_raised_again_in_the_main_thread() -> None:
+    """h5py runs a weakref callback per dying HDF5 object; Python drops what one raises."""
+    passed_on: list[object] = []
+    hook = _redelivering_interrupts(passed_on.append)
+    hook(_Unraisable(KeyboardInterrupt()))  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        time.sleep(5)
+    assert passed_on == []
+
+
+def test_other_unraisable_errors_go_to_the_previous_hook() -> None:
+    passed_on: list[object] = []
+    hook = _redelivering_interrupts(passed_on.append)
+    unraisable = _Unraisable(ValueError("in a finalizer"))
+    hook(unraisable)  # type: ignore[arg-type]
+    assert passed_on == [unraisable]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +20,9 @@ from ih5.cli._records import register as register_records
 from ih5.cli._remote import pull_command, push_command
 from ih5.errors import Ih5Error, IntegrityError
 from ih5.format import parse_container_name
+
+if TYPE_CHECKING:
+    from sys import UnraisableHookArgs
 
 INTERRUPTED = (
     "interrupted by Ctrl-C; nothing half-written was published "
@@ -133,7 +139,32 @@ def cli(debug: bool) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    sys.unraisablehook = _redelivering_interrupts(sys.unraisablehook)
     cli(prog_name="ih5")
+
+
+REDELIVER_AFTER_S = 0.01
+"""How long after a swallowed Ctrl-C it is raised again."""
+
+
+def _redelivering_interrupts(
+    previous: Callable[[UnraisableHookArgs], object],
+) -> Callable[[UnraisableHookArgs], object]:
+    """An unraisable-exception hook that delivers a swallowed Ctrl-C again.
+
+    Python drops an exception raised inside a weakref callback or finalizer; h5py runs
+    one each time an HDF5 object dies, so during a pack about one Ctrl-C in four
+    landed there and was lost (the command then finished as if never interrupted).
+    """
+
+    def hook(unraisable: UnraisableHookArgs) -> object:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # Later, once the main thread has left the callback (another lost one comes back).
+            threading.Timer(REDELIVER_AFTER_S, _thread.interrupt_main).start()
+            return None
+        return previous(unraisable)
+
+    return hook
 
 
 cli.add_command(meta)
