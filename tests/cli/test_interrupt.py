@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,22 @@ def _ih5() -> list[str]:
     return [sys.executable, "-c", "from ih5.cli import main; main()"]
 
 
+def _ctrl_c_handled() -> None:
+    """In the child: Ctrl-C as in a terminal. A test run started in the background of a
+    shell ignores SIGINT, children inherit that, and Python then never handles it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in this process, as it does at a terminal."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_regression_ctrl_c_during_pack_exits_130_and_leaves_the_record_as_it_was(
     tmp_path: Path,
 ) -> None:
@@ -60,6 +77,7 @@ def test_regression_ctrl_c_during_pack_exits_130_and_leaves_the_record_as_it_was
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_ctrl_c_handled,
     ) as process:
         deadline = time.monotonic() + 60
         while not list(record.parent.glob(".rec.p1.ih5*")) and process.poll() is None:
@@ -86,6 +104,7 @@ class _Unraisable:
         self.object = None
 
 
+@pytest.mark.usefixtures("ctrl_c_raises")
 def test_a_ctrl_c_swallowed_by_a_weakref_callback_is_raised_again_in_the_main_thread() -> None:
     """h5py runs a weakref callback per dying HDF5 object; Python drops what one raises."""
     passed_on: list[object] = []
