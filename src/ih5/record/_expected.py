@@ -4,10 +4,10 @@ HDF5 reads a chunked dataset one chunk at a time; over a network each chunk woul
 cost a request. Before such a read, the chunks the selection touches are looked
 up in the dataset's chunk index and their byte ranges handed to the container's
 reader (:class:`ih5.store.RangeReader`), which then fetches each run of adjacent
-chunks by one request. When the selected rows are one run of bytes in the file
-(unfiltered chunks of whole rows, stored end to end, as h5py and ``ih5 pack``
-write them), they are read by one ranged read straight into the result, as HDF5
-reads a contiguous dataset. Local files have no reader, and their reads pay one
+chunks by one request. When the selected rows are stored as plain bytes
+(unfiltered chunks of whole rows, as h5py and ``ih5 pack`` write them), their
+runs are streamed straight into the result by one request (index nodes between
+them are skipped), as HDF5 reads a contiguous dataset. Local files have no reader, and their reads pay one
 dictionary lookup.
 """
 
@@ -109,66 +109,64 @@ variable length; compound types may be laid out differently, so they go to HDF5)
 
 
 def read_end_to_end(dataset: h5py.Dataset, selection: Any) -> Any:
-    """The values of ``selection`` by one ranged read into the result, when ``dataset`` is a
-    remote chunked dataset whose selected rows lie end to end in the file; else None."""
+    """The values of ``selection`` read straight into the result, when ``dataset`` is a
+    remote chunked dataset whose selected rows are stored as plain bytes; else None."""
     reader = READERS.get(dataset.id.fileno) if READERS else None
     if reader is None:
         return None
-    start, count = _byte_run(dataset, selection)
-    if count <= 0:
+    runs = _byte_runs(dataset, selection)
+    if not runs:
         return None
     chosen = normalize(selection, tuple(dataset.shape))
     out = np.empty(chosen.box_shape, dtype=dataset.dtype)
     view = memoryview(out.data).cast("B")
-    reader.seek(start)
-    done = 0
-    while done < count:
-        got = reader.readinto(view[done:])
-        if not got:
-            return None  # the file ends early: HDF5 says how it is damaged
-        done += got
+    if not reader.read_runs([(offset, view[at : at + size]) for offset, at, size in runs]):
+        return None  # the file ends early: HDF5 says how it is damaged
     result = out.reshape(chosen.shape)
     return result[()] if result.ndim == 0 else result
 
 
-def _byte_run(dataset: h5py.Dataset, selection: Any) -> tuple[int, int]:
-    """(file offset, byte count) of the selected rows when they are one run of bytes in the
-    file, else (0, 0)."""
+def _byte_runs(dataset: h5py.Dataset, selection: Any) -> list[tuple[int, int, int]]:
+    """Where the selected rows' bytes are: (file offset, offset in the result, length) per
+    run of chunks stored end to end, in file order; empty when they are not plain bytes
+    (filters, types HDF5 converts, chunks that split rows, unwritten chunks)."""
     chunks, shape, dtype = dataset.chunks, dataset.shape, dataset.dtype
     if chunks is None or not shape or dtype.kind not in PLAIN_KINDS or dtype.fields:
-        return 0, 0
+        return []
     dsid = dataset.id
     if dsid.get_type().get_size() != dtype.itemsize:
-        return 0, 0
+        return []
     if tuple(chunks[1:]) != tuple(shape[1:]) or dsid.get_create_plist().get_nfilters():
-        return 0, 0
+        return []
     try:
         chosen = normalize(selection, tuple(shape))
     except (IndexError, ValueError, TypeError):
-        return 0, 0
+        return []
     rows, rest = chosen.axes[0], chosen.axes[1:]
     if chosen.mask is not None or chosen.fields or not isinstance(rows, range):
-        return 0, 0
+        return []
     if rows.step != 1 or not len(rows):
-        return 0, 0
+        return []
     if any(axis != range(n) for axis, n in zip(rest, shape[1:], strict=True)):
-        return 0, 0
+        return []
     row_bytes = dtype.itemsize * math.prod(shape[1:])
     chunk_bytes = chunks[0] * row_bytes
-    first, last = rows.start // chunks[0], (rows.stop - 1) // chunks[0]
     zeros = (0,) * (len(shape) - 1)
-    begin = end = -1
-    for index in range(first, last + 1):
+    runs: list[tuple[int, int, int]] = []
+    for index in range(rows.start // chunks[0], (rows.stop - 1) // chunks[0] + 1):
         info = dsid.get_chunk_info_by_coord((index * chunks[0], *zeros))
         if info.byte_offset is None or info.size != chunk_bytes:
-            return 0, 0
-        if begin < 0:
-            begin = info.byte_offset
-        elif info.byte_offset != end:
-            return 0, 0
-        end = info.byte_offset + info.size
-    skip = (rows.start - first * chunks[0]) * row_bytes
-    return begin + skip, len(rows) * row_bytes
+            return []
+        low = max(rows.start, index * chunks[0])
+        high = min(rows.stop, (index + 1) * chunks[0])
+        offset = info.byte_offset + (low - index * chunks[0]) * row_bytes
+        at, size = (low - rows.start) * row_bytes, (high - low) * row_bytes
+        last = runs[-1] if runs else None
+        if last is not None and last[0] + last[2] == offset and last[1] + last[2] == at:
+            runs[-1] = (last[0], last[1], last[2] + size)
+        else:
+            runs.append((offset, at, size))
+    return sorted(runs)
 
 
 def _touched(axis: range | np.ndarray[Any, Any], size: int) -> list[int]:

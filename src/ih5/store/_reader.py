@@ -145,6 +145,43 @@ class BlockCache:
         if not spans:
             self._drop_window()
 
+    def read_runs(self, runs: Sequence[tuple[int, memoryview]]) -> bool:
+        """Fill each view with the object's bytes from its offset (runs in file order); runs
+        less than ``EXPECT_GAP`` apart come by one request, streamed straight into the views.
+        False when the object ends before the last byte asked for."""
+        if runs and runs[-1][0] + len(runs[-1][1]) > self.size:
+            return False
+        group: list[tuple[int, memoryview]] = []
+        for run in runs:
+            if group and run[0] - (group[-1][0] + len(group[-1][1])) > EXPECT_GAP:
+                self._read_group(group)
+                group = []
+            group.append(run)
+        if group:
+            self._read_group(group)
+        return True
+
+    def _read_group(self, runs: Sequence[tuple[int, memoryview]]) -> None:
+        start, end = runs[0][0], runs[-1][0] + len(runs[-1][1])
+        if self.stream is None:
+            pieces = self.fetch(start, end)
+            for offset, view in runs:
+                _copy(pieces, offset, view)
+            return
+        first = 0
+        position = start
+        for piece in self.stream(start, end):
+            stop = position + len(piece)
+            for offset, view in runs[first:]:
+                if offset >= stop:
+                    break
+                low, high = max(offset, position), min(offset + len(view), stop)
+                if low < high:
+                    view[low - offset : high - offset] = piece[low - position : high - position]
+                if offset + len(view) <= stop:
+                    first += 1
+            position = stop
+
     def _open_window(self, start: int, end: int) -> _Window:
         self._drop_window()
         if self.stream is not None:
@@ -322,6 +359,10 @@ class RangeReader(io.RawIOBase):
         """Say which byte ranges the next reads cover, so that each run of adjacent ones is
         fetched by one request (``()`` when the reads are done)."""
         self._cache.expect(spans)
+
+    def read_runs(self, runs: Sequence[tuple[int, memoryview]]) -> bool:
+        """Fill each view with the bytes from its offset (see :meth:`BlockCache.read_runs`)."""
+        return self._cache.read_runs(runs)
 
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         count = self._cache.read_into(self._position, memoryview(buffer).cast("B"))
