@@ -7,8 +7,8 @@ reader (:class:`ih5.store.RangeReader`), which then fetches each run of adjacent
 chunks by one request. When the selected rows are stored as plain bytes
 (unfiltered chunks of whole rows, as h5py and ``ih5 pack`` write them), their
 runs are streamed straight into the result by one request (index nodes between
-them are skipped), as HDF5 reads a contiguous dataset. Local files have no reader, and their reads pay one
-dictionary lookup.
+them are skipped), as HDF5 reads a contiguous dataset. Local files have no
+reader, and their reads pay one dictionary lookup.
 """
 
 from __future__ import annotations
