@@ -23,7 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ih5.record._selection import as_array, normalize
+from ih5.record._selection import Selection, as_array, normalize
 from ih5.store import RangeReader
 
 READERS: weakref.WeakValueDictionary[tuple[int, int], RangeReader] = weakref.WeakValueDictionary()
@@ -51,15 +51,14 @@ def expecting_all(reads: Sequence[tuple[h5py.Dataset, Any]]) -> Iterator[None]:
     if not READERS:
         yield
         return
-    expected: dict[int, tuple[RangeReader, list[tuple[int, int]]]] = {}
+    expected: dict[RangeReader, list[tuple[int, int]]] = {}
     for dataset, selection in reads:
         reader = READERS.get(dataset.id.fileno)
         if reader is not None:
-            entry = expected.setdefault(id(reader), (reader, []))
-            entry[1].extend(chunk_spans(dataset, selection))
-    told = [reader for reader, spans in expected.values() if spans]
+            expected.setdefault(reader, []).extend(chunk_spans(dataset, selection))
+    told = [reader for reader, spans in expected.items() if spans]
     for reader in told:
-        reader.expect(expected[id(reader)][1])
+        reader.expect(expected[reader])
     try:
         yield
     finally:
@@ -114,10 +113,10 @@ def read_end_to_end(dataset: h5py.Dataset, selection: Any) -> Any:
     reader = READERS.get(dataset.id.fileno) if READERS else None
     if reader is None:
         return None
-    runs = _byte_runs(dataset, selection)
-    if not runs:
+    found = _byte_runs(dataset, selection)
+    if found is None:
         return None
-    chosen = normalize(selection, tuple(dataset.shape))
+    chosen, runs = found
     out = np.empty(chosen.box_shape, dtype=dataset.dtype)
     view = memoryview(out.data).cast("B")
     if not reader.read_runs([(offset, view[at : at + size]) for offset, at, size in runs]):
@@ -126,29 +125,31 @@ def read_end_to_end(dataset: h5py.Dataset, selection: Any) -> Any:
     return result[()] if result.ndim == 0 else result
 
 
-def _byte_runs(dataset: h5py.Dataset, selection: Any) -> list[tuple[int, int, int]]:
-    """Where the selected rows' bytes are: (file offset, offset in the result, length) per
-    run of chunks stored end to end, in file order; empty when they are not plain bytes
-    (filters, types HDF5 converts, chunks that split rows, unwritten chunks)."""
+def _byte_runs(
+    dataset: h5py.Dataset, selection: Any
+) -> tuple[Selection, list[tuple[int, int, int]]] | None:
+    """The normalized selection and where its rows' bytes are: (file offset, offset in the
+    result, length) per run of chunks stored end to end, in file order; None when they are
+    not plain bytes (filters, types HDF5 converts, chunks that split rows, unwritten chunks)."""
     chunks, shape, dtype = dataset.chunks, dataset.shape, dataset.dtype
     if chunks is None or not shape or dtype.kind not in PLAIN_KINDS or dtype.fields:
-        return []
+        return None
     dsid = dataset.id
     if dsid.get_type().get_size() != dtype.itemsize:
-        return []
+        return None
     if tuple(chunks[1:]) != tuple(shape[1:]) or dsid.get_create_plist().get_nfilters():
-        return []
+        return None
     try:
         chosen = normalize(selection, tuple(shape))
     except (IndexError, ValueError, TypeError):
-        return []
+        return None
     rows, rest = chosen.axes[0], chosen.axes[1:]
     if chosen.mask is not None or chosen.fields or not isinstance(rows, range):
-        return []
+        return None
     if rows.step != 1 or not len(rows):
-        return []
+        return None
     if any(axis != range(n) for axis, n in zip(rest, shape[1:], strict=True)):
-        return []
+        return None
     row_bytes = dtype.itemsize * math.prod(shape[1:])
     chunk_bytes = chunks[0] * row_bytes
     zeros = (0,) * (len(shape) - 1)
@@ -156,7 +157,7 @@ def _byte_runs(dataset: h5py.Dataset, selection: Any) -> list[tuple[int, int, in
     for index in range(rows.start // chunks[0], (rows.stop - 1) // chunks[0] + 1):
         info = dsid.get_chunk_info_by_coord((index * chunks[0], *zeros))
         if info.byte_offset is None or info.size != chunk_bytes:
-            return []
+            return None
         low = max(rows.start, index * chunks[0])
         high = min(rows.stop, (index + 1) * chunks[0])
         offset = info.byte_offset + (low - index * chunks[0]) * row_bytes
@@ -166,7 +167,7 @@ def _byte_runs(dataset: h5py.Dataset, selection: Any) -> list[tuple[int, int, in
             runs[-1] = (last[0], last[1], last[2] + size)
         else:
             runs.append((offset, at, size))
-    return sorted(runs)
+    return chosen, sorted(runs)
 
 
 def _touched(axis: range | np.ndarray[Any, Any], size: int) -> list[int]:
