@@ -35,12 +35,9 @@ def is_own_file(name: str, siblings: Collection[str]) -> bool:
     if name.endswith(LOCK_SUFFIX):
         guarded = name.removesuffix(LOCK_SUFFIX)
         return guarded.endswith(_LOCKED_SUFFIXES) and guarded in siblings
-    if name.startswith(".") and name.endswith((IN_FLIGHT_SUFFIX, QUEUE_SUFFIX)):
-        return (
-            name.removesuffix(IN_FLIGHT_SUFFIX)
-            .removesuffix(QUEUE_SUFFIX)
-            .endswith(_LOCKED_SUFFIXES)
-        )
+    for suffix in (IN_FLIGHT_SUFFIX, QUEUE_SUFFIX):
+        if name.startswith(".") and name.endswith(suffix):
+            return name.removesuffix(suffix).endswith(_LOCKED_SUFFIXES)
     return (
         name.endswith(TEMP_SUFFIX)
         or parse_staged_name(name) is not None
