@@ -203,9 +203,10 @@ def test_full_disk_gives_typed_error_and_nothing_left(
 
 def test_written_patch_is_trimmed_to_its_real_size(tmp_path: Path) -> None:
     """The disk space reserved ahead of HDF5 (megabytes at a time) is given back: a patch
-    of 160 KB of data is committed at about that size."""
+    of 160 KB of data is committed at about that size, plus at most the unused rest of
+    one 32 KiB metadata block (docs/FORMAT.md)."""
     with IH5Record(tmp_path / "rec", "w") as rec:
         rec["a"] = np.arange(10)
     commit(tmp_path, tmp_path)
     size = (tmp_path / "rec.p1.ih5").stat().st_size
-    assert 160_000 < size < 200_000, size
+    assert 160_000 < size < 200_000 + (32 << 10), size

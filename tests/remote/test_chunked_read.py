@@ -83,3 +83,23 @@ def test_a_chunk_patched_dataset_costs_one_request_per_container_it_reads(
     assert np.array_equal(read, values)
     # The base's chunks around the changed ones, and the patch's chunks.
     assert requests == 2
+
+
+def test_a_dataset_of_many_chunks_has_its_index_beside_its_header(
+    bucket: str, tmp_path: Path
+) -> None:
+    # 320 chunks of 64 KiB: HDF5's chunk index has one leaf per 64 chunks. Left to
+    # itself HDF5 would put each leaf between the data, 4 MiB apart, each a request.
+    values = np.random.default_rng(5).integers(0, 255, 320 << 16, dtype=np.uint8)
+    with IH5Record(tmp_path / "rec", "w") as rec:
+        rec["before"] = np.zeros(3 << 20, dtype=np.uint8)  # pushes the data past the first block
+        rec.create_dataset("many", data=values, chunks=(1 << 16,))
+    push(tmp_path / "rec", f"{bucket}/p/rec")
+    with IH5Record(f"{bucket}/p/rec") as rec:
+        store = rec.store
+        assert isinstance(store, ObjectStore)
+        before = store.stats.requests
+        read = as_dataset(rec["many"])[:]
+        requests = store.stats.requests - before
+    assert np.array_equal(read, values)
+    assert requests == 1

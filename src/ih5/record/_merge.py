@@ -20,6 +20,7 @@ from ih5.fs import sweep_stale_temp_files, temp_path_for, typed_storage_errors
 from ih5.record._chain import Chain
 from ih5.record._chunks import write_plain
 from ih5.record._commit import CommitProtocol, Sidecar, publish_container, seal_container
+from ih5.record._opening import WRITE_METADATA_BLOCK
 from ih5.record._room import Room
 from ih5.record._tree import walk
 from ih5.store import LocalStore
@@ -45,7 +46,9 @@ def _write_tree(chain: Chain, out: h5py.File, room: Room) -> None:
 
 def _write_merged(chain: Chain, temp: Path, target: Path) -> None:
     """Write the merged tree to ``temp`` with its disk space reserved ahead (see room.py)."""
-    out = h5py.File(temp, "w-", userblock_size=USER_BLOCK_SIZE)
+    out = h5py.File(
+        temp, "w-", userblock_size=USER_BLOCK_SIZE, meta_block_size=WRITE_METADATA_BLOCK
+    )
     room = Room(out, f"merging into {target.name}")
     try:
         room.ensure(_merged_bytes(chain))
@@ -58,7 +61,7 @@ def _write_merged(chain: Chain, temp: Path, target: Path) -> None:
 
 def _merged_bytes(chain: Chain) -> int:
     """An upper bound of the merged file's size: every dataset's storage plus its metadata."""
-    total = 0
+    total = WRITE_METADATA_BLOCK  # the unused rest of the last metadata block
     for path, node in walk(chain.root):
         total += 4096 + 1024 * len(node.attrs)
         if node.deltas:

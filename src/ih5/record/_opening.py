@@ -36,6 +36,16 @@ from ih5.record._tree import Node, apply_container
 from ih5.record._treecache import cached_prefix, remember_tree
 from ih5.store import ObjectStore, RangeReader
 
+WRITE_METADATA_BLOCK = 32 << 10
+"""Bytes HDF5 reserves at a time for a writer's metadata (object headers, chunk-index nodes).
+
+HDF5's own 2 KiB is smaller than one chunk-index node, so each node would land
+between the data, and a remote read would fetch them one request at a time. In
+32 KiB blocks the index of about 900 chunks sits beside the object headers, in
+the first block a remote open fetches anyway. The unused rest of the last block is
+given back when it ends the file, and is at most 32 KiB when data follows it.
+"""
+
 RecordSource = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 """A record: ``DIR/NAME`` (containers found by name) or an explicit list of container files."""
 
@@ -88,7 +98,9 @@ def open_container(path: Path | ContainerRef, mode: str = "r") -> h5py.File:
             return file
         path = path.path
     try:
-        return h5py.File(path, mode)
+        if mode == "r":
+            return h5py.File(path, mode)
+        return h5py.File(path, mode, meta_block_size=WRITE_METADATA_BLOCK)
     except FileNotFoundError as exc:
         raise RecordNotFoundError(f"container {path} does not exist", path) from exc
     except OSError as exc:
