@@ -18,7 +18,7 @@ when installed, versioned-hdf5 (versions inside one mutable file):
     .venv/bin/python benchmarks/bench_chunks.py            # CI-sized (64 MiB for (a))
     .venv/bin/python benchmarks/bench_chunks.py --full     # (a) on a 1 GiB dataset
 
-versioned-hdf5 is optional (``.venv/bin/pip install versioned-hdf5``); without it its
+versioned-hdf5 is optional (run_all.py installs it from ``peers.txt``); without it its
 columns say so and only ih5's targets are checked.
 """
 

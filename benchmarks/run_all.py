@@ -4,6 +4,8 @@ Each benchmark runs with ``--quick`` in its own process, one after the other;
 their own tables go to this script's stderr, their PASS/FAIL lines (see
 ``verdict.py``) are gathered into one table of every target. A benchmark that
 crashes, or prints no target, counts as a FAIL. Exit status 1 when any failed.
+First the peers in ``peers.txt`` are installed into this environment (skip with
+``--no-peers``); a benchmark whose peer is missing says so and skips that arm.
 
     .venv/bin/python benchmarks/run_all.py                  # every benchmark, --quick
     .venv/bin/python benchmarks/run_all.py --full           # every benchmark, full size
@@ -24,6 +26,16 @@ from rich.table import Table
 from verdict import Check, load_note, parse
 
 HERE = Path(__file__).resolve().parent
+PEERS = HERE / "peers.txt"
+
+
+def install_peers(talk: Console) -> None:
+    """Install the peer packages the benchmarks compare against (no-op when present)."""
+    command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-r", str(PEERS)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if done.returncode != 0:
+        talk.print(f"could not install the peers in {PEERS.name}; their arms are skipped")
+        talk.print(done.stdout[-2000:])
 
 
 def run(script: Path, full: bool, talk: Console) -> tuple[list[Check], float]:
@@ -47,12 +59,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("only", nargs="*", help="benchmark names to run (default: all)")
     parser.add_argument("--full", action="store_true", help="full sizes instead of --quick")
+    parser.add_argument("--no-peers", action="store_true", help=f"do not install {PEERS.name}")
     args = parser.parse_args(argv)
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
         wanted = {name.removesuffix(".py") for name in args.only}
         scripts = [script for script in scripts if script.stem in wanted]
     talk = Console(stderr=True)
+    if not args.no_peers:
+        install_peers(talk)
     checks: list[Check] = []
     times: dict[str, float] = {}
     for script in scripts:
