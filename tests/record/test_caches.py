@@ -28,7 +28,13 @@ from ih5.record._facts import (
 )
 from ih5.record._opening import Verify
 from ih5.record._tree import walk
-from ih5.record._treecache import chain_key, tree_from_bytes, tree_to_bytes
+from ih5.record._treecache import (
+    SNAPSHOT_EVERY,
+    chain_key,
+    remember_tree,
+    tree_from_bytes,
+    tree_to_bytes,
+)
 
 
 def build(path: Path) -> Path:
@@ -211,14 +217,15 @@ def test_a_chain_that_grew_reads_only_its_new_containers(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     record = build(tmp_path / "rec")
-    tree_rows(record)  # caches the tree of the three containers
+    with IH5Record(record, verify=False) as rec:
+        remember_tree(rec.chain.refs, rec.chain.root)  # the tree of the three containers
     with IH5Record(record, "r+") as rec:
         rec["late"] = 1
         rec.attrs["top"] = 3
     expected = tree_rows(record)
     shutil.rmtree(cache / "facts", ignore_errors=True)
     with IH5Record(record, verify=False) as rec:
-        (cache / "trees" / chain_key(rec.chain.refs)).unlink()
+        (cache / "trees" / chain_key(rec.chain.refs)).unlink(missing_ok=True)
     FACTS_CACHE.clear()
     read: list[str] = []
 
@@ -253,6 +260,66 @@ def test_a_commit_leaves_the_tree_of_the_grown_chain_for_the_next_opening(
     shutil.rmtree(cache / "facts", ignore_errors=True)
     FACTS_CACHE.clear()
     assert tree_rows(record) == from_writer  # as the containers' facts resolve it
+
+
+def count_container_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the containers whose facts are read from their files from now on."""
+    read: list[str] = []
+
+    def counted(file: h5py.File) -> ContainerFacts:
+        read.append(Path(file.filename).name)
+        return read_facts(file)
+
+    monkeypatch.setattr(opening, "read_facts", counted)
+    return read
+
+
+def test_commits_write_the_whole_tree_only_every_few_commits(tmp_path: Path, cache: Path) -> None:
+    record = build(tmp_path / "rec")
+    written = len(list((cache / "trees").iterdir()))
+    with IH5Record(record, "r+") as rec:
+        for index in range(SNAPSHOT_EVERY * 2):
+            rec.attrs["counter"] = index
+            rec.commit_patch()
+            rec.create_patch()
+        rec.discard_patch()
+    assert len(list((cache / "trees").iterdir())) - written == 2
+
+
+def test_an_opening_after_commits_between_trees_reads_no_container(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = build(tmp_path / "rec")
+    with IH5Record(record, "r+") as rec:
+        rec["late/ds"] = np.arange(4)
+        rec.commit_patch()
+        rec.create_patch()
+        rec.attrs["top"] = 5
+    FACTS_CACHE.clear()
+    read = count_container_reads(monkeypatch)
+    from_caches = tree_rows(record)
+    assert read == []
+    shutil.rmtree(cache / "trees")
+    shutil.rmtree(cache / "facts")
+    FACTS_CACHE.clear()
+    assert tree_rows(record) == from_caches  # as the containers' facts resolve it
+    assert len(read) == 5
+
+
+def test_a_commit_of_chunk_deltas_writes_the_whole_tree(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rec"
+    with IH5Record(path, "w") as rec:
+        rec.create_dataset("grid", data=np.zeros((64, 64)), chunks=(16, 16))
+    with IH5Record(path, "r+") as rec:
+        rec["grid"][0:16, 0:16] = 1.0  # type: ignore[index]
+    FACTS_CACHE.clear()
+    read = count_container_reads(monkeypatch)
+    with IH5Record(path, verify=False) as rec:
+        assert rec.chain.root.members()["grid"].deltas == [1]
+    # Chunk deltas are not kept in the facts cache, so the writer left the tree itself.
+    assert read == []
 
 
 def test_damaged_facts_and_tree_entries_are_read_as_missing(tmp_path: Path, cache: Path) -> None:

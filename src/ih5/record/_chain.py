@@ -22,10 +22,11 @@ from ih5.errors import (
 from ih5.format import ContainerRef, IH5UserBlock, is_stub_container
 from ih5.record._chunkmap import CHUNKS_NAME, DeltaFacts
 from ih5.record._chunks import ChunkedDataset
-from ih5.record._opening import build_tree, container_facts, open_container
+from ih5.record._facts import persistable
+from ih5.record._opening import container_facts, open_container, resolve_chain
 from ih5.record._patch import PatchWriter
 from ih5.record._tree import Node, lookup
-from ih5.record._treecache import remember_tree
+from ih5.record._treecache import SNAPSHOT_EVERY, remember_tree
 
 
 class Chain:
@@ -36,7 +37,10 @@ class Chain:
         """The record, for messages (``DIR/NAME``)."""
         self.read_only = read_only
         self.refs: list[ContainerRef] = list(refs)
-        self.root: Node = build_tree(self.refs)
+        self.root: Node
+        self._snapshot: int | None
+        """The length of the longest prefix of the chain whose tree the cache holds."""
+        self.root, self._snapshot = resolve_chain(self.refs)
         self.writer: PatchWriter | None = None
         """The open, uncommitted patch, or None."""
         self.closed = False
@@ -67,21 +71,27 @@ class Chain:
         self._close_files()
         self._by_index = {}
         self.refs = list(refs)
-        self.root = build_tree(self.refs)
+        self.root, self._snapshot = resolve_chain(self.refs)
 
     def append(self, ref: ContainerRef) -> None:
         """Add our newly committed container (its changes are in the tree already).
 
-        The tree is kept for the next opening of the grown chain, which then reads
-        no container's facts (the writer's tree is the one its facts resolve to).
+        The next opening of the grown chain opens no container: it finds the tree
+        written for this chain, or for one at most ``SNAPSHOT_EVERY`` containers
+        shorter plus the cached facts of those after it (read here from the new
+        container: what it changed). The whole tree is written only every few
+        commits, so a commit costs what it changed, not the size of the tree.
         """
         self.refs.append(ref)
-        remember_tree(self.refs, self.root)
+        due = self._snapshot is None or len(self.refs) - self._snapshot >= SNAPSHOT_EVERY
+        if due or not persistable(container_facts(ref)):
+            remember_tree(self.refs, self.root)  # the writer's tree is what the facts resolve to
+            self._snapshot = len(self.refs)
 
     def rebuild(self) -> None:
         """Forget changes of a discarded patch: resolve the committed chain again."""
         self._views = {}
-        self.root = build_tree(self.refs)
+        self.root, self._snapshot = resolve_chain(self.refs)
 
     def _ref(self, index: int) -> ContainerRef | None:
         """The committed container with patch index ``index``, if the chain holds it."""

@@ -168,8 +168,7 @@ class FactsCache:
         facts = self._load(key) if self._persistent else None
         if facts is None:
             facts = compute()
-            if self._persistent and all(fact.delta is None for fact in facts.values()):
-                # Chunk deltas stay in this process: their chunk index is not serialised.
+            if self._persistent and persistable(facts):
                 write_entry("facts", _entry_name(key), facts_to_bytes(facts))
         with self._mutex:
             if key not in self._entries:
@@ -189,6 +188,12 @@ class FactsCache:
         with self._mutex:
             self._entries.clear()
             self._paths = 0
+
+
+def persistable(facts: ContainerFacts) -> bool:
+    """Whether ``facts`` go to the per-user cache: chunk deltas stay in this process
+    (their chunk index is not serialised)."""
+    return all(fact.delta is None for fact in facts.values())
 
 
 def _entry_name(key: tuple[str, str]) -> str:

@@ -31,9 +31,9 @@ from ih5.format import (
 )
 from ih5.fs import Progress
 from ih5.record._expected import remember_reader
-from ih5.record._facts import FACTS_CACHE, ContainerFacts, read_facts
+from ih5.record._facts import FACTS_CACHE, ContainerFacts, persistable, read_facts
 from ih5.record._tree import Node, apply_container
-from ih5.record._treecache import cached_prefix, remember_tree
+from ih5.record._treecache import SNAPSHOT_EVERY, cached_prefix, remember_tree
 from ih5.store import ObjectStore, RangeReader
 
 WRITE_METADATA_BLOCK = 32 << 10
@@ -226,29 +226,40 @@ def container_facts(ref: ContainerRef) -> ContainerFacts:
 
 
 def build_tree(chain: Sequence[ContainerRef]) -> Node:
-    """Resolve the overlay of a committed chain (empty group for an empty chain).
+    """Resolve the overlay of a committed chain (empty group for an empty chain)."""
+    return resolve_chain(chain)[0]
+
+
+def resolve_chain(chain: Sequence[ContainerRef]) -> tuple[Node, int | None]:
+    """The resolved tree of ``chain`` and the length of its longest prefix whose tree
+    the cache holds (None when none does).
 
     A chain opened before (by any process of this user) is read from the tree cache.
     Otherwise the tree of its longest cached prefix (a chain that has since grown by
-    a few patches) gets the facts of the containers after it applied, and is cached.
+    a few patches) gets the facts of the containers after it applied; the tree is
+    written when that was ``SNAPSHOT_EVERY`` containers or more, or one whose facts
+    the cache does not keep, or no prefix was cached.
     """
     if not chain:
-        return Node(0, is_group=True)
+        return Node(0, is_group=True), None
     root: Node | None = None
     start = 0
     cached = cached_prefix(chain, PREFIX_PROBES)
     if cached is not None:
         start, root = cached
         if start == len(chain):
-            return root
+            return root, start
+    kept = True
     for position in range(start, len(chain)):
         ref = chain[position]
-        root = apply_container(
-            root, container_facts(ref), ref.user_block.patch_index, is_base=position == 0
-        )
+        facts = container_facts(ref)
+        kept = kept and persistable(facts)
+        root = apply_container(root, facts, ref.user_block.patch_index, is_base=position == 0)
     assert root is not None
-    remember_tree(chain, root)
-    return root
+    if cached is None or not kept or len(chain) - start >= SNAPSHOT_EVERY:
+        remember_tree(chain, root)
+        return root, len(chain)
+    return root, start
 
 
 PREFIX_PROBES = 16

@@ -5,6 +5,10 @@ patch uuid and hashsum: a chain that grew, was truncated or had a container
 replaced gets a new key. An entry is a flat depth-first list of the tree's
 nodes; building the tree from it costs one step per node, without opening a
 container. Damaged or foreign entries read as missing (see ``ih5.fs._usercache``).
+
+Writing a whole tree costs one step per node, so it is not written for every
+grown chain: at most ``SNAPSHOT_EVERY`` containers after the newest written
+tree, an opener applies them from their cached facts (what they changed).
 """
 
 from __future__ import annotations
@@ -18,6 +22,10 @@ from ih5.fs import read_entry, write_entry
 from ih5.record._tree import Node
 
 _KIND = "trees"
+
+SNAPSHOT_EVERY = 8
+"""A chain's tree is written whole once it is this many containers past the newest
+written one (fewer than the prefixes an opener looks for, ``PREFIX_PROBES``)."""
 
 
 def chain_key(chain: Sequence[ContainerRef]) -> str:
