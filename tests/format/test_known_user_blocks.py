@@ -12,7 +12,7 @@ import pytest
 from ih5 import IH5Record
 from ih5.format import _knownblocks as knownblocks
 from ih5.format._chain import KNOWN_FROM, load_refs
-from ih5.format._userblock import IH5UserBlock, read_user_block_text
+from ih5.format._userblock import IH5UserBlock, read_user_block_with_size
 from ih5.fs._filestate import racy_margin_ns
 from ih5.record._opening import forget_process_caches
 
@@ -45,11 +45,11 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the container files whose user blocks are read from the file."""
     read: list[str] = []
 
-    def counted(path: str | os.PathLike[str]) -> tuple[IH5UserBlock, int, bytes]:
+    def counted(path: str | os.PathLike[str]) -> tuple[IH5UserBlock, int]:
         read.append(Path(path).name)
-        return read_user_block_text(path)
+        return read_user_block_with_size(path)
 
-    monkeypatch.setattr(knownblocks, "read_user_block_text", counted)
+    monkeypatch.setattr(knownblocks, "read_user_block_with_size", counted)
     return read
 
 
