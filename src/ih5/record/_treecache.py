@@ -108,7 +108,7 @@ def _fits(top: object) -> bool:
     """True when ``top`` is a tree as :func:`tree_to_bytes` writes it, rooted in a group."""
     if not isinstance(top, list) or len(top) != 3 or not isinstance(top[2], dict):
         return False
-    pending = [top]
+    pending: list[object] = [top]
     while pending:
         row = pending.pop()
         if type(row) is int:
@@ -138,7 +138,7 @@ def tree_from_bytes(raw: bytes) -> Node | None:
         top = json.loads(raw)
     except (ValueError, RecursionError):
         return None
-    return _node(top) if _fits(top) else None  # type: ignore[arg-type]
+    return _node(top) if _fits(top) else None
 
 
 def cached_prefix(chain: Sequence[ContainerRef], probes: int) -> tuple[int, Node] | None:
