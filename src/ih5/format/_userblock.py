@@ -416,11 +416,11 @@ def block_from_compact(row: object, uuids: dict[str, UUID]) -> IH5UserBlock | No
 
 def _interned(text: object, uuids: dict[str, UUID]) -> UUID:
     """The uuid spelled ``text`` (ValueError, TypeError if it is none), parsed once."""
-    found = uuids.get(text) if type(text) is str else None
+    if type(text) is not str:
+        raise TypeError(f"{text!r} is not a uuid")
+    found = uuids.get(text)
     if found is None:
-        if type(text) is not str or _UUID.fullmatch(text) is None:
-            raise ValueError(f"{text!r} is not a uuid")
-        found = uuids[text] = UUID(text)
+        found = uuids[text] = UUID(text)  # ValueError unless 32 hex digits
     return found
 
 
