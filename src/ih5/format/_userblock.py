@@ -389,19 +389,22 @@ def block_from_compact(row: object, uuids: dict[str, UUID]) -> IH5UserBlock | No
         return None
     record, index, patch, prev, hashsum, exts = row
     if (
-        type(index) is not int
+        type(record) is not str
+        or type(patch) is not str
+        or not (prev is None or type(prev) is str)
+        or type(index) is not int
         or index < 0
         or not (hashsum is None or type(hashsum) is str)
         or type(exts) is not dict
     ):
         return None
     try:
-        record_uuid = _interned(record, uuids)
-        patch_uuid = _interned(patch, uuids)
-        prev_patch = None if prev is None else _interned(prev, uuids)
+        record_uuid = uuids.get(record) or _parsed(record, uuids)
+        patch_uuid = uuids.get(patch) or _parsed(patch, uuids)
+        prev_patch = None if prev is None else uuids.get(prev) or _parsed(prev, uuids)
         if hashsum is not None:
             parse_hashsum(hashsum)
-    except (HashsumFormatError, TypeError, ValueError, AttributeError):
+    except (HashsumFormatError, ValueError):
         return None
     fields = {
         "record_uuid": record_uuid,
@@ -414,13 +417,9 @@ def block_from_compact(row: object, uuids: dict[str, UUID]) -> IH5UserBlock | No
     return IH5UserBlock._of(fields)
 
 
-def _interned(text: object, uuids: dict[str, UUID]) -> UUID:
-    """The uuid spelled ``text`` (ValueError, TypeError if it is none), parsed once."""
-    if type(text) is not str:
-        raise TypeError(f"{text!r} is not a uuid")
-    found = uuids.get(text)
-    if found is None:
-        found = uuids[text] = UUID(text)  # ValueError unless 32 hex digits
+def _parsed(text: str, uuids: dict[str, UUID]) -> UUID:
+    """The uuid spelled ``text`` (ValueError unless it is one), remembered in ``uuids``."""
+    found = uuids[text] = UUID(text)
     return found
 
 
