@@ -27,6 +27,9 @@ from ih5.format._userblock import (
 from ih5.fs import is_settled, read_entry, stat_key, write_entry
 
 _KIND = "userblocks"
+_FORMAT = "r2"
+"""In each entry's name: a version that kept blocks another way never reads (or rewrites)
+this one's entries, nor this version its."""
 
 
 class KnownUserBlocks:
@@ -35,7 +38,8 @@ class KnownUserBlocks:
     def __init__(self, first: Path) -> None:
         parsed = parse_container_name(first.name)
         where = f"{os.path.realpath(first.parent)}/{parsed[0] if parsed else first.name}"
-        self._name = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        digest = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+        self._name = f"{digest}.{_FORMAT}"
         self._known = self._load()
         self._added: dict[str, list[object]] = {}
         self._hits: set[str] = set()
