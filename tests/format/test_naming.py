@@ -12,6 +12,7 @@ from ih5.errors import InvalidKeyError
 from ih5.format import (
     container_name,
     discover_containers,
+    list_containers,
     manifest_name,
     parse_container_name,
     split_record_path,
@@ -159,3 +160,19 @@ def test_discover_containers_does_not_open_files(
 def test_discover_containers_refuses_bad_record_name(tmp_path: Path) -> None:
     with pytest.raises(InvalidKeyError):
         discover_containers(tmp_path, "../rec")
+
+
+def test_list_containers_names_every_file_the_scan_saw_but_not_directories_or_links(
+    tmp_path: Path,
+) -> None:
+    for name in ["rec.ih5", "rec.p1.ih5", "rec.p1.ih5mf.json", "other.ih5"]:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "rec.p2.ih5").mkdir()
+    (tmp_path / "link.ih5").symlink_to(tmp_path / "other.ih5")
+    containers, files = list_containers(tmp_path, "rec")
+    assert containers == discover_containers(tmp_path, "rec")
+    assert sorted(files) == ["other.ih5", "rec.ih5", "rec.p1.ih5", "rec.p1.ih5mf.json"]
+
+
+def test_list_containers_of_a_missing_directory_finds_nothing(tmp_path: Path) -> None:
+    assert list_containers(tmp_path / "missing", "rec") == ([], [])

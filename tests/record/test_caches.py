@@ -27,7 +27,7 @@ from ih5.record._facts import (
     read_facts,
 )
 from ih5.record._opening import Verify
-from ih5.record._tree import walk
+from ih5.record._tree import Node, lookup, walk
 from ih5.record._treecache import (
     SNAPSHOT_EVERY,
     chain_key,
@@ -35,6 +35,7 @@ from ih5.record._treecache import (
     tree_from_bytes,
     tree_to_bytes,
 )
+from tests.helpers.nodes import as_dataset
 
 
 def build(path: Path) -> Path:
@@ -365,3 +366,82 @@ def test_a_tree_survives_its_cache_encoding(tmp_path: Path) -> None:
         assert decoded is not None
         expected = [(p, n.created, n.is_group, n.attrs) for p, n in walk(rec.chain.root)]
     assert [(p, n.created, n.is_group, n.attrs) for p, n in walk(decoded)] == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"7",
+        b"[0, {}, [1, 2]]",
+        b'[0, {"a": "x"}, {}]',
+        b'[0, {}, {"d": [0, {}, ["x"]]}]',
+        b'[0, {}, {"d": [0, {}]}]',
+        b'[0, {}, {"g": [0, {}, {"d": "x"}]}]',
+        b'[0, {}, {"g": [0, {}, {"d": [0, {}, 5]}]}]',
+    ],
+)
+def test_nested_tree_entries_that_do_not_fit_are_refused(raw: bytes) -> None:
+    """Anywhere in the entry, not only in the groups an open would build."""
+    assert tree_from_bytes(raw) is None
+
+
+def with_chunk_delta(path: Path) -> Path:
+    """``build``, plus a chunked dataset and a patch that rewrites part of it (a chunk delta)."""
+    build(path)
+    with IH5Record(path, "r+") as rec:
+        rec.create_dataset("a/b/chunked", data=np.arange(100), chunks=(10,))
+    with IH5Record(path, "r+") as rec:
+        as_dataset(rec["a/b/chunked"])[:10] = -1
+    return path
+
+
+def every_node(root: Node) -> list[tuple[str, int, bool, dict[str, int], list[int]]]:
+    return [(p, n.created, n.is_group, dict(n.attrs), list(n.deltas)) for p, n in walk(root)]
+
+
+def test_a_tree_from_the_cache_builds_a_group_s_members_when_they_are_first_asked_for(
+    tmp_path: Path,
+) -> None:
+    record = with_chunk_delta(tmp_path / "rec")
+    with IH5Record(record, verify=False) as rec:
+        decoded = tree_from_bytes(tree_to_bytes(rec.chain.root))
+        assert decoded is not None
+        assert decoded.deferred is not None
+        group_a = decoded.members()["a"]
+        assert decoded.deferred is None
+        assert group_a.is_group and group_a.deferred is not None  # not built yet
+        assert every_node(decoded) == every_node(rec.chain.root)
+    assert group_a.deferred is None
+
+
+def test_a_partly_built_tree_encodes_as_the_whole_tree_does(tmp_path: Path) -> None:
+    record = with_chunk_delta(tmp_path / "rec")
+    with IH5Record(record, verify=False) as rec:
+        whole = tree_to_bytes(rec.chain.root)
+    decoded = tree_from_bytes(whole)
+    assert decoded is not None
+    lookup(decoded, "/c")  # builds the root's members only
+    assert tree_to_bytes(decoded) == whole
+
+
+def test_a_record_reopened_from_the_tree_cache_reads_chunk_deltas_alike(
+    tmp_path: Path, cache: Path
+) -> None:
+    record = with_chunk_delta(tmp_path / "rec")
+    FACTS_CACHE.clear()
+    with IH5Record(record, verify=False) as rec:
+        assert rec.chain.root.deferred is not None  # read from the tree the writer left
+        assert rec.chain.resolve("/a/b/chunked").deltas
+        assert as_dataset(rec["a/b/chunked"])[:12].tolist() == [-1] * 10 + [10, 11]
+
+
+def test_a_tree_too_deep_for_the_json_encoder_is_not_cached_and_opens_alike(
+    tmp_path: Path, cache: Path
+) -> None:
+    deep = "/".join(f"g{level}" for level in range(600))
+    with IH5Record(tmp_path / "rec", "w") as rec:
+        rec[f"{deep}/ds"] = 7
+    FACTS_CACHE.clear()
+    with IH5Record(tmp_path / "rec", verify=False) as rec:
+        assert as_dataset(rec[f"{deep}/ds"])[()] == 7
+    assert not (cache / "trees").exists()

@@ -71,15 +71,25 @@ def discover_containers(directory: str | os.PathLike[str], name: str) -> list[Pa
     other records' files and directories are ignored. A missing directory
     holds no containers.
     """
+    return list_containers(directory, name)[0]
+
+
+def list_containers(directory: str | os.PathLike[str], name: str) -> tuple[list[Path], list[str]]:
+    """The container files of record ``name`` (as :func:`discover_containers` finds them)
+    and the names of every file in ``directory`` (not following links, as
+    ``LocalStore.names`` lists them), from one scan of the directory."""
     validate_record_name(name)
     found: list[tuple[int, str]] = []
+    files: list[str] = []
     try:
         with os.scandir(directory) as entries:
             for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    files.append(entry.name)
                 parsed = parse_container_name(entry.name)
                 if parsed is not None and parsed[0] == name and entry.is_file():
                     found.append((parsed[1], entry.name))
     except FileNotFoundError:
-        return []
+        return [], []
     root = Path(directory)
-    return [root / entry for _, entry in sorted(found)]
+    return [root / entry for _, entry in sorted(found)], files

@@ -372,6 +372,57 @@ def user_block_from_text(text: bytes, name: str) -> IH5UserBlock:
     return _decode_text(text + b"\0", 0, name)
 
 
+def compact_block(ub: IH5UserBlock) -> list[Any]:
+    """The fields of ``ub`` as one JSON-ready row (uuids as text), for the per-user caches."""
+    prev = None if ub.prev_patch is None else str(ub.prev_patch)
+    fields = [str(ub.record_uuid), ub.patch_index, str(ub.patch_uuid), prev]
+    return [*fields, ub.hdf5_hashsum, ub.ub_exts]
+
+
+def block_from_compact(row: object, uuids: dict[str, UUID]) -> IH5UserBlock | None:
+    """The block :func:`compact_block` made ``row`` from; None for a row that does not fit.
+
+    ``uuids`` interns the uuids parsed so far (a chain's blocks share their record uuid,
+    and each names its predecessor's patch uuid), so each is parsed once.
+    """
+    if not isinstance(row, list) or len(row) != len(_FIELDS):
+        return None
+    record, index, patch, prev, hashsum, exts = row
+    if (
+        type(record) is not str
+        or type(patch) is not str
+        or not (prev is None or type(prev) is str)
+        or type(index) is not int
+        or index < 0
+        or not (hashsum is None or type(hashsum) is str)
+        or type(exts) is not dict
+    ):
+        return None
+    try:
+        record_uuid = uuids.get(record) or _parsed(record, uuids)
+        patch_uuid = uuids.get(patch) or _parsed(patch, uuids)
+        prev_patch = None if prev is None else uuids.get(prev) or _parsed(prev, uuids)
+        if hashsum is not None:
+            parse_hashsum(hashsum)
+    except (HashsumFormatError, ValueError):
+        return None
+    fields = {
+        "record_uuid": record_uuid,
+        "patch_index": index,
+        "patch_uuid": patch_uuid,
+        "prev_patch": prev_patch,
+        "hdf5_hashsum": hashsum,
+        "ub_exts": exts,
+    }
+    return IH5UserBlock._of(fields)
+
+
+def _parsed(text: str, uuids: dict[str, UUID]) -> UUID:
+    """The uuid spelled ``text`` (ValueError unless it is one), remembered in ``uuids``."""
+    found = uuids[text] = UUID(text)
+    return found
+
+
 def read_user_block_with_size(
     source: str | os.PathLike[str] | BinaryReadable, name: str | None = None
 ) -> tuple[IH5UserBlock, int]:

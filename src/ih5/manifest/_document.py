@@ -8,6 +8,10 @@ metador-core write, whose every field the models take unchanged; anything else
 (an odd spelling, a JSON token the two parsers read differently, damage) is left
 to ``IH5Manifest.from_bytes``, which accepts it or raises the ManifestError naming
 the problem, as before.
+
+What :func:`plain_document` found is kept in the per-user cache under the hashsum of
+the bytes it read (``known_document``): a new process opening the same manifest
+checks its hashsum, as always, but does not parse its skeleton again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ih5.errors import HashsumFormatError
-from ih5.fs import parse_hashsum
+from ih5.fs import parse_hashsum, read_entry, write_entry
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _UNSURE = (b"NaN", b"Infinity", b"\\ud", b"\\uD")
@@ -108,3 +112,37 @@ def _plain_skeleton(skeleton: object) -> bool:
             if type(value) is not int:
                 return False
     return True
+
+
+_KIND = "manifests"
+
+
+def _entry_name(hashsum: str) -> str:
+    return f"{hashsum.replace(':', '-')}.d1.json"
+
+
+def known_document(hashsum: str) -> ManifestDocument | None:
+    """What :func:`plain_document` found in the manifest whose bytes hash to ``hashsum``,
+    if this user's cache remembers it (None for a missing or damaged entry)."""
+    raw = read_entry(_KIND, _entry_name(hashsum))
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, list) or len(doc) != 2:
+        return None
+    manifest_uuid, exts = doc
+    if not is_uuid(manifest_uuid) or not isinstance(exts, dict):
+        return None
+    return ManifestDocument(uuid.UUID(manifest_uuid), exts)
+
+
+def remember_document(hashsum: str, document: ManifestDocument) -> None:
+    """Keep what :func:`plain_document` found in the manifest whose bytes hash to ``hashsum``."""
+    try:
+        data = json.dumps([str(document.manifest_uuid), document.manifest_exts])
+    except (TypeError, ValueError, RecursionError):
+        return
+    write_entry(_KIND, _entry_name(hashsum), data.encode("utf-8"))

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 from ih5.errors import ManifestError
 from ih5.format import MANIFEST_EXT, ContainerSource, IH5UserBlock, inheritable_exts, manifest_name
 from ih5.fs import hashsum_bytes, parse_hashsum
-from ih5.manifest._document import ManifestDocument, is_uuid, plain_document
+from ih5.manifest._document import (
+    ManifestDocument,
+    is_uuid,
+    known_document,
+    plain_document,
+    remember_document,
+)
 from ih5.manifest._fragments import dumps_at, quote
 
 if TYPE_CHECKING:
@@ -117,6 +123,8 @@ class CheckedManifest:
     """The container whose manifest it is, for messages."""
     manifest_uuid: uuid.UUID
     """The uuid the container's user block expects the manifest to have."""
+    hashsum: str
+    """The hashsum ``raw`` was checked to have."""
 
     def parse(self) -> IH5Manifest:
         """The manifest (ManifestError if it is damaged or is another container's)."""
@@ -128,10 +136,16 @@ class CheckedManifest:
 
     def document(self) -> ManifestDocument | IH5Manifest:
         """Its uuid and extensions, refused as :meth:`parse` refuses, without building the
-        models when the document is in the plain form (else the parsed manifest)."""
-        document = plain_document(self.raw)
+        models when the document is in the plain form (else the parsed manifest).
+
+        A plain document seen before (the same bytes: the same hashsum) is not parsed again.
+        """
+        document = known_document(self.hashsum)
         if document is None:
-            return self.parse()
+            document = plain_document(self.raw)
+            if document is None:
+                return self.parse()
+            remember_document(self.hashsum, document)
         self._check_uuid(document.manifest_uuid)
         return document
 
@@ -176,4 +190,4 @@ def read_checked_manifest(
             f"expects {ext.manifest_hashsum}); it was modified or belongs to another container",
             path,
         )
-    return CheckedManifest(raw, str(path), str(container), ext.manifest_uuid)
+    return CheckedManifest(raw, str(path), str(container), ext.manifest_uuid, actual)

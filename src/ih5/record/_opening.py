@@ -21,7 +21,7 @@ from ih5.format import (
     USER_BLOCKS,
     ContainerRef,
     container_name,
-    discover_containers,
+    list_containers,
     load_refs,
     parse_container_name,
     read_user_block_with_size,
@@ -114,16 +114,26 @@ def _check_no_nul(path: str | os.PathLike[str]) -> None:
 
 def locate(source: RecordSource) -> tuple[Path, str | None, list[Path]]:
     """Return (directory, record name or None, container files) of a record source."""
+    directory, name, files, _ = locate_listed(source)
+    return directory, name, files
+
+
+def locate_listed(
+    source: RecordSource,
+) -> tuple[Path, str | None, list[Path], list[str] | None]:
+    """:func:`locate`, and for ``DIR/NAME`` the names of every file in DIR from the same
+    scan (what stray detection looks through); None for a list of container files."""
     for path in [source] if isinstance(source, (str, os.PathLike)) else source:
         _check_no_nul(path)
     if isinstance(source, (str, os.PathLike)):
         directory, name = split_record_path(source)
-        return directory, name, discover_containers(directory, name)
+        files, listing = list_containers(directory, name)
+        return directory, name, files, listing
     files = [Path(item) for item in source]
     if not files:
         raise RecordNotFoundError("no container files were given; pass at least the base")
     parsed = parse_container_name(files[0].name)
-    return files[0].parent, parsed[0] if parsed else None, files
+    return files[0].parent, parsed[0] if parsed else None, files, None
 
 
 def files_up_to(files: Sequence[Path], at: int) -> list[Path]:

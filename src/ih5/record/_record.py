@@ -65,6 +65,7 @@ from ih5.record._opening import (
     Verify,
     files_up_to,
     locate,
+    locate_listed,
     lock_target,
     open_container,
     read_chain,
@@ -221,13 +222,14 @@ class IH5Record(IH5Group):
             record = local_path(record)
         self._remote: ObjectStore | None = None
         files: list[Path] = []
+        listing: list[str] | None = None
         self._name: str | None
         if isinstance(record, str) and is_remote(record):
             self._remote, name = _open_remote(record, mode, remote)
             self._directory, self._name = Path(), name
             self._label = self._remote.describe(name)
         else:
-            self._directory, self._name, files = locate(record)
+            self._directory, self._name, files, listing = locate_listed(record)
             self._label = str(self._directory / (self._name or "?"))
         verify = self._remote is None if verify is None else verify
         super().__init__(Chain(self._label, read_only=mode == "r"), "/")
@@ -247,7 +249,8 @@ class IH5Record(IH5Group):
         try:
             refs, foreign = self._open(record, mode, files, verify, progress, at)
             self._chain.reset(refs)
-            self._report_strays()
+            # A reader's chain comes from the scan that found its containers: its strays too.
+            self._report_strays(listing if mode == "r" else None)
             self._check_opened()
             if mode != "r":
                 base = base_user_block or IH5UserBlock.create()
@@ -392,9 +395,9 @@ class IH5Record(IH5Group):
             )
         return chain
 
-    def _report_strays(self) -> None:
+    def _report_strays(self, listing: list[str] | None = None) -> None:
         # A remote record's opening listed its prefix already: its strays cost no request.
-        listed = self._remote.listed if self._remote is not None else None
+        listed = self._remote.listed if self._remote is not None else listing
         for stray in self._strays(listed):
             warnings.warn(
                 f"{stray.location or stray.path}: {stray.reason}; it is not part of record "

@@ -9,34 +9,74 @@ in place.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 
 from ih5.record._facts import ContainerFacts, NodeKind
 from ih5.record._paths import join_path, split_path
 
 
 class Node:
-    """One group or dataset of the overlay."""
+    """One group or dataset of the overlay.
 
-    __slots__ = ("attrs", "children", "created", "deltas")
+    A group read from the tree cache may hold its members deferred (still in their
+    cache encoding): they become nodes when first asked for, so an open that reads
+    one path builds the nodes along it only.
+    """
+
+    __slots__ = ("_children", "_deferred", "attrs", "created", "deltas")
 
     def __init__(self, created: int, is_group: bool) -> None:
         self.created = created
         """Patch index of the container that created or last substituted this node."""
         self.attrs: dict[str, int] = {}
         """Attribute name -> patch index of the container holding its value."""
-        self.children: dict[str, Node] | None = {} if is_group else None
+        self._children: dict[str, Node] | None = {} if is_group else None
+        self._deferred: Deferred | None = None
         self.deltas: list[int] = []
         """For a dataset: patch indices of the chunk deltas laid over it, oldest first."""
+
+    @classmethod
+    def group_of(cls, created: int, attrs: dict[str, int], members: Deferred) -> Node:
+        """A group whose members ``members()`` builds when they are first asked for."""
+        node = cls(created, is_group=True)
+        node.attrs = attrs
+        node._deferred = members
+        return node
+
+    @property
+    def deferred(self) -> Deferred | None:
+        """What builds this group's members, while they have not been built."""
+        return self._deferred
+
+    @property
+    def children(self) -> dict[str, Node] | None:
+        """The members of a group by name (None for a dataset)."""
+        if self._deferred is not None:
+            self._build_members()
+        return self._children
+
+    def _build_members(self) -> None:
+        with _BUILDING:  # two threads reading one record build the members once
+            deferred = self._deferred
+            if deferred is not None:
+                self._children = deferred()
+                self._deferred = None
 
     @property
     def is_group(self) -> bool:
         """True for groups, False for datasets."""
-        return self.children is not None
+        return self._children is not None
 
     def members(self) -> dict[str, Node]:
         """The children of a group (datasets have none)."""
-        return self.children if self.children is not None else {}
+        children = self.children
+        return children if children is not None else {}
+
+
+Deferred = Callable[[], dict[str, Node]]
+"""Builds the members of a group read from a cache (called once, on first use)."""
+_BUILDING = threading.Lock()
 
 
 def _apply_attrs(node: Node, attrs: Mapping[str, bool], index: int) -> None:
@@ -98,9 +138,10 @@ def lookup(root: Node, path: str) -> Node | None:
     """Return the node at ``path`` or None."""
     node = root
     for name in split_path(path):
-        if node.children is None:
+        children = node.children
+        if children is None:
             return None
-        child = node.children.get(name)
+        child = children.get(name)
         if child is None:
             return None
         node = child
@@ -113,5 +154,6 @@ def walk(node: Node, path: str = "/") -> Iterator[tuple[str, Node]]:
     while pending:
         current_path, current = pending.pop()
         yield current_path, current
-        for name in sorted(current.members(), reverse=True):
-            pending.append((join_path(current_path, name), current.members()[name]))
+        members = current.members()
+        for name in sorted(members, reverse=True):
+            pending.append((join_path(current_path, name), members[name]))
