@@ -38,10 +38,15 @@ def install_peers(talk: Console) -> None:
         talk.print(done.stdout[-2000:])
 
 
+FULL_FLAGS = {"bench_chunks": ["--full"], "bench_remote": ["--full"]}
+"""Benchmarks whose default run is CI-sized: what makes them run the issues' sizes."""
+
+
 def run(script: Path, full: bool, talk: Console) -> tuple[list[Check], float]:
     """Run one benchmark; return its checks (a FAIL for a crash) and its wall time."""
-    command = [sys.executable, str(script), *([] if full else ["--quick"])]
-    talk.rule(f"{script.name}{'' if full else ' --quick'}")
+    flags = FULL_FLAGS.get(script.stem, []) if full else ["--quick"]
+    command = [sys.executable, str(script), *flags]
+    talk.rule(" ".join([script.name, *flags]))
     start = time.perf_counter()
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
     elapsed = time.perf_counter() - start

@@ -53,6 +53,8 @@ class ContainerRef:
     user_block: IH5UserBlock
     block_size: int
     source: ContainerSource | None = field(default=None, compare=False)
+    state: str | None = field(default=None, compare=False)
+    """The local file's stat key when its user block was read (``ih5.fs.stat_key``)."""
 
     @property
     def label(self) -> str:
@@ -83,14 +85,14 @@ def load_refs(paths: Iterable[str | os.PathLike[str]]) -> list[ContainerRef]:
     for path in files:
         try:
             read = partial(known.read if known else _read_user_block, path)
-            user_block, block_size = USER_BLOCKS.get(path, read)
+            (user_block, block_size), state = USER_BLOCKS.get_keyed(path, read)
         except FileNotFoundError as exc:
             raise RecordNotFoundError(f"container {path} does not exist", path) from exc
         except IsADirectoryError as exc:
             raise NotAnIH5ContainerError(
                 f"{path} is a directory, not an IH5 container; pass container files", path
             ) from exc
-        refs.append(ContainerRef(path, user_block, block_size))
+        refs.append(ContainerRef(path, user_block, block_size, state=state))
     if known is not None:
         known.save()
     return refs
@@ -220,6 +222,13 @@ def _check_hashsum(
     expected = ref.user_block.hdf5_hashsum
     if expected is None:
         return
+    local = ref.source is None
+    if (
+        local
+        and known is not None
+        and known.is_verified(ref.path, ref.block_size, expected, ref.state)
+    ):
+        return
     algorithm, _ = parse_hashsum(expected)
     if ref.source is not None:
         # A remote container is streamed once; the verified cache knows local files only.
@@ -228,8 +237,6 @@ def _check_hashsum(
             actual = hashsum_stream(stream, algorithm, progress)  # type: ignore[arg-type]
     elif known is None:
         actual = hashsum_file(ref.path, algorithm, skip=ref.block_size, progress=progress)
-    elif known.is_verified(ref.path, ref.block_size, expected):
-        return
     else:
         actual = known.hash(ref.path, algorithm, ref.block_size, progress)
     if actual != expected:

@@ -64,6 +64,12 @@ class StatMemo(Generic[T]):
     def get(self, path: str | os.PathLike[str], read: Callable[[os.stat_result, int], T]) -> T:
         """What ``read(info, taken_ns)`` returns for ``path``, from memory if the file has
         not changed (``info`` is the file's stat, taken at ``taken_ns``)."""
+        return self.get_keyed(path, read)[0]
+
+    def get_keyed(
+        self, path: str | os.PathLike[str], read: Callable[[os.stat_result, int], T]
+    ) -> tuple[T, str]:
+        """As :meth:`get`, with the stat key of the file it was read from (or matched)."""
         name = os.fspath(path)
         taken = time.time_ns()
         info = os.stat(name)
@@ -72,7 +78,7 @@ class StatMemo(Generic[T]):
             hit = self._entries.get(name)
             if hit is not None and hit[0] == key:
                 self._entries.move_to_end(name)
-                return hit[1]
+                return hit[1], key
         value = read(info, taken)
         if is_settled(info, taken):
             with self._mutex:
@@ -80,7 +86,7 @@ class StatMemo(Generic[T]):
                 self._entries.move_to_end(name)
                 while len(self._entries) > self._limit:
                     self._entries.popitem(last=False)
-        return value
+        return value, key
 
     def clear(self) -> None:
         """Forget every entry (as a new process would start)."""

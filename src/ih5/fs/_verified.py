@@ -38,13 +38,17 @@ class VerifiedHashsums:
             return {}
         return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, str)}
 
-    def is_verified(self, path: Path, skip: int, hashsum: str) -> bool:
-        """True when ``path`` was hashed to ``hashsum`` and has not changed since."""
-        try:
-            info = os.stat(path)
-        except OSError:
-            return False
-        return self._entries.get(stat_key(info, skip)) == hashsum
+    def is_verified(self, path: Path, skip: int, hashsum: str, state: str | None = None) -> bool:
+        """True when ``path`` was hashed to ``hashsum`` and has not changed since.
+
+        ``state`` is the file's stat key (``stat_key``) when the caller just took it.
+        """
+        if state is None:
+            try:
+                state = stat_key(os.stat(path))
+            except OSError:
+                return False
+        return self._entries.get(f"{state}:{skip}") == hashsum
 
     def hash(self, path: Path, algorithm: str, skip: int, progress: Progress | None = None) -> str:
         """Hash ``path`` after ``skip`` bytes and remember the result if the file held still."""
