@@ -46,12 +46,12 @@ def _may_declare(group: str) -> bool:
         for text in _entry_point_files(sys.path):
             if needle in text:
                 return True
-    except _Unsure:
+    except _UnsureError:
         return True
     return False
 
 
-class _Unsure(Exception):
+class _UnsureError(Exception):
     """A path entry this quick look does not read as ``importlib.metadata`` would."""
 
 
@@ -63,18 +63,18 @@ def _entry_point_files(paths: Iterable[object]) -> Iterator[bytes]:
     """
     for entry in paths:
         if not isinstance(entry, (str, os.PathLike)):
-            raise _Unsure
+            raise _UnsureError
         root = os.fspath(entry) or "."
         if not isinstance(root, str):
-            raise _Unsure
+            raise _UnsureError
         try:
             children = os.listdir(root)
         except FileNotFoundError:
             continue  # importlib.metadata finds nothing there either
         except NotADirectoryError:
-            raise _Unsure from None  # a zip file (importlib.metadata reads into those)
+            raise _UnsureError from None  # a zip file (importlib.metadata reads into those)
         except OSError:
-            raise _Unsure from None
+            raise _UnsureError from None
         is_egg = os.path.basename(root).lower().endswith(".egg")
         for child in children:
             low = child.lower()
@@ -93,4 +93,4 @@ def _read_if_present(path: str) -> bytes | None:
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     except OSError:
-        raise _Unsure from None
+        raise _UnsureError from None
