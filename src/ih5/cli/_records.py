@@ -573,4 +573,3 @@ def _open_unhashed(record: Path | str) -> IH5Record:
         # h5py cannot index a container whose HDF5 metadata is damaged; opening with
         # hashsum checks hashes before h5py reads a byte, and names the damaged file.
         return IH5Record(record)
-
