@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ih5.cli import _exits as exits
-from ih5.cli._loading import collector_paused
 from ih5.errors import Ih5Error, IntegrityError
 from ih5.format import parse_container_name
 
@@ -65,8 +64,7 @@ class Ih5Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             module, attribute = COMMANDS[cmd_name]
-            with collector_paused():
-                command = getattr(importlib.import_module(module), attribute)
+            command = getattr(importlib.import_module(module), attribute)
             assert isinstance(command, click.Command) and command.name == cmd_name, cmd_name
             self.add_command(command)
         return super().get_command(ctx, cmd_name)

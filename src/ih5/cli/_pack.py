@@ -10,7 +10,6 @@ import click
 
 from ih5.cli._arguments import new_record_argument, record_argument
 from ih5.cli._engine import engine_options, open_engine
-from ih5.cli._loading import collector_paused
 from ih5.cli._many import report_outcomes, report_skipped, show_plan
 from ih5.cli._output import echo_json, echo_table, json_option, say
 from ih5.cli._progress import byte_progress
@@ -165,8 +164,7 @@ def pack_command(
       ih5 pack plate_1 archive/plate-1 --exclude '*.tmp' --exclude 'cache/'
       ih5 pack plate_1 archive/plate-1 --json | jq .added
     """
-    with collector_paused():
-        from ih5.pack import pack_directory
+    from ih5.pack import pack_directory
 
     with byte_progress() as progress:
         result = pack_directory(
@@ -204,8 +202,7 @@ def unpack_command(record: Path | str, destination: Path, at: int | None, as_jso
       ih5 unpack archive/plate-1 restored/plate_1
       ih5 unpack archive/plate-1 restored/plate_1-v0 --at 0 --json
     """
-    with collector_paused():
-        from ih5.pack import unpack_record
+    from ih5.pack import unpack_record
 
     with byte_progress() as progress:
         result = unpack_record(record, destination, progress=progress, at=at)
@@ -267,8 +264,7 @@ def pack_many_command(
       ih5 pack-many plates/ archive/ --dask --jobs 2 --json
       ih5 pack-many plates/ s3://lab-archive/plates/ --jobs 4
     """
-    with collector_paused():
-        from ih5.pack import pack_plan, plan_many
+    from ih5.pack import pack_plan, plan_many
 
     options = _options(compression, level)
     remote = options_from(endpoint_url, region, allow_http)
