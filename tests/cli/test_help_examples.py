@@ -35,7 +35,9 @@ NEEDS_A_SERVER = ("s3://", "http://", "https://")
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """Every command below ``group`` (sub-groups and their commands too), as argument lists."""
     found = []
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         found.append((*prefix, name))
         if isinstance(command, click.Group):
             found += command_paths(command, (*prefix, name))

@@ -1,9 +1,11 @@
 """Start-up stays light: ``ih5 --help`` and ``import ih5`` load no h5py, numpy or pydantic;
-``ih5 pack`` loads no pydantic or rich."""
+``ih5 pack`` loads no pydantic or rich, no object-storage client, no metadata scan of the
+installed packages, and none of the other commands."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,13 +67,26 @@ try:
     main()
 except SystemExit as exc:
     status = exc.code
-print(json.dumps([status, sorted({{m.split(".")[0] for m in sys.modules}} & {light!r})]))
+print(json.dumps([status, sorted(set(sys.modules) & {light!r})]))
 """
 """Runs the ``ih5`` entry point as a script would (stderr is no terminal, so no bar is
 shown), then prints its exit status and which of the modules a pack must not need it
 loaded."""
 
-NOT_FOR_PACKING = {"pydantic", "pydantic_core", "rich"}
+NOT_FOR_PACKING = {
+    "pydantic",
+    "pydantic_core",
+    "rich",
+    "obstore",  # the object-storage client: only for s3:// and http(s):// records
+    "importlib.metadata",  # the scan for codec plug-ins, skipped when none is installed
+    "email",  # what importlib.metadata imports
+    "ih5.record._diff",
+    "ih5.record._transfer",
+    "ih5.cli._records",  # the other commands
+    "ih5.cli._contents",
+    "ih5.cli._meta",
+}
+"""Modules (exact names) a pack by the command does without."""
 
 
 def _pack_in_subprocess(source: Path, record: Path, *options: str) -> list[object]:
@@ -96,7 +111,9 @@ def _source(tmp_path: Path) -> Path:
     return source
 
 
-def test_a_trust_mtime_repack_by_the_command_loads_no_pydantic_or_rich(tmp_path: Path) -> None:
+def test_a_trust_mtime_repack_by_the_command_loads_none_of_what_it_does_without(
+    tmp_path: Path,
+) -> None:
     source = _source(tmp_path)
     record = tmp_path / "archive" / "rec"
     _pack_in_subprocess(source, record)
@@ -116,7 +133,37 @@ def test_a_trust_mtime_repack_by_the_command_loads_no_pydantic_or_rich(tmp_path:
         ]
 
 
-def test_a_first_pack_by_the_command_loads_no_pydantic_or_rich(tmp_path: Path) -> None:
+def test_a_first_pack_by_the_command_loads_none_of_what_it_does_without(tmp_path: Path) -> None:
     result = _pack_in_subprocess(_source(tmp_path), tmp_path / "archive" / "rec")
     assert result == [0, []]
     assert (tmp_path / "archive" / "rec.ih5mf.json").is_file()
+
+
+BLAS_PROBE = """
+import os, sys
+from ih5.cli import main
+sys.argv = ["ih5", "--version"]
+try:
+    main()
+except SystemExit:
+    pass
+print(os.environ.get("OPENBLAS_NUM_THREADS"))
+"""
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "1"), ("3", "3")])
+def test_the_command_asks_numpy_for_one_blas_thread_unless_told(
+    given: str | None, seen: str
+) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    done = subprocess.run(
+        [sys.executable, "-c", BLAS_PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.split()[-1] == seen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import importlib
 import os
 import sys
 import threading
@@ -13,11 +14,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ih5.cli import _exits as exits
-from ih5.cli._many import catalog_command
-from ih5.cli._meta import meta
-from ih5.cli._pack import pack_command, pack_many_command, unpack_command
-from ih5.cli._records import register as register_records
-from ih5.cli._remote import pull_command, push_command
 from ih5.errors import Ih5Error, IntegrityError
 from ih5.format import parse_container_name
 
@@ -30,13 +26,48 @@ INTERRUPTED = (
 )
 
 
+COMMANDS: dict[str, tuple[str, str]] = {
+    "meta": ("ih5.cli._meta", "meta"),
+    "pack": ("ih5.cli._pack", "pack_command"),
+    "unpack": ("ih5.cli._pack", "unpack_command"),
+    "pack-many": ("ih5.cli._pack", "pack_many_command"),
+    "info": ("ih5.cli._records", "info"),
+    "log": ("ih5.cli._records", "log"),
+    "tree": ("ih5.cli._contents", "tree"),
+    "cat": ("ih5.cli._contents", "cat"),
+    "get": ("ih5.cli._contents", "get"),
+    "diff": ("ih5.cli._contents", "diff"),
+    "verify": ("ih5.cli._records", "verify"),
+    "merge": ("ih5.cli._records", "merge"),
+    "manifest": ("ih5.cli._records", "manifest"),
+    "stub": ("ih5.cli._records", "stub"),
+    "push": ("ih5.cli._remote", "push_command"),
+    "pull": ("ih5.cli._remote", "pull_command"),
+    "catalog": ("ih5.cli._many", "catalog_command"),
+}
+"""Every subcommand of ``ih5``: its name -> (module, attribute). A command's module is
+imported when the command is looked up, so that ``ih5 pack`` loads none of the others."""
+
+
 class Ih5Group(click.Group):
     """A command group that turns errors into one line on stderr and one exit code per kind.
 
     ih5's own errors say what to do; OS errors name the file; anything else is
     a bug, reported in one line that points at ``--debug`` for the traceback.
     A reader of stdout that went away (``| head``) ends the command quietly.
+    Subcommands (:data:`COMMANDS`) are loaded on first lookup.
     """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command) and command.name == cmd_name, cmd_name
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -137,9 +168,17 @@ def cli(debug: bool) -> None:
     _show_library_warnings()
 
 
+BLAS_THREADS = "OPENBLAS_NUM_THREADS"
+"""Read by numpy's OpenBLAS once, when numpy is first imported."""
+
+
 def main() -> None:
     """Console-script entry point."""
     sys.unraisablehook = _redelivering_interrupts(sys.unraisablehook)
+    # No command does linear algebra, yet numpy's OpenBLAS starts a thread per core at
+    # import, which spins beside the command (on 2 busy cores a fifth of the time of a
+    # small re-pack); one thread, unless the user chose otherwise.
+    os.environ.setdefault(BLAS_THREADS, "1")
     cli(prog_name="ih5")
 
 
@@ -165,13 +204,3 @@ def _redelivering_interrupts(
         return previous(unraisable)
 
     return hook
-
-
-cli.add_command(meta)
-cli.add_command(pack_command)
-cli.add_command(unpack_command)
-cli.add_command(pack_many_command)
-register_records(cli)
-cli.add_command(push_command)
-cli.add_command(pull_command)
-cli.add_command(catalog_command)

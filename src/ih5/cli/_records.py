@@ -10,7 +10,6 @@ import click
 
 from ih5.cli import _exits as exits
 from ih5.cli._arguments import RecordPath, record_argument
-from ih5.cli._contents import cat, diff, get, tree
 from ih5.cli._engine import engine_options, engine_requested
 from ih5.cli._many import verify_on_engine
 from ih5.cli._output import counted, echo_json, echo_table, json_option, say
@@ -574,9 +573,3 @@ def _open_unhashed(record: Path | str) -> IH5Record:
         # h5py cannot index a container whose HDF5 metadata is damaged; opening with
         # hashsum checks hashes before h5py reads a byte, and names the damaged file.
         return IH5Record(record)
-
-
-def register(group: click.Group) -> None:
-    """Add the record and manifest commands to ``group`` (the root ``ih5`` group)."""
-    for command in (info, log, tree, cat, get, diff, verify, merge, manifest, stub):
-        group.add_command(command)

@@ -14,12 +14,15 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import numpy as np
 
+from ih5.pack._entry_points import group_entry_points
 from ih5.record import IH5Dataset, IH5Group
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "ih5.codecs"
 CODEC_ATTR = "codec"
@@ -187,6 +190,11 @@ def _instance(loaded: Any) -> FileCodec:
     """An entry point may name a codec class or a ready codec object."""
     codec: FileCodec = loaded() if isinstance(loaded, type) else loaded
     return codec
+
+
+def entry_points(*, group: str) -> list[EntryPoint]:
+    """The installed entry points of ``group`` (the seam the plug-in tests replace)."""
+    return group_entry_points(group)
 
 
 def installed_codecs() -> list[FileCodec]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import gc
 import io
-import mimetypes
 import os
 import random
 import re
@@ -59,6 +58,7 @@ from ih5.pack._codecs import (
     installed_codecs,
 )
 from ih5.pack._exclusion import exclusion
+from ih5.pack._media import media_type
 from ih5.pack._newest import Newest, find_newest, remember
 from ih5.pack._tree_state import (
     EntryState,
@@ -165,10 +165,6 @@ def _topmost(paths: Sequence[str]) -> list[str]:
         if not kept or not path.startswith(kept[-1] + "/"):
             kept.append(path)
     return kept
-
-
-def _media_type(relative: str) -> str:
-    return mimetypes.guess_type(relative)[0] or "application/octet-stream"
 
 
 MODE_ATTR = "mode"
@@ -289,7 +285,7 @@ class _Writer:
                 raise changed_while_packed(path, "was replaced or changed")
             attrs = {
                 "size": info.st_size,
-                "media_type": _media_type(relative),
+                "media_type": media_type(relative),
                 MODE_ATTR: stat.S_IMODE(info.st_mode),
                 MTIME_ATTR: info.st_mtime_ns,
             }

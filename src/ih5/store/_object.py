@@ -1,5 +1,8 @@
 """Object storage (S3-compatible) and plain HTTP(S) servers as stores, through obstore.
 
+obstore is imported by the methods that call it: a process with only local records
+never loads it.
+
 Publishing is create-if-absent on the server: a small file is one conditional
 ``PUT`` (``If-None-Match: *``); a large one is uploaded in parts under a hidden
 name only its writer uses, then copied to its final name by a multipart copy
@@ -21,16 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
-
-import obstore
-from obstore.exceptions import (
-    AlreadyExistsError,
-    BaseError,
-    NotFoundError,
-    PermissionDeniedError,
-    PreconditionError,
-    UnauthenticatedError,
-)
 
 from ih5.errors import (
     RemoteAuthError,
@@ -150,6 +143,8 @@ class ObjectStore:
 
     def names(self) -> list[str]:
         """Every file name directly below the prefix (an HTTP server lists none)."""
+        import obstore
+
         if not self.listable:
             return []
         listing = self._guard("list", "", lambda: obstore.list_with_delimiter(self.inner, None))
@@ -175,6 +170,8 @@ class ObjectStore:
 
     def read_bytes(self, name: str) -> bytes:
         """The whole content of ``name`` (FileNotFoundError when absent)."""
+        import obstore
+
         result = self._guard("read", name, lambda: obstore.get(self.inner, name))
         data = bytes(self._guard("read", name, result.bytes))
         self.stats.count(down=len(data))
@@ -182,6 +179,8 @@ class ObjectStore:
 
     def size(self, name: str) -> int:
         """The size of ``name`` in bytes (FileNotFoundError when absent)."""
+        import obstore
+
         with self._mutex:
             cache = self._caches.get(name)
         if cache is not None:
@@ -196,6 +195,8 @@ class ObjectStore:
 
     def publish(self, staged: Path, name: str) -> bool:
         """Upload ``staged`` as ``name`` if ``name`` is absent; drop ``staged`` once published."""
+        import obstore
+
         self._require_writable(name)
         total = staged.stat().st_size
         if total <= self.part_size:
@@ -217,6 +218,8 @@ class ObjectStore:
 
     def remove(self, name: str) -> None:
         """Delete ``name`` if present."""
+        import obstore
+
         self._require_writable(name)
         with contextlib.suppress(FileNotFoundError):
             self._guard("remove", name, lambda: obstore.delete(self.inner, name))
@@ -231,6 +234,8 @@ class ObjectStore:
 
     def first_block(self, name: str) -> bytes:
         """The first block of ``name`` in one request (also how HTTP discovery probes names)."""
+        import obstore
+
         cache = self._cached(name)
         if cache is not None:
             return bytes(cache.read(0, self.block_size))
@@ -252,6 +257,8 @@ class ObjectStore:
         self, name: str, target: Path, progress: Callable[[int], None] | None = None
     ) -> int:
         """Stream ``name`` into the new local file ``target``; return the bytes written."""
+        import obstore
+
         result = self._guard("read", name, lambda: obstore.get(self.inner, name))
         written = 0
         with open(target, "xb") as out:
@@ -271,6 +278,8 @@ class ObjectStore:
 
     def upload_bytes(self, name: str, data: bytes) -> None:
         """Write ``name`` (overwriting): for names only this writer uses (staged manifests)."""
+        import obstore
+
         self._require_writable(name)
         self._guard("upload", name, lambda: obstore.put(self.inner, name, data))
         self.stats.count(up=len(data))
@@ -340,6 +349,8 @@ class ObjectStore:
     def _stream(self, name: str, start: int, end: int) -> Iterator[memoryview]:
         """The bytes ``[start, end)`` of ``name`` from one request, in pieces as they arrive;
         RemoteUnavailableError when the connection drops before the last."""
+        import obstore
+
         options: GetOptions = {"range": (start, end)}
         result = self._guard("read", name, lambda: obstore.get(self.inner, name, options=options))
         stream = result.stream(min_chunk_size=STREAM_CHUNK)
@@ -362,6 +373,8 @@ class ObjectStore:
             )
 
     def _fetch_part(self, name: str, start: int, end: int) -> memoryview:
+        import obstore
+
         data = memoryview(
             self._guard(
                 "read", name, lambda: obstore.get_range(self.inner, name, start=start, end=end)
@@ -377,6 +390,8 @@ class ObjectStore:
         return data
 
     def _publish_in_parts(self, staged: Path, name: str, total: int) -> bool:
+        import obstore
+
         hidden = f".{name}.{secrets.token_hex(4)}.upload"
         sent = 0
 
@@ -428,6 +443,15 @@ class ObjectStore:
     def _guard(self, action: str, name: str, call: Callable[[], Any]) -> Any:
         """Run one obstore call; turn its errors into ih5's (FileNotFoundError, FileExistsError
         and typed RemoteErrors naming the URL)."""
+        from obstore.exceptions import (
+            AlreadyExistsError,
+            BaseError,
+            NotFoundError,
+            PermissionDeniedError,
+            PreconditionError,
+            UnauthenticatedError,
+        )
+
         where = self.describe(name) if name else self.url
         try:
             return call()

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from obstore.store import HTTPStore, S3Store
-
 from ih5.errors import InvalidKeyError
 from ih5.store._local import LocalStore
 from ih5.store._object import DEFAULT_PART_SIZE, ObjectStore, UploadProgress
@@ -112,6 +110,8 @@ def _s3(url: str, options: RemoteOptions) -> ObjectStore:
     ):
         if value is not None:
             config[key] = value
+    from obstore.store import S3Store  # a process with only local records never loads it
+
     if "region" not in config and "AWS_REGION" not in os.environ:
         config["region"] = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     if "AWS_COPY_IF_NOT_EXISTS" not in os.environ:
@@ -142,6 +142,8 @@ def _s3(url: str, options: RemoteOptions) -> ObjectStore:
 
 
 def _http(url: str, options: RemoteOptions) -> ObjectStore:
+    from obstore.store import HTTPStore  # a process with only local records never loads it
+
     allow_http = urlsplit(url).scheme.lower() == "http"
     inner = HTTPStore.from_url(
         url.rstrip("/") + "/",
