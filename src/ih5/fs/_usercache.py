@@ -80,9 +80,12 @@ def write_entry(kind: str, name: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             temp.unlink()
         return
-    # A scan of the cache directory costs more than the write: prune on this process's
-    # first write of a kind and every PRUNE_EVERY-th after (the bounds overshoot by that).
-    written = _WRITES.get(kind, 0)
+    # A scan of the cache directory costs more than the write: prune on every
+    # PRUNE_EVERY-th write of a kind (the bounds overshoot by that), counted from a random
+    # start, so that short processes writing once (a CLI run) scan one time in PRUNE_EVERY.
+    written = _WRITES.get(kind)
+    if written is None:
+        written = secrets.randbelow(PRUNE_EVERY)
     _WRITES[kind] = written + 1
     if written % PRUNE_EVERY == 0:
         _prune(path.parent, *LIMITS.get(kind, _DEFAULT_LIMIT))
