@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from ih5 import FileLockTimeoutError, file_lock
+import ih5.fs._lock as lock_module
 from ih5.fs import lock_path_for
 
 ForeignLock = Callable[[Path], AbstractContextManager[int]]
@@ -399,6 +400,7 @@ def test_file_lock_leaks_nothing_when_no_thread_can_be_started(
 
     before = fd_count()
     with foreign_lock(target):
+        monkeypatch.setattr(lock_module, "_waits", lock_module._WaitPool())  # no idle helper
         monkeypatch.setattr(threading.Thread, "start", start)
         error, _ = attempt_lock(target, timeout=5)
         monkeypatch.undo()

@@ -11,7 +11,9 @@ create, truncate or lock a file that someone pointed the lock name at.
 
 Waiting hands over at once: a contended acquire blocks in ``flock`` on a
 helper thread (the kernel wakes it the moment the holder unlocks) while the
-caller waits for that thread with a deadline on the monotonic clock.
+caller waits for that thread with a deadline on the monotonic clock. Helper
+threads are kept for a moment once idle and reused: starting a thread costs
+several times the handover itself.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import queue
 import socket
 import stat
 import threading
@@ -149,52 +152,104 @@ def _is_current(fd: int, lock_path: str) -> bool:
     return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
-class _FlockWaiter:
-    """Blocks in ``flock`` on a daemon thread so that the caller can give up.
+WAIT_THREAD_PREFIX = "ih5-lock-wait:"
+"""Name prefix of a helper thread while it blocks in ``flock`` for a caller."""
+IDLE_THREAD_NAME = "ih5-lock-idle"
+_IDLE_SECONDS = 1.0
+"""How long an idle helper thread waits for the next wait before it ends."""
 
-    The waiter owns ``fd`` until :meth:`wait` reports success; a waiter that
-    is abandoned unlocks and closes ``fd`` itself once ``flock`` returns,
+
+class _FlockWait:
+    """One blocking ``flock`` run by a helper thread, which its caller may abandon.
+
+    The wait owns ``fd`` until :meth:`wait` reports success; a wait that is
+    abandoned unlocks and closes ``fd`` itself once ``flock`` returns,
     releasing the lock it may just have been handed.
     """
 
+    __slots__ = ("_abandoned", "_done", "_error", "_finished", "_mutex", "fd", "lock_path", "mode")
+
     def __init__(self, fd: int, lock_path: str, mode: int) -> None:
-        self._fd = fd
-        self._lock_path = lock_path
-        self._mode = mode
+        self.fd = fd
+        self.lock_path = lock_path
+        self.mode = mode
         self._mutex = threading.Lock()
-        self._done = threading.Event()
+        self._finished = threading.Lock()
+        self._finished.acquire()  # released once flock has returned
+        self._done = False
         self._abandoned = False
         self._error: OSError | None = None
-        threading.Thread(target=self._run, name=f"ih5-lock-wait:{lock_path}", daemon=True).start()
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """On the helper thread: block in ``flock``, then hand over or clean up."""
         error: OSError | None = None
         try:
-            fcntl.flock(self._fd, self._mode)
+            fcntl.flock(self.fd, self.mode)
         except OSError as exc:
-            error = _flock_error(exc, self._lock_path)
+            error = _flock_error(exc, self.lock_path)
         with self._mutex:
             if self._abandoned:
-                _close_lock_fd(self._fd, locked=error is None)
+                _close_lock_fd(self.fd, locked=error is None)
                 return
             self._error = error
-            self._done.set()
+            self._done = True
+            self._finished.release()
 
     def wait(self, timeout: float | None) -> bool:
         """Wait for the lock; True hands ``fd`` (locked) back to the caller."""
         interrupted = True
         try:
-            self._done.wait(timeout)
+            self._finished.acquire(timeout=-1 if timeout is None else timeout)
             interrupted = False
         finally:
             with self._mutex:
-                taken = self._done.is_set()
+                taken = self._done
                 self._abandoned = not taken
             if taken and (interrupted or self._error is not None):
-                _close_lock_fd(self._fd, locked=self._error is None)
+                _close_lock_fd(self.fd, locked=self._error is None)
         if self._error is not None:
             raise self._error
         return taken
+
+
+class _WaitPool:
+    """Helper threads that run :class:`_FlockWait` s, started on demand, reused while warm."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._idle: list[queue.SimpleQueue[_FlockWait]] = []
+
+    def start(self, wait: _FlockWait) -> _FlockWait:
+        """Have an idle helper (or a new one) run ``wait``; returns it."""
+        with self._mutex:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is not None:
+            inbox.put(wait)
+            return wait
+        fresh: queue.SimpleQueue[_FlockWait] = queue.SimpleQueue()
+        name = WAIT_THREAD_PREFIX + wait.lock_path
+        threading.Thread(target=self._serve, args=(fresh, wait), name=name, daemon=True).start()
+        return wait
+
+    def _serve(self, inbox: queue.SimpleQueue[_FlockWait], wait: _FlockWait) -> None:
+        me = threading.current_thread()
+        while True:
+            me.name = WAIT_THREAD_PREFIX + wait.lock_path
+            wait.run()
+            me.name = IDLE_THREAD_NAME
+            with self._mutex:
+                self._idle.append(inbox)
+            try:
+                wait = inbox.get(timeout=_IDLE_SECONDS)
+            except queue.Empty:
+                with self._mutex:
+                    if any(entry is inbox for entry in self._idle):
+                        self._idle = [entry for entry in self._idle if entry is not inbox]
+                        return
+                wait = inbox.get()  # a caller took this helper just as it timed out
+
+
+_waits = _WaitPool()
 
 
 def _remaining(deadline: float) -> float | None:
@@ -225,7 +280,7 @@ def _lock_fd(
                 # thread would only hold a descriptor until the holder unlocks.
                 raise _timeout_error(lock_path, timeout)
             if not taken:
-                waiter = _FlockWaiter(fd, lock_path, mode)
+                waiter = _waits.start(_FlockWait(fd, lock_path, mode))
         except BaseException:
             os.close(fd)
             raise
@@ -331,12 +386,13 @@ def _path_lock(lock_path: str) -> _PathLock:
 def _forget_locks_after_fork() -> None:
     # A forked child holds none of its parent's locks: drop the copies of the
     # descriptors without unlocking (that would unlock the parent's lock too).
-    global _registry_mutex
+    global _registry_mutex, _waits
     for entry in list(_registry.values()):
         if entry.fd >= 0:
             os.close(entry.fd)
     _registry.clear()
     _registry_mutex = threading.Lock()
+    _waits = _WaitPool()  # its helper threads stayed in the parent
 
 
 if hasattr(os, "register_at_fork"):
@@ -424,7 +480,7 @@ def wait_directory_unlocked(directory: str | os.PathLike[str], timeout: float | 
     except BaseException:
         os.close(fd)
         raise
-    if not taken and not _FlockWaiter(fd, path, fcntl.LOCK_SH).wait(timeout):
+    if not taken and not _waits.start(_FlockWait(fd, path, fcntl.LOCK_SH)).wait(timeout):
         return False  # the abandoned waiter closes fd
     _close_lock_fd(fd, locked=True)
     return True
