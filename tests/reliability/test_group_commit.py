@@ -26,12 +26,7 @@ import ih5.fs._grouped as grouped
 from ih5 import AtomicMetadataWriter, atomic_update_json, atomic_write_json, read_json
 from ih5.errors import FileLockTimeoutError, MetadataValidationError, MetadataWriteError
 from ih5.fs import encode_json_compact, file_lock, lock_path_for, queue_directory
-from ih5.fs._lock import (
-    release_directory_lock,
-    shared_file_lock,
-    try_directory_lock,
-    wait_directory_unlocked,
-)
+from ih5.fs._lock import shared_file_lock
 from ih5.metadata import get_metadata_path
 from ih5.metadata._writer import _applier, _request
 from tests.helpers.killpoints import arm_kill
@@ -292,17 +287,6 @@ def test_shared_lock_waits_for_the_exclusive_holder_and_admits_many(sidecar: Pat
         file_lock(sidecar, timeout=0.0),
     ):
         pass
-
-
-def test_directory_token_goes_to_one_waiter_and_the_others_wait_for_it(tmp_path: Path) -> None:
-    token = try_directory_lock(tmp_path)
-    assert token is not None
-    try:
-        assert try_directory_lock(tmp_path) is None
-        assert not wait_directory_unlocked(tmp_path, timeout=0.05)
-    finally:
-        release_directory_lock(token)
-    assert wait_directory_unlocked(tmp_path, timeout=5.0)
 
 
 def test_group_commit_queued_value_read_from_a_sidecar_is_written_back_as_read(

@@ -25,10 +25,13 @@ it, and one torn by a power cut was never acknowledged, so it is dropped.
 
 Waiters wait on the lock in shared mode, granted to all of them at once when the
 holder lets go (after its directory fsync); one whose request is in no
-uncommitted batch returns. Of those still waiting, the one
-holding the queue directory's flock takes the lock and applies the queue; the
-others wait for it, so they neither take the lock one after another to learn
-that they are done nor keep trying it together. A waiter that times out withdraws its request if it
+uncommitted batch returns. The holder, before it lets go, applies what was
+queued while it wrote, batch after batch (up to ``DRAIN_ROUNDS``), so that
+nearly every waiter it wakes finds its request applied. One that does not
+takes the lock and applies the queue: right away if the lock is free, else
+it waits in shared mode again (woken by a holder's release, the lock is only
+held shared for a moment by the others woken with it) or, if it was let in
+at once, for the lock itself. A waiter that times out withdraws its request if it
 is still incoming; one already taken up is being applied, so it waits once more.
 Every process queueing on a document must apply requests the same way: the
 queue is one writer's (the plate metadata writer's), not a general mailbox.
@@ -46,7 +49,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -70,10 +73,8 @@ from ih5.fs._lock import (
     file_lock,
     lock_path_for,
     lock_still_held,
-    release_directory_lock,
-    shared_file_lock,
-    try_directory_lock,
-    wait_directory_unlocked,
+    release_shared_lock,
+    take_shared_lock,
 )
 
 logger = logging.getLogger(__name__)
@@ -232,8 +233,12 @@ def _drain(source: Path, batch: Path) -> None:
                 raise
 
 
-def _take_up(queue: Path) -> Path | None:
-    """Under the lock: gather every uncommitted request into one new batch directory."""
+def _take_up(queue: Path, keep: Sequence[Path] = ()) -> Path | None:
+    """Under the lock: gather every uncommitted request into one new batch directory.
+
+    Committed batches left by dead holders are removed; those in ``keep`` (this
+    holder's own, removed once it lets go of the lock) are left alone.
+    """
     try:
         entries = sorted(os.listdir(queue))
     except FileNotFoundError:
@@ -244,7 +249,7 @@ def _take_up(queue: Path) -> Path | None:
     for entry in entries:
         if _uncommitted(queue, entry):
             sources.append(queue / entry)
-        elif entry.startswith(STAGED_PREFIX):
+        elif entry.startswith(STAGED_PREFIX) and queue / entry not in keep:
             _remove_batch(queue / entry)  # committed; its holder died before removing it
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
     claimed = queue / f"{CLAIMED_PREFIX}{token}"
@@ -306,29 +311,26 @@ def _commit(target: Path, batch: Path, encoded: bytes | None) -> Path:
 
 
 class Flushed(NamedTuple):
-    """What is left to do once the lock is released: the directory fsync, removing a batch."""
+    """What is left to do once the lock is released: the directory fsync, removing batches."""
 
     sync: bool
-    committed: Path | None = None
+    committed: tuple[Path, ...] = ()
 
 
-def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
-    """Under the lock: apply every queued request, then ``own``'s one, in one write.
+DRAIN_ROUNDS = 8
+"""At most this many batches per holding of the lock: requests queued while one batch is
+written go in the next, so that their waiters, woken when the lock is let go, find
+them applied instead of taking the lock once more (each extra round delays only the
+holder's own return by one write)."""
 
-    A committed batch is fsynced (its directory) before the lock is released,
-    since its waiters return as soon as they see it committed; removing it is
-    left to :func:`finish_flush`. A plain update (nothing queued) leaves its
-    directory fsync to the caller after the lock, as ``atomic_update_json``
-    does: the next writer's document holds it and is fsynced before it returns.
+
+def _apply_batch(
+    target: Path, batch: Path, apply: Apply, own: tuple[Any] | None, before: bytes, document: Any
+) -> tuple[Path, bytes, Any]:
+    """Apply a taken-up batch (and ``own``) to ``document`` and commit it in one replace.
+
+    Returns the committed batch, the document's bytes and the document now.
     """
-    leftovers = sweep_if_interrupted(target)
-    queue = queue_directory(target)
-    batch = _take_up(queue)
-    before, document = load_for_update(target, None, False)
-    if batch is None:
-        if own is None:
-            return Flushed(False)
-        return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
     for request in _requests(batch):
         document = apply(document, request)
     if own is not None:
@@ -347,16 +349,60 @@ def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
     if changed:
         # Before the lock is released: the waiters it lets in return at once.
         fsync_directory(target.absolute().parent)
-    return Flushed(False, committed)
+    return committed, (encoded if changed else before), document
+
+
+def flush_queue(
+    target: Path, apply: Apply, own: tuple[Any] | None, rounds: int = DRAIN_ROUNDS
+) -> Flushed:
+    """Under the lock: apply every queued request, then ``own``'s one, in one write;
+    then, while more were queued meanwhile, those too, up to ``rounds`` writes.
+
+    A committed batch is fsynced (its directory) before the lock is released,
+    since its waiters return as soon as they see it committed; removing it is
+    left to :func:`finish_flush`. A plain update (nothing queued) leaves its
+    directory fsync to the caller after the lock, as ``atomic_update_json``
+    does: the next writer's document holds it and is fsynced before it returns.
+    An error after the first write is left to the waiters of the batch it
+    stops (they find their requests still queued and apply them themselves):
+    the caller's own update is committed by then.
+    """
+    leftovers = sweep_if_interrupted(target)
+    queue = queue_directory(target)
+    committed: list[Path] = []
+    sync = False
+    loaded: tuple[bytes, Any] | None = None  # the document as last written, once known
+    for round_number in range(rounds):
+        try:
+            batch = _take_up(queue, committed)
+            if batch is None and own is None:
+                break
+            before, document = loaded or load_for_update(target, None, False)
+            if batch is not None:
+                staged, written, document = _apply_batch(target, batch, apply, own, before, document)
+                committed.append(staged)
+                loaded = written, document
+                sync = sync and written == before  # fsynced with the batch if it changed
+            elif own is not None:
+                sync = write_if_changed(target, before, apply(document, own[0]), leftovers)
+                loaded = None  # read it again if more requests come
+        except Exception:
+            if round_number == 0:
+                raise
+            logger.debug("leaving a queued batch of %s to its waiters", target, exc_info=True)
+            break
+        own = None
+    return Flushed(sync, tuple(committed))
 
 
 def finish_flush(target: Path, flushed: Flushed) -> None:
-    """After the lock: make the commit durable, then remove the applied batch."""
+    """After the lock: make the commit durable, then remove the applied batches."""
     if flushed.sync:
         fsync_directory(target.absolute().parent)
-    if flushed.committed is not None:
-        _remove_batch(flushed.committed)
-        _remove_if_empty(flushed.committed.parent)
+    for committed in flushed.committed:
+        _remove_batch(committed)
+    if flushed.committed:
+        _remove_if_empty(flushed.committed[0].parent)
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -365,10 +411,20 @@ def _remaining(deadline: float | None) -> float | None:
 
 def _apply_if_pending(
     target: Path, queue: Path, name: str, apply: Apply, timeout: float | None
-) -> None:
-    """Take the lock and, if request ``name`` still waits, apply the queue."""
+) -> bool:
+    """Take the lock and, if request ``name`` still waits, apply the queue.
+
+    False if ``timeout`` is 0 and the lock is taken: whoever holds it (or the next
+    holder) applies the queue.
+    """
     flushed = Flushed(False)  # applied and fsynced by another holder already
-    with file_lock(target, timeout):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(target, timeout))
+        except FileLockTimeoutError:
+            if timeout == 0.0:
+                return False
+            raise
         if pending(queue, name):
             try:
                 flushed = flush_queue(target, apply, None)
@@ -376,32 +432,6 @@ def _apply_if_pending(
                 _withdraw_anywhere(queue, name)
                 raise
     finish_flush(target, flushed)
-
-
-def _apply_as_successor(
-    target: Path, queue: Path, name: str, apply: Apply, deadline: float | None
-) -> bool:
-    """Become the next holder unless another waiter is about to, then wait for that one.
-
-    One waiter at a time goes for the lock (the one holding the queue directory's
-    flock, a token); the others wait for it to finish and look again, so they
-    neither queue on the lock one after another nor keep trying it together.
-    True once our request is applied.
-    """
-    try:
-        token = try_directory_lock(queue)
-        if token is None:
-            if not wait_directory_unlocked(queue, _remaining(deadline)):
-                raise FileLockTimeoutError(
-                    f"timed out waiting for the writer applying the queue in {queue}", queue
-                )
-            return False
-    except FileNotFoundError:
-        return False  # the queue was emptied and removed meanwhile: look again
-    try:
-        _apply_if_pending(target, queue, name, apply, _remaining(deadline))
-    finally:
-        release_directory_lock(token)
     return True
 
 
@@ -411,17 +441,25 @@ def _wait_and_apply(target: Path, name: str, apply: Apply, timeout: float | None
     Waiting is on the lock in shared mode, which every waiter is granted at
     once when the holder lets go: those whose request it applied return
     together instead of taking the lock one after another to find that out.
+    One whose request still waits tries the lock: woken by a holder's release,
+    it only tries (the others just woken hold it shared for a moment, and the
+    first to get it applies every queued request); let in at once (nobody held
+    the lock), it waits for the lock, so waiters do not keep trying it together.
     """
     queue = queue_directory(target)
     deadline = None if timeout is None else time.monotonic() + timeout
     extended = False
     while True:
         try:
-            with shared_file_lock(target, _remaining(deadline)):
+            fd, waited = take_shared_lock(target, _remaining(deadline))
+            try:
                 waiting = pending(queue, name)
+            finally:
+                release_shared_lock(fd)
             if not waiting:
                 return
-            if _apply_as_successor(target, queue, name, apply, deadline):
+            patience = 0.0 if waited else _remaining(deadline)
+            if _apply_if_pending(target, queue, name, apply, patience):
                 return
         except FileLockTimeoutError as exc:
             if _withdraw(queue, name) or extended:

@@ -263,12 +263,19 @@ def _timeout_error(lock_path: str, timeout: float | None) -> FileLockTimeoutErro
     )
 
 
-def _lock_fd(
+def _lock_fd(lock_path: str, deadline: float, timeout: float | None) -> int:
+    """Open and lock the lock file exclusively; return the descriptor."""
+    return _lock_fd_waited(lock_path, deadline, timeout)[0]
+
+
+def _lock_fd_waited(
     lock_path: str, deadline: float, timeout: float | None, *, shared: bool = False
-) -> int:
-    """Open and lock the lock file (exclusively unless ``shared``); return the descriptor."""
+) -> tuple[int, bool]:
+    """Open and lock the lock file (exclusively unless ``shared``); return the descriptor
+    and whether it had to wait for another holder."""
     _require_flock(lock_path)
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    waited = False
     while True:
         fd = _open_lock_file(lock_path)
         waiter = None
@@ -281,6 +288,7 @@ def _lock_fd(
                 raise _timeout_error(lock_path, timeout)
             if not taken:
                 waiter = _waits.start(_FlockWait(fd, lock_path, mode))
+                waited = True
         except BaseException:
             os.close(fd)
             raise
@@ -292,7 +300,7 @@ def _lock_fd(
             _close_lock_fd(fd, locked=True)
             raise
         if current:
-            return fd
+            return fd, waited
         # Someone removed or replaced the lock file while we waited (an
         # older tool that deletes its lock files): our lock guards nothing.
         _close_lock_fd(fd, locked=True)
@@ -435,55 +443,27 @@ def shared_file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0)
     itself; every shared waiter is let in at once. Not re-entrant, and it waits
     for an exclusive holder in this process too. Timeouts as :func:`file_lock`.
     """
-    lock_path = os.fspath(lock_path_for(path))
-    deadline = float("inf") if timeout is None else time.monotonic() + timeout
-    fd = _lock_fd(lock_path, deadline, timeout, shared=True)
+    fd, _ = take_shared_lock(path, timeout)
     try:
-        yield Path(lock_path)
+        yield lock_path_for(path)
     finally:
-        _close_lock_fd(fd, locked=True)
+        release_shared_lock(fd)
 
 
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0)
+def take_shared_lock(path: str | os.PathLike[str], timeout: float | None) -> tuple[int, bool]:
+    """Take the lock guarding ``path`` in shared mode, as :func:`shared_file_lock` does.
 
-
-def try_directory_lock(directory: str | os.PathLike[str]) -> int | None:
-    """Lock a directory exclusively if nobody does; return the locked descriptor, or None.
-
-    A token among cooperating processes (which of them goes next), not a guard of
-    the directory's contents. Release it with :func:`release_directory_lock`.
+    Returns the locked descriptor (release it with :func:`release_shared_lock`) and
+    whether it had to wait: False when nobody held the lock exclusively.
     """
-    _require_flock(os.fspath(directory))
-    fd = os.open(directory, _DIRECTORY_FLAGS)
-    try:
-        if _try_flock(fd, os.fspath(directory), fcntl.LOCK_EX):
-            return fd
-    except BaseException:
-        os.close(fd)
-        raise
-    os.close(fd)
-    return None
+    lock_path = os.fspath(path) + LOCK_SUFFIX
+    deadline = float("inf") if timeout is None else time.monotonic() + timeout
+    return _lock_fd_waited(lock_path, deadline, timeout, shared=True)
 
 
-def release_directory_lock(fd: int) -> None:
-    """Release a lock taken by :func:`try_directory_lock`."""
+def release_shared_lock(fd: int) -> None:
+    """Release (and close) a lock taken by :func:`take_shared_lock`."""
     _close_lock_fd(fd, locked=True)
-
-
-def wait_directory_unlocked(directory: str | os.PathLike[str], timeout: float | None) -> bool:
-    """Wait until nobody holds ``directory`` locked exclusively; False if ``timeout`` ran out."""
-    path = os.fspath(directory)
-    _require_flock(path)
-    fd = os.open(directory, _DIRECTORY_FLAGS)
-    try:
-        taken = _try_flock(fd, path, fcntl.LOCK_SH)
-    except BaseException:
-        os.close(fd)
-        raise
-    if not taken and not _waits.start(_FlockWait(fd, path, fcntl.LOCK_SH)).wait(timeout):
-        return False  # the abandoned waiter closes fd
-    _close_lock_fd(fd, locked=True)
-    return True
 
 
 def lock_holder(path: str | os.PathLike[str]) -> str:
