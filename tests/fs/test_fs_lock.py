@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from ih5 import FileLockTimeoutError, file_lock
 import ih5.fs._lock as lock_module
+from ih5 import FileLockTimeoutError, file_lock
 from ih5.fs import lock_path_for
 
 ForeignLock = Callable[[Path], AbstractContextManager[int]]

@@ -45,7 +45,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import stat
 import threading
 import time
@@ -95,8 +94,16 @@ Apply = Callable[[Any, Any], Any]
 
 def queue_directory(path: str | os.PathLike[str]) -> Path:
     """The queue directory of ``path``'s grouped updates (hidden, beside it)."""
-    target = Path(path)
-    return target.with_name(f".{target.name}{QUEUE_SUFFIX}")
+    return Path(_queue_of(os.fspath(path)))
+
+
+# Below, paths are strings: a queued update makes dozens of path operations, and
+# pathlib's cost several times what the system calls themselves do.
+
+
+def _queue_of(target: str) -> str:
+    head, name = os.path.split(target)
+    return os.path.join(head, f".{name}{QUEUE_SUFFIX}")
 
 
 def _request_name() -> str:
@@ -105,7 +112,7 @@ def _request_name() -> str:
     return f"{stamp:020d}-{os.getpid()}-{thread}-{secrets.token_hex(4)}{REQUEST_SUFFIX}"
 
 
-def _unlink_quietly(path: Path) -> bool:
+def _unlink_quietly(path: str) -> bool:
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -113,9 +120,12 @@ def _unlink_quietly(path: Path) -> bool:
     return True
 
 
-def _write_unsynced(path: Path, data: bytes) -> None:
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _write_unsynced(path: str, data: bytes) -> None:
     """Create ``path`` (it must not exist) holding ``data``; remove it on any failure."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    fd = os.open(path, _CREATE, 0o644)
     try:
         try:
             view = memoryview(data)
@@ -128,28 +138,39 @@ def _write_unsynced(path: Path, data: bytes) -> None:
         raise
 
 
-def _spool(queue: Path, data: bytes) -> str:
-    """Publish a request into ``queue/incoming`` whole; return its name there."""
+def _spool(queue: str | os.PathLike[str], data: bytes) -> str:
+    """Publish a request into ``queue/incoming`` whole; return its name there.
+
+    The directories are made only when missing (a holder removes them once empty).
+    """
+    queue = os.fspath(queue)
     name = _request_name()
+    incoming = f"{queue}/{INCOMING}"
     for _ in range(_SPOOL_ATTEMPTS):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(queue)
-        temp = queue / f".{_REQUEST_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        temp = f"{queue}/.{_REQUEST_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
         try:
             _write_unsynced(temp, data)
         except FileNotFoundError:
-            continue  # a holder removed the empty queue meanwhile
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(queue)
+            continue  # no queue yet, or a holder removed the empty one meanwhile
         try:
             for _ in range(_SPOOL_ATTEMPTS):
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(queue / INCOMING)
                 try:
-                    os.rename(temp, queue / INCOMING / name)
+                    os.rename(temp, f"{incoming}/{name}")
                     return name
                 except FileNotFoundError:
-                    continue  # a holder took up ``incoming`` meanwhile
-        finally:
+                    # No ``incoming`` (a holder took it up meanwhile), or no queue at all.
+                    try:
+                        os.mkdir(incoming)
+                    except FileExistsError:
+                        pass
+                    except FileNotFoundError:
+                        break
+        except BaseException:
             _unlink_quietly(temp)
+            raise
+        _unlink_quietly(temp)
     raise OSError(f"could not queue a request in {queue}: its directories kept vanishing")
 
 
@@ -157,50 +178,54 @@ def _is_request(name: str) -> bool:
     return name.endswith(REQUEST_SUFFIX) and not name.startswith(".")
 
 
-def _uncommitted(queue: Path, entry: str) -> bool:
+def _uncommitted(queue: str, entry: str) -> bool:
     """Whether a batch directory's requests still wait to be applied."""
     if entry.startswith((CLAIMED_PREFIX, BATCH_PREFIX)):
         return True
-    return entry.startswith(STAGED_PREFIX) and os.path.lexists(queue / entry / NEXT)
+    return entry.startswith(STAGED_PREFIX) and os.path.lexists(f"{queue}/{entry}/{NEXT}")
 
 
-def pending(queue: Path, name: str) -> bool:
+def pending(queue: str | os.PathLike[str], name: str) -> bool:
     """Under the lock: whether request ``name`` still waits (incoming or uncommitted)."""
-    if os.path.lexists(queue / INCOMING / name):
+    queue = os.fspath(queue)
+    if os.path.lexists(f"{queue}/{INCOMING}/{name}"):
         return True
     try:
         entries = os.listdir(queue)
     except FileNotFoundError:
         return False
     return any(
-        _uncommitted(queue, entry) and os.path.lexists(queue / entry / name) for entry in entries
+        _uncommitted(queue, entry) and os.path.lexists(f"{queue}/{entry}/{name}")
+        for entry in entries
     )
 
 
-def _withdraw(queue: Path, name: str) -> bool:
+def _withdraw(queue: str, name: str) -> bool:
     """Remove request ``name`` if it is still incoming (a holder may take it up meanwhile)."""
-    return _unlink_quietly(queue / INCOMING / name)
+    return _unlink_quietly(f"{queue}/{INCOMING}/{name}")
 
 
-def _withdraw_anywhere(queue: Path, name: str) -> None:
+def _withdraw_anywhere(queue: str, name: str) -> None:
     """Under the lock: remove request ``name`` from wherever it waits, and what it leaves empty."""
     if not _withdraw(queue, name):
         with contextlib.suppress(FileNotFoundError):
             for entry in os.listdir(queue):
-                if _uncommitted(queue, entry) and _unlink_quietly(queue / entry / name):
+                if _uncommitted(queue, entry) and _unlink_quietly(f"{queue}/{entry}/{name}"):
                     with contextlib.suppress(OSError):  # not empty: others still wait there
-                        os.rmdir(queue / entry)
+                        os.rmdir(f"{queue}/{entry}")
     _remove_if_empty(queue)
 
 
-def _remove_batch(directory: Path) -> None:
+def _remove_batch(directory: str) -> None:
     """Remove a committed (or emptied) batch directory; what is left the next holder removes."""
     with contextlib.suppress(OSError):
-        shutil.rmtree(directory)
+        for name in os.listdir(directory):
+            _unlink_quietly(f"{directory}/{name}")
+        os.rmdir(directory)
 
 
-def _remove_if_empty(queue: Path) -> None:
-    for directory in (queue / INCOMING, queue):
+def _remove_if_empty(queue: str) -> None:
+    for directory in (f"{queue}/{INCOMING}", queue):
         try:
             os.rmdir(directory)
         except FileNotFoundError:
@@ -209,7 +234,7 @@ def _remove_if_empty(queue: Path) -> None:
             return
 
 
-def _drain(source: Path, batch: Path) -> None:
+def _drain(source: str, batch: str) -> None:
     """Move every request from ``source`` into ``batch``, then remove ``source``.
 
     A waiter's rename into ``incoming`` resolves that directory before it
@@ -222,9 +247,9 @@ def _drain(source: Path, batch: Path) -> None:
         for name in os.listdir(source):
             if _is_request(name):
                 with contextlib.suppress(FileNotFoundError):  # withdrawn by its waiter
-                    os.rename(source / name, batch / name)
+                    os.rename(f"{source}/{name}", f"{batch}/{name}")
             else:  # a dead holder's ``next`` or partial file
-                _unlink_quietly(source / name)
+                _unlink_quietly(f"{source}/{name}")
         try:
             os.rmdir(source)
             return
@@ -233,7 +258,7 @@ def _drain(source: Path, batch: Path) -> None:
                 raise
 
 
-def _take_up(queue: Path, keep: Sequence[Path] = ()) -> Path | None:
+def _take_up(queue: str, keep: Sequence[str] = ()) -> str | None:
     """Under the lock: gather every uncommitted request into one new batch directory.
 
     Committed batches left by dead holders are removed; those in ``keep`` (this
@@ -247,20 +272,22 @@ def _take_up(queue: Path, keep: Sequence[Path] = ()) -> Path | None:
         sweep_stale_temps_in(queue, _REQUEST_LABEL.__eq__)  # of waiters killed while queueing
     sources = []
     for entry in entries:
+        if entry == INCOMING:
+            continue
         if _uncommitted(queue, entry):
-            sources.append(queue / entry)
-        elif entry.startswith(STAGED_PREFIX) and queue / entry not in keep:
-            _remove_batch(queue / entry)  # committed; its holder died before removing it
+            sources.append(f"{queue}/{entry}")
+        elif entry.startswith(STAGED_PREFIX) and f"{queue}/{entry}" not in keep:
+            _remove_batch(f"{queue}/{entry}")  # committed; its holder died before removing it
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
-    claimed = queue / f"{CLAIMED_PREFIX}{token}"
+    claimed = f"{queue}/{CLAIMED_PREFIX}{token}"
     try:
-        os.rename(queue / INCOMING, claimed)
+        os.rename(f"{queue}/{INCOMING}", claimed)
         sources.insert(0, claimed)
     except FileNotFoundError:
         if not sources:
             _remove_if_empty(queue)
             return None
-    batch = queue / f"{BATCH_PREFIX}{token}"
+    batch = f"{queue}/{BATCH_PREFIX}{token}"
     os.mkdir(batch)
     for source in sources:
         _drain(source, batch)
@@ -273,15 +300,26 @@ def _non_finite(name: str) -> float:
     return ReadNonFinite(name.replace("Infinity", "inf"))
 
 
-def _requests(batch: Path) -> list[Any]:
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _requests(batch: str) -> list[Any]:
     """The batch's requests in arrival order; a torn one (a power cut) is dropped."""
     found = []
     for name in sorted(entry for entry in os.listdir(batch) if _is_request(entry)):
-        raw = (batch / name).read_bytes()
+        raw = _read(f"{batch}/{name}")
         try:
             found.append(json.loads(raw.decode("utf-8"), parse_constant=_non_finite))
         except ValueError:
-            logger.warning("dropping torn queued request %s (never acknowledged)", batch / name)
+            logger.warning("dropping torn queued request %s/%s (never acknowledged)", batch, name)
     return found
 
 
@@ -292,21 +330,22 @@ def _existing_mode(path: Path) -> int | None:
         return None
 
 
-def _staged(batch: Path) -> Path:
-    return batch.with_name(STAGED_PREFIX + batch.name[len(BATCH_PREFIX) :])
+def _staged(batch: str) -> str:
+    head, name = os.path.split(batch)
+    return f"{head}/{STAGED_PREFIX}{name[len(BATCH_PREFIX) :]}"
 
 
-def _commit(target: Path, batch: Path, encoded: bytes | None) -> Path:
+def _commit(target: Path, batch: str, encoded: bytes | None) -> str:
     """Stage the next document in the batch, then rename it over ``target``; return the batch.
 
     ``encoded`` None: the batch changes nothing; it is only marked applied.
     """
     if encoded is not None:
-        write_new_file(batch / NEXT, encoded, _existing_mode(target))
+        write_new_file(f"{batch}/{NEXT}", encoded, _existing_mode(target))
     staged = _staged(batch)
     os.rename(batch, staged)
     if encoded is not None:
-        os.rename(staged / NEXT, target)
+        os.rename(f"{staged}/{NEXT}", target)
     return staged
 
 
@@ -314,7 +353,7 @@ class Flushed(NamedTuple):
     """What is left to do once the lock is released: the directory fsync, removing batches."""
 
     sync: bool
-    committed: tuple[Path, ...] = ()
+    committed: tuple[str, ...] = ()
 
 
 DRAIN_ROUNDS = 8
@@ -325,8 +364,8 @@ holder's own return by one write)."""
 
 
 def _apply_batch(
-    target: Path, batch: Path, apply: Apply, own: tuple[Any] | None, before: bytes, document: Any
-) -> tuple[Path, bytes, Any]:
+    target: Path, batch: str, apply: Apply, own: tuple[Any] | None, before: bytes, document: Any
+) -> tuple[str, bytes, Any]:
     """Apply a taken-up batch (and ``own``) to ``document`` and commit it in one replace.
 
     Returns the committed batch, the document's bytes and the document now.
@@ -368,8 +407,8 @@ def flush_queue(
     the caller's own update is committed by then.
     """
     leftovers = sweep_if_interrupted(target)
-    queue = queue_directory(target)
-    committed: list[Path] = []
+    queue = _queue_of(os.fspath(target))
+    committed: list[str] = []
     sync = False
     loaded: tuple[bytes, Any] | None = None  # the document as last written, once known
     for round_number in range(rounds):
@@ -379,7 +418,9 @@ def flush_queue(
                 break
             before, document = loaded or load_for_update(target, None, False)
             if batch is not None:
-                staged, written, document = _apply_batch(target, batch, apply, own, before, document)
+                staged, written, document = _apply_batch(
+                    target, batch, apply, own, before, document
+                )
                 committed.append(staged)
                 loaded = written, document
                 sync = sync and written == before  # fsynced with the batch if it changed
@@ -402,7 +443,7 @@ def finish_flush(target: Path, flushed: Flushed) -> None:
     for committed in flushed.committed:
         _remove_batch(committed)
     if flushed.committed:
-        _remove_if_empty(flushed.committed[0].parent)
+        _remove_if_empty(os.path.dirname(flushed.committed[0]))
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -410,7 +451,7 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 def _apply_if_pending(
-    target: Path, queue: Path, name: str, apply: Apply, timeout: float | None
+    target: Path, queue: str, name: str, apply: Apply, timeout: float | None
 ) -> bool:
     """Take the lock and, if request ``name`` still waits, apply the queue.
 
@@ -446,7 +487,7 @@ def _wait_and_apply(target: Path, name: str, apply: Apply, timeout: float | None
     first to get it applies every queued request); let in at once (nobody held
     the lock), it waits for the lock, so waiters do not keep trying it together.
     """
-    queue = queue_directory(target)
+    queue = _queue_of(os.fspath(target))
     deadline = None if timeout is None else time.monotonic() + timeout
     extended = False
     while True:
@@ -513,4 +554,4 @@ def grouped_update_json(
             flushed = flush_queue(target, apply, (request,))
     finish_flush(target, flushed)
     if busy:
-        _wait_and_apply(target, _spool(queue_directory(target), data), apply, timeout)
+        _wait_and_apply(target, _spool(_queue_of(os.fspath(target)), data), apply, timeout)

@@ -22,7 +22,7 @@ _int_text = int.__repr__
 _is_finite = math.isfinite
 
 
-class _NotPlain(Exception):
+class _NotPlainError(Exception):
     """The tree holds something only ``json.dumps`` should encode."""
 
 
@@ -40,7 +40,7 @@ def _encode(node: Any, level: int, out: list[str]) -> None:
         first = True
         for key, value in node.items():
             if type(key) is not str:
-                raise _NotPlain
+                raise _NotPlainError
             if first:
                 first = False
             else:
@@ -75,7 +75,7 @@ def _encode(node: Any, level: int, out: list[str]) -> None:
     elif kind is float and _is_finite(node):
         out.append(_float_text(node))
     else:
-        raise _NotPlain
+        raise _NotPlainError
 
 
 def indented_json(data: Any) -> str | None:
@@ -83,6 +83,6 @@ def indented_json(data: Any) -> str | None:
     out: list[str] = []
     try:
         _encode(data, 0, out)
-    except (_NotPlain, RecursionError):
+    except (_NotPlainError, RecursionError):
         return None
     return "".join(out)
