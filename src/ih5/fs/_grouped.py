@@ -69,11 +69,14 @@ from ih5.fs._jsonfile import (
     write_if_changed,
 )
 from ih5.fs._lock import (
+    create_gate,
     file_lock,
     lock_path_for,
     lock_still_held,
+    release_lock_fd,
     release_shared_lock,
     take_shared_lock,
+    wait_gate,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,6 +89,9 @@ STAGED_PREFIX = "staged-"
 NEXT = "next"
 REQUEST_SUFFIX = ".request"
 _REQUEST_LABEL = "request"
+GATE = "gate"
+_GATE_LABEL = "gate"
+_QUEUE_TEMPS = frozenset((_REQUEST_LABEL, _GATE_LABEL))
 _SPOOL_ATTEMPTS = 1000
 
 Apply = Callable[[Any, Any], Any]
@@ -123,33 +129,42 @@ def _unlink_quietly(path: str) -> bool:
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
-def _write_unsynced(path: str, data: bytes) -> None:
-    """Create ``path`` (it must not exist) holding ``data``; remove it on any failure."""
+def _write_unsynced(path: str, data: bytes) -> int:
+    """Create ``path`` (it must not exist) holding ``data``; return its open descriptor.
+
+    On any failure the file is removed.
+    """
     fd = os.open(path, _CREATE, 0o644)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     except BaseException:
+        os.close(fd)
         _unlink_quietly(path)
         raise
+    return fd
 
 
 def _spool(queue: str | os.PathLike[str], data: bytes) -> str:
-    """Publish a request into ``queue/incoming`` whole; return its name there.
+    """Publish a request into ``queue/incoming`` whole; return its name there."""
+    name, fd = _publish(os.fspath(queue), data)
+    os.close(fd)
+    return name
+
+
+def _publish(queue: str, data: bytes) -> tuple[str, int]:
+    """Publish a request into ``queue/incoming`` whole; return its name and a descriptor
+    of it (the holder marks a request it applied, wherever the file is by then).
 
     The directories are made only when missing (a holder removes them once empty).
     """
-    queue = os.fspath(queue)
     name = _request_name()
     incoming = f"{queue}/{INCOMING}"
     for _ in range(_SPOOL_ATTEMPTS):
         temp = f"{queue}/.{_REQUEST_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
         try:
-            _write_unsynced(temp, data)
+            fd = _write_unsynced(temp, data)
         except FileNotFoundError:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(queue)
@@ -158,7 +173,7 @@ def _spool(queue: str | os.PathLike[str], data: bytes) -> str:
             for _ in range(_SPOOL_ATTEMPTS):
                 try:
                     os.rename(temp, f"{incoming}/{name}")
-                    return name
+                    return name, fd
                 except FileNotFoundError:
                     # No ``incoming`` (a holder took it up meanwhile), or no queue at all.
                     try:
@@ -168,10 +183,27 @@ def _spool(queue: str | os.PathLike[str], data: bytes) -> str:
                     except FileNotFoundError:
                         break
         except BaseException:
+            os.close(fd)
             _unlink_quietly(temp)
             raise
+        os.close(fd)
         _unlink_quietly(temp)
     raise OSError(f"could not queue a request in {queue}: its directories kept vanishing")
+
+
+def _mark_applied(batch: str, names: Sequence[str]) -> None:
+    """Tell the waiters of a durably committed batch that their requests are applied.
+
+    The mark (a modification time of 0) is only a hint read without the lock:
+    a waiter that finds none learns its request's state under the lock.
+    """
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(f"{batch}/{name}", ns=(0, 0))
+
+
+def _marked(fd: int) -> bool:
+    return os.fstat(fd).st_mtime_ns == 0
 
 
 def _is_request(name: str) -> bool:
@@ -269,7 +301,7 @@ def _take_up(queue: str, keep: Sequence[str] = ()) -> str | None:
     except FileNotFoundError:
         return None
     if any(is_temp_name(entry) for entry in entries):
-        sweep_stale_temps_in(queue, _REQUEST_LABEL.__eq__)  # of waiters killed while queueing
+        sweep_stale_temps_in(queue, _QUEUE_TEMPS.__contains__)  # of killed waiters, holders
     sources = []
     for entry in entries:
         if entry == INCOMING:
@@ -311,16 +343,18 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
-def _requests(batch: str) -> list[Any]:
-    """The batch's requests in arrival order; a torn one (a power cut) is dropped."""
+def _requests(batch: str) -> tuple[list[str], list[Any]]:
+    """The batch's request names and requests, in arrival order; a torn one (a power cut)
+    is dropped."""
+    names = sorted(entry for entry in os.listdir(batch) if _is_request(entry))
     found = []
-    for name in sorted(entry for entry in os.listdir(batch) if _is_request(entry)):
+    for name in names:
         raw = _read(f"{batch}/{name}")
         try:
             found.append(json.loads(raw.decode("utf-8"), parse_constant=_non_finite))
         except ValueError:
             logger.warning("dropping torn queued request %s/%s (never acknowledged)", batch, name)
-    return found
+    return names, found
 
 
 def _existing_mode(path: Path) -> int | None:
@@ -366,11 +400,13 @@ holder's own return by one write)."""
 def _apply_batch(
     target: Path, batch: str, apply: Apply, own: tuple[Any] | None, before: bytes, document: Any
 ) -> tuple[str, bytes, Any]:
-    """Apply a taken-up batch (and ``own``) to ``document`` and commit it in one replace.
+    """Apply a taken-up batch (and ``own``) to ``document``, commit it in one replace, make
+    that durable and mark its requests applied.
 
     Returns the committed batch, the document's bytes and the document now.
     """
-    for request in _requests(batch):
+    names, requests = _requests(batch)
+    for request in requests:
         document = apply(document, request)
     if own is not None:
         document = apply(document, own[0])
@@ -385,10 +421,39 @@ def _apply_batch(
             lock_path_for(target),
         )
     committed = _commit(target, batch, encoded if changed else None)
-    if changed:
-        # Before the lock is released: the waiters it lets in return at once.
-        fsync_directory(target.absolute().parent)
+    # Before any waiter is told: an unchanged document may be a plain update's whose
+    # directory fsync is still to come.
+    fsync_directory(target.absolute().parent)
+    _mark_applied(committed, names)
     return committed, (encoded if changed else before), document
+
+
+def _raise_gate(queue: str) -> int | None:
+    """Put up a new gate for this holding's waiters as ``queue/gate``; its descriptor.
+
+    None when there is no queue (then nobody waits yet).
+    """
+    temp = f"{queue}/.{_GATE_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    try:
+        fd = create_gate(temp)
+    except FileNotFoundError:
+        return None
+    try:
+        os.rename(temp, f"{queue}/{GATE}")  # over a dead holder's, if one is left
+    except BaseException:
+        release_lock_fd(fd)
+        _unlink_quietly(temp)
+        raise
+    return fd
+
+
+def _lower_gate(queue: str, gate: int) -> None:
+    """Under the lock: take this holder's gate down and let its waiters through."""
+    try:
+        _unlink_quietly(f"{queue}/{GATE}")
+    finally:
+        release_lock_fd(gate)
+    _remove_if_empty(queue)  # the gate kept it from going when the last batch did
 
 
 def flush_queue(
@@ -411,28 +476,37 @@ def flush_queue(
     committed: list[str] = []
     sync = False
     loaded: tuple[bytes, Any] | None = None  # the document as last written, once known
-    for round_number in range(rounds):
-        try:
-            batch = _take_up(queue, committed)
-            if batch is None and own is None:
+    gate = _raise_gate(queue) if os.path.lexists(queue) else None
+    try:
+        for round_number in range(rounds):
+            try:
+                batch = _take_up(queue, committed)
+                if batch is None and own is None:
+                    break
+                before, document = loaded or load_for_update(target, None, False)
+                if batch is not None:
+                    staged, written, document = _apply_batch(
+                        target, batch, apply, own, before, document
+                    )
+                    committed.append(staged)
+                    loaded = written, document
+                    sync = False  # the directory was fsynced
+                    if gate is not None and os.path.lexists(f"{queue}/{INCOMING}"):
+                        # Let this batch's waiters go; the next batch's wait at a new gate.
+                        previous, gate = gate, _raise_gate(queue)
+                        release_lock_fd(previous)
+                elif own is not None:
+                    sync = write_if_changed(target, before, apply(document, own[0]), leftovers)
+                    loaded = None  # read it again if more requests come
+            except Exception:
+                if round_number == 0:
+                    raise
+                logger.debug("leaving a queued batch of %s to its waiters", target, exc_info=True)
                 break
-            before, document = loaded or load_for_update(target, None, False)
-            if batch is not None:
-                staged, written, document = _apply_batch(
-                    target, batch, apply, own, before, document
-                )
-                committed.append(staged)
-                loaded = written, document
-                sync = sync and written == before  # fsynced with the batch if it changed
-            elif own is not None:
-                sync = write_if_changed(target, before, apply(document, own[0]), leftovers)
-                loaded = None  # read it again if more requests come
-        except Exception:
-            if round_number == 0:
-                raise
-            logger.debug("leaving a queued batch of %s to its waiters", target, exc_info=True)
-            break
-        own = None
+            own = None
+    finally:
+        if gate is not None:
+            _lower_gate(queue, gate)
     return Flushed(sync, tuple(committed))
 
 
@@ -554,4 +628,26 @@ def grouped_update_json(
             flushed = flush_queue(target, apply, (request,))
     finish_flush(target, flushed)
     if busy:
-        _wait_and_apply(target, _spool(_queue_of(os.fspath(target)), data), apply, timeout)
+        _wait_as_waiter(target, data, apply, timeout)
+
+
+def _wait_as_waiter(target: Path, data: bytes, apply: Apply, timeout: float | None) -> None:
+    """Queue a request and wait until it is applied: at the holders' gates, which let
+    every waiter through at once, then (if it is not marked applied) at the lock."""
+    queue = _queue_of(os.fspath(target))
+    deadline = None if timeout is None else time.monotonic() + timeout
+    name, fd = _publish(queue, data)
+    try:
+        passed = None
+        while True:
+            passed = wait_gate(f"{queue}/{GATE}", _remaining(deadline), passed)
+            if passed is None:
+                break
+            if _marked(fd):
+                return
+    except BaseException:
+        _withdraw(queue, name)
+        raise
+    finally:
+        os.close(fd)
+    _wait_and_apply(target, name, apply, _remaining(deadline))

@@ -18,6 +18,7 @@ several times the handover itself.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -464,6 +465,58 @@ def take_shared_lock(path: str | os.PathLike[str], timeout: float | None) -> tup
 def release_shared_lock(fd: int) -> None:
     """Release (and close) a lock taken by :func:`take_shared_lock`."""
     _close_lock_fd(fd, locked=True)
+
+
+def create_gate(path: str) -> int:
+    """Create the file ``path`` (it must not exist) locked exclusively; return the descriptor.
+
+    A gate: its creator lets every waiter (:func:`wait_gate`) through at once by
+    closing it (:func:`release_lock_fd`), and nobody locks it again, so no
+    later locker can get in before a woken waiter runs.
+    """
+    _require_flock(path)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        if not _try_flock(fd, path, fcntl.LOCK_EX):  # pragma: no cover - a new file
+            raise FileLockError(f"cannot lock the new file {path}", path)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    return fd
+
+
+def release_lock_fd(fd: int) -> None:
+    """Unlock and close a descriptor locked by :func:`create_gate`."""
+    _close_lock_fd(fd, locked=True)
+
+
+def wait_gate(path: str, timeout: float | None, passed: int | None = None) -> int | None:
+    """Wait until the gate at ``path`` is opened; return its inode, or None.
+
+    None when there is no gate, when the gate found is ``passed`` (the inode of
+    one waited at before: it stays up only while its creator finishes or after it
+    died), or when ``timeout`` ran out.
+    """
+    _require_flock(path)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    try:
+        inode = os.fstat(fd).st_ino
+        taken = inode != passed and _try_flock(fd, path, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(fd)
+        raise
+    if inode == passed:
+        os.close(fd)
+        return None
+    if not taken and not _waits.start(_FlockWait(fd, path, fcntl.LOCK_SH)).wait(timeout):
+        return None  # the abandoned wait closes fd
+    _close_lock_fd(fd, locked=True)
+    return inode
 
 
 def lock_holder(path: str | os.PathLike[str]) -> str:
