@@ -476,10 +476,12 @@ def flush_queue(
     committed: list[str] = []
     sync = False
     loaded: tuple[bytes, Any] | None = None  # the document as last written, once known
-    gate = _raise_gate(queue) if os.path.lexists(queue) else None
+    gate: int | None = None
     try:
         for round_number in range(rounds):
             try:
+                if gate is None and os.path.lexists(queue):
+                    gate = _raise_gate(queue)  # someone queued while this holder wrote
                 batch = _take_up(queue, committed)
                 if batch is None and own is None:
                     break
@@ -550,23 +552,55 @@ def _apply_if_pending(
     return True
 
 
-def _wait_and_apply(target: Path, name: str, apply: Apply, timeout: float | None) -> None:
-    """Wait until request ``name`` is applied, by the lock's holder or by us.
+_LOOK_AGAIN = 0.002
+"""How long (seconds) a waiter that finds no gate up waits for the lock before it looks for
+a gate (or its mark) again: a holder that started before anyone queued raises its gate
+at its next batch. After ``_LOOKS`` looks in a row find none (the lock is held by
+another kind of writer, or a long one), the wait doubles each time up to
+``_LOOK_AT_MOST``."""
+_LOOKS = 10
+_LOOK_AT_MOST = 0.05
 
-    Waiting is on the lock in shared mode, which every waiter is granted at
-    once when the holder lets go: those whose request it applied return
-    together instead of taking the lock one after another to find that out.
-    One whose request still waits tries the lock: woken by a holder's release,
-    it only tries (the others just woken hold it shared for a moment, and the
-    first to get it applies every queued request); let in at once (nobody held
-    the lock), it waits for the lock, so waiters do not keep trying it together.
+
+def _wait_and_apply(
+    target: Path, name: str, request_fd: int, apply: Apply, timeout: float | None
+) -> None:
+    """Wait until request ``name`` is applied, by a holder of the lock or by us.
+
+    Waiting is at the holder's gate, which lets every waiter of a batch through
+    at once when the batch is durable; one whose request is marked applied
+    returns. Without a gate up it waits a moment for the lock in shared mode
+    (granted to all at once when the holder lets go), looks under it whether
+    its request still waits, and if so tries the lock: woken by a holder's
+    release, it only tries (the others just woken hold it shared for a moment,
+    and the first to get it applies every queued request); let in at once
+    (nobody held the lock), it waits for the lock, so waiters do not keep
+    trying it together.
     """
     queue = _queue_of(os.fspath(target))
+    gate_path = f"{queue}/{GATE}"
     deadline = None if timeout is None else time.monotonic() + timeout
     extended = False
+    passed: int | None = None
+    looks = 0
     while True:
         try:
-            fd, waited = take_shared_lock(target, _remaining(deadline))
+            if _marked(request_fd):
+                return
+            gate = wait_gate(gate_path, _remaining(deadline), passed)
+            if gate is not None:
+                passed, looks = gate, 0
+                continue
+            look = min(_LOOK_AGAIN * 2 ** max(0, looks - _LOOKS), _LOOK_AT_MOST)
+            remaining = _remaining(deadline)
+            if remaining is not None and remaining <= look:
+                fd, waited = take_shared_lock(target, remaining)
+            else:
+                try:
+                    fd, waited = take_shared_lock(target, look)
+                except FileLockTimeoutError:
+                    looks += 1
+                    continue
             try:
                 waiting = pending(queue, name)
             finally:
@@ -632,22 +666,9 @@ def grouped_update_json(
 
 
 def _wait_as_waiter(target: Path, data: bytes, apply: Apply, timeout: float | None) -> None:
-    """Queue a request and wait until it is applied: at the holders' gates, which let
-    every waiter through at once, then (if it is not marked applied) at the lock."""
-    queue = _queue_of(os.fspath(target))
-    deadline = None if timeout is None else time.monotonic() + timeout
-    name, fd = _publish(queue, data)
+    """Queue a request and wait until it is applied (:func:`_wait_and_apply`)."""
+    name, fd = _publish(_queue_of(os.fspath(target)), data)
     try:
-        passed = None
-        while True:
-            passed = wait_gate(f"{queue}/{GATE}", _remaining(deadline), passed)
-            if passed is None:
-                break
-            if _marked(fd):
-                return
-    except BaseException:
-        _withdraw(queue, name)
-        raise
+        _wait_and_apply(target, name, fd, apply, timeout)
     finally:
         os.close(fd)
-    _wait_and_apply(target, name, apply, _remaining(deadline))
