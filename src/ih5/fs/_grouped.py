@@ -23,16 +23,21 @@ or failed) and the next holder applies its requests to the document as it is
 then. Requests are not fsynced: one counts only once a committed document holds
 it, and one torn by a power cut was never acknowledged, so it is dropped.
 
-Waiters wait on the lock in shared mode, granted to all of them at once when the
-holder lets go (after its directory fsync); one whose request is in no
-uncommitted batch returns. The holder, before it lets go, applies what was
-queued while it wrote, batch after batch (up to ``DRAIN_ROUNDS``), so that
-nearly every waiter it wakes finds its request applied. One that does not
-takes the lock and applies the queue: right away if the lock is free, else
-it waits in shared mode again (woken by a holder's release, the lock is only
-held shared for a moment by the others woken with it) or, if it was let in
-at once, for the lock itself. A waiter that times out withdraws its request if it
-is still incoming; one already taken up is being applied, so it waits once more.
+Waiters wait at a gate, ``gate`` in the queue directory: a file the holder
+creates locked (when it finds a queue) and unlocks once its batch is durable,
+then marks every request of the batch applied (modification time 0). Every
+waiter is let through at once, and nobody locks a gate again, so a writer
+taking the lock right after cannot keep the woken waiters waiting (as it can
+with a lock they must get once more: flock hands a released lock to whoever
+asks first, not to the waiters it wakes). A waiter whose request is marked
+returns; one that is not, or that finds no gate (the holder started before
+anyone queued), waits a moment on the lock in shared mode, learns under it
+whether its request still waits, and if so takes the lock and applies the
+queue: right away if the lock is free, else it looks for a gate again or,
+if it was let in at once, waits for the lock itself. The mark is only a
+hint: the state of the queue directory under the lock is what counts. A
+waiter that times out withdraws its request if it is still incoming; one
+already taken up is being applied, so it waits once more.
 Every process queueing on a document must apply requests the same way: the
 queue is one writer's (the plate metadata writer's), not a general mailbox.
 """
@@ -290,12 +295,9 @@ def _drain(source: str, batch: str) -> None:
                 raise
 
 
-def _take_up(queue: str, keep: Sequence[str] = ()) -> str | None:
-    """Under the lock: gather every uncommitted request into one new batch directory.
-
-    Committed batches left by dead holders are removed; those in ``keep`` (this
-    holder's own, removed once it lets go of the lock) are left alone.
-    """
+def _take_up(queue: str) -> str | None:
+    """Under the lock: gather every uncommitted request into one new batch directory
+    (removing committed batches whose holders died before removing them)."""
     try:
         entries = sorted(os.listdir(queue))
     except FileNotFoundError:
@@ -308,7 +310,7 @@ def _take_up(queue: str, keep: Sequence[str] = ()) -> str | None:
             continue
         if _uncommitted(queue, entry):
             sources.append(f"{queue}/{entry}")
-        elif entry.startswith(STAGED_PREFIX) and f"{queue}/{entry}" not in keep:
+        elif entry.startswith(STAGED_PREFIX):
             _remove_batch(f"{queue}/{entry}")  # committed; its holder died before removing it
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
     claimed = f"{queue}/{CLAIMED_PREFIX}{token}"
@@ -390,21 +392,11 @@ class Flushed(NamedTuple):
     committed: tuple[str, ...] = ()
 
 
-DRAIN_ROUNDS = 8
-"""At most this many batches per holding of the lock: requests queued while one batch is
-written go in the next, so that their waiters, woken when the lock is let go, find
-them applied instead of taking the lock once more (each extra round delays only the
-holder's own return by one write)."""
-
-
 def _apply_batch(
     target: Path, batch: str, apply: Apply, own: tuple[Any] | None, before: bytes, document: Any
-) -> tuple[str, bytes, Any]:
+) -> str:
     """Apply a taken-up batch (and ``own``) to ``document``, commit it in one replace, make
-    that durable and mark its requests applied.
-
-    Returns the committed batch, the document's bytes and the document now.
-    """
+    that durable and mark its requests applied; return the committed batch."""
     names, requests = _requests(batch)
     for request in requests:
         document = apply(document, request)
@@ -425,7 +417,7 @@ def _apply_batch(
     # directory fsync is still to come.
     fsync_directory(target.absolute().parent)
     _mark_applied(committed, names)
-    return committed, (encoded if changed else before), document
+    return committed
 
 
 def _raise_gate(queue: str) -> int | None:
@@ -456,60 +448,32 @@ def _lower_gate(queue: str, gate: int) -> None:
     _remove_if_empty(queue)  # the gate kept it from going when the last batch did
 
 
-def flush_queue(
-    target: Path, apply: Apply, own: tuple[Any] | None, rounds: int = DRAIN_ROUNDS
-) -> Flushed:
-    """Under the lock: apply every queued request, then ``own``'s one, in one write;
-    then, while more were queued meanwhile, those too, up to ``rounds`` writes.
+def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
+    """Under the lock: apply every queued request, then ``own``'s one, in one write.
 
-    A committed batch is fsynced (its directory) before the lock is released,
-    since its waiters return as soon as they see it committed; removing it is
-    left to :func:`finish_flush`. A plain update (nothing queued) leaves its
-    directory fsync to the caller after the lock, as ``atomic_update_json``
-    does: the next writer's document holds it and is fsynced before it returns.
-    An error after the first write is left to the waiters of the batch it
-    stops (they find their requests still queued and apply them themselves):
-    the caller's own update is committed by then.
+    Whoever queues meanwhile waits at the gate this holder raises (when there is
+    a queue to raise it in): let through when the batch is durable, those not in
+    it find the next holder's gate, or the lock. A committed batch is fsynced (its
+    directory) before its waiters are told; removing it is left to
+    :func:`finish_flush`. A plain update (nothing queued) leaves its directory
+    fsync to the caller after the lock, as ``atomic_update_json`` does: the next
+    writer's document holds it and is fsynced before it returns.
     """
     leftovers = sweep_if_interrupted(target)
     queue = _queue_of(os.fspath(target))
-    committed: list[str] = []
-    sync = False
-    loaded: tuple[bytes, Any] | None = None  # the document as last written, once known
-    gate: int | None = None
+    gate = _raise_gate(queue) if os.path.lexists(queue) else None
     try:
-        for round_number in range(rounds):
-            try:
-                if gate is None and os.path.lexists(queue):
-                    gate = _raise_gate(queue)  # someone queued while this holder wrote
-                batch = _take_up(queue, committed)
-                if batch is None and own is None:
-                    break
-                before, document = loaded or load_for_update(target, None, False)
-                if batch is not None:
-                    staged, written, document = _apply_batch(
-                        target, batch, apply, own, before, document
-                    )
-                    committed.append(staged)
-                    loaded = written, document
-                    sync = False  # the directory was fsynced
-                    if gate is not None and os.path.lexists(f"{queue}/{INCOMING}"):
-                        # Let this batch's waiters go; the next batch's wait at a new gate.
-                        previous, gate = gate, _raise_gate(queue)
-                        release_lock_fd(previous)
-                elif own is not None:
-                    sync = write_if_changed(target, before, apply(document, own[0]), leftovers)
-                    loaded = None  # read it again if more requests come
-            except Exception:
-                if round_number == 0:
-                    raise
-                logger.debug("leaving a queued batch of %s to its waiters", target, exc_info=True)
-                break
-            own = None
+        batch = _take_up(queue)
+        if batch is None:
+            if own is None:
+                return Flushed(False)
+            before, document = load_for_update(target, None, False)
+            return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
+        before, document = load_for_update(target, None, False)
+        return Flushed(False, (_apply_batch(target, batch, apply, own, before, document),))
     finally:
         if gate is not None:
             _lower_gate(queue, gate)
-    return Flushed(sync, tuple(committed))
 
 
 def finish_flush(target: Path, flushed: Flushed) -> None:
