@@ -74,13 +74,12 @@ from ih5.fs._jsonfile import (
     write_if_changed,
 )
 from ih5.fs._lock import (
+    SharedLockWait,
     create_gate,
     file_lock,
     lock_path_for,
     lock_still_held,
     release_lock_fd,
-    release_shared_lock,
-    take_shared_lock,
     wait_gate,
 )
 
@@ -542,37 +541,11 @@ def _wait_and_apply(
     trying it together.
     """
     queue = _queue_of(os.fspath(target))
-    gate_path = f"{queue}/{GATE}"
     deadline = None if timeout is None else time.monotonic() + timeout
     extended = False
-    passed: int | None = None
-    looks = 0
     while True:
         try:
-            if _marked(request_fd):
-                return
-            gate = wait_gate(gate_path, _remaining(deadline), passed)
-            if gate is not None:
-                passed, looks = gate, 0
-                continue
-            look = min(_LOOK_AGAIN * 2 ** max(0, looks - _LOOKS), _LOOK_AT_MOST)
-            remaining = _remaining(deadline)
-            if remaining is not None and remaining <= look:
-                fd, waited = take_shared_lock(target, remaining)
-            else:
-                try:
-                    fd, waited = take_shared_lock(target, look)
-                except FileLockTimeoutError:
-                    looks += 1
-                    continue
-            try:
-                waiting = pending(queue, name)
-            finally:
-                release_shared_lock(fd)
-            if not waiting:
-                return
-            patience = 0.0 if waited else _remaining(deadline)
-            if _apply_if_pending(target, queue, name, apply, patience):
+            if _look_until_applied(target, queue, name, request_fd, apply, deadline):
                 return
         except FileLockTimeoutError as exc:
             if _withdraw(queue, name) or extended:
@@ -589,6 +562,50 @@ def _wait_and_apply(
         except BaseException:
             _withdraw(queue, name)
             raise
+
+
+def _look_until_applied(
+    target: Path, queue: str, name: str, request_fd: int, apply: Apply, deadline: float | None
+) -> bool:
+    """One wait of :func:`_wait_and_apply` (True once applied; a timeout raises)."""
+    gate_path = f"{queue}/{GATE}"
+    passed: int | None = None
+    looks = 0
+    shared: SharedLockWait | None = None
+    try:
+        while True:
+            if _marked(request_fd):
+                return True
+            gate = wait_gate(gate_path, _remaining(deadline), passed)
+            if gate is not None:
+                passed, looks = gate, 0
+                continue
+            if shared is None:
+                shared = SharedLockWait(target)
+            look = min(_LOOK_AGAIN * 2 ** max(0, looks - _LOOKS), _LOOK_AT_MOST)
+            remaining = _remaining(deadline)
+            if not shared.acquired(look if remaining is None else min(look, remaining)):
+                if remaining is not None and remaining <= look:
+                    raise FileLockTimeoutError(
+                        f"timed out waiting for lock {shared.lock_path}; another writer holds it",
+                        shared.lock_path,
+                    )
+                looks += 1
+                continue
+            waited = shared.waited
+            try:
+                waiting = pending(queue, name)
+            finally:
+                shared.close()
+                shared = None
+            if not waiting:
+                return True
+            patience = 0.0 if waited else _remaining(deadline)
+            if _apply_if_pending(target, queue, name, apply, patience):
+                return True
+    finally:
+        if shared is not None:
+            shared.close()
 
 
 def grouped_update_json(

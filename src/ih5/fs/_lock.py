@@ -212,6 +212,13 @@ class _FlockWait:
             raise self._error
         return taken
 
+    def finished_within(self, timeout: float | None) -> bool:
+        """Whether ``flock`` returns within ``timeout``; a False keeps the wait going."""
+        if self._finished.acquire(timeout=-1 if timeout is None else timeout):
+            self._finished.release()  # for :meth:`wait`, which takes the result
+            return True
+        return False
+
 
 class _WaitPool:
     """Helper threads that run :class:`_FlockWait` s, started on demand, reused while warm."""
@@ -465,6 +472,62 @@ def take_shared_lock(path: str | os.PathLike[str], timeout: float | None) -> tup
 def release_shared_lock(fd: int) -> None:
     """Release (and close) a lock taken by :func:`take_shared_lock`."""
     _close_lock_fd(fd, locked=True)
+
+
+class SharedLockWait:
+    """A wait for the lock guarding ``path`` in shared mode that its caller looks at in steps.
+
+    Between two looks (:meth:`acquired`) the caller may look at other things; the
+    wait goes on meanwhile (one helper thread, not one per look). ``waited`` tells
+    whether an exclusive holder was in when it began. :meth:`close` releases the
+    lock or gives the wait up. A lock file replaced meanwhile is waited for anew.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.lock_path = os.fspath(path) + LOCK_SUFFIX
+        _require_flock(self.lock_path)
+        self.waited = False
+        self._fd = -1
+        self._wait: _FlockWait | None = None
+        self._start()
+
+    def _start(self) -> None:
+        fd = _open_lock_file(self.lock_path)
+        try:
+            if not _try_flock(fd, self.lock_path, fcntl.LOCK_SH):
+                self._wait = _waits.start(_FlockWait(fd, self.lock_path, fcntl.LOCK_SH))
+                self.waited = True
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def acquired(self, timeout: float | None) -> bool:
+        """Whether the lock is held (shared) within ``timeout``."""
+        while True:
+            wait = self._wait
+            if wait is not None:
+                if not wait.finished_within(timeout):
+                    return False
+                self._wait = None
+                if not wait.wait(0.0):  # pragma: no cover - it has finished
+                    return False
+            if _is_current(self._fd, self.lock_path):
+                return True
+            # The lock file was removed or replaced while we waited: wait for the new one.
+            _close_lock_fd(self._fd, locked=True)
+            self._fd = -1
+            self._start()
+
+    def close(self) -> None:
+        """Release the lock, or give the wait up (the helper unlocks if it is handed it)."""
+        wait, fd = self._wait, self._fd
+        self._wait, self._fd = None, -1
+        if wait is not None:
+            if wait.wait(0.0):  # handed the lock just now
+                _close_lock_fd(fd, locked=True)
+        elif fd >= 0:
+            _close_lock_fd(fd, locked=True)
 
 
 def create_gate(path: str) -> int:
