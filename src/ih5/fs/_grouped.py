@@ -630,6 +630,10 @@ def grouped_update_json(
     """
     target = Path(path)
     data = encode_json_compact(request, target)  # refuse what JSON cannot hold before anything
+    if queue and os.path.lexists(f"{_queue_of(os.fspath(target))}/{GATE}"):
+        # A gate is up: a holder is applying a batch, so trying the lock would fail.
+        _wait_as_waiter(target, data, apply, timeout)
+        return
     busy = False
     flushed = Flushed(False)
     with contextlib.ExitStack() as stack:
