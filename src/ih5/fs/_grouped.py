@@ -202,7 +202,8 @@ def _mark_applied(batch: str, names: Sequence[str]) -> None:
     a waiter that finds none learns its request's state under the lock.
     """
     for name in names:
-        with contextlib.suppress(FileNotFoundError):
+        # Not ours to change (another user's request), or gone: its waiter looks under the lock.
+        with contextlib.suppress(OSError):
             os.utime(f"{batch}/{name}", ns=(0, 0))
 
 
@@ -422,12 +423,13 @@ def _apply_batch(
 def _raise_gate(queue: str) -> int | None:
     """Put up a new gate for this holding's waiters as ``queue/gate``; its descriptor.
 
-    None when there is no queue (then nobody waits yet).
+    None when there is no queue (then nobody waits yet) or no gate can be made there
+    (its waiters then look under the lock).
     """
     temp = f"{queue}/.{_GATE_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
     try:
         fd = create_gate(temp)
-    except FileNotFoundError:
+    except OSError:
         return None
     try:
         os.rename(temp, f"{queue}/{GATE}")  # over a dead holder's, if one is left

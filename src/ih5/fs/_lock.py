@@ -558,14 +558,14 @@ def release_lock_fd(fd: int) -> None:
 def wait_gate(path: str, timeout: float | None, passed: int | None = None) -> int | None:
     """Wait until the gate at ``path`` is opened; return its inode, or None.
 
-    None when there is no gate, when the gate found is ``passed`` (the inode of
-    one waited at before: it stays up only while its creator finishes or after it
-    died), or when ``timeout`` ran out.
+    None when there is no gate (or it cannot be opened), when the gate found is
+    ``passed`` (the inode of one waited at before: it stays up only while its
+    creator finishes or after it died), or when ``timeout`` ran out.
     """
     _require_flock(path)
     try:
         fd = os.open(path, _OPEN_FLAGS)
-    except FileNotFoundError:
+    except OSError:  # none up, or something else in its place: the caller looks elsewhere
         return None
     try:
         inode = os.fstat(fd).st_ino
