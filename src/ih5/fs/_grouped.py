@@ -334,6 +334,9 @@ def _non_finite(name: str) -> float:
     return ReadNonFinite(name.replace("Infinity", "inf"))
 
 
+_REQUEST_DECODER = json.JSONDecoder(parse_constant=_non_finite)  # one, not one per request
+
+
 def _read(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -353,7 +356,7 @@ def _requests(batch: str) -> tuple[list[str], list[Any]]:
     for name in names:
         raw = _read(f"{batch}/{name}")
         try:
-            found.append(json.loads(raw.decode("utf-8"), parse_constant=_non_finite))
+            found.append(_REQUEST_DECODER.decode(raw.decode("utf-8")))
         except ValueError:
             logger.warning("dropping torn queued request %s/%s (never acknowledged)", batch, name)
     return names, found
