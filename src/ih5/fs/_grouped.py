@@ -32,9 +32,11 @@ with a lock they must get once more: flock hands a released lock to whoever
 asks first, not to the waiters it wakes). A waiter whose request is marked
 returns; one that is not, or that finds no gate (the holder started before
 anyone queued), waits a moment on the lock in shared mode, learns under it
-whether its request still waits, and if so takes the lock and applies the
-queue: right away if the lock is free, else it looks for a gate again or,
-if it was let in at once, waits for the lock itself. The mark is only a
+whether its request still waits, and if so tries the lock once and applies
+the queue, or (the lock taken) looks for a gate again, after stepping aside
+a random moment if nobody held the lock (others tried it at once). Waits are
+in steps, never in the lock's own queue, where later writers can take the
+lock before a waiter the kernel woke gets to run. The mark is only a
 hint: the state of the queue directory under the lock is what counts. A
 waiter that times out withdraws its request if it is still incoming; one
 already taken up is being applied, so it waits once more.
@@ -49,6 +51,7 @@ import errno
 import json
 import logging
 import os
+import random
 import secrets
 import stat
 import threading
@@ -494,22 +497,17 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-def _apply_if_pending(
-    target: Path, queue: str, name: str, apply: Apply, timeout: float | None
-) -> bool:
-    """Take the lock and, if request ``name`` still waits, apply the queue.
+def _apply_if_pending(target: Path, queue: str, name: str, apply: Apply) -> bool:
+    """Try the lock once and, if request ``name`` still waits, apply the queue.
 
-    False if ``timeout`` is 0 and the lock is taken: whoever holds it (or the next
-    holder) applies the queue.
+    False if the lock is taken: whoever holds it (or the next holder) applies the queue.
     """
     flushed = Flushed(False)  # applied and fsynced by another holder already
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(file_lock(target, timeout))
+            stack.enter_context(file_lock(target, 0.0))
         except FileLockTimeoutError:
-            if timeout == 0.0:
-                return False
-            raise
+            return False
         if pending(queue, name):
             try:
                 flushed = flush_queue(target, apply, None)
@@ -527,7 +525,8 @@ at its next batch. After ``_LOOKS`` looks in a row find none (the lock is held b
 another kind of writer, or a long one), the wait doubles each time up to
 ``_LOOK_AT_MOST``."""
 _LOOKS = 10
-_LOOK_AT_MOST = 0.05
+_LOOK_AT_MOST = 0.01
+_STEP_ASIDE = 0.001
 
 
 def _wait_and_apply(
@@ -539,11 +538,10 @@ def _wait_and_apply(
     at once when the batch is durable; one whose request is marked applied
     returns. Without a gate up it waits a moment for the lock in shared mode
     (granted to all at once when the holder lets go), looks under it whether
-    its request still waits, and if so tries the lock: woken by a holder's
-    release, it only tries (the others just woken hold it shared for a moment,
-    and the first to get it applies every queued request); let in at once
-    (nobody held the lock), it waits for the lock, so waiters do not keep
-    trying it together.
+    its request still waits, and if so tries the lock once: the first to get
+    it applies every queued request. Every wait is in steps that look at the
+    mark and the gate in between, so that no waiter sits in a lock's queue
+    while writers that come later take the lock before it.
     """
     queue = _queue_of(os.fspath(target))
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -605,9 +603,12 @@ def _look_until_applied(
                 shared = None
             if not waiting:
                 return True
-            patience = 0.0 if waited else _remaining(deadline)
-            if _apply_if_pending(target, queue, name, apply, patience):
+            if _apply_if_pending(target, queue, name, apply):
                 return True
+            if not waited:
+                # Others let in at once hold it shared for a moment, or one of them took
+                # it: step aside a random moment instead of trying again together.
+                time.sleep(random.uniform(0.0, _STEP_ASIDE))
     finally:
         if shared is not None:
             shared.close()
