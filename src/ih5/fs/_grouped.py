@@ -34,7 +34,8 @@ returns; one that is not, or that finds no gate (the holder started before
 anyone queued), waits a moment on the lock in shared mode, learns under it
 whether its request still waits, and if so tries the lock once and applies
 the queue, or (the lock taken) looks for a gate again, after stepping aside
-a random moment if nobody held the lock (others tried it at once). Waits are
+a random moment if that keeps happening with nobody holding the lock (others
+let in with it tried it at once). Waits are
 in steps, never in the lock's own queue, where later writers can take the
 lock before a waiter the kernel woke gets to run. The mark is only a
 hint: the state of the queue directory under the lock is what counts. A
@@ -526,7 +527,7 @@ another kind of writer, or a long one), the wait doubles each time up to
 ``_LOOK_AT_MOST``."""
 _LOOKS = 10
 _LOOK_AT_MOST = 0.01
-_STEP_ASIDE = 0.001
+_STEP_ASIDE = 0.0002
 
 
 def _wait_and_apply(
@@ -573,7 +574,7 @@ def _look_until_applied(
     """One wait of :func:`_wait_and_apply` (True once applied; a timeout raises)."""
     gate_path = f"{queue}/{GATE}"
     passed: int | None = None
-    looks = 0
+    looks = collisions = 0
     shared: SharedLockWait | None = None
     try:
         while True:
@@ -581,7 +582,7 @@ def _look_until_applied(
                 return True
             gate = wait_gate(gate_path, _remaining(deadline), passed)
             if gate is not None:
-                passed, looks = gate, 0
+                passed, looks, collisions = gate, 0, 0
                 continue
             if shared is None:
                 shared = SharedLockWait(target)
@@ -605,10 +606,11 @@ def _look_until_applied(
                 return True
             if _apply_if_pending(target, queue, name, apply):
                 return True
-            if not waited:
-                # Others let in at once hold it shared for a moment, or one of them took
-                # it: step aside a random moment instead of trying again together.
-                time.sleep(random.uniform(0.0, _STEP_ASIDE))
+            collisions = collisions + 1 if not waited else 0
+            if collisions > 1:
+                # Again others let in at once with us hold it shared for a moment: step
+                # aside a random moment instead of trying again together.
+                time.sleep(random.uniform(0.0, _STEP_ASIDE * min(collisions, 8)))
     finally:
         if shared is not None:
             shared.close()
