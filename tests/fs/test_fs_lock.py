@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+import ih5.fs._lock as lock_module
 from ih5 import FileLockTimeoutError, file_lock
 from ih5.fs import lock_path_for
 
@@ -380,11 +381,14 @@ def test_file_lock_timeout_leaks_no_descriptor(
 def test_file_lock_zero_timeout_leaves_nothing_behind(
     target: Path, foreign_lock: ForeignLock, fd_count: Callable[[], int]
 ) -> None:
+    def threads() -> int:  # idle helper threads of earlier waits may end meanwhile
+        return sum(t.name != lock_module.IDLE_THREAD_NAME for t in threading.enumerate())
+
     with foreign_lock(target):
-        before = (fd_count(), threading.active_count())
+        before = (fd_count(), threads())
         for _ in range(20):
             assert isinstance(attempt_lock(target, timeout=0)[0], FileLockTimeoutError)
-        assert (fd_count(), threading.active_count()) == before
+        assert (fd_count(), threads()) == before
 
 
 def test_file_lock_leaks_nothing_when_no_thread_can_be_started(
@@ -399,6 +403,7 @@ def test_file_lock_leaks_nothing_when_no_thread_can_be_started(
 
     before = fd_count()
     with foreign_lock(target):
+        monkeypatch.setattr(lock_module, "_waits", lock_module._WaitPool())  # no idle helper
         monkeypatch.setattr(threading.Thread, "start", start)
         error, _ = attempt_lock(target, timeout=5)
         monkeypatch.undo()
@@ -521,3 +526,36 @@ def test_file_lock_abandoned_wait_is_not_kept_alive_by_a_forked_child(
         os.close(release_child)
         os.close(child_released)
     assert error is None
+
+
+def test_contended_waits_one_after_another_reuse_one_helper_thread(
+    target: Path,
+    foreign_lock: ForeignLock,
+    monkeypatch: pytest.MonkeyPatch,
+    join_lock_waiters: Callable[[], None],
+) -> None:
+    monkeypatch.setattr(lock_module, "_waits", lock_module._WaitPool())  # start from none
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        started.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for _ in range(3):
+        with foreign_lock(target):
+            assert isinstance(attempt_lock(target, timeout=0.02)[0], FileLockTimeoutError)
+        join_lock_waiters()  # the helper is idle again once the foreign holder let go
+    helpers = [name for name in started if name.startswith(lock_module.WAIT_THREAD_PREFIX)]
+    assert len(helpers) == 1
+
+
+def test_an_idle_helper_thread_ends_after_a_while(
+    target: Path, foreign_lock: ForeignLock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lock_module, "_waits", lock_module._WaitPool())
+    monkeypatch.setattr(lock_module, "_IDLE_SECONDS", 0.05)
+    with foreign_lock(target):
+        assert isinstance(attempt_lock(target, timeout=0.02)[0], FileLockTimeoutError)
+    wait_for(lambda: not any(t.name.startswith("ih5-lock") for t in threading.enumerate()))

@@ -26,12 +26,7 @@ import ih5.fs._grouped as grouped
 from ih5 import AtomicMetadataWriter, atomic_update_json, atomic_write_json, read_json
 from ih5.errors import FileLockTimeoutError, MetadataValidationError, MetadataWriteError
 from ih5.fs import encode_json_compact, file_lock, lock_path_for, queue_directory
-from ih5.fs._lock import (
-    release_directory_lock,
-    shared_file_lock,
-    try_directory_lock,
-    wait_directory_unlocked,
-)
+from ih5.fs._lock import shared_file_lock
 from ih5.metadata import get_metadata_path
 from ih5.metadata._writer import _applier, _request
 from tests.helpers.killpoints import arm_kill
@@ -294,17 +289,6 @@ def test_shared_lock_waits_for_the_exclusive_holder_and_admits_many(sidecar: Pat
         pass
 
 
-def test_directory_token_goes_to_one_waiter_and_the_others_wait_for_it(tmp_path: Path) -> None:
-    token = try_directory_lock(tmp_path)
-    assert token is not None
-    try:
-        assert try_directory_lock(tmp_path) is None
-        assert not wait_directory_unlocked(tmp_path, timeout=0.05)
-    finally:
-        release_directory_lock(token)
-    assert wait_directory_unlocked(tmp_path, timeout=5.0)
-
-
 def test_group_commit_queued_value_read_from_a_sidecar_is_written_back_as_read(
     sidecar: Path,
 ) -> None:
@@ -315,3 +299,77 @@ def test_group_commit_queued_value_read_from_a_sidecar_is_written_back_as_read(
     one_update(sidecar, "later")
     assert b'"pixel_size": NaN' in sidecar.read_bytes().split(b'"copy"')[1]
     assert list(read_json(sidecar)["subdirectories"]) == ["images", "copy", "later"]
+
+
+def test_group_commit_waiter_returns_once_its_batch_is_durable_while_the_lock_is_still_held(
+    sidecar: Path, tmp_path: Path
+) -> None:
+    # A writer that takes the lock right after a holder lets go must not keep the
+    # waiters of that holder's batch waiting: they learn from the mark, not the lock.
+    acks = tmp_path / "w.acks"
+    with workers(RUN_TIMEOUT) as pool:
+        with file_lock(sidecar, timeout=10.0):
+            pool.start("w", update_and_report, sidecar, "w", acks)
+            wait_for(lambda: len(queued(sidecar)) == 1)
+            flushed = grouped.flush_queue(sidecar, _applier(sidecar), None)
+            wait_for(lambda: acknowledged(acks) == ["acknowledged"])
+            assert versions(sidecar) == {"images": 0, "w": 1}
+        grouped.finish_flush(sidecar, flushed)
+        assert pool.join() == {"w": 0}
+    assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
+
+
+def test_group_commit_waiters_at_a_gate_are_let_through_together(sidecar: Path) -> None:
+    names = [f"w{index}" for index in range(4)]
+    gate_path = os.path.join(queue_directory(sidecar), grouped.GATE)
+    with workers(RUN_TIMEOUT) as pool:
+        with file_lock(sidecar, timeout=10.0):
+            for name in names:
+                pool.start(name, one_update, sidecar, name)
+            wait_for(lambda: len(queued(sidecar)) == len(names))
+            gate = grouped._raise_gate(os.fspath(queue_directory(sidecar)))
+            assert gate is not None
+            # Ours, and one wait per waiter there.
+            wait_for(lambda: len(lock_holder_pids(gate_path)) == 1 + len(names))
+            grouped._lower_gate(os.fspath(queue_directory(sidecar)), gate)
+            # Let through unmarked: they look again under the lock, which is still held.
+            time.sleep(0.1)
+            assert set(pool.alive()) == set(names)
+        assert set(pool.join().values()) == {0}
+    assert versions(sidecar) == {"images": 0, **dict.fromkeys(names, 1)}
+    assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
+
+
+def lock_holder_pids(path: str) -> list[str]:
+    """Pids that hold or wait for a flock on ``path`` (Linux's /proc/locks, ``->`` for waits)."""
+    info = os.stat(path)
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    with open("/proc/locks") as locks:
+        rows = [line.split() for line in locks]
+    return [row[-4] for row in rows if "FLOCK" in row and row[-3] == device]
+
+
+def hold_then_die_marking(sidecar: Path, held: Path) -> None:
+    """Take the lock, wait for one queued request, and die applying it before marking it."""
+    with file_lock(sidecar, timeout=10.0):
+        acknowledge(held, "held")
+        wait_for(lambda: len(queued(sidecar)) == 1)
+        arm_kill([(grouped, "_mark_applied")], 1)
+        grouped.flush_queue(sidecar, _applier(sidecar), None)
+
+
+def test_group_commit_holder_killed_before_marking_its_batch_loses_no_acknowledged_update(
+    sidecar: Path, tmp_path: Path
+) -> None:
+    # Committed and durable, but the waiter never sees its mark: it learns it under
+    # the lock instead, and the batch is never applied again.
+    acks, held = tmp_path / "w.acks", tmp_path / "holder.acks"
+    with workers(RUN_TIMEOUT) as pool:
+        pool.start("holder", hold_then_die_marking, sidecar, held)
+        wait_for(lambda: acknowledged(held) == ["held"])
+        pool.start("w", update_and_report, sidecar, "w", acks)
+        assert pool.join() == {"holder": -signal.SIGKILL, "w": 0}
+    assert acknowledged(acks) == ["acknowledged"]
+    one_update(sidecar, "later")
+    assert versions(sidecar) == {"images": 0, "w": 1, "later": 1}
+    assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]

@@ -23,13 +23,24 @@ or failed) and the next holder applies its requests to the document as it is
 then. Requests are not fsynced: one counts only once a committed document holds
 it, and one torn by a power cut was never acknowledged, so it is dropped.
 
-Waiters wait on the lock in shared mode, granted to all of them at once when the
-holder lets go (after its directory fsync); one whose request is in no
-uncommitted batch returns. Of those still waiting, the one
-holding the queue directory's flock takes the lock and applies the queue; the
-others wait for it, so they neither take the lock one after another to learn
-that they are done nor keep trying it together. A waiter that times out withdraws its request if it
-is still incoming; one already taken up is being applied, so it waits once more.
+Waiters wait at a gate, ``gate`` in the queue directory: a file the holder
+creates locked (when it finds a queue) and unlocks once its batch is durable,
+then marks every request of the batch applied (modification time 0). Every
+waiter is let through at once, and nobody locks a gate again, so a writer
+taking the lock right after cannot keep the woken waiters waiting (as it can
+with a lock they must get once more: flock hands a released lock to whoever
+asks first, not to the waiters it wakes). A waiter whose request is marked
+returns; one that is not, or that finds no gate (the holder started before
+anyone queued), waits a moment on the lock in shared mode, learns under it
+whether its request still waits, and if so tries the lock once and applies
+the queue, or (the lock taken) looks for a gate again, after stepping aside
+a random moment if that keeps happening with nobody holding the lock (others
+let in with it tried it at once). Waits are
+in steps, never in the lock's own queue, where later writers can take the
+lock before a waiter the kernel woke gets to run. The mark is only a
+hint: the state of the queue directory under the lock is what counts. A
+waiter that times out withdraws its request if it is still incoming; one
+already taken up is being applied, so it waits once more.
 Every process queueing on a document must apply requests the same way: the
 queue is one writer's (the plate metadata writer's), not a general mailbox.
 """
@@ -41,12 +52,12 @@ import errno
 import json
 import logging
 import os
+import random
 import secrets
-import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -67,13 +78,13 @@ from ih5.fs._jsonfile import (
     write_if_changed,
 )
 from ih5.fs._lock import (
+    SharedLockWait,
+    create_gate,
     file_lock,
     lock_path_for,
     lock_still_held,
-    release_directory_lock,
-    shared_file_lock,
-    try_directory_lock,
-    wait_directory_unlocked,
+    release_lock_fd,
+    wait_gate,
 )
 
 logger = logging.getLogger(__name__)
@@ -86,6 +97,9 @@ STAGED_PREFIX = "staged-"
 NEXT = "next"
 REQUEST_SUFFIX = ".request"
 _REQUEST_LABEL = "request"
+GATE = "gate"
+_GATE_LABEL = "gate"
+_QUEUE_TEMPS = frozenset((_REQUEST_LABEL, _GATE_LABEL))
 _SPOOL_ATTEMPTS = 1000
 
 Apply = Callable[[Any, Any], Any]
@@ -94,8 +108,16 @@ Apply = Callable[[Any, Any], Any]
 
 def queue_directory(path: str | os.PathLike[str]) -> Path:
     """The queue directory of ``path``'s grouped updates (hidden, beside it)."""
-    target = Path(path)
-    return target.with_name(f".{target.name}{QUEUE_SUFFIX}")
+    return Path(_queue_of(os.fspath(path)))
+
+
+# Below, paths are strings: a queued update makes dozens of path operations, and
+# pathlib's cost several times what the system calls themselves do.
+
+
+def _queue_of(target: str) -> str:
+    head, name = os.path.split(target)
+    return os.path.join(head, f".{name}{QUEUE_SUFFIX}")
 
 
 def _request_name() -> str:
@@ -104,7 +126,7 @@ def _request_name() -> str:
     return f"{stamp:020d}-{os.getpid()}-{thread}-{secrets.token_hex(4)}{REQUEST_SUFFIX}"
 
 
-def _unlink_quietly(path: Path) -> bool:
+def _unlink_quietly(path: str) -> bool:
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -112,94 +134,139 @@ def _unlink_quietly(path: Path) -> bool:
     return True
 
 
-def _write_unsynced(path: Path, data: bytes) -> None:
-    """Create ``path`` (it must not exist) holding ``data``; remove it on any failure."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _write_unsynced(path: str, data: bytes) -> int:
+    """Create ``path`` (it must not exist) holding ``data``; return its open descriptor.
+
+    On any failure the file is removed.
+    """
+    fd = os.open(path, _CREATE, 0o644)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     except BaseException:
+        os.close(fd)
         _unlink_quietly(path)
         raise
+    return fd
 
 
-def _spool(queue: Path, data: bytes) -> str:
+def _spool(queue: str | os.PathLike[str], data: bytes) -> str:
     """Publish a request into ``queue/incoming`` whole; return its name there."""
+    name, fd = _publish(os.fspath(queue), data)
+    os.close(fd)
+    return name
+
+
+def _publish(queue: str, data: bytes) -> tuple[str, int]:
+    """Publish a request into ``queue/incoming`` whole; return its name and a descriptor
+    of it (the holder marks a request it applied, wherever the file is by then).
+
+    The directories are made only when missing (a holder removes them once empty).
+    """
     name = _request_name()
+    incoming = f"{queue}/{INCOMING}"
     for _ in range(_SPOOL_ATTEMPTS):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(queue)
-        temp = queue / f".{_REQUEST_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        temp = f"{queue}/.{_REQUEST_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
         try:
-            _write_unsynced(temp, data)
+            fd = _write_unsynced(temp, data)
         except FileNotFoundError:
-            continue  # a holder removed the empty queue meanwhile
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(queue)
+            continue  # no queue yet, or a holder removed the empty one meanwhile
         try:
             for _ in range(_SPOOL_ATTEMPTS):
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(queue / INCOMING)
                 try:
-                    os.rename(temp, queue / INCOMING / name)
-                    return name
+                    os.rename(temp, f"{incoming}/{name}")
+                    return name, fd
                 except FileNotFoundError:
-                    continue  # a holder took up ``incoming`` meanwhile
-        finally:
+                    # No ``incoming`` (a holder took it up meanwhile), or no queue at all.
+                    try:
+                        os.mkdir(incoming)
+                    except FileExistsError:
+                        pass
+                    except FileNotFoundError:
+                        break
+        except BaseException:
+            os.close(fd)
             _unlink_quietly(temp)
+            raise
+        os.close(fd)
+        _unlink_quietly(temp)
     raise OSError(f"could not queue a request in {queue}: its directories kept vanishing")
+
+
+def _mark_applied(batch: str, names: Sequence[str]) -> None:
+    """Tell the waiters of a durably committed batch that their requests are applied.
+
+    The mark (a modification time of 0) is only a hint read without the lock:
+    a waiter that finds none learns its request's state under the lock.
+    """
+    for name in names:
+        # Not ours to change (another user's request), or gone: its waiter looks under the lock.
+        with contextlib.suppress(OSError):
+            os.utime(f"{batch}/{name}", ns=(0, 0))
+
+
+def _marked(fd: int) -> bool:
+    return os.fstat(fd).st_mtime_ns == 0
 
 
 def _is_request(name: str) -> bool:
     return name.endswith(REQUEST_SUFFIX) and not name.startswith(".")
 
 
-def _uncommitted(queue: Path, entry: str) -> bool:
+def _uncommitted(queue: str, entry: str) -> bool:
     """Whether a batch directory's requests still wait to be applied."""
     if entry.startswith((CLAIMED_PREFIX, BATCH_PREFIX)):
         return True
-    return entry.startswith(STAGED_PREFIX) and os.path.lexists(queue / entry / NEXT)
+    return entry.startswith(STAGED_PREFIX) and os.path.lexists(f"{queue}/{entry}/{NEXT}")
 
 
-def pending(queue: Path, name: str) -> bool:
+def pending(queue: str | os.PathLike[str], name: str) -> bool:
     """Under the lock: whether request ``name`` still waits (incoming or uncommitted)."""
-    if os.path.lexists(queue / INCOMING / name):
+    queue = os.fspath(queue)
+    if os.path.lexists(f"{queue}/{INCOMING}/{name}"):
         return True
     try:
         entries = os.listdir(queue)
     except FileNotFoundError:
         return False
     return any(
-        _uncommitted(queue, entry) and os.path.lexists(queue / entry / name) for entry in entries
+        _uncommitted(queue, entry) and os.path.lexists(f"{queue}/{entry}/{name}")
+        for entry in entries
     )
 
 
-def _withdraw(queue: Path, name: str) -> bool:
+def _withdraw(queue: str, name: str) -> bool:
     """Remove request ``name`` if it is still incoming (a holder may take it up meanwhile)."""
-    return _unlink_quietly(queue / INCOMING / name)
+    return _unlink_quietly(f"{queue}/{INCOMING}/{name}")
 
 
-def _withdraw_anywhere(queue: Path, name: str) -> None:
+def _withdraw_anywhere(queue: str, name: str) -> None:
     """Under the lock: remove request ``name`` from wherever it waits, and what it leaves empty."""
     if not _withdraw(queue, name):
         with contextlib.suppress(FileNotFoundError):
             for entry in os.listdir(queue):
-                if _uncommitted(queue, entry) and _unlink_quietly(queue / entry / name):
+                if _uncommitted(queue, entry) and _unlink_quietly(f"{queue}/{entry}/{name}"):
                     with contextlib.suppress(OSError):  # not empty: others still wait there
-                        os.rmdir(queue / entry)
+                        os.rmdir(f"{queue}/{entry}")
     _remove_if_empty(queue)
 
 
-def _remove_batch(directory: Path) -> None:
+def _remove_batch(directory: str) -> None:
     """Remove a committed (or emptied) batch directory; what is left the next holder removes."""
     with contextlib.suppress(OSError):
-        shutil.rmtree(directory)
+        for name in os.listdir(directory):
+            _unlink_quietly(f"{directory}/{name}")
+        os.rmdir(directory)
 
 
-def _remove_if_empty(queue: Path) -> None:
-    for directory in (queue / INCOMING, queue):
+def _remove_if_empty(queue: str) -> None:
+    for directory in (f"{queue}/{INCOMING}", queue):
         try:
             os.rmdir(directory)
         except FileNotFoundError:
@@ -208,7 +275,7 @@ def _remove_if_empty(queue: Path) -> None:
             return
 
 
-def _drain(source: Path, batch: Path) -> None:
+def _drain(source: str, batch: str) -> None:
     """Move every request from ``source`` into ``batch``, then remove ``source``.
 
     A waiter's rename into ``incoming`` resolves that directory before it
@@ -221,9 +288,9 @@ def _drain(source: Path, batch: Path) -> None:
         for name in os.listdir(source):
             if _is_request(name):
                 with contextlib.suppress(FileNotFoundError):  # withdrawn by its waiter
-                    os.rename(source / name, batch / name)
+                    os.rename(f"{source}/{name}", f"{batch}/{name}")
             else:  # a dead holder's ``next`` or partial file
-                _unlink_quietly(source / name)
+                _unlink_quietly(f"{source}/{name}")
         try:
             os.rmdir(source)
             return
@@ -232,30 +299,33 @@ def _drain(source: Path, batch: Path) -> None:
                 raise
 
 
-def _take_up(queue: Path) -> Path | None:
-    """Under the lock: gather every uncommitted request into one new batch directory."""
+def _take_up(queue: str) -> str | None:
+    """Under the lock: gather every uncommitted request into one new batch directory
+    (removing committed batches whose holders died before removing them)."""
     try:
         entries = sorted(os.listdir(queue))
     except FileNotFoundError:
         return None
     if any(is_temp_name(entry) for entry in entries):
-        sweep_stale_temps_in(queue, _REQUEST_LABEL.__eq__)  # of waiters killed while queueing
+        sweep_stale_temps_in(queue, _QUEUE_TEMPS.__contains__)  # of killed waiters, holders
     sources = []
     for entry in entries:
+        if entry == INCOMING:
+            continue
         if _uncommitted(queue, entry):
-            sources.append(queue / entry)
+            sources.append(f"{queue}/{entry}")
         elif entry.startswith(STAGED_PREFIX):
-            _remove_batch(queue / entry)  # committed; its holder died before removing it
+            _remove_batch(f"{queue}/{entry}")  # committed; its holder died before removing it
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
-    claimed = queue / f"{CLAIMED_PREFIX}{token}"
+    claimed = f"{queue}/{CLAIMED_PREFIX}{token}"
     try:
-        os.rename(queue / INCOMING, claimed)
+        os.rename(f"{queue}/{INCOMING}", claimed)
         sources.insert(0, claimed)
     except FileNotFoundError:
         if not sources:
             _remove_if_empty(queue)
             return None
-    batch = queue / f"{BATCH_PREFIX}{token}"
+    batch = f"{queue}/{BATCH_PREFIX}{token}"
     os.mkdir(batch)
     for source in sources:
         _drain(source, batch)
@@ -268,16 +338,32 @@ def _non_finite(name: str) -> float:
     return ReadNonFinite(name.replace("Infinity", "inf"))
 
 
-def _requests(batch: Path) -> list[Any]:
-    """The batch's requests in arrival order; a torn one (a power cut) is dropped."""
+_REQUEST_DECODER = json.JSONDecoder(parse_constant=_non_finite)  # one, not one per request
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _requests(batch: str) -> tuple[list[str], list[Any]]:
+    """The batch's request names and requests, in arrival order; a torn one (a power cut)
+    is dropped."""
+    names = sorted(entry for entry in os.listdir(batch) if _is_request(entry))
     found = []
-    for name in sorted(entry for entry in os.listdir(batch) if _is_request(entry)):
-        raw = (batch / name).read_bytes()
+    for name in names:
+        raw = _read(f"{batch}/{name}")
         try:
-            found.append(json.loads(raw.decode("utf-8"), parse_constant=_non_finite))
+            found.append(_REQUEST_DECODER.decode(raw.decode("utf-8")))
         except ValueError:
-            logger.warning("dropping torn queued request %s (never acknowledged)", batch / name)
-    return found
+            logger.warning("dropping torn queued request %s/%s (never acknowledged)", batch, name)
+    return names, found
 
 
 def _existing_mode(path: Path) -> int | None:
@@ -287,49 +373,39 @@ def _existing_mode(path: Path) -> int | None:
         return None
 
 
-def _staged(batch: Path) -> Path:
-    return batch.with_name(STAGED_PREFIX + batch.name[len(BATCH_PREFIX) :])
+def _staged(batch: str) -> str:
+    head, name = os.path.split(batch)
+    return f"{head}/{STAGED_PREFIX}{name[len(BATCH_PREFIX) :]}"
 
 
-def _commit(target: Path, batch: Path, encoded: bytes | None) -> Path:
+def _commit(target: Path, batch: str, encoded: bytes | None) -> str:
     """Stage the next document in the batch, then rename it over ``target``; return the batch.
 
     ``encoded`` None: the batch changes nothing; it is only marked applied.
     """
     if encoded is not None:
-        write_new_file(batch / NEXT, encoded, _existing_mode(target))
+        write_new_file(f"{batch}/{NEXT}", encoded, _existing_mode(target))
     staged = _staged(batch)
     os.rename(batch, staged)
     if encoded is not None:
-        os.rename(staged / NEXT, target)
+        os.rename(f"{staged}/{NEXT}", target)
     return staged
 
 
 class Flushed(NamedTuple):
-    """What is left to do once the lock is released: the directory fsync, removing a batch."""
+    """What is left to do once the lock is released: the directory fsync, removing batches."""
 
     sync: bool
-    committed: Path | None = None
+    committed: tuple[str, ...] = ()
 
 
-def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
-    """Under the lock: apply every queued request, then ``own``'s one, in one write.
-
-    A committed batch is fsynced (its directory) before the lock is released,
-    since its waiters return as soon as they see it committed; removing it is
-    left to :func:`finish_flush`. A plain update (nothing queued) leaves its
-    directory fsync to the caller after the lock, as ``atomic_update_json``
-    does: the next writer's document holds it and is fsynced before it returns.
-    """
-    leftovers = sweep_if_interrupted(target)
-    queue = queue_directory(target)
-    batch = _take_up(queue)
-    before, document = load_for_update(target, None, False)
-    if batch is None:
-        if own is None:
-            return Flushed(False)
-        return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
-    for request in _requests(batch):
+def _apply_batch(
+    target: Path, batch: str, apply: Apply, own: tuple[Any] | None, before: bytes, document: Any
+) -> str:
+    """Apply a taken-up batch (and ``own``) to ``document``, commit it in one replace, make
+    that durable and mark its requests applied; return the committed batch."""
+    names, requests = _requests(batch)
+    for request in requests:
         document = apply(document, request)
     if own is not None:
         document = apply(document, own[0])
@@ -344,31 +420,95 @@ def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
             lock_path_for(target),
         )
     committed = _commit(target, batch, encoded if changed else None)
-    if changed:
-        # Before the lock is released: the waiters it lets in return at once.
-        fsync_directory(target.absolute().parent)
-    return Flushed(False, committed)
+    # Before any waiter is told: an unchanged document may be a plain update's whose
+    # directory fsync is still to come.
+    fsync_directory(target.absolute().parent)
+    _mark_applied(committed, names)
+    return committed
+
+
+def _raise_gate(queue: str) -> int | None:
+    """Put up a new gate for this holding's waiters as ``queue/gate``; its descriptor.
+
+    None when there is no queue (then nobody waits yet) or no gate can be made there
+    (its waiters then look under the lock).
+    """
+    temp = f"{queue}/.{_GATE_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    try:
+        fd = create_gate(temp)
+    except OSError:
+        return None
+    try:
+        os.rename(temp, f"{queue}/{GATE}")  # over a dead holder's, if one is left
+    except BaseException:
+        release_lock_fd(fd)
+        _unlink_quietly(temp)
+        raise
+    return fd
+
+
+def _lower_gate(queue: str, gate: int) -> None:
+    """Under the lock: take this holder's gate down and let its waiters through."""
+    try:
+        _unlink_quietly(f"{queue}/{GATE}")
+    finally:
+        release_lock_fd(gate)
+    _remove_if_empty(queue)  # the gate kept it from going when the last batch did
+
+
+def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
+    """Under the lock: apply every queued request, then ``own``'s one, in one write.
+
+    Whoever queues meanwhile waits at the gate this holder raises (when there is
+    a queue to raise it in): let through when the batch is durable, those not in
+    it find the next holder's gate, or the lock. A committed batch is fsynced (its
+    directory) before its waiters are told; removing it is left to
+    :func:`finish_flush`. A plain update (nothing queued) leaves its directory
+    fsync to the caller after the lock, as ``atomic_update_json`` does: the next
+    writer's document holds it and is fsynced before it returns.
+    """
+    leftovers = sweep_if_interrupted(target)
+    queue = _queue_of(os.fspath(target))
+    gate = _raise_gate(queue) if os.path.lexists(queue) else None
+    try:
+        batch = _take_up(queue)
+        if batch is None:
+            if own is None:
+                return Flushed(False)
+            before, document = load_for_update(target, None, False)
+            return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
+        before, document = load_for_update(target, None, False)
+        return Flushed(False, (_apply_batch(target, batch, apply, own, before, document),))
+    finally:
+        if gate is not None:
+            _lower_gate(queue, gate)
 
 
 def finish_flush(target: Path, flushed: Flushed) -> None:
-    """After the lock: make the commit durable, then remove the applied batch."""
+    """After the lock: make the commit durable, then remove the applied batches."""
     if flushed.sync:
         fsync_directory(target.absolute().parent)
-    if flushed.committed is not None:
-        _remove_batch(flushed.committed)
-        _remove_if_empty(flushed.committed.parent)
+    for committed in flushed.committed:
+        _remove_batch(committed)
+    if flushed.committed:
+        _remove_if_empty(os.path.dirname(flushed.committed[0]))
 
 
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-def _apply_if_pending(
-    target: Path, queue: Path, name: str, apply: Apply, timeout: float | None
-) -> None:
-    """Take the lock and, if request ``name`` still waits, apply the queue."""
+def _apply_if_pending(target: Path, queue: str, name: str, apply: Apply) -> bool:
+    """Try the lock once and, if request ``name`` still waits, apply the queue.
+
+    False if the lock is taken: whoever holds it (or the next holder) applies the queue.
+    """
     flushed = Flushed(False)  # applied and fsynced by another holder already
-    with file_lock(target, timeout):
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(target, 0.0))
+        except FileLockTimeoutError:
+            return False
         if pending(queue, name):
             try:
                 flushed = flush_queue(target, apply, None)
@@ -376,52 +516,40 @@ def _apply_if_pending(
                 _withdraw_anywhere(queue, name)
                 raise
     finish_flush(target, flushed)
-
-
-def _apply_as_successor(
-    target: Path, queue: Path, name: str, apply: Apply, deadline: float | None
-) -> bool:
-    """Become the next holder unless another waiter is about to, then wait for that one.
-
-    One waiter at a time goes for the lock (the one holding the queue directory's
-    flock, a token); the others wait for it to finish and look again, so they
-    neither queue on the lock one after another nor keep trying it together.
-    True once our request is applied.
-    """
-    try:
-        token = try_directory_lock(queue)
-        if token is None:
-            if not wait_directory_unlocked(queue, _remaining(deadline)):
-                raise FileLockTimeoutError(
-                    f"timed out waiting for the writer applying the queue in {queue}", queue
-                )
-            return False
-    except FileNotFoundError:
-        return False  # the queue was emptied and removed meanwhile: look again
-    try:
-        _apply_if_pending(target, queue, name, apply, _remaining(deadline))
-    finally:
-        release_directory_lock(token)
     return True
 
 
-def _wait_and_apply(target: Path, name: str, apply: Apply, timeout: float | None) -> None:
-    """Wait until request ``name`` is applied, by the lock's holder or by us.
+_LOOK_AGAIN = 0.002
+"""How long (seconds) a waiter that finds no gate up waits for the lock before it looks for
+a gate (or its mark) again: a holder that started before anyone queued raises its gate
+at its next batch. After ``_LOOKS`` looks in a row find none (the lock is held by
+another kind of writer, or a long one), the wait doubles each time up to
+``_LOOK_AT_MOST``."""
+_LOOKS = 10
+_LOOK_AT_MOST = 0.01
+_STEP_ASIDE = 0.0002
 
-    Waiting is on the lock in shared mode, which every waiter is granted at
-    once when the holder lets go: those whose request it applied return
-    together instead of taking the lock one after another to find that out.
+
+def _wait_and_apply(
+    target: Path, name: str, request_fd: int, apply: Apply, timeout: float | None
+) -> None:
+    """Wait until request ``name`` is applied, by a holder of the lock or by us.
+
+    Waiting is at the holder's gate, which lets every waiter of a batch through
+    at once when the batch is durable; one whose request is marked applied
+    returns. Without a gate up it waits a moment for the lock in shared mode
+    (granted to all at once when the holder lets go), looks under it whether
+    its request still waits, and if so tries the lock once: the first to get
+    it applies every queued request. Every wait is in steps that look at the
+    mark and the gate in between, so that no waiter sits in a lock's queue
+    while writers that come later take the lock before it.
     """
-    queue = queue_directory(target)
+    queue = _queue_of(os.fspath(target))
     deadline = None if timeout is None else time.monotonic() + timeout
     extended = False
     while True:
         try:
-            with shared_file_lock(target, _remaining(deadline)):
-                waiting = pending(queue, name)
-            if not waiting:
-                return
-            if _apply_as_successor(target, queue, name, apply, deadline):
+            if _look_until_applied(target, queue, name, request_fd, apply, deadline):
                 return
         except FileLockTimeoutError as exc:
             if _withdraw(queue, name) or extended:
@@ -438,6 +566,54 @@ def _wait_and_apply(target: Path, name: str, apply: Apply, timeout: float | None
         except BaseException:
             _withdraw(queue, name)
             raise
+
+
+def _look_until_applied(
+    target: Path, queue: str, name: str, request_fd: int, apply: Apply, deadline: float | None
+) -> bool:
+    """One wait of :func:`_wait_and_apply` (True once applied; a timeout raises)."""
+    gate_path = f"{queue}/{GATE}"
+    passed: int | None = None
+    looks = collisions = 0
+    shared: SharedLockWait | None = None
+    try:
+        while True:
+            if _marked(request_fd):
+                return True
+            gate = wait_gate(gate_path, _remaining(deadline), passed)
+            if gate is not None:
+                passed, looks, collisions = gate, 0, 0
+                continue
+            if shared is None:
+                shared = SharedLockWait(target)
+            look = min(_LOOK_AGAIN * 2 ** max(0, looks - _LOOKS), _LOOK_AT_MOST)
+            remaining = _remaining(deadline)
+            if not shared.acquired(look if remaining is None else min(look, remaining)):
+                if remaining is not None and remaining <= look:
+                    raise FileLockTimeoutError(
+                        f"timed out waiting for lock {shared.lock_path}; another writer holds it",
+                        shared.lock_path,
+                    )
+                looks += 1
+                continue
+            waited = shared.waited
+            try:
+                waiting = pending(queue, name)
+            finally:
+                shared.close()
+                shared = None
+            if not waiting:
+                return True
+            if _apply_if_pending(target, queue, name, apply):
+                return True
+            collisions = collisions + 1 if not waited else 0
+            if collisions > 1:
+                # Again others let in at once with us hold it shared for a moment: step
+                # aside a random moment instead of trying again together.
+                time.sleep(random.uniform(0.0, _STEP_ASIDE * min(collisions, 8)))
+    finally:
+        if shared is not None:
+            shared.close()
 
 
 def grouped_update_json(
@@ -462,6 +638,10 @@ def grouped_update_json(
     """
     target = Path(path)
     data = encode_json_compact(request, target)  # refuse what JSON cannot hold before anything
+    if queue and os.path.lexists(f"{_queue_of(os.fspath(target))}/{GATE}"):
+        # A gate is up: a holder is applying a batch, so trying the lock would fail.
+        _wait_as_waiter(target, data, apply, timeout)
+        return
     busy = False
     flushed = Flushed(False)
     with contextlib.ExitStack() as stack:
@@ -475,4 +655,13 @@ def grouped_update_json(
             flushed = flush_queue(target, apply, (request,))
     finish_flush(target, flushed)
     if busy:
-        _wait_and_apply(target, _spool(queue_directory(target), data), apply, timeout)
+        _wait_as_waiter(target, data, apply, timeout)
+
+
+def _wait_as_waiter(target: Path, data: bytes, apply: Apply, timeout: float | None) -> None:
+    """Queue a request and wait until it is applied (:func:`_wait_and_apply`)."""
+    name, fd = _publish(_queue_of(os.fspath(target)), data)
+    try:
+        _wait_and_apply(target, name, fd, apply, timeout)
+    finally:
+        os.close(fd)

@@ -11,14 +11,18 @@ create, truncate or lock a file that someone pointed the lock name at.
 
 Waiting hands over at once: a contended acquire blocks in ``flock`` on a
 helper thread (the kernel wakes it the moment the holder unlocks) while the
-caller waits for that thread with a deadline on the monotonic clock.
+caller waits for that thread with a deadline on the monotonic clock. Helper
+threads are kept for a moment once idle and reused: starting a thread costs
+several times the handover itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
+import queue
 import socket
 import stat
 import threading
@@ -149,52 +153,111 @@ def _is_current(fd: int, lock_path: str) -> bool:
     return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
-class _FlockWaiter:
-    """Blocks in ``flock`` on a daemon thread so that the caller can give up.
+WAIT_THREAD_PREFIX = "ih5-lock-wait:"
+"""Name prefix of a helper thread while it blocks in ``flock`` for a caller."""
+IDLE_THREAD_NAME = "ih5-lock-idle"
+_IDLE_SECONDS = 1.0
+"""How long an idle helper thread waits for the next wait before it ends."""
 
-    The waiter owns ``fd`` until :meth:`wait` reports success; a waiter that
-    is abandoned unlocks and closes ``fd`` itself once ``flock`` returns,
+
+class _FlockWait:
+    """One blocking ``flock`` run by a helper thread, which its caller may abandon.
+
+    The wait owns ``fd`` until :meth:`wait` reports success; a wait that is
+    abandoned unlocks and closes ``fd`` itself once ``flock`` returns,
     releasing the lock it may just have been handed.
     """
 
+    __slots__ = ("_abandoned", "_done", "_error", "_finished", "_mutex", "fd", "lock_path", "mode")
+
     def __init__(self, fd: int, lock_path: str, mode: int) -> None:
-        self._fd = fd
-        self._lock_path = lock_path
-        self._mode = mode
+        self.fd = fd
+        self.lock_path = lock_path
+        self.mode = mode
         self._mutex = threading.Lock()
-        self._done = threading.Event()
+        self._finished = threading.Lock()
+        self._finished.acquire()  # released once flock has returned
+        self._done = False
         self._abandoned = False
         self._error: OSError | None = None
-        threading.Thread(target=self._run, name=f"ih5-lock-wait:{lock_path}", daemon=True).start()
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """On the helper thread: block in ``flock``, then hand over or clean up."""
         error: OSError | None = None
         try:
-            fcntl.flock(self._fd, self._mode)
+            fcntl.flock(self.fd, self.mode)
         except OSError as exc:
-            error = _flock_error(exc, self._lock_path)
+            error = _flock_error(exc, self.lock_path)
         with self._mutex:
             if self._abandoned:
-                _close_lock_fd(self._fd, locked=error is None)
+                _close_lock_fd(self.fd, locked=error is None)
                 return
             self._error = error
-            self._done.set()
+            self._done = True
+            self._finished.release()
 
     def wait(self, timeout: float | None) -> bool:
         """Wait for the lock; True hands ``fd`` (locked) back to the caller."""
         interrupted = True
         try:
-            self._done.wait(timeout)
+            self._finished.acquire(timeout=-1 if timeout is None else timeout)
             interrupted = False
         finally:
             with self._mutex:
-                taken = self._done.is_set()
+                taken = self._done
                 self._abandoned = not taken
             if taken and (interrupted or self._error is not None):
-                _close_lock_fd(self._fd, locked=self._error is None)
+                _close_lock_fd(self.fd, locked=self._error is None)
         if self._error is not None:
             raise self._error
         return taken
+
+    def finished_within(self, timeout: float | None) -> bool:
+        """Whether ``flock`` returns within ``timeout``; a False keeps the wait going."""
+        if self._finished.acquire(timeout=-1 if timeout is None else timeout):
+            self._finished.release()  # for :meth:`wait`, which takes the result
+            return True
+        return False
+
+
+class _WaitPool:
+    """Helper threads that run :class:`_FlockWait` s, started on demand, reused while warm."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._idle: list[queue.SimpleQueue[_FlockWait]] = []
+
+    def start(self, wait: _FlockWait) -> _FlockWait:
+        """Have an idle helper (or a new one) run ``wait``; returns it."""
+        with self._mutex:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is not None:
+            inbox.put(wait)
+            return wait
+        fresh: queue.SimpleQueue[_FlockWait] = queue.SimpleQueue()
+        name = WAIT_THREAD_PREFIX + wait.lock_path
+        threading.Thread(target=self._serve, args=(fresh, wait), name=name, daemon=True).start()
+        return wait
+
+    def _serve(self, inbox: queue.SimpleQueue[_FlockWait], wait: _FlockWait) -> None:
+        me = threading.current_thread()
+        while True:
+            me.name = WAIT_THREAD_PREFIX + wait.lock_path
+            wait.run()
+            me.name = IDLE_THREAD_NAME
+            with self._mutex:
+                self._idle.append(inbox)
+            try:
+                wait = inbox.get(timeout=_IDLE_SECONDS)
+            except queue.Empty:
+                with self._mutex:
+                    if any(entry is inbox for entry in self._idle):
+                        self._idle = [entry for entry in self._idle if entry is not inbox]
+                        return
+                wait = inbox.get()  # a caller took this helper just as it timed out
+
+
+_waits = _WaitPool()
 
 
 def _remaining(deadline: float) -> float | None:
@@ -208,12 +271,19 @@ def _timeout_error(lock_path: str, timeout: float | None) -> FileLockTimeoutErro
     )
 
 
-def _lock_fd(
+def _lock_fd(lock_path: str, deadline: float, timeout: float | None) -> int:
+    """Open and lock the lock file exclusively; return the descriptor."""
+    return _lock_fd_waited(lock_path, deadline, timeout)[0]
+
+
+def _lock_fd_waited(
     lock_path: str, deadline: float, timeout: float | None, *, shared: bool = False
-) -> int:
-    """Open and lock the lock file (exclusively unless ``shared``); return the descriptor."""
+) -> tuple[int, bool]:
+    """Open and lock the lock file (exclusively unless ``shared``); return the descriptor
+    and whether it had to wait for another holder."""
     _require_flock(lock_path)
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    waited = False
     while True:
         fd = _open_lock_file(lock_path)
         waiter = None
@@ -225,7 +295,8 @@ def _lock_fd(
                 # thread would only hold a descriptor until the holder unlocks.
                 raise _timeout_error(lock_path, timeout)
             if not taken:
-                waiter = _FlockWaiter(fd, lock_path, mode)
+                waiter = _waits.start(_FlockWait(fd, lock_path, mode))
+                waited = True
         except BaseException:
             os.close(fd)
             raise
@@ -237,7 +308,7 @@ def _lock_fd(
             _close_lock_fd(fd, locked=True)
             raise
         if current:
-            return fd
+            return fd, waited
         # Someone removed or replaced the lock file while we waited (an
         # older tool that deletes its lock files): our lock guards nothing.
         _close_lock_fd(fd, locked=True)
@@ -331,12 +402,13 @@ def _path_lock(lock_path: str) -> _PathLock:
 def _forget_locks_after_fork() -> None:
     # A forked child holds none of its parent's locks: drop the copies of the
     # descriptors without unlocking (that would unlock the parent's lock too).
-    global _registry_mutex
+    global _registry_mutex, _waits
     for entry in list(_registry.values()):
         if entry.fd >= 0:
             os.close(entry.fd)
     _registry.clear()
     _registry_mutex = threading.Lock()
+    _waits = _WaitPool()  # its helper threads stayed in the parent
 
 
 if hasattr(os, "register_at_fork"):
@@ -379,55 +451,135 @@ def shared_file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0)
     itself; every shared waiter is let in at once. Not re-entrant, and it waits
     for an exclusive holder in this process too. Timeouts as :func:`file_lock`.
     """
-    lock_path = os.fspath(lock_path_for(path))
-    deadline = float("inf") if timeout is None else time.monotonic() + timeout
-    fd = _lock_fd(lock_path, deadline, timeout, shared=True)
+    fd, _ = take_shared_lock(path, timeout)
     try:
-        yield Path(lock_path)
+        yield lock_path_for(path)
     finally:
-        _close_lock_fd(fd, locked=True)
+        release_shared_lock(fd)
 
 
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_DIRECTORY", 0)
+def take_shared_lock(path: str | os.PathLike[str], timeout: float | None) -> tuple[int, bool]:
+    """Take the lock guarding ``path`` in shared mode, as :func:`shared_file_lock` does.
 
-
-def try_directory_lock(directory: str | os.PathLike[str]) -> int | None:
-    """Lock a directory exclusively if nobody does; return the locked descriptor, or None.
-
-    A token among cooperating processes (which of them goes next), not a guard of
-    the directory's contents. Release it with :func:`release_directory_lock`.
+    Returns the locked descriptor (release it with :func:`release_shared_lock`) and
+    whether it had to wait: False when nobody held the lock exclusively.
     """
-    _require_flock(os.fspath(directory))
-    fd = os.open(directory, _DIRECTORY_FLAGS)
-    try:
-        if _try_flock(fd, os.fspath(directory), fcntl.LOCK_EX):
-            return fd
-    except BaseException:
-        os.close(fd)
-        raise
-    os.close(fd)
-    return None
+    lock_path = os.fspath(path) + LOCK_SUFFIX
+    deadline = float("inf") if timeout is None else time.monotonic() + timeout
+    return _lock_fd_waited(lock_path, deadline, timeout, shared=True)
 
 
-def release_directory_lock(fd: int) -> None:
-    """Release a lock taken by :func:`try_directory_lock`."""
+def release_shared_lock(fd: int) -> None:
+    """Release (and close) a lock taken by :func:`take_shared_lock`."""
     _close_lock_fd(fd, locked=True)
 
 
-def wait_directory_unlocked(directory: str | os.PathLike[str], timeout: float | None) -> bool:
-    """Wait until nobody holds ``directory`` locked exclusively; False if ``timeout`` ran out."""
-    path = os.fspath(directory)
+class SharedLockWait:
+    """A wait for the lock guarding ``path`` in shared mode that its caller looks at in steps.
+
+    Between two looks (:meth:`acquired`) the caller may look at other things; the
+    wait goes on meanwhile (one helper thread, not one per look). ``waited`` tells
+    whether an exclusive holder was in when it began. :meth:`close` releases the
+    lock or gives the wait up. A lock file replaced meanwhile is waited for anew.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.lock_path = os.fspath(path) + LOCK_SUFFIX
+        _require_flock(self.lock_path)
+        self.waited = False
+        self._fd = -1
+        self._wait: _FlockWait | None = None
+        self._start()
+
+    def _start(self) -> None:
+        fd = _open_lock_file(self.lock_path)
+        try:
+            if not _try_flock(fd, self.lock_path, fcntl.LOCK_SH):
+                self._wait = _waits.start(_FlockWait(fd, self.lock_path, fcntl.LOCK_SH))
+                self.waited = True
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def acquired(self, timeout: float | None) -> bool:
+        """Whether the lock is held (shared) within ``timeout``."""
+        while True:
+            wait = self._wait
+            if wait is not None:
+                if not wait.finished_within(timeout):
+                    return False
+                self._wait = None
+                if not wait.wait(0.0):  # pragma: no cover - it has finished
+                    return False
+            if _is_current(self._fd, self.lock_path):
+                return True
+            # The lock file was removed or replaced while we waited: wait for the new one.
+            _close_lock_fd(self._fd, locked=True)
+            self._fd = -1
+            self._start()
+
+    def close(self) -> None:
+        """Release the lock, or give the wait up (the helper unlocks if it is handed it)."""
+        wait, fd = self._wait, self._fd
+        self._wait, self._fd = None, -1
+        if wait is not None:
+            if wait.wait(0.0):  # handed the lock just now
+                _close_lock_fd(fd, locked=True)
+        elif fd >= 0:
+            _close_lock_fd(fd, locked=True)
+
+
+def create_gate(path: str) -> int:
+    """Create the file ``path`` (it must not exist) locked exclusively; return the descriptor.
+
+    A gate: its creator lets every waiter (:func:`wait_gate`) through at once by
+    closing it (:func:`release_lock_fd`), and nobody locks it again, so no
+    later locker can get in before a woken waiter runs.
+    """
     _require_flock(path)
-    fd = os.open(directory, _DIRECTORY_FLAGS)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        taken = _try_flock(fd, path, fcntl.LOCK_SH)
+        if not _try_flock(fd, path, fcntl.LOCK_EX):  # pragma: no cover - a new file
+            raise FileLockError(f"cannot lock the new file {path}", path)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    return fd
+
+
+def release_lock_fd(fd: int) -> None:
+    """Unlock and close a descriptor locked by :func:`create_gate`."""
+    _close_lock_fd(fd, locked=True)
+
+
+def wait_gate(path: str, timeout: float | None, passed: int | None = None) -> int | None:
+    """Wait until the gate at ``path`` is opened; return its inode, or None.
+
+    None when there is no gate (or it cannot be opened), when the gate found is
+    ``passed`` (the inode of one waited at before: it stays up only while its
+    creator finishes or after it died), or when ``timeout`` ran out.
+    """
+    _require_flock(path)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:  # none up, or something else in its place: the caller looks elsewhere
+        return None
+    try:
+        inode = os.fstat(fd).st_ino
+        taken = inode != passed and _try_flock(fd, path, fcntl.LOCK_SH)
     except BaseException:
         os.close(fd)
         raise
-    if not taken and not _FlockWaiter(fd, path, fcntl.LOCK_SH).wait(timeout):
-        return False  # the abandoned waiter closes fd
+    if inode == passed:
+        os.close(fd)
+        return None
+    if not taken and not _waits.start(_FlockWait(fd, path, fcntl.LOCK_SH)).wait(timeout):
+        return None  # the abandoned wait closes fd
     _close_lock_fd(fd, locked=True)
-    return True
+    return inode
 
 
 def lock_holder(path: str | os.PathLike[str]) -> str:
