@@ -12,6 +12,7 @@ import pytest
 
 from ih5.manifest import IH5MFRecord
 from ih5.pack import PackOptions, pack_directory
+from ih5.pack._codecs import raw_chunk_length
 from ih5.record import IH5Dataset, IH5Group, IH5Record
 from tests.helpers.nodes import as_dataset
 from tests.helpers.trees import snapshot
@@ -74,7 +75,7 @@ def test_pack_directory_stores_raw_files_as_chunked_bytes(
         dataset = rec["blob.bin"]
         assert isinstance(dataset, IH5Dataset)
         assert (dataset.dtype, dataset.shape) == (np.dtype("u1"), (size,))
-        assert dataset.chunks == (min(size, MIB),)
+        assert dataset.chunks == (raw_chunk_length(size),)
         assert dataset.compression == compression
         assert dataset.attrs["codec"] == "raw"
         assert dataset[()].tobytes() == data

@@ -20,7 +20,7 @@ import ih5.pack
 import ih5.pack._packer
 from ih5.fs import HashingReader, hashsum_bytes
 from ih5.pack import pack_directory
-from ih5.pack._codecs import RAW_CHUNK
+from ih5.pack._codecs import RAW_CHUNK, raw_chunk_length
 from tests.helpers.trees import snapshot
 
 from .helpers import make_tree, npy_bytes, unpacked
@@ -55,7 +55,7 @@ def test_raw_files_around_the_chunk_length_keep_bytes_chunks_and_hashsum(
     pack_directory(source, tmp_path / "out" / "rec")
     with h5py.File(tmp_path / "out" / "rec.ih5", "r") as file:
         dataset = file["d/file.bin"]
-        assert dataset.chunks == ((min(size, RAW_CHUNK),) if size else None)
+        assert dataset.chunks == ((raw_chunk_length(size),) if size else None)
         assert dataset.attrs["hashsum"] == "sha256:" + hashlib.sha256(data).hexdigest()
         assert dataset.attrs["size"] == size
         assert dataset.attrs["codec"] == "raw"
@@ -125,3 +125,13 @@ def test_every_public_name_of_the_pack_floor_resolves_on_first_use() -> None:
     for name in ih5.pack.__all__:
         assert getattr(ih5.pack, name) is not None, name
     assert set(ih5.pack.__all__) <= set(dir(ih5.pack))
+
+
+@pytest.mark.parametrize("size", [RAW_CHUNK + 2, 3 * RAW_CHUNK + 17, 5 * RAW_CHUNK - 1])
+def test_a_raw_file_just_over_a_chunk_takes_its_own_size_on_disk(tmp_path: Path, size: int) -> None:
+    source = make_tree(tmp_path / "src", {"file.bin": os.urandom(size)})
+    pack_directory(source, tmp_path / "out" / "rec")
+    with h5py.File(tmp_path / "out" / "rec.ih5", "r") as file:
+        dataset = file["file.bin"]
+        assert dataset.chunks is not None and dataset.chunks[0] <= RAW_CHUNK
+        assert size <= dataset.id.get_storage_size() < size + 64

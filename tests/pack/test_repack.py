@@ -179,6 +179,18 @@ def test_pack_directory_chains_patches_run_after_run(tmp_path: Path) -> None:
     assert container_names(record.parent) == {"rec.ih5", "rec.p1.ih5", "rec.p2.ih5", "rec.p3.ih5"}
 
 
+def test_pack_directory_removes_a_directory_beside_a_file_named_like_it(tmp_path: Path) -> None:
+    # Sorted as text, "n.bin" falls between "n" and "n/a.bin".
+    source = make_tree(tmp_path / "src", {"n/a.bin": b"a", "n.bin": b"n", "z.bin": b"z"})
+    record = tmp_path / "out" / "rec"
+    pack_directory(source, record)
+    remove(source / "n")
+    remove(source / "n.bin")
+    result = pack_directory(source, record)
+    assert set(result.removed) == {"n", "n/a.bin", "n.bin"}
+    assert unpacked(record, tmp_path / "back") == snapshot(source)
+
+
 @pytest.fixture
 def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the files the source state hashes (packing itself hashes while reading)."""

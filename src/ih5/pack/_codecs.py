@@ -27,7 +27,17 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "ih5.codecs"
 CODEC_ATTR = "codec"
 RAW_CHUNK = 1 << 20
-"""Chunk length of raw-byte datasets (and the unit of streaming reads and writes)."""
+"""The longest chunk of raw-byte datasets (and the unit of streaming reads)."""
+
+
+def raw_chunk_length(size: int) -> int:
+    """Equal chunks of at most ``RAW_CHUNK`` bytes covering ``size`` bytes.
+
+    HDF5 stores every chunk whole, so a file 2 bytes longer than 1 MiB would take
+    2 MiB in chunks of 1 MiB; in two chunks of half that it takes its own size.
+    """
+    count = -(-size // RAW_CHUNK)
+    return -(-size // count)
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,9 @@ class RawCodec:
         self, group: IH5Group, name: str, source: BinaryIO, size: int, options: PackOptions
     ) -> IH5Dataset:
         """Stream the bytes into the dataset one chunk at a time (a file of one chunk in
-        a single create)."""
-        chunks = (min(size, RAW_CHUNK),) if size else None
+        a single create); the chunks are equal, so the last one holds no padding to speak of."""
+        length = raw_chunk_length(size) if size else 0
+        chunks = (length,) if size else None
         storage = options.storage() if size else {}
         if 0 < size <= RAW_CHUNK:
             whole = bytearray(size)
@@ -89,11 +100,12 @@ class RawCodec:
             data = np.frombuffer(whole, np.uint8)
             return group.create_dataset(name, data=data, chunks=chunks, **storage)
         dataset = group.create_dataset(name, shape=(size,), dtype="u1", chunks=chunks, **storage)
-        buffer = bytearray(RAW_CHUNK)
+        buffer = bytearray(length)  # one whole chunk per write: none is written twice
         offset = 0
         while offset < size:
-            count = source.readinto(buffer)  # type: ignore[attr-defined]
-            if not count:
+            count = _fill(source, buffer)
+            if not count or offset + count > size:
+                offset += count
                 break
             dataset[offset : offset + count] = np.frombuffer(buffer, np.uint8, count)
             offset += count

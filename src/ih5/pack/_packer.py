@@ -161,7 +161,8 @@ def compare_states(old: TreeState, new: TreeState) -> Changes:
 def _topmost(paths: Sequence[str]) -> list[str]:
     """Drop paths below another path of the list (deleting a group deletes its members)."""
     kept: list[str] = []
-    for path in sorted(paths):
+    # By components: as text, "n.bin" sorts between "n" and "n/a.bin".
+    for path in sorted(paths, key=lambda path: path.split("/")):
         if not kept or not path.startswith(kept[-1] + "/"):
             kept.append(path)
     return kept
