@@ -18,6 +18,7 @@ import pytest
 
 from ih5 import IH5Record, IntegrityError
 from ih5.fs._filestate import racy_margin_ns
+from ih5.record import _chain as chain_module
 from ih5.record import _opening as opening
 from ih5.record._facts import (
     FACTS_CACHE,
@@ -275,7 +276,10 @@ def count_container_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return read
 
 
-def test_commits_write_the_whole_tree_only_every_few_commits(tmp_path: Path, cache: Path) -> None:
+def test_commits_write_a_large_tree_only_every_few_commits(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chain_module, "SMALL_TREE_BYTES", 0)  # every tree counts as large
     record = build(tmp_path / "rec")
     written = len(list((cache / "trees").iterdir()))
     with IH5Record(record, "r+") as rec:
@@ -287,9 +291,22 @@ def test_commits_write_the_whole_tree_only_every_few_commits(tmp_path: Path, cac
     assert len(list((cache / "trees").iterdir())) - written == 2
 
 
+def test_commits_write_a_small_tree_every_time(tmp_path: Path, cache: Path) -> None:
+    record = build(tmp_path / "rec")
+    written = len(list((cache / "trees").iterdir()))
+    with IH5Record(record, "r+") as rec:
+        for index in range(3):
+            rec.attrs["counter"] = index
+            rec.commit_patch()
+            rec.create_patch()
+        rec.discard_patch()
+    assert len(list((cache / "trees").iterdir())) - written == 3
+
+
 def test_an_opening_after_commits_between_trees_reads_no_container(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(chain_module, "SMALL_TREE_BYTES", 0)
     record = build(tmp_path / "rec")
     with IH5Record(record, "r+") as rec:
         rec["late/ds"] = np.arange(4)

@@ -26,7 +26,7 @@ from ih5.record._facts import persistable
 from ih5.record._opening import container_facts, open_container, resolve_chain
 from ih5.record._patch import PatchWriter
 from ih5.record._tree import Node, lookup
-from ih5.record._treecache import SNAPSHOT_EVERY, remember_tree
+from ih5.record._treecache import SMALL_TREE_BYTES, SNAPSHOT_EVERY, remember_tree
 
 
 class Chain:
@@ -40,7 +40,9 @@ class Chain:
         self.root: Node
         self._snapshot: int | None
         """The length of the longest prefix of the chain whose tree the cache holds."""
-        self.root, self._snapshot = resolve_chain(self.refs)
+        self._snapshot_bytes: int
+        """The size of that tree's cache entry."""
+        self.root, self._snapshot, self._snapshot_bytes = resolve_chain(self.refs)
         self.writer: PatchWriter | None = None
         """The open, uncommitted patch, or None."""
         self.closed = False
@@ -71,7 +73,7 @@ class Chain:
         self._close_files()
         self._by_index = {}
         self.refs = list(refs)
-        self.root, self._snapshot = resolve_chain(self.refs)
+        self.root, self._snapshot, self._snapshot_bytes = resolve_chain(self.refs)
 
     def append(self, ref: ContainerRef) -> None:
         """Add our newly committed container (its changes are in the tree already).
@@ -79,19 +81,22 @@ class Chain:
         The next opening of the grown chain opens no container: it finds the tree
         written for this chain, or for one at most ``SNAPSHOT_EVERY`` containers
         shorter plus the cached facts of those after it (read here from the new
-        container: what it changed). The whole tree is written only every few
-        commits, so a commit costs what it changed, not the size of the tree.
+        container: what it changed). A large tree is written whole only every few
+        commits, so a commit costs what it changed, not the size of the tree; a
+        small one (under ``SMALL_TREE_BYTES``) on every commit, which costs less.
         """
         self.refs.append(ref)
         due = self._snapshot is None or len(self.refs) - self._snapshot >= SNAPSHOT_EVERY
-        if due or not persistable(container_facts(ref)):
-            remember_tree(self.refs, self.root)  # the writer's tree is what the facts resolve to
+        small = self._snapshot_bytes < SMALL_TREE_BYTES
+        if due or small or not persistable(container_facts(ref)):
+            # The writer's tree is what the containers' facts resolve to.
+            self._snapshot_bytes = remember_tree(self.refs, self.root)
             self._snapshot = len(self.refs)
 
     def rebuild(self) -> None:
         """Forget changes of a discarded patch: resolve the committed chain again."""
         self._views = {}
-        self.root, self._snapshot = resolve_chain(self.refs)
+        self.root, self._snapshot, self._snapshot_bytes = resolve_chain(self.refs)
 
     def _ref(self, index: int) -> ContainerRef | None:
         """The committed container with patch index ``index``, if the chain holds it."""

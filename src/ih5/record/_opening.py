@@ -240,9 +240,9 @@ def build_tree(chain: Sequence[ContainerRef]) -> Node:
     return resolve_chain(chain)[0]
 
 
-def resolve_chain(chain: Sequence[ContainerRef]) -> tuple[Node, int | None]:
-    """The resolved tree of ``chain`` and the length of its longest prefix whose tree
-    the cache holds (None when none does).
+def resolve_chain(chain: Sequence[ContainerRef]) -> tuple[Node, int | None, int]:
+    """The resolved tree of ``chain``, the length of its longest prefix whose tree the
+    cache holds (None when none does) and that entry's size in bytes.
 
     A chain opened before (by any process of this user) is read from the tree cache.
     Otherwise the tree of its longest cached prefix (a chain that has since grown by
@@ -251,14 +251,14 @@ def resolve_chain(chain: Sequence[ContainerRef]) -> tuple[Node, int | None]:
     the cache does not keep, or no prefix was cached.
     """
     if not chain:
-        return Node(0, is_group=True), None
+        return Node(0, is_group=True), None, 0
     root: Node | None = None
-    start = 0
+    start = size = 0
     cached = cached_prefix(chain, PREFIX_PROBES)
     if cached is not None:
-        start, root = cached
+        start, root, size = cached
         if start == len(chain):
-            return root, start
+            return root, start, size
     kept = True
     for position in range(start, len(chain)):
         ref = chain[position]
@@ -267,9 +267,8 @@ def resolve_chain(chain: Sequence[ContainerRef]) -> tuple[Node, int | None]:
         root = apply_container(root, facts, ref.user_block.patch_index, is_base=position == 0)
     assert root is not None
     if cached is None or not kept or len(chain) - start >= SNAPSHOT_EVERY:
-        remember_tree(chain, root)
-        return root, len(chain)
-    return root, start
+        return root, len(chain), remember_tree(chain, root)
+    return root, start, size
 
 
 PREFIX_PROBES = 16

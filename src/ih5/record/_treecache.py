@@ -33,6 +33,10 @@ SNAPSHOT_EVERY = 8
 """A chain's tree is written whole once it is this many containers past the newest
 written one (fewer than the prefixes an opener looks for, ``PREFIX_PROBES``)."""
 
+SMALL_TREE_BYTES = 64 << 10
+"""A tree whose entry is smaller is written on every commit: that costs less than
+reading the new container's facts from its file."""
+
 
 def chain_key(chain: Sequence[ContainerRef]) -> str:
     """The cache name of a committed chain's tree."""
@@ -149,22 +153,25 @@ def tree_from_bytes(raw: bytes) -> Node | None:
     return _node(top) if _fits(top) else None
 
 
-def cached_prefix(chain: Sequence[ContainerRef], probes: int) -> tuple[int, Node] | None:
+def cached_prefix(chain: Sequence[ContainerRef], probes: int) -> tuple[int, Node, int] | None:
     """The cached tree of the longest of ``chain``'s ``probes`` longest prefixes, with
-    that prefix's length (a fresh copy); None when none is cached."""
+    that prefix's length and the entry's size in bytes (a fresh copy); None when none
+    is cached."""
     for length, key in prefix_keys(chain, probes):
         raw = read_entry(_KIND, key)
         root = None if raw is None else tree_from_bytes(raw)
-        if root is not None:
-            return length, root
+        if root is not None and raw is not None:
+            return length, root, len(raw)
     return None
 
 
-def remember_tree(chain: Sequence[ContainerRef], root: Node) -> None:
+def remember_tree(chain: Sequence[ContainerRef], root: Node) -> int:
     """Keep the tree of ``chain`` for the next process that opens it (not a tree nested
-    too deep for the JSON encoder: it is built from the facts each time)."""
+    too deep for the JSON encoder: it is built from the facts each time); return the
+    entry's size in bytes (0 when not kept)."""
     try:
         data = tree_to_bytes(root)
     except RecursionError:
-        return
+        return 0
     write_entry(_KIND, chain_key(chain), data)
+    return len(data)
