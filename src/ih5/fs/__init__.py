@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         hashsum_stream,
         parse_hashsum,
     )
+    from ih5.fs._indented import indented_json
     from ih5.fs._jsonfile import (
         IN_FLIGHT_SUFFIX,
         atomic_update_json,
@@ -81,6 +82,7 @@ __all__ = [
     "hashsum_bytes",
     "hashsum_file",
     "hashsum_stream",
+    "indented_json",
     "is_settled",
     "is_temp_name",
     "lock_holder",
@@ -139,6 +141,7 @@ _SOURCES = {
     "hashsum_stream": "ih5.fs._hashing",
     "parse_hashsum": "ih5.fs._hashing",
     "IN_FLIGHT_SUFFIX": "ih5.fs._jsonfile",
+    "indented_json": "ih5.fs._indented",
     "atomic_update_json": "ih5.fs._jsonfile",
     "atomic_write_json": "ih5.fs._jsonfile",
     "encode_json": "ih5.fs._jsonfile",

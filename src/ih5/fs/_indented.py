@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import json.encoder
 import math
+from collections.abc import Callable
 from typing import Any
 
 _INDENT = "  "
-_encode_string = json.encoder.encode_basestring  # the C one when it is built
-_float_text = float.__repr__
-_int_text = int.__repr__
 _is_finite = math.isfinite
 
 
@@ -26,44 +24,41 @@ class _NotPlainError(Exception):
     """The tree holds something only ``json.dumps`` should encode."""
 
 
-def _encode(node: Any, level: int, out: list[str]) -> None:
+def _encode(node: Any, newline: str, out: list[str], quote: Callable[[str], str]) -> None:
+    """Append the text of ``node`` whose lines continue after ``newline``."""
     kind = type(node)
     if kind is str:
-        out.append(_encode_string(node))
+        out.append(quote(node))
     elif kind is dict:
         if not node:
             out.append("{}")
             return
-        inner = "\n" + _INDENT * (level + 1)
-        separator = "," + inner
-        out.append("{" + inner)
-        first = True
+        inner = newline + _INDENT
+        separator = "{" + inner
         for key, value in node.items():
             if type(key) is not str:
                 raise _NotPlainError
-            if first:
-                first = False
+            # Text and ints, most values of sidecars and manifests, without a call of their own.
+            if type(value) is str:
+                out.append(f"{separator}{quote(key)}: {quote(value)}")
+            elif type(value) is int:
+                out.append(f"{separator}{quote(key)}: {int.__repr__(value)}")
             else:
-                out.append(separator)
-            out.append(_encode_string(key))
-            out.append(": ")
-            _encode(value, level + 1, out)
-        out.append("\n" + _INDENT * level + "}")
+                out.append(f"{separator}{quote(key)}: ")
+                _encode(value, inner, out, quote)
+            separator = "," + inner
+        out.append(newline + "}")
     elif kind is list:
         if not node:
             out.append("[]")
             return
-        inner = "\n" + _INDENT * (level + 1)
-        separator = "," + inner
-        out.append("[" + inner)
-        first = True
+        inner = newline + _INDENT
+        separator = "[" + inner
         for value in node:
-            if first:
-                first = False
-            else:
-                out.append(separator)
-            _encode(value, level + 1, out)
-        out.append("\n" + _INDENT * level + "]")
+            out.append(separator)
+            _encode(value, inner, out, quote)
+            separator = "," + inner
+        out.append(newline + "]")
     elif node is None:
         out.append("null")
     elif node is True:
@@ -71,18 +66,23 @@ def _encode(node: Any, level: int, out: list[str]) -> None:
     elif node is False:
         out.append("false")
     elif kind is int:
-        out.append(_int_text(node))
+        out.append(int.__repr__(node))
     elif kind is float and _is_finite(node):
-        out.append(_float_text(node))
+        out.append(float.__repr__(node))
     else:
         raise _NotPlainError
 
 
-def indented_json(data: Any) -> str | None:
-    """``json.dumps(data, indent=2, ensure_ascii=False)`` for a plain tree, else None."""
+def indented_json(data: Any, *, level: int = 0, ensure_ascii: bool = False) -> str | None:
+    """``json.dumps(data, indent=2, ensure_ascii=ensure_ascii)`` for a plain tree, else None.
+
+    With ``level``, the lines after the first continue as they would ``level`` deep
+    in an enclosing document.
+    """
+    quote = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
     out: list[str] = []
     try:
-        _encode(data, 0, out)
+        _encode(data, "\n" + _INDENT * level, out, quote)
     except (_NotPlainError, RecursionError):
         return None
     return "".join(out)

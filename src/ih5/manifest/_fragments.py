@@ -17,6 +17,7 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from ih5.fs import indented_json
 from ih5.manifest._layout import LAYOUT_KEY, Describe
 from ih5.record import Node, lookup, walk
 
@@ -39,79 +40,12 @@ def reindent(text: str, level: int) -> str:
 def dumps_at(value: Any, level: int) -> str:
     """``value`` as ``json.dumps(document, indent=2)`` writes it ``level`` deep.
 
-    With an indent, ``json.dumps`` runs its pure-Python encoder; plain JSON data (exact
-    dicts with text keys, lists, text, ints, finite floats, booleans, None) is written
-    here in fewer steps, the same bytes; anything else is left to ``json.dumps``.
+    With an indent, ``json.dumps`` runs its pure-Python encoder; plain JSON data is
+    written by ``ih5.fs.indented_json`` in fewer steps, the same bytes; anything else
+    is left to ``json.dumps`` (its rules, its errors).
     """
-    parts: list[str] = []
-    try:
-        _write(value, "\n" + "  " * level, parts, 0)
-    except _UnsureError:
-        return reindent(json.dumps(value, indent=2), level)
-    return "".join(parts)
-
-
-class _UnsureError(Exception):
-    """A value :func:`_write` leaves to ``json.dumps`` (its rules, its errors)."""
-
-
-_MAX_DEPTH = 100
-_INFINITY = float("inf")
-
-
-def _write(value: Any, newline: str, parts: list[str], depth: int) -> None:
-    """Append the text of ``value`` whose lines continue after ``newline``."""
-    kind = type(value)
-    if kind is str:
-        parts.append(quote(value))
-    elif kind is dict:
-        if not value:
-            parts.append("{}")
-            return
-        if depth >= _MAX_DEPTH:
-            raise _UnsureError
-        inner = newline + "  "
-        separator = "{" + inner
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _UnsureError
-            # Text and ints, most of a manifest's values, without a call of their own.
-            if type(item) is str:
-                parts.append(f"{separator}{quote(key)}: {quote(item)}")
-            elif type(item) is int:
-                parts.append(f"{separator}{quote(key)}: {int.__repr__(item)}")
-            else:
-                parts.append(f"{separator}{quote(key)}: ")
-                _write(item, inner, parts, depth + 1)
-            separator = "," + inner
-        parts.append(newline + "}")
-    elif kind is list or kind is tuple:
-        if not value:
-            parts.append("[]")
-            return
-        if depth >= _MAX_DEPTH:
-            raise _UnsureError
-        inner = newline + "  "
-        separator = "[" + inner
-        for item in value:
-            parts.append(separator)
-            _write(item, inner, parts, depth + 1)
-            separator = "," + inner
-        parts.append(newline + "]")
-    elif kind is int:
-        parts.append(int.__repr__(value))
-    elif kind is float:
-        if value != value or value in (_INFINITY, -_INFINITY):
-            raise _UnsureError
-        parts.append(float.__repr__(value))
-    elif value is None:
-        parts.append("null")
-    elif value is True:
-        parts.append("true")
-    elif value is False:
-        parts.append("false")
-    else:
-        raise _UnsureError
+    text = indented_json(value, level=level, ensure_ascii=True)
+    return text if text is not None else reindent(json.dumps(value, indent=2), level)
 
 
 def entry_fragment(
