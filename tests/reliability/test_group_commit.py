@@ -11,8 +11,10 @@ that nothing of the queue is left once a writer has gone on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +28,7 @@ import ih5.fs._grouped as grouped
 from ih5 import AtomicMetadataWriter, atomic_update_json, atomic_write_json, read_json
 from ih5.errors import FileLockTimeoutError, MetadataValidationError, MetadataWriteError
 from ih5.fs import encode_json_compact, file_lock, lock_path_for, queue_directory
+from ih5.fs._gate import open_gate
 from ih5.fs._lock import shared_file_lock
 from ih5.metadata import get_metadata_path
 from ih5.metadata._writer import _applier, _request
@@ -321,17 +324,17 @@ def test_group_commit_waiter_returns_once_its_batch_is_durable_while_the_lock_is
 
 def test_group_commit_waiters_at_a_gate_are_let_through_together(sidecar: Path) -> None:
     names = [f"w{index}" for index in range(4)]
-    gate_path = os.path.join(queue_directory(sidecar), grouped.GATE)
+    queue = os.fspath(queue_directory(sidecar))
+    gate_path = os.path.join(queue, grouped.GATE)
     with workers(RUN_TIMEOUT) as pool:
         with file_lock(sidecar, timeout=10.0):
-            for name in names:
-                pool.start(name, one_update, sidecar, name)
+            pids = [pool.start(name, one_update, sidecar, name).pid for name in names]
             wait_for(lambda: len(queued(sidecar)) == len(names))
-            gate = grouped._raise_gate(os.fspath(queue_directory(sidecar)))
+            gate = grouped._take_gate(queue)
             assert gate is not None
-            # Ours, and one wait per waiter there.
-            wait_for(lambda: len(lock_holder_pids(gate_path)) == 1 + len(names))
-            grouped._lower_gate(os.fspath(queue_directory(sidecar)), gate)
+            wait_for(lambda: waiting_at(gate_path, pids) == len(names))
+            os.unlink(gate_path)
+            open_gate(gate)
             # Let through unmarked: they look again under the lock, which is still held.
             time.sleep(0.1)
             assert set(pool.alive()) == set(names)
@@ -340,13 +343,60 @@ def test_group_commit_waiters_at_a_gate_are_let_through_together(sidecar: Path) 
     assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
 
 
-def lock_holder_pids(path: str) -> list[str]:
-    """Pids that hold or wait for a flock on ``path`` (Linux's /proc/locks, ``->`` for waits)."""
-    info = os.stat(path)
-    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
-    with open("/proc/locks") as locks:
-        rows = [line.split() for line in locks]
-    return [row[-4] for row in rows if "FLOCK" in row and row[-3] == device]
+def waiting_at(path: str, pids: list[int | None]) -> int:
+    """How many of ``pids`` have the file at ``path`` open (Linux's /proc)."""
+    count = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            count += path in links
+    return count
+
+
+def test_group_commit_holder_names_a_waiter_that_queued_during_its_batch_to_apply_next(
+    sidecar: Path,
+) -> None:
+    queue = os.fspath(queue_directory(sidecar))
+    with workers(RUN_TIMEOUT) as pool:
+        with file_lock(sidecar, timeout=10.0):
+            pool.start("w0", one_update, sidecar, "w0")
+            wait_for(lambda: len(queued(sidecar)) == 1)
+            real_apply, holder = vars(grouped)["_apply_batch"], os.getpid()
+
+            def apply_while_another_queues(*args: Any) -> str:
+                if os.getpid() == holder:  # not in the waiter forked here
+                    pool.start("w1", one_update, sidecar, "w1")
+                    wait_for(lambda: len(queued(sidecar)) == 1)
+                committed: str = real_apply(*args)
+                return committed
+
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(grouped, "_apply_batch", apply_while_another_queues)
+                flushed = grouped.flush_queue(sidecar, _applier(sidecar), None)
+            [late] = queued(sidecar)
+            incoming = os.path.join(queue, grouped.INCOMING)
+            assert os.stat(os.path.join(incoming, late)).st_mtime_ns == grouped._NEXT_HOLDER
+            assert stat.S_ISFIFO(os.stat(os.path.join(queue, grouped.GATE)).st_mode)
+            assert versions(sidecar) == {"images": 0, "w0": 1}
+        grouped.finish_flush(sidecar, flushed)
+        assert pool.join() == {"w0": 0, "w1": 0}
+    assert versions(sidecar) == {"images": 0, "w0": 1, "w1": 1}
+    assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
+
+
+def test_group_commit_waiters_whose_named_next_holder_died_look_under_the_lock(
+    sidecar: Path,
+) -> None:
+    queue = os.fspath(queue_directory(sidecar))
+    queue_as_dead_waiter(sidecar, "dead", 1)
+    with file_lock(sidecar, timeout=10.0):
+        grouped._hand_over(queue, None)  # names the dead waiter, puts a gate up for others
+    assert os.path.lexists(os.path.join(queue, grouped.GATE))
+    with workers(RUN_TIMEOUT) as pool:
+        pool.start("w", one_update, sidecar, "w")
+        assert pool.join() == {"w": 0}
+    assert versions(sidecar) == {"images": 0, "dead": 1, "w": 1}
+    assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
 
 
 def hold_then_die_marking(sidecar: Path, held: Path) -> None:

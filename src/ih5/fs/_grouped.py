@@ -23,24 +23,29 @@ or failed) and the next holder applies its requests to the document as it is
 then. Requests are not fsynced: one counts only once a committed document holds
 it, and one torn by a power cut was never acknowledged, so it is dropped.
 
-Waiters wait at a gate, ``gate`` in the queue directory: a file the holder
-creates locked (when it finds a queue) and unlocks once its batch is durable,
-then marks every request of the batch applied (modification time 0). Every
-waiter is let through at once, and nobody locks a gate again, so a writer
-taking the lock right after cannot keep the woken waiters waiting (as it can
-with a lock they must get once more: flock hands a released lock to whoever
-asks first, not to the waiters it wakes). A waiter whose request is marked
-returns; one that is not, or that finds no gate (the holder started before
-anyone queued), waits a moment on the lock in shared mode, learns under it
-whether its request still waits, and if so tries the lock once and applies
-the queue, or (the lock taken) looks for a gate again, after stepping aside
-a random moment if that keeps happening with nobody holding the lock (others
-let in with it tried it at once). Waits are
-in steps, never in the lock's own queue, where later writers can take the
-lock before a waiter the kernel woke gets to run. The mark is only a
-hint: the state of the queue directory under the lock is what counts. A
-waiter that times out withdraws its request if it is still incoming; one
-already taken up is being applied, so it waits once more.
+Waiters wait at a gate, ``gate`` in the queue directory: a FIFO
+(``ih5.fs._gate``) that the holder takes up when it finds a queue and opens
+once its batch is durable and every request of it is marked applied
+(modification time 0), after letting the lock go. Every waiter there is let
+through at once, without anyone taking a lock. If requests came in during the
+batch, the holder marks the first of them as the next holder's (modification
+time 1) and puts up a new gate before it opens its own: the waiter named takes
+the lock and applies the queue, the others wait at the new gate, which the
+next holder (whoever it is) takes up and opens. Only one process goes for the
+lock per batch, instead of every waiter let in. A waiter whose request is
+marked applied returns; one that is not, or that finds no gate (the holder
+started before anyone queued), waits a moment on the lock in shared mode,
+learns under it whether its request still waits, and if so tries the lock
+once and applies the queue, or (the lock taken) looks for a gate again, after
+stepping aside a random moment if that keeps happening with nobody holding
+the lock (others let in with it tried it at once). A gate nobody opens (its
+holder, or the waiter named, died) is noticed by the waiters there: every
+moment they make sure someone holds the lock, and if nobody does they look
+under it. Waits are in steps, never in the lock's own queue, where later
+writers can take the lock before a waiter the kernel woke gets to run. The
+marks are only hints: the state of the queue directory under the lock is
+what counts. A waiter that times out withdraws its request if it is still
+incoming; one already taken up is being applied, so it waits once more.
 Every process queueing on a document must apply requests the same way: the
 queue is one writer's (the plate metadata writer's), not a general mailbox.
 """
@@ -69,6 +74,7 @@ from ih5.fs._atomic import (
     sweep_stale_temps_in,
     write_new_file,
 )
+from ih5.fs._gate import find_gate, make_gate, open_gate, take_gate
 from ih5.fs._jsonfile import (
     ReadNonFinite,
     encode_json,
@@ -79,12 +85,10 @@ from ih5.fs._jsonfile import (
 )
 from ih5.fs._lock import (
     SharedLockWait,
-    create_gate,
     file_lock,
+    held_exclusively,
     lock_path_for,
     lock_still_held,
-    release_lock_fd,
-    wait_gate,
 )
 
 logger = logging.getLogger(__name__)
@@ -208,11 +212,34 @@ def _mark_applied(batch: str, names: Sequence[str]) -> None:
     for name in names:
         # Not ours to change (another user's request), or gone: its waiter looks under the lock.
         with contextlib.suppress(OSError):
-            os.utime(f"{batch}/{name}", ns=(0, 0))
+            os.utime(f"{batch}/{name}", ns=(_APPLIED, _APPLIED))
 
 
-def _marked(fd: int) -> bool:
-    return os.fstat(fd).st_mtime_ns == 0
+_APPLIED = 0
+"""The mark (modification time, ns) of a request a durable commit holds."""
+_NEXT_HOLDER = 1
+"""The mark of the request whose waiter is to take the lock next and apply the queue."""
+
+
+def _mark(fd: int) -> int:
+    return os.fstat(fd).st_mtime_ns
+
+
+def _name_next_holder(queue: str) -> bool:
+    """Under the lock: mark the first incoming request's waiter to apply the queue next.
+
+    False when nothing is incoming (or every request there was withdrawn meanwhile).
+    """
+    incoming = f"{queue}/{INCOMING}"
+    try:
+        names = sorted(name for name in os.listdir(incoming) if _is_request(name))
+    except FileNotFoundError:
+        return False
+    for name in names:
+        with contextlib.suppress(OSError):  # withdrawn, or another user's request
+            os.utime(f"{incoming}/{name}", ns=(_NEXT_HOLDER, _NEXT_HOLDER))
+            return True
+    return False
 
 
 def _is_request(name: str) -> bool:
@@ -393,10 +420,12 @@ def _commit(target: Path, batch: str, encoded: bytes | None) -> str:
 
 
 class Flushed(NamedTuple):
-    """What is left to do once the lock is released: the directory fsync, removing batches."""
+    """What is left to do once the lock is released: opening the gate, the directory
+    fsync, removing batches."""
 
     sync: bool
     committed: tuple[str, ...] = ()
+    gate: int | None = None
 
 
 def _apply_batch(
@@ -427,65 +456,103 @@ def _apply_batch(
     return committed
 
 
-def _raise_gate(queue: str) -> int | None:
-    """Put up a new gate for this holding's waiters as ``queue/gate``; its descriptor.
+def _install_gate(queue: str) -> bool:
+    """Under the lock: put up a new gate as ``queue/gate`` (over the one there, if any).
 
-    None when there is no queue (then nobody waits yet) or no gate can be made there
-    (its waiters then look under the lock).
+    Whoever holds the lock next takes it up (:func:`_take_gate`) and opens it. False
+    when no gate can be made there: its waiters then look under the lock.
     """
     temp = f"{queue}/.{_GATE_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
     try:
-        fd = create_gate(temp)
+        fd = make_gate(temp)
     except OSError:
-        return None
+        return False
     try:
-        os.rename(temp, f"{queue}/{GATE}")  # over a dead holder's, if one is left
+        os.rename(temp, f"{queue}/{GATE}")
     except BaseException:
-        release_lock_fd(fd)
         _unlink_quietly(temp)
         raise
-    return fd
-
-
-def _lower_gate(queue: str, gate: int) -> None:
-    """Under the lock: take this holder's gate down and let its waiters through."""
-    try:
-        _unlink_quietly(f"{queue}/{GATE}")
     finally:
-        release_lock_fd(gate)
+        os.close(fd)
+    return True
+
+
+def _take_gate(queue: str) -> int | None:
+    """Under the lock: the gate this holding opens once its batch is durable.
+
+    The gate already up (put up by the last holder, or left by one that died) if
+    there is one, since its waiters wait there; else a new one. None when
+    there is no queue (then nobody waits yet) or no gate can be made.
+    """
+    if not os.path.lexists(queue):
+        return None
+    gate = take_gate(f"{queue}/{GATE}")
+    if gate is None and _install_gate(queue):
+        gate = take_gate(f"{queue}/{GATE}")
+    return gate
+
+
+def _hand_over(queue: str, gate: int | None) -> None:
+    """Under the lock, once this holding's batch is durable: see the queue applied next.
+
+    If requests came in meanwhile, the first one's waiter is marked to take the
+    lock next and a new gate is put up for the others; else the gate is taken down.
+    """
+    if gate is None and not os.path.lexists(queue):
+        return  # nobody queued
+    if _name_next_holder(queue) and _install_gate(queue):
+        return
+    _unlink_quietly(f"{queue}/{GATE}")
     _remove_if_empty(queue)  # the gate kept it from going when the last batch did
 
 
 def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
     """Under the lock: apply every queued request, then ``own``'s one, in one write.
 
-    Whoever queues meanwhile waits at the gate this holder raises (when there is
-    a queue to raise it in): let through when the batch is durable, those not in
-    it find the next holder's gate, or the lock. A committed batch is fsynced (its
-    directory) before its waiters are told; removing it is left to
+    Whoever queues meanwhile waits at the gate this holding takes up: opened by
+    :func:`finish_flush` once the lock is let go, when the batch is durable and
+    its requests are marked applied. Those not in it find the next gate up, and
+    the first of them is marked to take the lock next. A committed batch is
+    fsynced (its directory) before its waiters are told; removing it is left to
     :func:`finish_flush`. A plain update (nothing queued) leaves its directory
     fsync to the caller after the lock, as ``atomic_update_json`` does: the next
-    writer's document holds it and is fsynced before it returns.
+    writer's document holds it and is fsynced before it returns. On an error the
+    gate is opened at once and taken down: its waiters look under the lock.
     """
     leftovers = sweep_if_interrupted(target)
     queue = _queue_of(os.fspath(target))
-    gate = _raise_gate(queue) if os.path.lexists(queue) else None
+    gate = _take_gate(queue)
     try:
-        batch = _take_up(queue)
-        if batch is None:
-            if own is None:
-                return Flushed(False)
-            before, document = load_for_update(target, None, False)
-            return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
-        before, document = load_for_update(target, None, False)
-        return Flushed(False, (_apply_batch(target, batch, apply, own, before, document),))
-    finally:
+        flushed = _flush(target, queue, apply, own, leftovers)
+        _hand_over(queue, gate)
+    except BaseException:
         if gate is not None:
-            _lower_gate(queue, gate)
+            try:
+                _unlink_quietly(f"{queue}/{GATE}")
+                _remove_if_empty(queue)
+            finally:
+                open_gate(gate)
+        raise
+    return flushed._replace(gate=gate)
+
+
+def _flush(
+    target: Path, queue: str, apply: Apply, own: tuple[Any] | None, leftovers: bool
+) -> Flushed:
+    batch = _take_up(queue)
+    if batch is None:
+        if own is None:
+            return Flushed(False)
+        before, document = load_for_update(target, None, False)
+        return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
+    before, document = load_for_update(target, None, False)
+    return Flushed(False, (_apply_batch(target, batch, apply, own, before, document),))
 
 
 def finish_flush(target: Path, flushed: Flushed) -> None:
-    """After the lock: make the commit durable, then remove the applied batches."""
+    """After the lock: open the holding's gate, make the commit durable, remove the batches."""
+    if flushed.gate is not None:
+        open_gate(flushed.gate)
     if flushed.sync:
         fsync_directory(target.absolute().parent)
     for committed in flushed.committed:
@@ -498,16 +565,22 @@ def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
-def _apply_if_pending(target: Path, queue: str, name: str, apply: Apply) -> bool:
-    """Try the lock once and, if request ``name`` still waits, apply the queue.
+def _apply_if_pending(
+    target: Path, queue: str, name: str, apply: Apply, timeout: float | None = 0.0
+) -> bool:
+    """Take the lock and, if request ``name`` still waits, apply the queue.
 
-    False if the lock is taken: whoever holds it (or the next holder) applies the queue.
+    With the default ``timeout`` the lock is tried once: False if it is taken
+    (whoever holds it, or the next holder, applies the queue). Otherwise a
+    timeout raises :class:`FileLockTimeoutError`.
     """
     flushed = Flushed(False)  # applied and fsynced by another holder already
     with contextlib.ExitStack() as stack:
         try:
-            stack.enter_context(file_lock(target, 0.0))
+            stack.enter_context(file_lock(target, timeout))
         except FileLockTimeoutError:
+            if timeout != 0.0:
+                raise
             return False
         if pending(queue, name):
             try:
@@ -528,6 +601,9 @@ another kind of writer, or a long one), the wait doubles each time up to
 _LOOKS = 10
 _LOOK_AT_MOST = 0.01
 _STEP_ASIDE = 0.0002
+_GATE_LOOK = 0.05
+"""How long (seconds) a waiter waits at a gate before it makes sure someone holds the lock
+(a gate whose opener died, or whose next holder did, is never opened)."""
 
 
 def _wait_and_apply(
@@ -578,12 +654,37 @@ def _look_until_applied(
     shared: SharedLockWait | None = None
     try:
         while True:
-            if _marked(request_fd):
+            mark = _mark(request_fd)
+            if mark == _APPLIED:
                 return True
-            gate = wait_gate(gate_path, _remaining(deadline), passed)
+            if mark == _NEXT_HOLDER:  # named by the last holder to apply the queue next
+                if shared is not None:
+                    shared.close()
+                    shared = None
+                return _apply_if_pending(target, queue, name, apply, _remaining(deadline))
+            gate = find_gate(gate_path, passed)
             if gate is not None:
-                passed, looks, collisions = gate, 0, 0
-                continue
+                with gate:
+                    if shared is not None:  # a shared lock held here would keep a holder out
+                        shared.close()
+                        shared = None
+                    if _mark(request_fd) != mark:
+                        continue  # named or applied since: the gate found may be ours to open
+                    remaining = _remaining(deadline)
+                    look = _GATE_LOOK if remaining is None else min(_GATE_LOOK, remaining)
+                    opened = gate.wait(look)
+                if opened:
+                    passed, looks, collisions = gate.inode, 0, 0
+                    continue
+                if remaining is not None and remaining <= look:
+                    raise FileLockTimeoutError(
+                        f"timed out waiting at {gate_path} for the writer holding "
+                        f"{lock_path_for(target)}",
+                        lock_path_for(target),
+                    )
+                if held_exclusively(target):
+                    continue  # its opener (or the next holder) is at work: wait on
+                passed = gate.inode  # nobody will open it: look under the lock
             if shared is None:
                 shared = SharedLockWait(target)
             look = min(_LOOK_AGAIN * 2 ** max(0, looks - _LOOKS), _LOOK_AT_MOST)
@@ -596,7 +697,7 @@ def _look_until_applied(
                     )
                 looks += 1
                 continue
-            waited = shared.waited
+            contended = shared.waited
             try:
                 waiting = pending(queue, name)
             finally:
@@ -606,7 +707,7 @@ def _look_until_applied(
                 return True
             if _apply_if_pending(target, queue, name, apply):
                 return True
-            collisions = collisions + 1 if not waited else 0
+            collisions = collisions + 1 if not contended else 0
             if collisions > 1:
                 # Again others let in at once with us hold it shared for a moment: step
                 # aside a random moment instead of trying again together.

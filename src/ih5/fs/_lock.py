@@ -18,7 +18,6 @@ several times the handover itself.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import os
@@ -530,56 +529,17 @@ class SharedLockWait:
             _close_lock_fd(fd, locked=True)
 
 
-def create_gate(path: str) -> int:
-    """Create the file ``path`` (it must not exist) locked exclusively; return the descriptor.
-
-    A gate: its creator lets every waiter (:func:`wait_gate`) through at once by
-    closing it (:func:`release_lock_fd`), and nobody locks it again, so no
-    later locker can get in before a woken waiter runs.
-    """
-    _require_flock(path)
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+def held_exclusively(path: str | os.PathLike[str]) -> bool:
+    """Whether someone holds the lock guarding ``path`` exclusively, right now."""
+    lock_path = os.fspath(path) + LOCK_SUFFIX
+    _require_flock(lock_path)
+    fd = _open_lock_file(lock_path)
+    taken = False
     try:
-        if not _try_flock(fd, path, fcntl.LOCK_EX):  # pragma: no cover - a new file
-            raise FileLockError(f"cannot lock the new file {path}", path)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise
-    return fd
-
-
-def release_lock_fd(fd: int) -> None:
-    """Unlock and close a descriptor locked by :func:`create_gate`."""
-    _close_lock_fd(fd, locked=True)
-
-
-def wait_gate(path: str, timeout: float | None, passed: int | None = None) -> int | None:
-    """Wait until the gate at ``path`` is opened; return its inode, or None.
-
-    None when there is no gate (or it cannot be opened), when the gate found is
-    ``passed`` (the inode of one waited at before: it stays up only while its
-    creator finishes or after it died), or when ``timeout`` ran out.
-    """
-    _require_flock(path)
-    try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError:  # none up, or something else in its place: the caller looks elsewhere
-        return None
-    try:
-        inode = os.fstat(fd).st_ino
-        taken = inode != passed and _try_flock(fd, path, fcntl.LOCK_SH)
-    except BaseException:
-        os.close(fd)
-        raise
-    if inode == passed:
-        os.close(fd)
-        return None
-    if not taken and not _waits.start(_FlockWait(fd, path, fcntl.LOCK_SH)).wait(timeout):
-        return None  # the abandoned wait closes fd
-    _close_lock_fd(fd, locked=True)
-    return inode
+        taken = _try_flock(fd, lock_path, fcntl.LOCK_SH)
+    finally:
+        _close_lock_fd(fd, locked=taken)
+    return not taken
 
 
 def lock_holder(path: str | os.PathLike[str]) -> str:
