@@ -63,7 +63,8 @@ def queue_as_dead_waiter(sidecar: Path, sub_dir: str, version: int) -> str:
 def queued(sidecar: Path) -> list[str]:
     """Names of the requests waiting in ``incoming``."""
     try:
-        return sorted(os.listdir(queue_directory(sidecar) / grouped.INCOMING))
+        names = os.listdir(queue_directory(sidecar) / grouped.INCOMING)
+        return sorted(name for name in names if not name.startswith("."))  # not temp files
     except FileNotFoundError:
         return []
 

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import logging
 import os
@@ -124,10 +125,14 @@ def _queue_of(target: str) -> str:
     return os.path.join(head, f".{name}{QUEUE_SUFFIX}")
 
 
+_numbers = itertools.count()
+"""This process's requests and temp files, numbered (with the pid, unique on the host)."""
+
+
 def _request_name() -> str:
     # CLOCK_MONOTONIC is one clock for every process on the host: names sort by arrival.
     stamp, thread = time.monotonic_ns(), threading.get_native_id()
-    return f"{stamp:020d}-{os.getpid()}-{thread}-{secrets.token_hex(4)}{REQUEST_SUFFIX}"
+    return f"{stamp:020d}-{os.getpid()}-{thread}-{next(_numbers):08x}{REQUEST_SUFFIX}"
 
 
 def _unlink_quietly(path: str) -> bool:
@@ -169,37 +174,35 @@ def _publish(queue: str, data: bytes) -> tuple[str, int]:
     """Publish a request into ``queue/incoming`` whole; return its name and a descriptor
     of it (the holder marks a request it applied, wherever the file is by then).
 
-    The directories are made only when missing (a holder removes them once empty).
+    The request is written to a temp file in ``incoming`` and renamed within it,
+    so that publishing locks no other directory. A holder that takes
+    ``incoming`` up meanwhile takes the temp file with it and removes it: then
+    the rename fails and the request is written again. The directories are
+    made only when missing (a holder removes them once empty).
     """
     name = _request_name()
     incoming = f"{queue}/{INCOMING}"
     for _ in range(_SPOOL_ATTEMPTS):
-        temp = f"{queue}/.{_REQUEST_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        number = next(_numbers) & 0xFFFFFFFF
+        temp = f"{incoming}/.{_REQUEST_LABEL}.{os.getpid()}-{number:08x}{TEMP_SUFFIX}"
         try:
             fd = _write_unsynced(temp, data)
         except FileNotFoundError:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(queue)
-            continue  # no queue yet, or a holder removed the empty one meanwhile
+            # No queue or no ``incoming`` yet, or a holder took it up or removed it.
+            for directory in (queue, incoming):
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(directory)
+            continue
         try:
-            for _ in range(_SPOOL_ATTEMPTS):
-                try:
-                    os.rename(temp, f"{incoming}/{name}")
-                    return name, fd
-                except FileNotFoundError:
-                    # No ``incoming`` (a holder took it up meanwhile), or no queue at all.
-                    try:
-                        os.mkdir(incoming)
-                    except FileExistsError:
-                        pass
-                    except FileNotFoundError:
-                        break
+            os.rename(temp, f"{incoming}/{name}")
+        except FileNotFoundError:
+            os.close(fd)  # taken up with ``incoming`` (and removed) just now: write it again
+            continue
         except BaseException:
             os.close(fd)
             _unlink_quietly(temp)
             raise
-        os.close(fd)
-        _unlink_quietly(temp)
+        return name, fd
     raise OSError(f"could not queue a request in {queue}: its directories kept vanishing")
 
 
@@ -293,6 +296,12 @@ def _remove_batch(directory: str) -> None:
 
 
 def _remove_if_empty(queue: str) -> None:
+    """Remove ``incoming`` and the queue directory if nothing is left in them.
+
+    Not while a gate is up: someone waits there, or is about to queue.
+    """
+    if os.path.lexists(f"{queue}/{GATE}"):
+        return
     for directory in (f"{queue}/{INCOMING}", queue):
         try:
             os.rmdir(directory)

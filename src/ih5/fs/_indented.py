@@ -55,8 +55,13 @@ def _encode(node: Any, newline: str, out: list[str], quote: Callable[[str], str]
         inner = newline + _INDENT
         separator = "[" + inner
         for value in node:
-            out.append(separator)
-            _encode(value, inner, out, quote)
+            if type(value) is str:
+                out.append(separator + quote(value))
+            elif type(value) is int:
+                out.append(separator + int.__repr__(value))
+            else:
+                out.append(separator)
+                _encode(value, inner, out, quote)
             separator = "," + inner
         out.append(newline + "]")
     elif node is None:
