@@ -310,16 +310,21 @@ def test_group_commit_waiter_returns_once_its_batch_is_durable_while_the_lock_is
 ) -> None:
     # A writer that takes the lock right after a holder lets go must not keep the
     # waiters of that holder's batch waiting: they learn from the mark, not the lock.
-    acks = tmp_path / "w.acks"
+    # (The first to queue waits for the lock itself: it is to apply what comes next.)
+    first_acks, acks = tmp_path / "first.acks", tmp_path / "w.acks"
     with workers(RUN_TIMEOUT) as pool:
         with file_lock(sidecar, timeout=10.0):
-            pool.start("w", update_and_report, sidecar, "w", acks)
+            pool.start("first", update_and_report, sidecar, "first", first_acks)
             wait_for(lambda: len(queued(sidecar)) == 1)
+            pool.start("w", update_and_report, sidecar, "w", acks)
+            wait_for(lambda: len(queued(sidecar)) == 2)
             flushed = grouped.flush_queue(sidecar, _applier(sidecar), None)
             wait_for(lambda: acknowledged(acks) == ["acknowledged"])
-            assert versions(sidecar) == {"images": 0, "w": 1}
+            assert versions(sidecar) == {"images": 0, "first": 1, "w": 1}
+            assert acknowledged(first_acks) == []
         grouped.finish_flush(sidecar, flushed)
-        assert pool.join() == {"w": 0}
+        assert pool.join() == {"first": 0, "w": 0}
+    assert acknowledged(first_acks) == ["acknowledged"]
     assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
 
 
@@ -333,7 +338,8 @@ def test_group_commit_waiters_at_a_gate_are_let_through_together(sidecar: Path) 
             wait_for(lambda: len(queued(sidecar)) == len(names))
             gate = grouped._take_gate(queue)
             assert gate is not None
-            wait_for(lambda: waiting_at(gate_path, pids) == len(names))
+            # Every waiter but the first, which waits for the lock (to apply what comes next).
+            wait_for(lambda: waiting_at(gate_path, pids) == len(names) - 1)
             os.unlink(gate_path)
             open_gate(gate)
             # Let through unmarked: they look again under the lock, which is still held.
@@ -354,7 +360,7 @@ def waiting_at(path: str, pids: list[int | None]) -> int:
     return count
 
 
-def test_group_commit_holder_names_a_waiter_that_queued_during_its_batch_to_apply_next(
+def test_group_commit_first_waiter_to_queue_during_a_batch_waits_for_the_lock_to_apply_next(
     sidecar: Path,
 ) -> None:
     queue = os.fspath(queue_directory(sidecar))
@@ -363,35 +369,49 @@ def test_group_commit_holder_names_a_waiter_that_queued_during_its_batch_to_appl
             pool.start("w0", one_update, sidecar, "w0")
             wait_for(lambda: len(queued(sidecar)) == 1)
             real_apply, holder = vars(grouped)["_apply_batch"], os.getpid()
+            late: list[int | None] = []
 
-            def apply_while_another_queues(*args: Any) -> str:
-                if os.getpid() == holder:  # not in the waiter forked here
-                    pool.start("w1", one_update, sidecar, "w1")
-                    wait_for(lambda: len(queued(sidecar)) == 1)
+            def apply_while_others_queue(*args: Any) -> str:
+                if os.getpid() == holder:  # not in the waiters forked here
+                    for name in ("w1", "w2"):
+                        late.append(pool.start(name, one_update, sidecar, name).pid)
+                        wait_for(lambda: len(queued(sidecar)) == len(late))
                 committed: str = real_apply(*args)
                 return committed
 
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(grouped, "_apply_batch", apply_while_another_queues)
+                patch.setattr(grouped, "_apply_batch", apply_while_others_queue)
                 flushed = grouped.flush_queue(sidecar, _applier(sidecar), None)
-            [late] = queued(sidecar)
-            incoming = os.path.join(queue, grouped.INCOMING)
-            assert os.stat(os.path.join(incoming, late)).st_mtime_ns == grouped._NEXT_HOLDER
-            assert stat.S_ISFIFO(os.stat(os.path.join(queue, grouped.GATE)).st_mode)
             assert versions(sidecar) == {"images": 0, "w0": 1}
+            # w1 made the new ``incoming``: it waits for the lock (as w0 does, the first
+            # before it, to find its request applied), w2 at the new gate.
+            waiters = lock_waiters(os.fspath(lock_path_for(sidecar)))
+            assert str(late[0]) in waiters and str(late[1]) not in waiters
+            gate_path = os.path.join(queue, grouped.GATE)
+            assert stat.S_ISFIFO(os.stat(gate_path).st_mode)
+            wait_for(lambda: waiting_at(gate_path, late[1:]) == 1)
         grouped.finish_flush(sidecar, flushed)
-        assert pool.join() == {"w0": 0, "w1": 0}
-    assert versions(sidecar) == {"images": 0, "w0": 1, "w1": 1}
+        assert pool.join() == {"w0": 0, "w1": 0, "w2": 0}
+    assert versions(sidecar) == {"images": 0, "w0": 1, "w1": 1, "w2": 1}
     assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
 
 
-def test_group_commit_waiters_whose_named_next_holder_died_look_under_the_lock(
+def lock_waiters(path: str) -> list[str]:
+    """Pids blocked waiting for a flock on ``path`` (Linux's /proc/locks marks them ``->``)."""
+    info = os.stat(path)
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    with open("/proc/locks") as locks:
+        rows = [line.split() for line in locks]
+    return [row[-4] for row in rows if "->" in row and "FLOCK" in row and row[-3] == device]
+
+
+def test_group_commit_waiters_whose_first_waiter_died_look_under_the_lock(
     sidecar: Path,
 ) -> None:
     queue = os.fspath(queue_directory(sidecar))
     queue_as_dead_waiter(sidecar, "dead", 1)
     with file_lock(sidecar, timeout=10.0):
-        grouped._hand_over(queue, None)  # names the dead waiter, puts a gate up for others
+        grouped._hand_over(queue, None)  # a gate for the waiters after the dead first one
     assert os.path.lexists(os.path.join(queue, grouped.GATE))
     with workers(RUN_TIMEOUT) as pool:
         pool.start("w", one_update, sidecar, "w")

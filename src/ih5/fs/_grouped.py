@@ -165,14 +165,23 @@ def _write_unsynced(path: str, data: bytes) -> int:
 
 def _spool(queue: str | os.PathLike[str], data: bytes) -> str:
     """Publish a request into ``queue/incoming`` whole; return its name there."""
-    name, fd = _publish(os.fspath(queue), data)
-    os.close(fd)
-    return name
+    published = _publish(os.fspath(queue), data)
+    os.close(published.fd)
+    return published.name
 
 
-def _publish(queue: str, data: bytes) -> tuple[str, int]:
-    """Publish a request into ``queue/incoming`` whole; return its name and a descriptor
-    of it (the holder marks a request it applied, wherever the file is by then).
+class Published(NamedTuple):
+    """A request in ``incoming``: its name, a descriptor of it (the holder marks a request
+    it applied, wherever the file is by then), and whether this waiter made ``incoming``
+    (the first to queue since the last holder took the queue up: it goes for the lock)."""
+
+    name: str
+    fd: int
+    first: bool
+
+
+def _publish(queue: str, data: bytes) -> Published:
+    """Publish a request into ``queue/incoming`` whole.
 
     The request is written to a temp file in ``incoming`` and renamed within it,
     so that publishing locks no other directory. A holder that takes
@@ -182,6 +191,7 @@ def _publish(queue: str, data: bytes) -> tuple[str, int]:
     """
     name = _request_name()
     incoming = f"{queue}/{INCOMING}"
+    first = False
     for _ in range(_SPOOL_ATTEMPTS):
         number = next(_numbers) & 0xFFFFFFFF
         temp = f"{incoming}/.{_REQUEST_LABEL}.{os.getpid()}-{number:08x}{TEMP_SUFFIX}"
@@ -189,9 +199,13 @@ def _publish(queue: str, data: bytes) -> tuple[str, int]:
             fd = _write_unsynced(temp, data)
         except FileNotFoundError:
             # No queue or no ``incoming`` yet, or a holder took it up or removed it.
-            for directory in (queue, incoming):
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(directory)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(queue)
+            try:
+                os.mkdir(incoming)
+                first = True
+            except FileExistsError:
+                pass
             continue
         try:
             os.rename(temp, f"{incoming}/{name}")
@@ -202,7 +216,7 @@ def _publish(queue: str, data: bytes) -> tuple[str, int]:
             os.close(fd)
             _unlink_quietly(temp)
             raise
-        return name, fd
+        return Published(name, fd, first)
     raise OSError(f"could not queue a request in {queue}: its directories kept vanishing")
 
 
@@ -220,29 +234,10 @@ def _mark_applied(batch: str, names: Sequence[str]) -> None:
 
 _APPLIED = 0
 """The mark (modification time, ns) of a request a durable commit holds."""
-_NEXT_HOLDER = 1
-"""The mark of the request whose waiter is to take the lock next and apply the queue."""
 
 
 def _mark(fd: int) -> int:
     return os.fstat(fd).st_mtime_ns
-
-
-def _name_next_holder(queue: str) -> bool:
-    """Under the lock: mark the first incoming request's waiter to apply the queue next.
-
-    False when nothing is incoming (or every request there was withdrawn meanwhile).
-    """
-    incoming = f"{queue}/{INCOMING}"
-    try:
-        names = sorted(name for name in os.listdir(incoming) if _is_request(name))
-    except FileNotFoundError:
-        return False
-    for name in names:
-        with contextlib.suppress(OSError):  # withdrawn, or another user's request
-            os.utime(f"{incoming}/{name}", ns=(_NEXT_HOLDER, _NEXT_HOLDER))
-            return True
-    return False
 
 
 def _is_request(name: str) -> bool:
@@ -502,14 +497,14 @@ def _take_gate(queue: str) -> int | None:
 
 
 def _hand_over(queue: str, gate: int | None) -> None:
-    """Under the lock, once this holding's batch is durable: see the queue applied next.
+    """Under the lock, once this holding's batch is durable: a gate for the next batch.
 
-    If requests came in meanwhile, the first one's waiter is marked to take the
-    lock next and a new gate is put up for the others; else the gate is taken down.
+    If requests came in meanwhile, a new gate is put up for their waiters (the
+    first of them is after the lock already); else the gate is taken down.
     """
     if gate is None and not os.path.lexists(queue):
         return  # nobody queued
-    if _name_next_holder(queue) and _install_gate(queue):
+    if os.path.lexists(f"{queue}/{INCOMING}") and _install_gate(queue):
         return
     _unlink_quietly(f"{queue}/{GATE}")
     _remove_if_empty(queue)  # the gate kept it from going when the last batch did
@@ -616,13 +611,15 @@ _GATE_LOOK = 0.05
 
 
 def _wait_and_apply(
-    target: Path, name: str, request_fd: int, apply: Apply, timeout: float | None
+    target: Path, published: Published, apply: Apply, timeout: float | None
 ) -> None:
-    """Wait until request ``name`` is applied, by a holder of the lock or by us.
+    """Wait until the request ``published`` is applied, by a holder of the lock or by us.
 
-    Waiting is at the holder's gate, which lets every waiter of a batch through
-    at once when the batch is durable; one whose request is marked applied
-    returns. Without a gate up it waits a moment for the lock in shared mode
+    The first waiter to queue since the last holder took the queue up waits for
+    the lock and applies the queue. The others wait at the holder's gate, which
+    lets every waiter of a batch through at once when the batch is durable; one
+    whose request is marked applied returns. Without a gate up it waits a
+    moment for the lock in shared mode
     (granted to all at once when the holder lets go), looks under it whether
     its request still waits, and if so tries the lock once: the first to get
     it applies every queued request. Every wait is in steps that look at the
@@ -630,11 +627,15 @@ def _wait_and_apply(
     while writers that come later take the lock before it.
     """
     queue = _queue_of(os.fspath(target))
+    name = published.name
     deadline = None if timeout is None else time.monotonic() + timeout
     extended = False
     while True:
         try:
-            if _look_until_applied(target, queue, name, request_fd, apply, deadline):
+            if not extended and published.first:
+                _apply_if_pending(target, queue, name, apply, _remaining(deadline))
+                return
+            if _look_until_applied(target, queue, name, published.fd, apply, deadline):
                 return
         except FileLockTimeoutError as exc:
             if _withdraw(queue, name) or extended:
@@ -663,22 +664,14 @@ def _look_until_applied(
     shared: SharedLockWait | None = None
     try:
         while True:
-            mark = _mark(request_fd)
-            if mark == _APPLIED:
+            if _mark(request_fd) == _APPLIED:
                 return True
-            if mark == _NEXT_HOLDER:  # named by the last holder to apply the queue next
-                if shared is not None:
-                    shared.close()
-                    shared = None
-                return _apply_if_pending(target, queue, name, apply, _remaining(deadline))
             gate = find_gate(gate_path, passed)
             if gate is not None:
                 with gate:
                     if shared is not None:  # a shared lock held here would keep a holder out
                         shared.close()
                         shared = None
-                    if _mark(request_fd) != mark:
-                        continue  # named or applied since: the gate found may be ours to open
                     remaining = _remaining(deadline)
                     look = _GATE_LOOK if remaining is None else min(_GATE_LOOK, remaining)
                     opened = gate.wait(look)
@@ -770,8 +763,8 @@ def grouped_update_json(
 
 def _wait_as_waiter(target: Path, data: bytes, apply: Apply, timeout: float | None) -> None:
     """Queue a request and wait until it is applied (:func:`_wait_and_apply`)."""
-    name, fd = _publish(_queue_of(os.fspath(target)), data)
+    published = _publish(_queue_of(os.fspath(target)), data)
     try:
-        _wait_and_apply(target, name, fd, apply, timeout)
+        _wait_and_apply(target, published, apply, timeout)
     finally:
-        os.close(fd)
+        os.close(published.fd)
