@@ -61,12 +61,12 @@ def queue_as_dead_waiter(sidecar: Path, sub_dir: str, version: int) -> str:
 
 
 def queued(sidecar: Path) -> list[str]:
-    """Names of the requests waiting in ``incoming``."""
+    """Names of the requests waiting in the queue's log (not withdrawn)."""
     try:
-        names = os.listdir(queue_directory(sidecar) / grouped.INCOMING)
-        return sorted(name for name in names if not name.startswith("."))  # not temp files
+        raw = (queue_directory(sidecar) / grouped.INCOMING).read_bytes()
     except FileNotFoundError:
         return []
+    return list(grouped.logged(raw))
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -63,7 +63,7 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -92,19 +92,22 @@ from ih5.fs._lock import (
     lock_still_held,
 )
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no grouped updates, but ih5 imports
+    fcntl = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
 
 QUEUE_SUFFIX = ".ih5-queue"
-INCOMING = "incoming"
-CLAIMED_PREFIX = "claimed-"
+LOG_SUFFIX = ".log"
+INCOMING = "incoming" + LOG_SUFFIX
 BATCH_PREFIX = "batch-"
 STAGED_PREFIX = "staged-"
 NEXT = "next"
-REQUEST_SUFFIX = ".request"
-_REQUEST_LABEL = "request"
 GATE = "gate"
 _GATE_LABEL = "gate"
-_QUEUE_TEMPS = frozenset((_REQUEST_LABEL, _GATE_LABEL))
+_QUEUE_TEMPS = frozenset((_GATE_LABEL,))
 _SPOOL_ATTEMPTS = 1000
 
 Apply = Callable[[Any, Any], Any]
@@ -126,13 +129,13 @@ def _queue_of(target: str) -> str:
 
 
 _numbers = itertools.count()
-"""This process's requests and temp files, numbered (with the pid, unique on the host)."""
+"""This process's requests, numbered (with the pid, unique on the host)."""
 
 
 def _request_name() -> str:
     # CLOCK_MONOTONIC is one clock for every process on the host: names sort by arrival.
     stamp, thread = time.monotonic_ns(), threading.get_native_id()
-    return f"{stamp:020d}-{os.getpid()}-{thread}-{next(_numbers):08x}{REQUEST_SUFFIX}"
+    return f"{stamp:020d}-{os.getpid()}-{thread}-{next(_numbers):08x}"
 
 
 def _unlink_quietly(path: str) -> bool:
@@ -143,37 +146,58 @@ def _unlink_quietly(path: str) -> bool:
     return True
 
 
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+_WITHDRAWN = b"-"
+"""A record starting with this withdraws the request named after it (in the same log)."""
+_SETTLE_STEP = 0.0001
 
 
-def _write_unsynced(path: str, data: bytes) -> int:
-    """Create ``path`` (it must not exist) holding ``data``; return its open descriptor.
-
-    On any failure the file is removed.
-    """
-    fd = os.open(path, _CREATE, 0o644)
+def _same_file(fd: int, path: str) -> bool:
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        _unlink_quietly(path)
-        raise
-    return fd
+        on_disk = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
+def _append_while_incoming(fd: int, log: str, record: bytes) -> bool:
+    """Append ``record`` to the log open at ``fd`` if it is still the queue's ``log``.
+
+    False once a holder has taken the log up. An appender holds the log in
+    shared mode from before it looks until after it writes, and a holder takes
+    the log it took up exclusively before reading it: so every record either
+    lands before the holder reads, or is not written at all.
+    """
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(_SETTLE_STEP)  # a holder reading the log it took up: a moment
+    try:
+        if not _same_file(fd, log):
+            return False
+        written = os.write(fd, record)
+        if written != len(record):  # a full disk: the torn record is dropped by its reader
+            raise OSError(errno.ENOSPC, "no room to queue the request whole", log)
+        return True
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _spool(queue: str | os.PathLike[str], data: bytes) -> str:
-    """Publish a request into ``queue/incoming`` whole; return its name there."""
+    """Publish a request into the queue's log; return its name there."""
     published = _publish(os.fspath(queue), data)
     os.close(published.fd)
     return published.name
 
 
 class Published(NamedTuple):
-    """A request in ``incoming``: its name, a descriptor of it (the holder marks a request
-    it applied, wherever the file is by then), and whether this waiter made ``incoming``
-    (the first to queue since the last holder took the queue up: it goes for the lock)."""
+    """A queued request: its name, a descriptor of the log holding it (the holder marks
+    a log it applied, wherever the file is by then), and whether this waiter made
+    the log (the first to queue since a holder took the queue up: it goes for the
+    lock)."""
 
     name: str
     fd: int
@@ -181,104 +205,130 @@ class Published(NamedTuple):
 
 
 def _publish(queue: str, data: bytes) -> Published:
-    """Publish a request into ``queue/incoming`` whole.
+    """Append a request to ``queue``'s log, ``incoming.log``, made if missing.
 
-    The request is written to a temp file in ``incoming`` and renamed within it,
-    so that publishing locks no other directory. A holder that takes
-    ``incoming`` up meanwhile takes the temp file with it and removes it: then
-    the rename fails and the request is written again. The directories are
-    made only when missing (a holder removes them once empty).
+    One line per request, its name and its compact JSON, after a newline (so
+    that a line torn by a full disk cannot swallow the next one). Appending
+    makes no file and renames nothing: waiters share one log until a holder
+    takes it up by renaming it, and the next waiter makes a new one.
     """
     name = _request_name()
-    incoming = f"{queue}/{INCOMING}"
-    first = False
+    record = b"\n" + name.encode() + b" " + data + b"\n"
+    log = f"{queue}/{INCOMING}"
     for _ in range(_SPOOL_ATTEMPTS):
-        number = next(_numbers) & 0xFFFFFFFF
-        temp = f"{incoming}/.{_REQUEST_LABEL}.{os.getpid()}-{number:08x}{TEMP_SUFFIX}"
+        first = False
         try:
-            fd = _write_unsynced(temp, data)
+            fd = os.open(log, _APPEND)
         except FileNotFoundError:
-            # No queue or no ``incoming`` yet, or a holder took it up or removed it.
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(queue)
             try:
-                os.mkdir(incoming)
+                fd = os.open(log, _APPEND | os.O_CREAT | os.O_EXCL, _log_mode(queue))
                 first = True
             except FileExistsError:
-                pass
-            continue
+                continue  # another waiter made it just now
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(queue)
+                continue
         try:
-            os.rename(temp, f"{incoming}/{name}")
-        except FileNotFoundError:
-            os.close(fd)  # taken up with ``incoming`` (and removed) just now: write it again
-            continue
+            if _append_while_incoming(fd, log, record):
+                return Published(name, fd, first)
         except BaseException:
             os.close(fd)
-            _unlink_quietly(temp)
             raise
-        return Published(name, fd, first)
-    raise OSError(f"could not queue a request in {queue}: its directories kept vanishing")
+        os.close(fd)  # taken up just before we wrote: append to the next log
+    raise OSError(f"could not queue a request in {queue}: its log kept being taken up")
 
 
-def _mark_applied(batch: str, names: Sequence[str]) -> None:
+def _log_mode(queue: str) -> int:
+    """A new log's permissions: whoever may queue (write in the queue directory) may append."""
+    try:
+        writable = stat.S_IMODE(os.stat(queue).st_mode) & 0o022
+    except OSError:
+        writable = 0
+    return 0o644 | writable
+
+
+def _mark_applied(batch: str) -> None:
     """Tell the waiters of a durably committed batch that their requests are applied.
 
-    The mark (a modification time of 0) is only a hint read without the lock:
-    a waiter that finds none learns its request's state under the lock.
+    The mark (a modification time of 0 on each log of the batch) is only a hint
+    read without the lock: a waiter that finds none learns its request's state
+    under the lock.
     """
-    for name in names:
-        # Not ours to change (another user's request), or gone: its waiter looks under the lock.
+    for name in os.listdir(batch):
+        # Not ours to change (another user's log), or gone: its waiters look under the lock.
         with contextlib.suppress(OSError):
             os.utime(f"{batch}/{name}", ns=(_APPLIED, _APPLIED))
 
 
 _APPLIED = 0
-"""The mark (modification time, ns) of a request a durable commit holds."""
+"""The mark (modification time, ns) of a log whose requests a durable commit holds."""
 
 
 def _mark(fd: int) -> int:
     return os.fstat(fd).st_mtime_ns
 
 
-def _is_request(name: str) -> bool:
-    return name.endswith(REQUEST_SUFFIX) and not name.startswith(".")
+def _is_log(name: str) -> bool:
+    return name.endswith(LOG_SUFFIX) and not name.startswith(".")
 
 
 def _uncommitted(queue: str, entry: str) -> bool:
     """Whether a batch directory's requests still wait to be applied."""
-    if entry.startswith((CLAIMED_PREFIX, BATCH_PREFIX)):
+    if entry.startswith(BATCH_PREFIX):
         return True
     return entry.startswith(STAGED_PREFIX) and os.path.lexists(f"{queue}/{entry}/{NEXT}")
 
 
-def pending(queue: str | os.PathLike[str], name: str) -> bool:
-    """Under the lock: whether request ``name`` still waits (incoming or uncommitted)."""
+def pending(queue: str | os.PathLike[str], log_fd: int) -> bool:
+    """Under the lock: whether the requests of the log open at ``log_fd`` still wait
+    (it is the queue's log, or in a batch not yet committed)."""
     queue = os.fspath(queue)
-    if os.path.lexists(f"{queue}/{INCOMING}/{name}"):
+    info = os.fstat(log_fd)
+    if info.st_mtime_ns == _APPLIED:
+        return False
+    if _same_file(log_fd, f"{queue}/{INCOMING}"):
         return True
     try:
         entries = os.listdir(queue)
     except FileNotFoundError:
         return False
-    return any(
-        _uncommitted(queue, entry) and os.path.lexists(f"{queue}/{entry}/{name}")
-        for entry in entries
-    )
+    for entry in entries:
+        if _uncommitted(queue, entry):
+            with contextlib.suppress(FileNotFoundError):
+                for name in os.listdir(f"{queue}/{entry}"):
+                    if _is_log(name) and _same_file(log_fd, f"{queue}/{entry}/{name}"):
+                        return True
+    return False
 
 
-def _withdraw(queue: str, name: str) -> bool:
-    """Remove request ``name`` if it is still incoming (a holder may take it up meanwhile)."""
-    return _unlink_quietly(f"{queue}/{INCOMING}/{name}")
+def _withdrawal(name: str) -> bytes:
+    return b"\n" + _WITHDRAWN + name.encode() + b"\n"
 
 
-def _withdraw_anywhere(queue: str, name: str) -> None:
-    """Under the lock: remove request ``name`` from wherever it waits, and what it leaves empty."""
-    if not _withdraw(queue, name):
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.listdir(queue):
-                if _uncommitted(queue, entry) and _unlink_quietly(f"{queue}/{entry}/{name}"):
-                    with contextlib.suppress(OSError):  # not empty: others still wait there
-                        os.rmdir(f"{queue}/{entry}")
+def _withdraw(queue: str, published: Published) -> bool:
+    """Withdraw a request if its log is still incoming (a holder may take it up meanwhile)."""
+    return _append_while_incoming(published.fd, f"{queue}/{INCOMING}", _withdrawal(published.name))
+
+
+def _withdraw_anywhere(queue: str, published: Published) -> None:
+    """Under the lock: withdraw a request from the log holding it, wherever that is, and
+    remove a taken-up log (and its batch) left with no request."""
+    record = _withdrawal(published.name)
+    if os.write(published.fd, record) != len(record):
+        raise OSError(errno.ENOSPC, "no room to withdraw a queued request whole")
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.listdir(queue):
+            if not _uncommitted(queue, entry):
+                continue
+            batch = f"{queue}/{entry}"
+            logs = [name for name in os.listdir(batch) if _is_log(name)]
+            for name in logs:
+                path = f"{batch}/{name}"
+                if _same_file(published.fd, path) and not logged(_read_settled(path)):
+                    os.unlink(path)
+                    if len(logs) == 1:
+                        _remove_batch(batch)
     _remove_if_empty(queue)
 
 
@@ -291,75 +341,44 @@ def _remove_batch(directory: str) -> None:
 
 
 def _remove_if_empty(queue: str) -> None:
-    """Remove ``incoming`` and the queue directory if nothing is left in them.
+    """Remove the queue directory if nothing is left in it.
 
     Not while a gate is up: someone waits there, or is about to queue.
     """
     if os.path.lexists(f"{queue}/{GATE}"):
         return
-    for directory in (f"{queue}/{INCOMING}", queue):
-        try:
-            os.rmdir(directory)
-        except FileNotFoundError:
-            continue
-        except OSError:  # not empty: a waiter is queueing
-            return
-
-
-def _drain(source: str, batch: str) -> None:
-    """Move every request from ``source`` into ``batch``, then remove ``source``.
-
-    A waiter's rename into ``incoming`` resolves that directory before it
-    moves the file, so a request can still land in an ``incoming`` just taken
-    up. Once ``source`` is removed nothing can (a rename into a removed
-    directory fails, and the waiter retries in the new ``incoming``): until
-    then, whatever landed is moved along.
-    """
-    while True:
-        for name in os.listdir(source):
-            if _is_request(name):
-                with contextlib.suppress(FileNotFoundError):  # withdrawn by its waiter
-                    os.rename(f"{source}/{name}", f"{batch}/{name}")
-            else:  # a dead holder's ``next`` or partial file
-                _unlink_quietly(f"{source}/{name}")
-        try:
-            os.rmdir(source)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
-                raise
+    with contextlib.suppress(OSError):  # missing, or not empty: someone is queueing
+        os.rmdir(queue)
 
 
 def _take_up(queue: str) -> str | None:
-    """Under the lock: gather every uncommitted request into one new batch directory
+    """Under the lock: gather every uncommitted request's log into one new batch directory
     (removing committed batches whose holders died before removing them)."""
     try:
         entries = sorted(os.listdir(queue))
     except FileNotFoundError:
         return None
     if any(is_temp_name(entry) for entry in entries):
-        sweep_stale_temps_in(queue, _QUEUE_TEMPS.__contains__)  # of killed waiters, holders
+        sweep_stale_temps_in(queue, _QUEUE_TEMPS.__contains__)  # of killed holders
     sources = []
     for entry in entries:
-        if entry == INCOMING:
-            continue
         if _uncommitted(queue, entry):
             sources.append(f"{queue}/{entry}")
         elif entry.startswith(STAGED_PREFIX):
             _remove_batch(f"{queue}/{entry}")  # committed; its holder died before removing it
+    if not sources and INCOMING not in entries:
+        _remove_if_empty(queue)
+        return None
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
-    claimed = f"{queue}/{CLAIMED_PREFIX}{token}"
-    try:
-        os.rename(f"{queue}/{INCOMING}", claimed)
-        sources.insert(0, claimed)
-    except FileNotFoundError:
-        if not sources:
-            _remove_if_empty(queue)
-            return None
     batch = f"{queue}/{BATCH_PREFIX}{token}"
     os.mkdir(batch)
-    for source in sources:
-        _drain(source, batch)
+    with contextlib.suppress(FileNotFoundError):  # no log: only dead holders' batches
+        os.rename(f"{queue}/{INCOMING}", f"{batch}/{token}{LOG_SUFFIX}")
+    for index, source in enumerate(sources):
+        for name in os.listdir(source):
+            if _is_log(name):  # a dead holder's logs; its ``next`` is left to go with it
+                os.rename(f"{source}/{name}", f"{batch}/{index:04d}-{name}")
+        _remove_batch(source)
     return batch
 
 
@@ -372,9 +391,11 @@ def _non_finite(name: str) -> float:
 _REQUEST_DECODER = json.JSONDecoder(parse_constant=_non_finite)  # one, not one per request
 
 
-def _read(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _read_settled(path: str) -> bytes:
+    """Read a log taken up, once every append already under way has landed in it."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # appenders hold it shared, for a moment each
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
@@ -383,18 +404,36 @@ def _read(path: str) -> bytes:
         os.close(fd)
 
 
-def _requests(batch: str) -> tuple[list[str], list[Any]]:
-    """The batch's request names and requests, in arrival order; a torn one (a power cut)
-    is dropped."""
-    names = sorted(entry for entry in os.listdir(batch) if _is_request(entry))
-    found = []
-    for name in names:
-        raw = _read(f"{batch}/{name}")
+def logged(raw: bytes) -> dict[str, bytes]:
+    """The requests a log holds, by name (in the order written), less those withdrawn."""
+    found: dict[str, bytes] = {}
+    for line in raw.split(b"\n"):
+        if line.startswith(_WITHDRAWN):
+            found.pop(line[1:].decode("utf-8", "replace"), None)
+            continue
+        name, space, data = line.partition(b" ")
+        if space:
+            found[name.decode("utf-8", "replace")] = data
+        elif line:
+            logger.warning("dropping a torn queued request (never acknowledged): %r", line[:80])
+    return found
+
+
+def _requests(batch: str) -> list[Any]:
+    """The batch's requests, in arrival order; a torn one (a power cut) is dropped."""
+    found: dict[str, bytes] = {}
+    for name in os.listdir(batch):
+        if _is_log(name):
+            found.update(logged(_read_settled(f"{batch}/{name}")))
+    requests = []
+    for name in sorted(found):
         try:
-            found.append(_REQUEST_DECODER.decode(raw.decode("utf-8")))
+            requests.append(_REQUEST_DECODER.decode(found[name].decode("utf-8")))
         except ValueError:
-            logger.warning("dropping torn queued request %s/%s (never acknowledged)", batch, name)
-    return names, found
+            logger.warning(
+                "dropping torn queued request %s in %s (never acknowledged)", name, batch
+            )
+    return requests
 
 
 def _existing_mode(path: Path) -> int | None:
@@ -437,8 +476,7 @@ def _apply_batch(
 ) -> str:
     """Apply a taken-up batch (and ``own``) to ``document``, commit it in one replace, make
     that durable and mark its requests applied; return the committed batch."""
-    names, requests = _requests(batch)
-    for request in requests:
+    for request in _requests(batch):
         document = apply(document, request)
     if own is not None:
         document = apply(document, own[0])
@@ -456,7 +494,7 @@ def _apply_batch(
     # Before any waiter is told: an unchanged document may be a plain update's whose
     # directory fsync is still to come.
     fsync_directory(target.absolute().parent)
-    _mark_applied(committed, names)
+    _mark_applied(committed)
     return committed
 
 
@@ -570,9 +608,9 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 def _apply_if_pending(
-    target: Path, queue: str, name: str, apply: Apply, timeout: float | None = 0.0
+    target: Path, queue: str, published: Published, apply: Apply, timeout: float | None = 0.0
 ) -> bool:
-    """Take the lock and, if request ``name`` still waits, apply the queue.
+    """Take the lock and, if the request ``published`` still waits, apply the queue.
 
     With the default ``timeout`` the lock is tried once: False if it is taken
     (whoever holds it, or the next holder, applies the queue). Otherwise a
@@ -586,11 +624,11 @@ def _apply_if_pending(
             if timeout != 0.0:
                 raise
             return False
-        if pending(queue, name):
+        if pending(queue, published.fd):
             try:
                 flushed = flush_queue(target, apply, None)
             except BaseException:
-                _withdraw_anywhere(queue, name)
+                _withdraw_anywhere(queue, published)
                 raise
     finish_flush(target, flushed)
     return True
@@ -627,18 +665,17 @@ def _wait_and_apply(
     while writers that come later take the lock before it.
     """
     queue = _queue_of(os.fspath(target))
-    name = published.name
     deadline = None if timeout is None else time.monotonic() + timeout
     extended = False
     while True:
         try:
             if not extended and published.first:
-                _apply_if_pending(target, queue, name, apply, _remaining(deadline))
+                _apply_if_pending(target, queue, published, apply, _remaining(deadline))
                 return
-            if _look_until_applied(target, queue, name, published.fd, apply, deadline):
+            if _look_until_applied(target, queue, published, apply, deadline):
                 return
         except FileLockTimeoutError as exc:
-            if _withdraw(queue, name) or extended:
+            if extended or _withdraw(queue, published):
                 if not extended:
                     raise
                 raise FileLockTimeoutError(
@@ -650,12 +687,12 @@ def _wait_and_apply(
             extended = True
             deadline = None if timeout is None else time.monotonic() + timeout
         except BaseException:
-            _withdraw(queue, name)
+            _withdraw(queue, published)
             raise
 
 
 def _look_until_applied(
-    target: Path, queue: str, name: str, request_fd: int, apply: Apply, deadline: float | None
+    target: Path, queue: str, published: Published, apply: Apply, deadline: float | None
 ) -> bool:
     """One wait of :func:`_wait_and_apply` (True once applied; a timeout raises)."""
     gate_path = f"{queue}/{GATE}"
@@ -664,7 +701,7 @@ def _look_until_applied(
     shared: SharedLockWait | None = None
     try:
         while True:
-            if _mark(request_fd) == _APPLIED:
+            if _mark(published.fd) == _APPLIED:
                 return True
             gate = find_gate(gate_path, passed)
             if gate is not None:
@@ -701,13 +738,13 @@ def _look_until_applied(
                 continue
             contended = shared.waited
             try:
-                waiting = pending(queue, name)
+                waiting = pending(queue, published.fd)
             finally:
                 shared.close()
                 shared = None
             if not waiting:
                 return True
-            if _apply_if_pending(target, queue, name, apply):
+            if _apply_if_pending(target, queue, published, apply):
                 return True
             collisions = collisions + 1 if not contended else 0
             if collisions > 1:
