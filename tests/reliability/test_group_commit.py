@@ -305,7 +305,7 @@ def test_group_commit_queued_value_read_from_a_sidecar_is_written_back_as_read(
     assert list(read_json(sidecar)["subdirectories"]) == ["images", "copy", "later"]
 
 
-def test_group_commit_waiter_returns_once_its_batch_is_durable_while_the_lock_is_still_held(
+def test_group_commit_waiter_returns_once_its_batch_is_durable_while_the_lock_is_held_again(
     sidecar: Path, tmp_path: Path
 ) -> None:
     # A writer that takes the lock right after a holder lets go must not keep the
@@ -319,10 +319,10 @@ def test_group_commit_waiter_returns_once_its_batch_is_durable_while_the_lock_is
             pool.start("w", update_and_report, sidecar, "w", acks)
             wait_for(lambda: len(queued(sidecar)) == 2)
             flushed = grouped.flush_queue(sidecar, _applier(sidecar), None)
+        with lock_held_by_a_thread(sidecar):
+            grouped.finish_flush(sidecar, flushed)  # durable, marked, the gate opened
             wait_for(lambda: acknowledged(acks) == ["acknowledged"])
             assert versions(sidecar) == {"images": 0, "first": 1, "w": 1}
-            assert acknowledged(first_acks) == []
-        grouped.finish_flush(sidecar, flushed)
         assert pool.join() == {"first": 0, "w": 0}
     assert acknowledged(first_acks) == ["acknowledged"]
     assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
@@ -421,12 +421,14 @@ def test_group_commit_waiters_whose_first_waiter_died_look_under_the_lock(
 
 
 def hold_then_die_marking(sidecar: Path, held: Path) -> None:
-    """Take the lock, wait for one queued request, and die applying it before marking it."""
+    """Take the lock, wait for one queued request, apply it and die before marking it
+    (which a holder does after letting the lock go)."""
     with file_lock(sidecar, timeout=10.0):
         acknowledge(held, "held")
         wait_for(lambda: len(queued(sidecar)) == 1)
         arm_kill([(grouped, "_mark_applied")], 1)
-        grouped.flush_queue(sidecar, _applier(sidecar), None)
+        flushed = grouped.flush_queue(sidecar, _applier(sidecar), None)
+    grouped.finish_flush(sidecar, flushed)
 
 
 def test_group_commit_holder_killed_before_marking_its_batch_loses_no_acknowledged_update(

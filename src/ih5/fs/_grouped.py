@@ -69,9 +69,11 @@ from typing import Any, NamedTuple
 
 from ih5.errors import FileLockError, FileLockTimeoutError
 from ih5.fs._atomic import (
+    STALE_TEMP_AGE,
     TEMP_SUFFIX,
     fsync_directory,
     is_temp_name,
+    pid_alive,
     sweep_stale_temps_in,
     write_new_file,
 )
@@ -364,7 +366,7 @@ def _take_up(queue: str) -> str | None:
     for entry in entries:
         if _uncommitted(queue, entry):
             sources.append(f"{queue}/{entry}")
-        elif entry.startswith(STAGED_PREFIX):
+        elif entry.startswith(STAGED_PREFIX) and not _holder_alive(queue, entry):
             _remove_batch(f"{queue}/{entry}")  # committed; its holder died before removing it
     if not sources and INCOMING not in entries:
         _remove_if_empty(queue)
@@ -380,6 +382,19 @@ def _take_up(queue: str) -> str | None:
                 os.rename(f"{source}/{name}", f"{batch}/{index:04d}-{name}")
         _remove_batch(source)
     return batch
+
+
+def _holder_alive(queue: str, entry: str) -> bool:
+    """Whether the holder that made batch directory ``entry`` may still be finishing it
+    (making it durable, marking it): its pid is alive, and it is not an hour old."""
+    pid = entry.split("-")[1]
+    if not pid.isdigit() or not pid_alive(int(pid)):
+        return False
+    try:
+        changed = os.lstat(f"{queue}/{entry}").st_mtime
+    except FileNotFoundError:
+        return False
+    return time.time() - changed < STALE_TEMP_AGE
 
 
 def _non_finite(name: str) -> float:
@@ -463,8 +478,8 @@ def _commit(target: Path, batch: str, encoded: bytes | None) -> str:
 
 
 class Flushed(NamedTuple):
-    """What is left to do once the lock is released: opening the gate, the directory
-    fsync, removing batches."""
+    """What is left to do once the lock is released: the directory fsync, marking the
+    committed batches, opening the gate, removing the batches."""
 
     sync: bool
     committed: tuple[str, ...] = ()
@@ -474,8 +489,8 @@ class Flushed(NamedTuple):
 def _apply_batch(
     target: Path, batch: str, apply: Apply, own: tuple[Any] | None, before: bytes, document: Any
 ) -> str:
-    """Apply a taken-up batch (and ``own``) to ``document``, commit it in one replace, make
-    that durable and mark its requests applied; return the committed batch."""
+    """Apply a taken-up batch (and ``own``) to ``document`` and commit it in one replace;
+    return the committed batch (made durable and marked applied after the lock)."""
     for request in _requests(batch):
         document = apply(document, request)
     if own is not None:
@@ -490,12 +505,7 @@ def _apply_batch(
             f"{target} was left as it was, retry the update",
             lock_path_for(target),
         )
-    committed = _commit(target, batch, encoded if changed else None)
-    # Before any waiter is told: an unchanged document may be a plain update's whose
-    # directory fsync is still to come.
-    fsync_directory(target.absolute().parent)
-    _mark_applied(committed)
-    return committed
+    return _commit(target, batch, encoded if changed else None)
 
 
 def _install_gate(queue: str) -> bool:
@@ -588,15 +598,26 @@ def _flush(
         before, document = load_for_update(target, None, False)
         return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
     before, document = load_for_update(target, None, False)
-    return Flushed(False, (_apply_batch(target, batch, apply, own, before, document),))
+    return Flushed(True, (_apply_batch(target, batch, apply, own, before, document),))
 
 
 def finish_flush(target: Path, flushed: Flushed) -> None:
-    """After the lock: open the holding's gate, make the commit durable, remove the batches."""
-    if flushed.gate is not None:
-        open_gate(flushed.gate)
-    if flushed.sync:
-        fsync_directory(target.absolute().parent)
+    """After the lock: make the commit durable, mark its requests applied, open the
+    holding's gate and remove the batches.
+
+    The next holder may commit meanwhile: its document holds this one's, and it
+    tells its own waiters only after its own directory fsync. The directory is
+    fsynced even for a batch that changed nothing: the document it found may be
+    a plain update's whose fsync is still to come.
+    """
+    try:
+        if flushed.sync:
+            fsync_directory(target.absolute().parent)
+        for committed in flushed.committed:
+            _mark_applied(committed)
+    finally:
+        if flushed.gate is not None:
+            open_gate(flushed.gate)  # unmarked, its waiters look under the lock
     for committed in flushed.committed:
         _remove_batch(committed)
     if flushed.committed:
@@ -726,7 +747,7 @@ def _look_until_applied(
                 passed = gate.inode  # nobody will open it: look under the lock
             if shared is None:
                 shared = SharedLockWait(target)
-            look = min(_LOOK_AGAIN * 2 ** max(0, looks - _LOOKS), _LOOK_AT_MOST)
+            look = min(_LOOK_AGAIN * 2 ** min(max(0, looks - _LOOKS), 8), _LOOK_AT_MOST)
             remaining = _remaining(deadline)
             if not shared.acquired(look if remaining is None else min(look, remaining)):
                 if remaining is not None and remaining <= look:
