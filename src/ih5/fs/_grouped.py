@@ -1,51 +1,59 @@
 """Group commit for locked JSON updates whose changes are data: one write for every waiter.
 
-A writer that finds the document's lock taken publishes its request (JSON
-data) in a queue directory beside the document, ``.NAME.ih5-queue/``, and then
-waits for the lock. Whoever holds the lock applies every queued request, in
-arrival order, in one replace of the document, so N waiting writers cost one
-fsynced write instead of N. The queue directory holds:
+A writer that finds the document's lock taken appends its request (JSON data)
+to a log in a queue directory beside the document, ``.NAME.ih5-queue/``, and
+then waits. Whoever holds the lock applies every queued request, in arrival
+order, in one replace of the document, so N waiting writers cost one fsynced
+write instead of N. The queue directory holds:
 
-- ``incoming/``: waiting requests, one file each, named by arrival (monotonic
-  clock, pid, thread) and published whole by a rename;
-- ``claimed-ID/``: an ``incoming`` a holder took up by renaming it; the holder
-  moves its requests into ``batch-ID/`` and removes it, after which no late
-  rename can land there (a request is always in exactly one of these);
-- ``batch-ID/``: the requests a holder is applying;
+- ``incoming.log``: waiting requests, one line each (a newline, the request's
+  name by arrival (monotonic clock, pid, thread), a space, its compact JSON, a
+  newline), appended by the waiters. A waiter holds the log in shared mode
+  (flock) while it checks that the file is still ``incoming.log`` and writes;
+  a line ``-NAME`` withdraws request NAME;
+- ``batch-ID/``: the logs a holder is applying. It takes ``incoming.log`` up
+  by renaming it here, then takes it exclusively, which waits for the appends
+  under way: every request lands before the holder reads, or is appended to
+  the next log (the next waiter makes a new ``incoming.log``);
 - ``staged-ID/``: a batch whose next document ``next`` is written and fsynced.
 
 The commit renames ``staged-ID/next`` over the document: that one rename both
 publishes the document and marks the batch applied. A ``staged-ID`` without
 ``next`` is committed and is only removed, never applied again, so an update
-made after it (by anyone) is never undone; a ``claimed-ID``, a ``batch-ID``, or
-a ``staged-ID`` that still holds ``next``, was not committed (its holder died
-or failed) and the next holder applies its requests to the document as it is
-then. Requests are not fsynced: one counts only once a committed document holds
-it, and one torn by a power cut was never acknowledged, so it is dropped.
+made after it (by anyone) is never undone; a ``batch-ID``, or a ``staged-ID``
+that still holds ``next``, was not committed (its holder died or failed) and
+the next holder applies its requests to the document as it is then.
+Requests are not fsynced: one counts only once a committed document holds it,
+and a line torn by a power cut or a full disk was never acknowledged, so it is
+dropped. No file is made per request: appending costs one write.
 
-Waiters wait at a gate, ``gate`` in the queue directory: a FIFO
-(``ih5.fs._gate``) that the holder takes up when it finds a queue and opens
-once its batch is durable and every request of it is marked applied
-(modification time 0), after letting the lock go. Every waiter there is let
-through at once, without anyone taking a lock. If requests came in during the
-batch, the holder marks the first of them as the next holder's (modification
-time 1) and puts up a new gate before it opens its own: the waiter named takes
-the lock and applies the queue, the others wait at the new gate, which the
-next holder (whoever it is) takes up and opens. Only one process goes for the
-lock per batch, instead of every waiter let in. A waiter whose request is
-marked applied returns; one that is not, or that finds no gate (the holder
-started before anyone queued), waits a moment on the lock in shared mode,
-learns under it whether its request still waits, and if so tries the lock
-once and applies the queue, or (the lock taken) looks for a gate again, after
-stepping aside a random moment if that keeps happening with nobody holding
-the lock (others let in with it tried it at once). A gate nobody opens (its
-holder, or the waiter named, died) is noticed by the waiters there: every
-moment they make sure someone holds the lock, and if nobody does they look
-under it. Waits are in steps, never in the lock's own queue, where later
-writers can take the lock before a waiter the kernel woke gets to run. The
-marks are only hints: the state of the queue directory under the lock is
-what counts. A waiter that times out withdraws its request if it is still
-incoming; one already taken up is being applied, so it waits once more.
+The holder lets the lock go right after the commit, then fsyncs the
+directory, marks every log of the batch applied (modification time 0) and
+opens its gate. The next holder may commit meanwhile: its document holds this
+one, and it tells its own waiters only after its own fsync. Waiters wait at
+the gate, ``gate`` in the queue directory: a FIFO (``ih5.fs._gate``) that a
+holder takes up when it finds a queue, and that lets every waiter there
+through at once, without anyone taking a lock. The first waiter to queue
+after a take-up (the one that makes ``incoming.log``) waits for the lock
+instead, to apply the next batch; if requests came in during a batch, its
+holder puts up a new gate for their other waiters before it lets the lock go,
+and the next holder (whoever it is) takes that gate up and opens it. So one
+process per batch goes for the lock, woken by the lock's release before the
+batch's waiters are. A waiter whose log is marked applied returns; one that
+is not, or that finds no gate (the holder started before anyone queued),
+waits a moment on the lock in shared mode, learns under it whether its
+request still waits, and if so tries the lock once and applies the queue, or
+(the lock taken) looks for a gate again, after stepping aside a random moment
+if that keeps happening with nobody holding the lock (others let in with it
+tried it at once). A gate nobody opens (its holder, or the first waiter,
+died) is noticed by the waiters there: every moment they make sure someone
+holds the lock, and if nobody does they look under it. Waits are in steps,
+never in the lock's own queue, where later writers can take the lock before a
+waiter the kernel woke gets to run. The marks are only hints: the state of
+the queue directory under the lock is what counts. A waiter that times out
+withdraws its request if its log is still incoming; one already taken up is
+being applied, so it waits once more. A holder removes another's committed
+batch only once that holder is gone (it may still be marking it).
 Every process queueing on a document must apply requests the same way: the
 queue is one writer's (the plate metadata writer's), not a general mailbox.
 """
