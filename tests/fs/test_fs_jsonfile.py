@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import ih5.fs._jsonfile as jsonfile
 from ih5 import (
     CorruptDocumentError,
     FileLockError,
@@ -24,7 +25,7 @@ from ih5 import (
     read_json,
 )
 from ih5.fs import lock_path_for, temp_path_for
-from ih5.fs._jsonfile import in_flight_marker
+from ih5.fs._jsonfile import IN_FLIGHT_NS, in_flight_marker
 from ih5.fs._lock import held_lock_fd
 
 Document = Any
@@ -329,6 +330,60 @@ def test_update_sweeps_temp_files_of_dead_writers_and_keeps_live_ones(
     in_flight_marker(target).touch()
     updater(target, add_run, default_data={})
     assert other_files(target) == [live.name]
+
+
+@UPDATERS
+def test_update_sweeps_after_a_write_noted_on_the_lock_file_was_interrupted(
+    target: Path, updater: Updater
+) -> None:
+    _, live = _leave_temp_files(target)
+    lock = lock_path_for(target)
+    lock.touch()
+    os.utime(lock, ns=(IN_FLIGHT_NS, IN_FLIGHT_NS))  # a writer killed mid-write
+    updater(target, add_run, default_data={})
+    assert other_files(target) == [live.name]
+    assert lock.stat().st_mtime_ns == IN_FLIGHT_NS  # the live writer's write is still in flight
+
+
+@UPDATERS
+def test_update_notes_its_write_on_the_lock_file_and_clears_the_note_after(
+    target: Path, updater: Updater, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    real_write = vars(jsonfile)["atomic_write_bytes"]
+
+    def write(*args: Any, **options: Any) -> None:
+        seen.append(lock_path_for(target).stat().st_mtime_ns)
+        real_write(*args, **options)
+
+    monkeypatch.setattr(jsonfile, "atomic_write_bytes", write)
+    updater(target, add_run, default_data={})
+    assert seen == [IN_FLIGHT_NS]
+    assert lock_path_for(target).stat().st_mtime_ns != IN_FLIGHT_NS
+    assert not in_flight_marker(target).exists()
+
+
+@UPDATERS
+def test_update_notes_its_write_in_a_marker_file_when_the_lock_file_is_not_its_own(
+    target: Path, updater: Updater, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bool] = []
+    real_write, real_utime = vars(jsonfile)["atomic_write_bytes"], os.utime
+
+    def write(*args: Any, **options: Any) -> None:
+        seen.append(in_flight_marker(target).exists())
+        real_write(*args, **options)
+
+    def utime(path: Any, *args: Any, **options: Any) -> None:
+        if isinstance(path, int):  # the lock file, by its descriptor: another user's
+            raise PermissionError(1, "Operation not permitted")
+        real_utime(path, *args, **options)
+
+    monkeypatch.setattr(jsonfile, "atomic_write_bytes", write)
+    monkeypatch.setattr(os, "utime", utime)
+    updater(target, add_run, default_data={})
+    assert seen == [True]
+    assert not in_flight_marker(target).exists()
 
 
 @UPDATERS

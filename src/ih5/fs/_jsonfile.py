@@ -28,7 +28,7 @@ from ih5.fs._atomic import (
     temp_files_for,
 )
 from ih5.fs._indented import indented_json
-from ih5.fs._lock import file_lock
+from ih5.fs._lock import file_lock, held_lock_fd
 from ih5.fs._oserrors import storage_error
 
 logger = logging.getLogger(__name__)
@@ -258,17 +258,23 @@ def load_for_update(path: Path, default_data: Any, backup_corrupt: bool) -> tupl
 
 
 # Sweeping for temp files costs a directory scan, which grows with the directory
-# (77 ms at 50,000 entries), so locked writers leave a marker file ("a write is in
-# flight") beside the document while they write, and sweep only when a previous
-# holder died before removing it. The marker is never opened for writing and never
-# followed: creating it with O_EXCL fails on any existing name, links included, and
-# unlinking a link removes the link. (The lock file itself is never written to.)
+# (77 ms at 50,000 entries), so a locked writer notes "a write is in flight" while it
+# writes, and holders sweep only when a previous one died before clearing the note.
+# The note is the held lock file's modification time, set to IN_FLIGHT_NS: an inode
+# change, where creating and removing a file costs an inode each update (the lock file
+# is never written to, only its times). Where the lock file is not ours to change
+# (another user made it), the note is a marker file beside the document instead,
+# which is never opened for writing and never followed: creating it with O_EXCL
+# fails on any existing name, links included, and unlinking a link removes the link.
 
 IN_FLIGHT_SUFFIX = ".ih5-in-flight"
+IN_FLIGHT_NS = 1
+"""The lock file's modification time (ns) while a write of its document is in flight."""
 
 
 def in_flight_marker(path: str | os.PathLike[str]) -> Path:
-    """The marker a locked writer of ``path`` keeps beside it while a write is in flight."""
+    """The marker a locked writer of ``path`` keeps beside it while a write is in flight
+    when the lock file is not its own to note it on."""
     target = Path(path)
     return target.with_name(f".{target.name}{IN_FLIGHT_SUFFIX}")
 
@@ -285,18 +291,39 @@ def _clear_marker(marker: Path) -> None:
         os.unlink(marker)
 
 
+def _note_in_flight(target: Path) -> Path | None:
+    """Note that a write of ``target`` is in flight; the marker file used, if one was."""
+    try:
+        os.utime(held_lock_fd(target), ns=(IN_FLIGHT_NS, IN_FLIGHT_NS))
+        return None
+    except PermissionError:
+        marker = in_flight_marker(target)
+        _set_marker(marker)
+        return marker
+
+
+def _clear_in_flight(target: Path, marker: Path | None) -> None:
+    if marker is None:
+        os.utime(held_lock_fd(target))  # now, as an untouched lock file's time would be
+    else:
+        _clear_marker(marker)
+
+
 def sweep_if_interrupted(target: Path) -> bool:
     """Under the lock: remove temp files of writers that died mid-write, if any did.
 
     Returns True while some remain (a killed writer that is not reaped yet
-    still looks alive): the marker then stays for the next holder.
+    still looks alive): the note then stays for the next holder.
     """
+    noted = os.fstat(held_lock_fd(target)).st_mtime_ns == IN_FLIGHT_NS
     marker = in_flight_marker(target)
-    if not os.path.lexists(marker):
+    if not noted and not os.path.lexists(marker):
         return False
     sweep_stale_temp_files(target)
     if temp_files_for(target):
         return True
+    if noted:
+        _clear_in_flight(target, None)
     _clear_marker(marker)
     return False
 
@@ -311,25 +338,23 @@ def write_if_changed(path: Path, before: bytes, document: Any, keep_note: bool) 
     encoded = encode_json(document, path)
     if encoded == before:
         return False
-    marker = in_flight_marker(path)
+    marker: Path | None = None
     try:
-        _set_marker(marker)
+        marker = _note_in_flight(path)
         atomic_write_bytes(path, encoded, sync_directory=False)
     except OSError as exc:
-        # atomic_write_bytes removed its temp file: nothing is in flight any more.
-        if not keep_note:
-            with contextlib.suppress(OSError):
-                _clear_marker(marker)
+        # The note stays: the temp file may be left (removing it can fail too), and
+        # the next holder's sweep, which then finds it, clears the note.
         typed = storage_error(exc, path.absolute().parent, f"updating {path.name}")
         if typed is None:
             raise
         raise typed from exc
     if not keep_note:
-        # The document is replaced already: a marker that cannot be removed must not
+        # The document is replaced already: a note that cannot be cleared must not
         # fail the update (the caller would think nothing was written); it costs the
         # next holder one needless sweep.
         with contextlib.suppress(OSError):
-            _clear_marker(marker)
+            _clear_in_flight(path, marker)
     return True
 
 
