@@ -316,9 +316,10 @@ def sweep_if_interrupted(target: Path) -> bool:
     still looks alive): the note then stays for the next holder.
     """
     noted = os.fstat(held_lock_fd(target)).st_mtime_ns == IN_FLIGHT_NS
-    marker = in_flight_marker(target)
-    if not noted and not os.path.lexists(marker):
+    head, name = os.path.split(target)
+    if not noted and not os.path.lexists(os.path.join(head, f".{name}{IN_FLIGHT_SUFFIX}")):
         return False
+    marker = in_flight_marker(target)
     sweep_stale_temp_files(target)
     if temp_files_for(target):
         return True

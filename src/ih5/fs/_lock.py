@@ -416,13 +416,13 @@ if hasattr(os, "register_at_fork"):
 
 def held_lock_fd(path: str | os.PathLike[str]) -> int:
     """The open (read-only) descriptor of the lock on ``path`` that this thread holds."""
-    return _path_lock(os.fspath(lock_path_for(path))).held_fd()
+    return _path_lock(os.fspath(path) + LOCK_SUFFIX).held_fd()
 
 
 def lock_still_held(path: str | os.PathLike[str]) -> bool:
     """Whether the lock this thread holds on ``path`` still guards it (its lock file was
     neither deleted nor replaced since it was taken): checked right before a commit."""
-    entry = _path_lock(os.fspath(lock_path_for(path)))
+    entry = _path_lock(os.fspath(path) + LOCK_SUFFIX)
     return _is_current(entry.held_fd(), entry.lock_path)
 
 
@@ -434,7 +434,7 @@ def file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0) -> Ite
     timeout raises :class:`FileLockTimeoutError` naming the lock file. The
     lock is re-entrant within one thread. Yields the lock file's path.
     """
-    entry = _path_lock(os.fspath(lock_path_for(path)))
+    entry = _path_lock(os.fspath(path) + LOCK_SUFFIX)
     entry.acquire(timeout)
     try:
         yield Path(entry.lock_path)
