@@ -11,7 +11,7 @@ from ih5.fs._gate import find_gate, make_gate, open_gate, take_gate
 
 def test_gate_lets_every_waiter_through_when_opened(tmp_path: Path) -> None:
     path = os.fspath(tmp_path / "gate")
-    os.close(make_gate(path))
+    make_gate(path)
     waits = [find_gate(path) for _ in range(3)]
     results: list[bool] = []
 
@@ -34,7 +34,7 @@ def test_gate_lets_every_waiter_through_when_opened(tmp_path: Path) -> None:
 
 def test_wait_at_a_gate_nobody_opens_times_out(tmp_path: Path) -> None:
     path = os.fspath(tmp_path / "gate")
-    os.close(make_gate(path))
+    make_gate(path)
     found = find_gate(path)
     assert found is not None
     with found:
@@ -45,7 +45,7 @@ def test_no_gate_is_found_where_there_is_none_or_only_the_one_passed(tmp_path: P
     path = os.fspath(tmp_path / "gate")
     assert find_gate(path) is None
     assert take_gate(path) is None
-    os.close(make_gate(path))
+    make_gate(path)
     found = find_gate(path)
     assert found is not None
     found.close()

@@ -59,3 +59,11 @@ def test_a_committed_batch_is_left_to_its_holder_while_it_lives(tmp_path: Path) 
         (batch / f"x{grouped.LOG_SUFFIX}").write_bytes(b"\na {}\n")
     assert grouped._take_up(os.fspath(queue)) is None
     assert sorted(os.listdir(queue)) == [alive.name]
+
+
+def test_gates_left_in_an_idle_queue_are_taken_down_with_it(tmp_path: Path) -> None:
+    queue = tmp_path / ".doc.json.ih5-queue"
+    queue.mkdir()
+    os.mkfifo(queue / f"{grouped.GATE_PREFIX}123")  # a waiter killed after putting it up
+    assert grouped._take_up(os.fspath(queue)) is None
+    assert not queue.exists()

@@ -28,7 +28,7 @@ import ih5.fs._grouped as grouped
 from ih5 import AtomicMetadataWriter, atomic_update_json, atomic_write_json, read_json
 from ih5.errors import FileLockTimeoutError, MetadataValidationError, MetadataWriteError
 from ih5.fs import encode_json_compact, file_lock, lock_path_for, queue_directory
-from ih5.fs._gate import open_gate
+from ih5.fs._gate import open_gate, take_gate
 from ih5.fs._lock import shared_file_lock
 from ih5.metadata import get_metadata_path
 from ih5.metadata._writer import _applier, _request
@@ -188,7 +188,8 @@ def test_group_commit_holder_killed_before_commit_leaves_its_batch_to_the_next_w
     assert sidecar.read_bytes() == before
     AtomicMetadataWriter(timeout=10.0).update_subdirectory_metadata(sidecar, "a", record("a", 2))
     # The queued a=1 came first: it is applied before this later a=2, never over it.
-    assert versions(sidecar) == {"images": 0, "a": 2, "b": 1}
+    # (The holder queued its own request behind them, finding a log up: it goes too.)
+    assert versions(sidecar) == {"images": 0, "a": 2, "b": 1, "holder": 1}
     assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
 
 
@@ -330,16 +331,15 @@ def test_group_commit_waiter_returns_once_its_batch_is_durable_while_the_lock_is
 
 def test_group_commit_waiters_at_a_gate_are_let_through_together(sidecar: Path) -> None:
     names = [f"w{index}" for index in range(4)]
-    queue = os.fspath(queue_directory(sidecar))
-    gate_path = os.path.join(queue, grouped.GATE)
     with workers(RUN_TIMEOUT) as pool:
         with file_lock(sidecar, timeout=10.0):
             pids = [pool.start(name, one_update, sidecar, name).pid for name in names]
             wait_for(lambda: len(queued(sidecar)) == len(names))
-            gate = grouped._take_gate(queue)
-            assert gate is not None
+            gate_path = gate_of_the_log(sidecar)
             # Every waiter but the first, which waits for the lock (to apply what comes next).
             wait_for(lambda: waiting_at(gate_path, pids) == len(names) - 1)
+            gate = take_gate(gate_path)
+            assert gate is not None
             os.unlink(gate_path)
             open_gate(gate)
             # Let through unmarked: they look again under the lock, which is still held.
@@ -348,6 +348,12 @@ def test_group_commit_waiters_at_a_gate_are_let_through_together(sidecar: Path) 
         assert set(pool.join().values()) == {0}
     assert versions(sidecar) == {"images": 0, **dict.fromkeys(names, 1)}
     assert left_beside(sidecar) == [sidecar.name, lock_path_for(sidecar).name]
+
+
+def gate_of_the_log(sidecar: Path) -> str:
+    """The gate the waiters of the queue's log wait at (named by the log's inode)."""
+    queue = queue_directory(sidecar)
+    return os.fspath(queue / f"{grouped.GATE_PREFIX}{(queue / grouped.INCOMING).stat().st_ino}")
 
 
 def waiting_at(path: str, pids: list[int | None]) -> int:
@@ -363,7 +369,6 @@ def waiting_at(path: str, pids: list[int | None]) -> int:
 def test_group_commit_first_waiter_to_queue_during_a_batch_waits_for_the_lock_to_apply_next(
     sidecar: Path,
 ) -> None:
-    queue = os.fspath(queue_directory(sidecar))
     with workers(RUN_TIMEOUT) as pool:
         with file_lock(sidecar, timeout=10.0):
             pool.start("w0", one_update, sidecar, "w0")
@@ -383,13 +388,13 @@ def test_group_commit_first_waiter_to_queue_during_a_batch_waits_for_the_lock_to
                 patch.setattr(grouped, "_apply_batch", apply_while_others_queue)
                 flushed = grouped.flush_queue(sidecar, _applier(sidecar), None)
             assert versions(sidecar) == {"images": 0, "w0": 1}
-            # w1 made the new ``incoming``: it waits for the lock (as w0 does, the first
-            # before it, to find its request applied), w2 at the new gate.
+            # w1 made the new log: it waits for the lock (as w0 does, the first before
+            # it, to find its request applied), w2 at the new log's gate.
             waiters = lock_waiters(os.fspath(lock_path_for(sidecar)))
             assert str(late[0]) in waiters and str(late[1]) not in waiters
-            gate_path = os.path.join(queue, grouped.GATE)
-            assert stat.S_ISFIFO(os.stat(gate_path).st_mode)
+            gate_path = gate_of_the_log(sidecar)
             wait_for(lambda: waiting_at(gate_path, late[1:]) == 1)
+            assert stat.S_ISFIFO(os.stat(gate_path).st_mode)
         grouped.finish_flush(sidecar, flushed)
         assert pool.join() == {"w0": 0, "w1": 0, "w2": 0}
     assert versions(sidecar) == {"images": 0, "w0": 1, "w1": 1, "w2": 1}
@@ -408,11 +413,7 @@ def lock_waiters(path: str) -> list[str]:
 def test_group_commit_waiters_whose_first_waiter_died_look_under_the_lock(
     sidecar: Path,
 ) -> None:
-    queue = os.fspath(queue_directory(sidecar))
-    queue_as_dead_waiter(sidecar, "dead", 1)
-    with file_lock(sidecar, timeout=10.0):
-        grouped._hand_over(queue, None)  # a gate for the waiters after the dead first one
-    assert os.path.lexists(os.path.join(queue, grouped.GATE))
+    queue_as_dead_waiter(sidecar, "dead", 1)  # it made the log: it was to take the lock
     with workers(RUN_TIMEOUT) as pool:
         pool.start("w", one_update, sidecar, "w")
         assert pool.join() == {"w": 0}

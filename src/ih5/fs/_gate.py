@@ -14,7 +14,6 @@ times out looks elsewhere (the lock) to learn whether its opener is alive.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import stat
@@ -25,15 +24,13 @@ _WAITER_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | _NOFOLLOW
 _SEEN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
-def make_gate(path: str) -> int:
-    """Create a gate at ``path`` (it must not exist); return the descriptor to open it with."""
+def make_gate(path: str) -> None:
+    """Create a gate at ``path`` (it must not exist: FileExistsError otherwise).
+
+    Nobody opens it for writing until it is opened: a reader that found it
+    meanwhile would take a writer that came and went for the gate opening.
+    """
     os.mkfifo(path, 0o644)
-    try:
-        return os.open(path, _OPENER_FLAGS)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise
 
 
 def take_gate(path: str) -> int | None:

@@ -29,31 +29,32 @@ dropped. No file is made per request: appending costs one write.
 
 The holder lets the lock go right after the commit, then fsyncs the
 directory, marks every log of the batch applied (modification time 0) and
-opens its gate. The next holder may commit meanwhile: its document holds this
-one, and it tells its own waiters only after its own fsync. Waiters wait at
-the gate, ``gate`` in the queue directory: a FIFO (``ih5.fs._gate``) that a
-holder takes up when it finds a queue, and that lets every waiter there
-through at once, without anyone taking a lock. The first waiter to queue
-after a take-up (the one that makes ``incoming.log``) waits for the lock
-instead, to apply the next batch; if requests came in during a batch, its
-holder puts up a new gate for their other waiters before it lets the lock go,
-and the next holder (whoever it is) takes that gate up and opens it. So one
+opens their gates. The next holder may commit meanwhile: its document holds
+this one, and it tells its own waiters only after its own fsync. Each log has
+a gate, ``gate-INODE`` in the queue directory (the log's inode, which the
+rename keeps): a FIFO (``ih5.fs._gate``) that the first waiter to need it
+puts up and that lets every waiter there through at once, without anyone
+taking a lock. A waiter looks at its mark after it found the gate and before
+it waits there, so a gate opened (and taken down) before it came costs it
+nothing. The first waiter to queue after a take-up (the one that makes
+``incoming.log``) waits for the lock instead, to apply the next batch: so one
 process per batch goes for the lock, woken by the lock's release before the
-batch's waiters are. A waiter whose log is marked applied returns; one that
-is not, or that finds no gate (the holder started before anyone queued),
-waits a moment on the lock in shared mode, learns under it whether its
-request still waits, and if so tries the lock once and applies the queue, or
-(the lock taken) looks for a gate again, after stepping aside a random moment
-if that keeps happening with nobody holding the lock (others let in with it
-tried it at once). A gate nobody opens (its holder, or the first waiter,
-died) is noticed by the waiters there: every moment they make sure someone
-holds the lock, and if nobody does they look under it. Waits are in steps,
-never in the lock's own queue, where later writers can take the lock before a
-waiter the kernel woke gets to run. The marks are only hints: the state of
-the queue directory under the lock is what counts. A waiter that times out
-withdraws its request if its log is still incoming; one already taken up is
-being applied, so it waits once more. A holder removes another's committed
-batch only once that holder is gone (it may still be marking it).
+batch's waiters are, and each waiter waits at one gate, its own batch's.
+A waiter whose log is marked applied returns. One whose gate opened but is
+not marked (its holder failed), or that finds no gate, waits a moment on the
+lock in shared mode, learns under it whether its request still waits, and if
+so tries the lock once and applies the queue, or (the lock taken) looks again,
+after stepping aside a random moment if that keeps happening with nobody
+holding the lock (others let in with it tried it at once). A gate nobody opens
+(its holder, or the first waiter, died) is noticed by the waiters there: every
+moment they make sure someone holds the lock, and if nobody does they look
+under it. Waits are in steps, never in the lock's own queue, where later
+writers can take the lock before a waiter the kernel woke gets to run. The
+marks are only hints: the state of the queue directory under the lock is what
+counts. A waiter that times out withdraws its request if its log is still
+incoming; one already taken up is being applied, so it waits once more. A
+holder removes another's committed batch only once that holder is gone (it
+may still be marking it), and the gates of an idle queue with it.
 Every process queueing on a document must apply requests the same way: the
 queue is one writer's (the plate metadata writer's), not a general mailbox.
 """
@@ -78,7 +79,6 @@ from typing import Any, NamedTuple
 from ih5.errors import FileLockError, FileLockTimeoutError
 from ih5.fs._atomic import (
     STALE_TEMP_AGE,
-    TEMP_SUFFIX,
     fsync_directory,
     is_temp_name,
     pid_alive,
@@ -115,9 +115,8 @@ INCOMING = "incoming" + LOG_SUFFIX
 BATCH_PREFIX = "batch-"
 STAGED_PREFIX = "staged-"
 NEXT = "next"
-GATE = "gate"
-_GATE_LABEL = "gate"
-_QUEUE_TEMPS = frozenset((_GATE_LABEL,))
+GATE_PREFIX = "gate-"
+_QUEUE_TEMPS = frozenset(("gate",))  # of versions that put gates up by a rename
 _SPOOL_ATTEMPTS = 1000
 
 Apply = Callable[[Any, Any], Any]
@@ -351,13 +350,8 @@ def _remove_batch(directory: str) -> None:
 
 
 def _remove_if_empty(queue: str) -> None:
-    """Remove the queue directory if nothing is left in it.
-
-    Not while a gate is up: someone waits there, or is about to queue.
-    """
-    if os.path.lexists(f"{queue}/{GATE}"):
-        return
-    with contextlib.suppress(OSError):  # missing, or not empty: someone is queueing
+    """Remove the queue directory if nothing is left in it (else someone is queueing)."""
+    with contextlib.suppress(OSError):
         os.rmdir(queue)
 
 
@@ -377,6 +371,10 @@ def _take_up(queue: str) -> str | None:
         elif entry.startswith(STAGED_PREFIX) and not _holder_alive(queue, entry):
             _remove_batch(f"{queue}/{entry}")  # committed; its holder died before removing it
     if not sources and INCOMING not in entries:
+        if not any(entry.startswith(STAGED_PREFIX) for entry in entries):
+            for entry in entries:  # nobody waits: gates left by waiters killed meanwhile
+                if entry.startswith(GATE_PREFIX):
+                    _unlink_quietly(f"{queue}/{entry}")
         _remove_if_empty(queue)
         return None
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -491,7 +489,6 @@ class Flushed(NamedTuple):
 
     sync: bool
     committed: tuple[str, ...] = ()
-    gate: int | None = None
 
 
 def _apply_batch(
@@ -516,54 +513,32 @@ def _apply_batch(
     return _commit(target, batch, encoded if changed else None)
 
 
-def _install_gate(queue: str) -> bool:
-    """Under the lock: put up a new gate as ``queue/gate`` (over the one there, if any).
+def _gate_of(queue: str, log_fd: int) -> str:
+    """The gate of the log open at ``log_fd``: named by its inode, which a rename keeps."""
+    return f"{queue}/{GATE_PREFIX}{os.fstat(log_fd).st_ino}"
 
-    Whoever holds the lock next takes it up (:func:`_take_gate`) and opens it. False
-    when no gate can be made there: its waiters then look under the lock.
-    """
-    temp = f"{queue}/.{_GATE_LABEL}.{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+def _put_up_gate(path: str) -> bool:
+    """Make the gate at ``path`` unless it is up already; True if this call made it."""
     try:
-        fd = make_gate(temp)
-    except OSError:
+        make_gate(path)
+    except FileExistsError:
         return False
-    try:
-        os.rename(temp, f"{queue}/{GATE}")
-    except BaseException:
-        _unlink_quietly(temp)
-        raise
-    finally:
-        os.close(fd)
     return True
 
 
-def _take_gate(queue: str) -> int | None:
-    """Under the lock: the gate this holding opens once its batch is durable.
-
-    The gate already up (put up by the last holder, or left by one that died) if
-    there is one, since its waiters wait there; else a new one. None when
-    there is no queue (then nobody waits yet) or no gate can be made.
-    """
-    if not os.path.lexists(queue):
-        return None
-    gate = take_gate(f"{queue}/{GATE}")
-    if gate is None and _install_gate(queue):
-        gate = take_gate(f"{queue}/{GATE}")
-    return gate
-
-
-def _hand_over(queue: str, gate: int | None) -> None:
-    """Under the lock, once this holding's batch is durable: a gate for the next batch.
-
-    If requests came in meanwhile, a new gate is put up for their waiters (the
-    first of them is after the lock already); else the gate is taken down.
-    """
-    if gate is None and not os.path.lexists(queue):
-        return  # nobody queued
-    if os.path.lexists(f"{queue}/{INCOMING}") and _install_gate(queue):
-        return
-    _unlink_quietly(f"{queue}/{GATE}")
-    _remove_if_empty(queue)  # the gate kept it from going when the last batch did
+def _open_gates(queue: str, batch: str) -> None:
+    """Open the gates of the batch's logs (its waiters go: marked, or to look under the
+    lock) and take them down."""
+    for name in os.listdir(batch):
+        if not _is_log(name):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path = f"{queue}/{GATE_PREFIX}{os.lstat(f'{batch}/{name}').st_ino}"
+            gate = take_gate(path)
+            if gate is not None:
+                _unlink_quietly(path)
+                open_gate(gate)
 
 
 def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
@@ -581,25 +556,27 @@ def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
     """
     leftovers = sweep_if_interrupted(target)
     queue = _queue_of(os.fspath(target))
-    gate = _take_gate(queue)
+    batch: list[str] = []
     try:
-        flushed = _flush(target, queue, apply, own, leftovers)
-        _hand_over(queue, gate)
+        return _flush(target, queue, apply, own, leftovers, batch)
     except BaseException:
-        if gate is not None:
-            try:
-                _unlink_quietly(f"{queue}/{GATE}")
-                _remove_if_empty(queue)
-            finally:
-                open_gate(gate)
+        for taken in batch:  # not committed: its waiters look under the lock
+            with contextlib.suppress(OSError):
+                _open_gates(queue, taken)
         raise
-    return flushed._replace(gate=gate)
 
 
 def _flush(
-    target: Path, queue: str, apply: Apply, own: tuple[Any] | None, leftovers: bool
+    target: Path,
+    queue: str,
+    apply: Apply,
+    own: tuple[Any] | None,
+    leftovers: bool,
+    taken: list[str],
 ) -> Flushed:
     batch = _take_up(queue)
+    if batch is not None:
+        taken.append(batch)
     if batch is None:
         if own is None:
             return Flushed(False)
@@ -624,8 +601,8 @@ def finish_flush(target: Path, flushed: Flushed) -> None:
         for committed in flushed.committed:
             _mark_applied(committed)
     finally:
-        if flushed.gate is not None:
-            open_gate(flushed.gate)  # unmarked, its waiters look under the lock
+        for committed in flushed.committed:  # unmarked, its waiters look under the lock
+            _open_gates(os.path.dirname(committed), committed)
     for committed in flushed.committed:
         _remove_batch(committed)
     if flushed.committed:
@@ -724,20 +701,29 @@ def _look_until_applied(
     target: Path, queue: str, published: Published, apply: Apply, deadline: float | None
 ) -> bool:
     """One wait of :func:`_wait_and_apply` (True once applied; a timeout raises)."""
-    gate_path = f"{queue}/{GATE}"
+    gate_path = _gate_of(queue, published.fd)
     passed: int | None = None
+    made: bool | None = None
     looks = collisions = 0
     shared: SharedLockWait | None = None
     try:
         while True:
             if _mark(published.fd) == _APPLIED:
+                if made:  # put up after the holder opened the gate there: nobody waits at it
+                    _unlink_quietly(gate_path)
                 return True
             gate = find_gate(gate_path, passed)
+            if gate is None and made is None:
+                with contextlib.suppress(OSError):  # no queue left, say: look under the lock
+                    made = _put_up_gate(gate_path)
+                gate = find_gate(gate_path, passed)
             if gate is not None:
                 with gate:
                     if shared is not None:  # a shared lock held here would keep a holder out
                         shared.close()
                         shared = None
+                    if _mark(published.fd) == _APPLIED:
+                        continue  # applied, and its gate opened, before this one was found
                     remaining = _remaining(deadline)
                     look = _GATE_LOOK if remaining is None else min(_GATE_LOOK, remaining)
                     opened = gate.wait(look)
@@ -807,8 +793,8 @@ def grouped_update_json(
     """
     target = Path(path)
     data = encode_json_compact(request, target)  # refuse what JSON cannot hold before anything
-    if queue and os.path.lexists(f"{_queue_of(os.fspath(target))}/{GATE}"):
-        # A gate is up: a holder is applying a batch, so trying the lock would fail.
+    if queue and os.path.lexists(f"{_queue_of(os.fspath(target))}/{INCOMING}"):
+        # Others queue already: a holder is applying a batch, or about to.
         _wait_as_waiter(target, data, apply, timeout)
         return
     busy = False
