@@ -19,6 +19,18 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+
+def still_at(fd: int, path: str) -> bool:
+    """Whether the file open at ``fd`` is still the one at ``path`` (not moved, deleted or
+    replaced), ``path`` itself not followed."""
+    try:
+        on_disk = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
 COARSE_MARGIN_NS = 2_000_000_000
 """The racy window on file systems with whole-second timestamps (FAT's are 2 s)."""
 FINE_MARGIN_NS = 50_000_000

@@ -85,6 +85,7 @@ from ih5.fs._atomic import (
     sweep_stale_temps_in,
     write_new_file,
 )
+from ih5.fs._filestate import still_at
 from ih5.fs._gate import find_gate, make_gate, open_gate, take_gate
 from ih5.fs._jsonfile import (
     ReadNonFinite,
@@ -161,15 +162,6 @@ _WITHDRAWN = b"-"
 _SETTLE_STEP = 0.0001
 
 
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        on_disk = os.lstat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
-
-
 def _append_while_incoming(fd: int, log: str, record: bytes) -> bool:
     """Append ``record`` to the log open at ``fd`` if it is still the queue's ``log``.
 
@@ -185,7 +177,7 @@ def _append_while_incoming(fd: int, log: str, record: bytes) -> bool:
         except BlockingIOError:
             time.sleep(_SETTLE_STEP)  # a holder reading the log it took up: a moment
     try:
-        if not _same_file(fd, log):
+        if not still_at(fd, log):
             return False
         written = os.write(fd, record)
         if written != len(record):  # a full disk: the torn record is dropped by its reader
@@ -296,7 +288,7 @@ def pending(queue: str | os.PathLike[str], log_fd: int) -> bool:
     info = os.fstat(log_fd)
     if info.st_mtime_ns == _APPLIED:
         return False
-    if _same_file(log_fd, f"{queue}/{INCOMING}"):
+    if still_at(log_fd, f"{queue}/{INCOMING}"):
         return True
     try:
         entries = os.listdir(queue)
@@ -306,7 +298,7 @@ def pending(queue: str | os.PathLike[str], log_fd: int) -> bool:
         if _uncommitted(queue, entry):
             with contextlib.suppress(FileNotFoundError):
                 for name in os.listdir(f"{queue}/{entry}"):
-                    if _is_log(name) and _same_file(log_fd, f"{queue}/{entry}/{name}"):
+                    if _is_log(name) and still_at(log_fd, f"{queue}/{entry}/{name}"):
                         return True
     return False
 
@@ -334,7 +326,7 @@ def _withdraw_anywhere(queue: str, published: Published) -> None:
             logs = [name for name in os.listdir(batch) if _is_log(name)]
             for name in logs:
                 path = f"{batch}/{name}"
-                if _same_file(published.fd, path) and not logged(_read_settled(path)):
+                if still_at(published.fd, path) and not logged(_read_settled(path)):
                     os.unlink(path)
                     if len(logs) == 1:
                         _remove_batch(batch)

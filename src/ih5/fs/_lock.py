@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ih5.errors import FileLockError, FileLockSymlinkError, FileLockTimeoutError
+from ih5.fs._filestate import still_at
 from ih5.fs._oserrors import storage_error
 
 try:
@@ -140,16 +141,6 @@ def _close_lock_fd(fd: int, *, locked: bool) -> None:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
-
-
-def _is_current(fd: int, lock_path: str) -> bool:
-    """Tell whether ``fd`` is still the file at ``lock_path`` (nobody deleted or replaced it)."""
-    try:
-        on_disk = os.lstat(lock_path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
 
 
 WAIT_THREAD_PREFIX = "ih5-lock-wait:"
@@ -302,7 +293,7 @@ def _lock_fd_waited(
         if waiter is not None and not waiter.wait(remaining):
             raise _timeout_error(lock_path, timeout)
         try:
-            current = _is_current(fd, lock_path)
+            current = still_at(fd, lock_path)
         except BaseException:
             _close_lock_fd(fd, locked=True)
             raise
@@ -423,7 +414,7 @@ def lock_still_held(path: str | os.PathLike[str]) -> bool:
     """Whether the lock this thread holds on ``path`` still guards it (its lock file was
     neither deleted nor replaced since it was taken): checked right before a commit."""
     entry = _path_lock(os.fspath(path) + LOCK_SUFFIX)
-    return _is_current(entry.held_fd(), entry.lock_path)
+    return still_at(entry.held_fd(), entry.lock_path)
 
 
 @contextmanager
@@ -511,7 +502,7 @@ class SharedLockWait:
                 self._wait = None
                 if not wait.wait(0.0):  # pragma: no cover - it has finished
                     return False
-            if _is_current(self._fd, self.lock_path):
+            if still_at(self._fd, self.lock_path):
                 return True
             # The lock file was removed or replaced while we waited: wait for the new one.
             _close_lock_fd(self._fd, locked=True)
