@@ -281,26 +281,29 @@ def _uncommitted(queue: str, entry: str) -> bool:
     return entry.startswith(STAGED_PREFIX) and os.path.lexists(f"{queue}/{entry}/{NEXT}")
 
 
-def pending(queue: str | os.PathLike[str], log_fd: int) -> bool:
-    """Under the lock: whether the requests of the log open at ``log_fd`` still wait
-    (it is the queue's log, or in a batch not yet committed)."""
-    queue = os.fspath(queue)
-    info = os.fstat(log_fd)
-    if info.st_mtime_ns == _APPLIED:
-        return False
+def _waiting_log(queue: str, log_fd: int) -> str | None:
+    """Under the lock: where the log open at ``log_fd`` waits, if its requests still do:
+    the queue's log itself, or a log in a batch not yet committed."""
     if still_at(log_fd, f"{queue}/{INCOMING}"):
-        return True
+        return f"{queue}/{INCOMING}"
     try:
         entries = os.listdir(queue)
     except FileNotFoundError:
-        return False
+        return None
     for entry in entries:
         if _uncommitted(queue, entry):
             with contextlib.suppress(FileNotFoundError):
                 for name in os.listdir(f"{queue}/{entry}"):
                     if _is_log(name) and still_at(log_fd, f"{queue}/{entry}/{name}"):
-                        return True
-    return False
+                        return f"{queue}/{entry}/{name}"
+    return None
+
+
+def pending(queue: str | os.PathLike[str], log_fd: int) -> bool:
+    """Under the lock: whether the requests of the log open at ``log_fd`` still wait."""
+    if _mark(log_fd) == _APPLIED:
+        return False
+    return _waiting_log(os.fspath(queue), log_fd) is not None
 
 
 def _withdrawal(name: str) -> bytes:
@@ -318,18 +321,12 @@ def _withdraw_anywhere(queue: str, published: Published) -> None:
     record = _withdrawal(published.name)
     if os.write(published.fd, record) != len(record):
         raise OSError(errno.ENOSPC, "no room to withdraw a queued request whole")
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.listdir(queue):
-            if not _uncommitted(queue, entry):
-                continue
-            batch = f"{queue}/{entry}"
-            logs = [name for name in os.listdir(batch) if _is_log(name)]
-            for name in logs:
-                path = f"{batch}/{name}"
-                if still_at(published.fd, path) and not logged(_read_settled(path)):
-                    os.unlink(path)
-                    if len(logs) == 1:
-                        _remove_batch(batch)
+    path = _waiting_log(queue, published.fd)
+    if path is not None and path != f"{queue}/{INCOMING}" and not logged(_read_settled(path)):
+        os.unlink(path)
+        batch = os.path.dirname(path)
+        if not any(_is_log(name) for name in os.listdir(batch)):
+            _remove_batch(batch)
     _remove_if_empty(queue)
 
 
@@ -477,7 +474,7 @@ def _commit(target: Path, batch: str, encoded: bytes | None) -> str:
 
 class Flushed(NamedTuple):
     """What is left to do once the lock is released: the directory fsync, marking the
-    committed batches, opening the gate, removing the batches."""
+    committed batches, opening their gates, removing them."""
 
     sync: bool
     committed: tuple[str, ...] = ()
@@ -536,51 +533,33 @@ def _open_gates(queue: str, batch: str) -> None:
 def flush_queue(target: Path, apply: Apply, own: tuple[Any] | None) -> Flushed:
     """Under the lock: apply every queued request, then ``own``'s one, in one write.
 
-    Whoever queues meanwhile waits at the gate this holding takes up: opened by
-    :func:`finish_flush` once the lock is let go, when the batch is durable and
-    its requests are marked applied. Those not in it find the next gate up, and
-    the first of them is marked to take the lock next. A committed batch is
-    fsynced (its directory) before its waiters are told; removing it is left to
-    :func:`finish_flush`. A plain update (nothing queued) leaves its directory
-    fsync to the caller after the lock, as ``atomic_update_json`` does: the next
-    writer's document holds it and is fsynced before it returns. On an error the
-    gate is opened at once and taken down: its waiters look under the lock.
+    The batch's directory fsync, its marks and opening its logs' gates are left
+    to :func:`finish_flush`, after the lock. A plain update (nothing queued)
+    leaves its directory fsync to the caller after the lock too, as
+    ``atomic_update_json`` does: the next writer's document holds it and is
+    fsynced before it returns. On an error the gates are opened at once: their
+    waiters look under the lock.
     """
     leftovers = sweep_if_interrupted(target)
     queue = _queue_of(os.fspath(target))
-    batch: list[str] = []
-    try:
-        return _flush(target, queue, apply, own, leftovers, batch)
-    except BaseException:
-        for taken in batch:  # not committed: its waiters look under the lock
-            with contextlib.suppress(OSError):
-                _open_gates(queue, taken)
-        raise
-
-
-def _flush(
-    target: Path,
-    queue: str,
-    apply: Apply,
-    own: tuple[Any] | None,
-    leftovers: bool,
-    taken: list[str],
-) -> Flushed:
     batch = _take_up(queue)
-    if batch is not None:
-        taken.append(batch)
     if batch is None:
         if own is None:
             return Flushed(False)
         before, document = load_for_update(target, None, False)
         return Flushed(write_if_changed(target, before, apply(document, own[0]), leftovers))
-    before, document = load_for_update(target, None, False)
-    return Flushed(True, (_apply_batch(target, batch, apply, own, before, document),))
+    try:
+        before, document = load_for_update(target, None, False)
+        return Flushed(True, (_apply_batch(target, batch, apply, own, before, document),))
+    except BaseException:
+        with contextlib.suppress(OSError):  # not committed: its waiters look under the lock
+            _open_gates(queue, batch)
+        raise
 
 
 def finish_flush(target: Path, flushed: Flushed) -> None:
-    """After the lock: make the commit durable, mark its requests applied, open the
-    holding's gate and remove the batches.
+    """After the lock: make the commit durable, mark its requests applied, open their
+    gates and remove the batches.
 
     The next holder may commit meanwhile: its document holds this one's, and it
     tells its own waiters only after its own directory fsync. The directory is
@@ -633,9 +612,8 @@ def _apply_if_pending(
 
 
 _LOOK_AGAIN = 0.002
-"""How long (seconds) a waiter that finds no gate up waits for the lock before it looks for
-a gate (or its mark) again: a holder that started before anyone queued raises its gate
-at its next batch. After ``_LOOKS`` looks in a row find none (the lock is held by
+"""How long (seconds) a waiter looking under the lock waits for it in shared mode before
+it looks at its mark again. After ``_LOOKS`` looks in a row (the lock is held by
 another kind of writer, or a long one), the wait doubles each time up to
 ``_LOOK_AT_MOST``."""
 _LOOKS = 10
@@ -643,7 +621,7 @@ _LOOK_AT_MOST = 0.01
 _STEP_ASIDE = 0.0002
 _GATE_LOOK = 0.05
 """How long (seconds) a waiter waits at a gate before it makes sure someone holds the lock
-(a gate whose opener died, or whose next holder did, is never opened)."""
+(the gate of a log whose holder, or first waiter, died is never opened)."""
 
 
 def _wait_and_apply(
@@ -652,15 +630,14 @@ def _wait_and_apply(
     """Wait until the request ``published`` is applied, by a holder of the lock or by us.
 
     The first waiter to queue since the last holder took the queue up waits for
-    the lock and applies the queue. The others wait at the holder's gate, which
+    the lock and applies the queue. The others wait at their log's gate, which
     lets every waiter of a batch through at once when the batch is durable; one
-    whose request is marked applied returns. Without a gate up it waits a
-    moment for the lock in shared mode
-    (granted to all at once when the holder lets go), looks under it whether
-    its request still waits, and if so tries the lock once: the first to get
-    it applies every queued request. Every wait is in steps that look at the
-    mark and the gate in between, so that no waiter sits in a lock's queue
-    while writers that come later take the lock before it.
+    whose request is marked applied returns. One that is not waits a moment for
+    the lock in shared mode (granted to all at once when the holder lets go),
+    looks under it whether its request still waits, and if so tries the lock
+    once: the first to get it applies every queued request. Every wait is in
+    steps that look at the mark in between, so that no waiter sits in a lock's
+    queue while writers that come later take the lock before it.
     """
     queue = _queue_of(os.fspath(target))
     deadline = None if timeout is None else time.monotonic() + timeout

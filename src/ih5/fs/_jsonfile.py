@@ -275,8 +275,13 @@ IN_FLIGHT_NS = 1
 def in_flight_marker(path: str | os.PathLike[str]) -> Path:
     """The marker a locked writer of ``path`` keeps beside it while a write is in flight
     when the lock file is not its own to note it on."""
-    target = Path(path)
-    return target.with_name(f".{target.name}{IN_FLIGHT_SUFFIX}")
+    return Path(_marker_of(path))
+
+
+def _marker_of(path: str | os.PathLike[str]) -> str:
+    # A string: every locked update looks for it, and pathlib costs more than the lstat.
+    head, name = os.path.split(os.fspath(path))
+    return os.path.join(head, f".{name}{IN_FLIGHT_SUFFIX}")
 
 
 def _set_marker(marker: Path) -> None:
@@ -286,7 +291,7 @@ def _set_marker(marker: Path) -> None:
         os.close(os.open(marker, flags, 0o644))
 
 
-def _clear_marker(marker: Path) -> None:
+def _clear_marker(marker: str | os.PathLike[str]) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(marker)
 
@@ -316,10 +321,9 @@ def sweep_if_interrupted(target: Path) -> bool:
     still looks alive): the note then stays for the next holder.
     """
     noted = os.fstat(held_lock_fd(target)).st_mtime_ns == IN_FLIGHT_NS
-    head, name = os.path.split(target)
-    if not noted and not os.path.lexists(os.path.join(head, f".{name}{IN_FLIGHT_SUFFIX}")):
+    marker = _marker_of(target)
+    if not noted and not os.path.lexists(marker):
         return False
-    marker = in_flight_marker(target)
     sweep_stale_temp_files(target)
     if temp_files_for(target):
         return True

@@ -47,7 +47,12 @@ _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 
 def lock_path_for(path: str | os.PathLike[str]) -> Path:
     """Return the lock file that guards ``path`` (its name + ``.lock``)."""
-    return Path(os.fspath(path) + LOCK_SUFFIX)
+    return Path(_lock_file_of(path))
+
+
+def _lock_file_of(path: str | os.PathLike[str]) -> str:
+    # A string: the update paths build it several times per update, pathlib costs.
+    return os.fspath(path) + LOCK_SUFFIX
 
 
 def _flock_error(exc: OSError, lock_path: str) -> OSError:
@@ -407,13 +412,13 @@ if hasattr(os, "register_at_fork"):
 
 def held_lock_fd(path: str | os.PathLike[str]) -> int:
     """The open (read-only) descriptor of the lock on ``path`` that this thread holds."""
-    return _path_lock(os.fspath(path) + LOCK_SUFFIX).held_fd()
+    return _path_lock(_lock_file_of(path)).held_fd()
 
 
 def lock_still_held(path: str | os.PathLike[str]) -> bool:
     """Whether the lock this thread holds on ``path`` still guards it (its lock file was
     neither deleted nor replaced since it was taken): checked right before a commit."""
-    entry = _path_lock(os.fspath(path) + LOCK_SUFFIX)
+    entry = _path_lock(_lock_file_of(path))
     return still_at(entry.held_fd(), entry.lock_path)
 
 
@@ -425,7 +430,7 @@ def file_lock(path: str | os.PathLike[str], timeout: float | None = 30.0) -> Ite
     timeout raises :class:`FileLockTimeoutError` naming the lock file. The
     lock is re-entrant within one thread. Yields the lock file's path.
     """
-    entry = _path_lock(os.fspath(path) + LOCK_SUFFIX)
+    entry = _path_lock(_lock_file_of(path))
     entry.acquire(timeout)
     try:
         yield Path(entry.lock_path)
@@ -454,7 +459,7 @@ def take_shared_lock(path: str | os.PathLike[str], timeout: float | None) -> tup
     Returns the locked descriptor (release it with :func:`release_shared_lock`) and
     whether it had to wait: False when nobody held the lock exclusively.
     """
-    lock_path = os.fspath(path) + LOCK_SUFFIX
+    lock_path = _lock_file_of(path)
     deadline = float("inf") if timeout is None else time.monotonic() + timeout
     return _lock_fd_waited(lock_path, deadline, timeout, shared=True)
 
@@ -474,7 +479,7 @@ class SharedLockWait:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.lock_path = os.fspath(path) + LOCK_SUFFIX
+        self.lock_path = _lock_file_of(path)
         _require_flock(self.lock_path)
         self.waited = False
         self._fd = -1
@@ -522,7 +527,7 @@ class SharedLockWait:
 
 def held_exclusively(path: str | os.PathLike[str]) -> bool:
     """Whether someone holds the lock guarding ``path`` exclusively, right now."""
-    lock_path = os.fspath(path) + LOCK_SUFFIX
+    lock_path = _lock_file_of(path)
     _require_flock(lock_path)
     fd = _open_lock_file(lock_path)
     taken = False
